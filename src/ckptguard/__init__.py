@@ -1,0 +1,83 @@
+"""ckptguard: load PyTorch checkpoints on PyTorch >= 2.6 without switching the safety off.
+
+The scan API imports neither torch nor numpy::
+
+    import ckptguard
+    report = ckptguard.scan("model.ckpt", allow=["mypkg.MyEnum"])
+    report.verdict            # FileVerdict.SAFE / REVIEW / DANGEROUS / ERROR
+    report.files[0].globals   # every global the file's pickles would import, judged
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+
+from ckptguard._errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    Error,
+    PolicyError,
+    UnsafeCheckpointError,
+    UsageError,
+)
+from ckptguard._model import (
+    FileReport,
+    FileVerdict,
+    Finding,
+    GlobalRef,
+    ScanReport,
+    Severity,
+    Use,
+    Verdict,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckpointError",
+    "CorruptCheckpointError",
+    "Error",
+    "FileReport",
+    "FileVerdict",
+    "Finding",
+    "GlobalRef",
+    "PolicyError",
+    "ScanReport",
+    "Severity",
+    "UnsafeCheckpointError",
+    "UsageError",
+    "Use",
+    "Verdict",
+    "__version__",
+    "scan",
+]
+
+PathArg = str | os.PathLike[str]
+
+
+def scan(
+    paths: PathArg | Sequence[PathArg],
+    *,
+    allow: Iterable[str] = (),
+    policy: object = None,
+    jobs: int | None = None,
+) -> ScanReport:
+    """Scan files or directories without executing or importing anything from them.
+
+    ``allow`` adds globals (``"module.Name"`` or ``"package.*"``) on top of the policy;
+    ``policy`` is a policy file path or a :class:`ckptguard._policy.Policy`; when it is None the
+    policy comes from ``$CKPTGUARD_POLICY`` or the nearest ``pyproject.toml`` with a
+    ``[tool.ckptguard]`` table, else the shipped defaults. Returns a :class:`ScanReport`;
+    problems with a file are reported as verdict ``error``, never raised. A malformed policy
+    raises :class:`PolicyError`.
+    """
+    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
+    from ckptguard._scan import scan_paths  # noqa: PLC0415
+
+    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
+        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
+    resolved = resolve_policy(allow=allow, policy=policy)
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    return scan_paths(list(paths), policy=resolved, jobs=jobs)

@@ -1,0 +1,73 @@
+"""The one error hierarchy of ckptguard.
+
+Every exception ckptguard raises on purpose derives from :class:`Error`. Each carries a
+one-line ``problem`` and an optional ``hint`` (the next command to run); :meth:`Error.diagnostics`
+renders both for people. Only the CLI prints them and chooses an exit code.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class Error(Exception):
+    """Base class of every error ckptguard raises on purpose."""
+
+    def __init__(self, problem: str, *, hint: str | None = None) -> None:
+        super().__init__(problem)
+        self.problem = problem
+        self.hint = hint
+
+    def diagnostics(self) -> str:
+        """A human-readable explanation: what is wrong and what to do next."""
+        text = self.problem
+        if self.hint:
+            text += f"\n  hint: {self.hint}"
+        return text
+
+    def __str__(self) -> str:
+        return self.diagnostics()
+
+
+class UsageError(Error):
+    """The caller asked for something ckptguard cannot do (bad flag, bad argument)."""
+
+
+class PolicyError(Error):
+    """A policy file or allow entry is invalid (bad TOML, unknown key, malformed name)."""
+
+
+class CheckpointError(Error):
+    """Base of everything ckptguard raises about a checkpoint file."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        format: str | None = None,  # noqa: A002 - what the file turned out to be, if known
+    ) -> None:
+        self.path = None if path is None else str(path)
+        self.format = format  # e.g. "git-lfs-pointer", "html", "pytorch-zip"
+        super().__init__(problem, hint=hint)
+
+    def with_path(self, path: str | Path) -> CheckpointError:
+        """Return this error with ``path`` set (readers raise before they know the path)."""
+        if self.path is None:
+            self.path = str(path)
+        return self
+
+    def diagnostics(self) -> str:
+        head = f"{self.path}: {self.problem}" if self.path else self.problem
+        if self.hint:
+            head += f"\n  hint: {self.hint}"
+        return head
+
+
+class CorruptCheckpointError(CheckpointError):
+    """The file is unreadable, truncated, inconsistent, or not a checkpoint at all."""
+
+
+class UnsafeCheckpointError(CheckpointError):
+    """The file needs globals that the policy does not allow."""

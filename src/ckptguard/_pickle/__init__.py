@@ -1,0 +1,23 @@
+"""Static analysis of pickle streams: a symbolic unpickler that never executes anything."""
+
+from ckptguard._pickle._types import (
+    DEFAULT_LIMITS,
+    OPAQUE,
+    GlobalConst,
+    GlobalUsage,
+    PickleAnalysis,
+    PickleError,
+    PickleLimits,
+)
+from ckptguard._pickle._vm import analyze_pickle
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "OPAQUE",
+    "GlobalConst",
+    "GlobalUsage",
+    "PickleAnalysis",
+    "PickleError",
+    "PickleLimits",
+    "analyze_pickle",
+]

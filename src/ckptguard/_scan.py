@@ -1,0 +1,254 @@
+"""Scan orchestration: files and directories in, report objects out.
+
+Reads each file with :mod:`ckptguard._formats` (which analyses every pickle in it), judges each
+global with the :class:`~ckptguard._policy.Policy`, and folds everything into frozen report
+objects. Nothing here prints; problems with a file become an ``error`` verdict on that file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ckptguard._errors import CheckpointError
+from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff
+from ckptguard._model import (
+    FileReport,
+    FileVerdict,
+    Finding,
+    GlobalRef,
+    ScanReport,
+    Severity,
+    Use,
+    Verdict,
+    worst_verdict,
+)
+from ckptguard._pickle import GlobalUsage, PickleError
+from ckptguard._policy import Policy
+
+# Below this many files a process pool costs more than it saves.
+_PARALLEL_MIN_FILES = 8
+
+_DANGEROUS_HINT = (
+    "this file tries to run code or reach outside Python's data types: do not load it; "
+    "if you produced it yourself, re-save it from a trusted environment"
+)
+
+
+@dataclass
+class _Acc:
+    """Accumulates one global's usage across the pickles of a file."""
+
+    count: int = 0
+    uses: set[Use] = field(default_factory=set)
+    locations: list[str] = field(default_factory=list)
+
+
+def _collect(extracted: Extracted) -> dict[tuple[str, str], _Acc]:
+    acc: dict[tuple[str, str], _Acc] = {}
+    for stream in extracted.pickles:
+        for g in stream.analysis.globals:
+            a = acc.setdefault((g.module, g.name), _Acc())
+            a.count += g.count
+            a.uses.update(g.uses)
+            if stream.name not in a.locations:
+                a.locations.append(stream.name)
+    return acc
+
+
+def _judge(acc: dict[tuple[str, str], _Acc], policy: Policy) -> tuple[GlobalRef, ...]:
+    refs = []
+    for (module, name), a in acc.items():
+        verdict, reason = policy.classify(module, name)
+        refs.append(
+            GlobalRef(
+                module=module,
+                name=name,
+                verdict=verdict,
+                reason=reason,
+                count=a.count,
+                uses=tuple(sorted(a.uses, key=lambda u: u.value)),
+                locations=tuple(a.locations),
+            )
+        )
+    order = {Verdict.DANGEROUS: 0, Verdict.UNKNOWN: 1, Verdict.ALLOWED: 2, Verdict.SAFE: 3}
+    refs.sort(key=lambda r: (order[r.verdict], r.module, r.name))
+    return tuple(refs)
+
+
+def _hint(path: str, refs: tuple[GlobalRef, ...], verdict: FileVerdict) -> str | None:
+    if verdict is FileVerdict.DANGEROUS:
+        return _DANGEROUS_HINT
+    if verdict is FileVerdict.REVIEW:
+        unknown = [r.qualified_name for r in refs if r.verdict is Verdict.UNKNOWN]
+        if unknown:
+            flags = " ".join(f"--allow {n}" for n in unknown)
+            return (
+                f"if you trust these classes: ckptguard scan {path} {flags}  "
+                f"(Python: ckptguard.load(path, allow={unknown!r})); "
+                f"to fix the file for good: ckptguard convert {path} OUT.pt"
+            )
+        return "review the findings above before loading this file"
+    return None
+
+
+def _error_report(
+    path: str, err: CheckpointError, size: int | None, policy: Policy | None = None
+) -> FileReport:
+    return FileReport(
+        path=path,
+        format=err.format or "unknown",
+        verdict=FileVerdict.ERROR,
+        globals=_partial_refs(err, policy) if policy is not None else (),
+        findings=(
+            Finding(
+                rule="scan-error",
+                severity=Severity.ERROR,
+                message=err.problem,
+                location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,
+            ),
+        ),
+        size=size,
+        hint=err.hint,
+    )
+
+
+def _partial_refs(err: CheckpointError, policy: Policy) -> tuple[GlobalRef, ...]:
+    """Globals a broken pickle referenced before it broke: still worth showing."""
+    if not isinstance(err, PickleError) or not err.partial:
+        return ()
+    acc: dict[tuple[str, str], _Acc] = {}
+    for g in err.partial:
+        _add_usage(acc, g, "partial")
+    return _judge(acc, policy)
+
+
+def _add_usage(acc: dict[tuple[str, str], _Acc], g: GlobalUsage, where: str) -> None:
+    a = acc.setdefault((g.module, g.name), _Acc())
+    a.count += g.count
+    a.uses.update(g.uses)
+    a.locations.append(where)
+
+
+def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileReport:
+    """Scan one file. Never raises for problems with the file: they give verdict ``error``."""
+    spath = os.fspath(path)
+    try:
+        size: int | None = os.stat(spath).st_size
+    except OSError:
+        size = None
+    try:
+        extracted = read_file(spath)
+    except FileNotFoundError:
+        err = CheckpointError(
+            "no such file", path=spath, hint="check the path (ckptguard scan takes files and "
+            "directories)"
+        )
+        return _error_report(spath, err, size)
+    except IsADirectoryError:
+        err = CheckpointError("is a directory", path=spath, hint=f"ckptguard scan {spath}")
+        return _error_report(spath, err, size)
+    except OSError as exc:
+        err = CheckpointError(
+            f"cannot read the file: {exc.strerror or exc}",
+            path=spath,
+            hint="check the file's permissions and that it is fully downloaded",
+        )
+        return _error_report(spath, err, size)
+    except CheckpointError as exc:
+        return _error_report(spath, exc, size, policy)
+
+    refs = _judge(_collect(extracted), policy)
+    findings: list[Finding] = []
+    for stream in extracted.pickles:
+        findings.extend(stream.analysis.findings)
+    findings.extend(extracted.findings)
+    verdict = worst_verdict(
+        [r.file_verdict for r in refs] + [f.severity.file_verdict for f in findings]
+    )
+    return FileReport(
+        path=spath,
+        format=extracted.format,
+        verdict=verdict,
+        globals=refs,
+        findings=tuple(findings),
+        pickles=tuple(s.name for s in extracted.pickles),
+        size=size,
+        hint=_hint(spath, refs, verdict),
+    )
+
+
+def _walk(root: Path) -> Iterable[Path]:
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in {".git", ".hg", ".svn"})
+        for name in sorted(filenames):
+            yield Path(dirpath) / name
+
+
+def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
+    """Expand ``paths`` into (files to scan, files skipped as not checkpoints).
+
+    A path named explicitly is always scanned (an unrecognised file is then an error). Inside
+    a directory every regular file is sniffed by content; files that are recognisably not
+    checkpoints (text, images, ...) and are not named like one are skipped.
+    """
+    targets: list[str] = []
+    skipped: list[str] = []
+    for p in paths:
+        path = Path(p)
+        if not path.is_dir():
+            targets.append(os.fspath(p))
+            continue
+        for f in _walk(path):
+            if f.is_symlink() and not f.exists():
+                skipped.append(str(f))
+                continue
+            if not f.is_file():
+                continue
+            try:
+                kind = sniff(f)
+            except OSError:
+                targets.append(str(f))  # scan_file reports why it cannot be read
+                continue
+            if kind == "other" and f.suffix.lower() not in MODEL_EXTENSIONS:
+                skipped.append(str(f))
+            else:
+                targets.append(str(f))
+    return targets, skipped
+
+
+def _scan_one(args: tuple[str, Policy]) -> FileReport:
+    return scan_file(args[0], args[1])
+
+
+def scan_paths(
+    paths: Sequence[str | os.PathLike[str]],
+    *,
+    policy: Policy,
+    jobs: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> ScanReport:
+    """Scan files and directories (recursively), in parallel when there are many files."""
+    targets, skipped = collect_targets(paths)
+    total = len(targets)
+    if jobs is None:
+        jobs = min(os.cpu_count() or 1, 8) if total >= _PARALLEL_MIN_FILES else 1
+    reports: list[FileReport] = []
+    if jobs <= 1 or total < 2:
+        for i, t in enumerate(targets, 1):
+            reports.append(scan_file(t, policy))
+            if progress:
+                progress(i, total)
+    else:
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415 (start-up time)
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            chunk = max(1, total // (jobs * 8))
+            items = [(t, policy) for t in targets]
+            for i, rep in enumerate(pool.map(_scan_one, items, chunksize=chunk), 1):
+                reports.append(rep)
+                if progress:
+                    progress(i, total)
+    return ScanReport(files=tuple(reports), skipped=tuple(skipped))
