@@ -1,0 +1,1 @@
+"""Private implementation of :mod:`ckptguard.training` (imports torch; ``ckptguard`` does not)."""
