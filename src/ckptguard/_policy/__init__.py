@@ -4,7 +4,7 @@ The vetted profiles and the dangerous list are data (``ckptguard/data/policy.tom
 rules that apply them are code (``_policy._policy``).
 """
 
-from ckptguard._policy._policy import Policy, default_policy
 from ckptguard._policy._discovery import resolve_policy
+from ckptguard._policy._policy import Policy, default_policy
 
 __all__ = ["Policy", "default_policy", "resolve_policy"]

@@ -1,0 +1,166 @@
+"""Read any checkpoint by content, find every pickle in it, analyse each one; fail closed.
+
+``read_file`` maps the file (tensor data is never read), detects the format from its bytes,
+and returns an :class:`Extracted`; anything unreadable, truncated or inconsistent raises
+:class:`~ckptguard.CorruptCheckpointError` with a diagnosis.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+
+from ckptguard._errors import CorruptCheckpointError
+from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
+from ckptguard._pickle._types import PickleLimits
+
+from ._common import Buffer, analyse_all, corrupt
+from ._legacy import MAGIC_NUMBER, read_legacy
+from ._npy import MAGIC as NPY_MAGIC
+from ._npy import read_npy
+from ._safetensors import looks_like_safetensors, read_safetensors
+from ._text import classify_text, text_error
+from ._torchzip import read_zip
+from ._types import Extracted, PickleStream
+
+__all__ = [
+    "FORMATS",
+    "MODEL_EXTENSIONS",
+    "Extracted",
+    "PickleStream",
+    "read_buffer",
+    "read_file",
+    "sniff",
+]
+
+FORMATS = (
+    "pytorch-zip",
+    "torchscript",
+    "pytorch-legacy",
+    "pickle",
+    "numpy",
+    "numpy-npz",
+    "safetensors",
+)
+
+# Files with these suffixes are checkpoints by name: when one is not recognised by content it
+# is an error (a broken download, an LFS pointer), not "not a checkpoint".
+MODEL_EXTENSIONS = frozenset(
+    {
+        ".pt", ".pth", ".ckpt", ".bin", ".pkl", ".pickle", ".safetensors", ".npy", ".npz",
+        ".joblib", ".model", ".pt2", ".ptl", ".tar", ".mar", ".dat", ".data", ".h5",
+    }
+)  # fmt: skip
+
+_ZIP_LOCAL = b"PK\x03\x04"
+_ZIP_EMPTY = b"PK\x05\x06"
+# First bytes of protocol 0/1 pickles (opcodes that can start a stream).
+_PICKLE_START = frozenset(b"(}])NIJKLFGSVUXTcdlptM\x80")
+_OTHER_MAGIC = {
+    b"GGUF": "a GGUF model file (llama.cpp)",
+    b"\x89HDF\r\n\x1a\n": "an HDF5 file (e.g. Keras .h5)",
+    b"\x1f\x8b": "a gzip-compressed file",
+    b"7z\xbc\xaf'\x1c": "a 7-Zip archive",
+    b"BZh": "a bzip2-compressed file",
+    b"\xfd7zXZ\x00": "an xz-compressed file",
+}
+
+
+def sniff(path: str | os.PathLike[str]) -> str:
+    """Cheap guess of a file's format from its first bytes: a format name or ``"other"``."""
+    with open(path, "rb") as f:
+        head = f.read(4096)
+    if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
+        return "zip"
+    if head.startswith(NPY_MAGIC):
+        return "numpy"
+    if len(head) >= 10 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2:
+        return "safetensors"
+    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return "pickle"
+    if head[:1] and head[0] in _PICKLE_START:
+        # protocol 0/1 pickles are text-like: only a real parse tells them from prose
+        try:
+            analyze_pickle(head if len(head) < 4096 else _whole(path), where="sniff")
+        except PickleError as exc:
+            return "pickle" if exc.partial else "other"
+        return "pickle"
+    return "other"
+
+
+def _whole(path: str | os.PathLike[str]) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(64 << 20)
+
+
+def read_file(path: str | os.PathLike[str], *, limits: PickleLimits = DEFAULT_LIMITS) -> Extracted:
+    """Detect the format of the file at ``path`` by content and analyse every pickle in it."""
+    with open(path, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        if size == 0:
+            raise corrupt(
+                "the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty"
+            )
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            return _read(mm, limits)
+
+
+def read_buffer(
+    data: bytes | bytearray | memoryview, *, name: str = "<buffer>",
+    limits: PickleLimits = DEFAULT_LIMITS,
+) -> Extracted:  # fmt: skip
+    """Like :func:`read_file` for bytes already in memory."""
+    buf = bytes(data)
+    if not buf:
+        raise corrupt(f"{name}: no data (0 bytes)", fmt="empty")
+    return _read(buf, limits)
+
+
+def _read(buf: Buffer, limits: PickleLimits) -> Extracted:
+    head = bytes(buf[:4096])
+    if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
+        return read_zip(buf, limits)
+    if head.startswith(NPY_MAGIC):
+        return read_npy(buf, "array", limits)
+    if looks_like_safetensors(buf):
+        return read_safetensors(buf)
+    if head[257:262] == b"ustar":
+        raise corrupt(
+            "a tar archive: PyTorch's pre-0.4 tar checkpoint format is not supported",
+            hint="load it once with a trusted old PyTorch in a sandbox and re-save it",
+            fmt="tar",
+        )
+    for magic, what in _OTHER_MAGIC.items():
+        if head.startswith(magic):
+            raise corrupt(f"this is {what}, not a PyTorch checkpoint", fmt="other")
+    if head[0] in _PICKLE_START:
+        return _read_pickles(buf, head, limits)
+    kind = classify_text(head)
+    if kind is not None:
+        raise text_error(kind, head)
+    if buf[-22:-18] == _ZIP_EMPTY:
+        raise corrupt(
+            "data before a zip archive: PyTorch does not read such files, other tools do",
+            fmt="zip",
+        )
+    raise corrupt(
+        "unrecognised file format: not a PyTorch, pickle, numpy or safetensors file",
+        hint="check that this is the model file and that it downloaded completely",
+        fmt="unknown",
+    )
+
+
+def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
+    try:
+        first = analyze_pickle(buf, where="pickle", limits=limits)
+    except PickleError as exc:
+        kind = None if exc.partial else classify_text(head)
+        if kind is not None:  # prose that merely starts with an opcode character
+            raise text_error(kind, head) from None
+        raise CorruptCheckpointError(exc.problem, hint=exc.hint, format="pickle") from None
+    if first.value == MAGIC_NUMBER and type(first.value) is int:
+        return read_legacy(buf, first, limits)
+    if first.end == len(buf):
+        return Extracted("pickle", pickles=(PickleStream("pickle", first),))
+    streams, findings = analyse_all(buf, "pickle", limits)
+    return Extracted("pickle", pickles=tuple(streams), findings=tuple(findings))

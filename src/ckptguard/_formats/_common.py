@@ -1,0 +1,102 @@
+"""Shared helpers of the format readers: the buffer type, errors, bounded decompression."""
+
+from __future__ import annotations
+
+import mmap
+import zlib
+
+from ckptguard._errors import CorruptCheckpointError
+from ckptguard._model import Finding, Severity
+from ckptguard._pickle import OPAQUE, PickleAnalysis, PickleError, analyze_pickle
+from ckptguard._pickle._types import PickleLimits
+
+from ._types import PickleStream
+
+Buffer = bytes | mmap.mmap
+
+# A pickle member larger than this is refused rather than decompressed into memory.
+MAX_PICKLE_MEMBER = 4 << 30
+
+
+def corrupt(
+    problem: str, *, hint: str | None = None, fmt: str | None = None
+) -> CorruptCheckpointError:
+    return CorruptCheckpointError(problem, hint=hint, format=fmt)
+
+
+def error_finding(rule: str, message: str, location: str | None = None) -> Finding:
+    return Finding(rule=rule, severity=Severity.ERROR, message=message, location=location)
+
+
+def inflate(raw: bytes, expected: int, name: str) -> bytes:
+    """Decompress a raw-deflate member, refusing anything but exactly ``expected`` bytes."""
+    if expected > MAX_PICKLE_MEMBER:
+        raise corrupt(f"zip member {name!r} declares {expected} bytes: too large to analyse")
+    d = zlib.decompressobj(-15)
+    try:
+        out = d.decompress(raw, expected + 1)
+    except zlib.error as exc:
+        raise corrupt(f"zip member {name!r} is not valid deflate data ({exc})") from None
+    if len(out) != expected or not d.eof or d.unconsumed_tail:
+        raise corrupt(
+            f"zip member {name!r} inflates to a different size than its header says "
+            f"({len(out)}{'+' if d.unconsumed_tail else ''} vs {expected} bytes)"
+        )
+    return out
+
+
+def analyse_stream(
+    data: Buffer | memoryview, name: str, limits: PickleLimits, *, start: int = 0
+) -> PickleStream:
+    return PickleStream(
+        name=name, analysis=analyze_pickle(data, start=start, where=name, limits=limits)
+    )
+
+
+def analyse_all(
+    data: Buffer | memoryview, name: str, limits: PickleLimits
+) -> tuple[list[PickleStream], list[Finding]]:
+    """Analyse every pickle in a row, the way repeated ``pickle.load`` calls would read them.
+
+    Bytes after the last complete pickle that do not form another pickle are an ERROR finding;
+    globals referenced before the point where they break are still reported.
+    """
+    streams: list[PickleStream] = []
+    findings: list[Finding] = []
+    pos, size, n = 0, len(data), 0
+    while pos < size:
+        n += 1
+        label = name if n == 1 else f"{name} (pickle {n} at byte {pos})"
+        try:
+            analysis = analyze_pickle(data, start=pos, where=label, limits=limits)
+        except PickleError as exc:
+            if n == 1:
+                raise
+            findings.append(
+                error_finding(
+                    "pickle-trailing-data",
+                    f"{size - pos} bytes after the last complete pickle are not a valid pickle: "
+                    f"{exc.problem}",
+                    f"{name}@{pos}",
+                )
+            )
+            if exc.partial:
+                streams.append(PickleStream(label, _partial_analysis(exc, pos)))
+            break
+        streams.append(PickleStream(label, analysis))
+        if analysis.end <= pos:  # defensive: the analyser must always make progress
+            raise corrupt(f"pickle analysis made no progress at byte {pos}")
+        pos = analysis.end
+    return streams, findings
+
+
+def _partial_analysis(exc: PickleError, pos: int) -> PickleAnalysis:
+    return PickleAnalysis(
+        protocol=0,
+        end=pos,
+        globals=exc.partial,
+        findings=(),
+        persistent_ids=(),
+        value=OPAQUE,
+        opcodes=0,
+    )

@@ -1,0 +1,82 @@
+"""The legacy (pre-1.6) torch.save format: five pickles in a row, then raw storages."""
+
+from __future__ import annotations
+
+from ckptguard._model import Finding
+from ckptguard._pickle._types import PickleAnalysis, PickleLimits
+
+from ._common import Buffer, corrupt, error_finding
+from ._torchzip import storage_element_size
+from ._types import Extracted, PickleStream
+
+MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
+PROTOCOL_VERSION = 1001
+_NAMES = ("magic number", "protocol version", "system info", "object", "storage keys")
+
+
+def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Extracted:
+    """``first`` is the already analysed magic-number pickle at the start of ``buf``."""
+    from ckptguard._pickle import analyze_pickle  # noqa: PLC0415
+
+    streams = [PickleStream("pickle 1 (magic number)", first)]
+    pos = first.end
+    for i, label in enumerate(_NAMES[1:], 2):
+        name = f"pickle {i} ({label})"
+        a = analyze_pickle(buf, start=pos, where=name, limits=limits)
+        streams.append(PickleStream(name, a))
+        pos = a.end
+    version = streams[1].analysis.value
+    if version != PROTOCOL_VERSION:
+        raise corrupt(
+            f"legacy torch file with protocol version {version!r} (expected {PROTOCOL_VERSION})",
+            fmt="pytorch-legacy",
+        )
+    keys = streams[4].analysis.value
+    if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+        raise corrupt(
+            "legacy torch file: the storage-key list is not a list of strings",
+            fmt="pytorch-legacy",
+        )
+    findings = _walk_storages(buf, pos, keys, streams[3])
+    return Extracted(
+        format="pytorch-legacy",
+        pickles=tuple(streams),
+        findings=tuple(findings),
+        details={"storages": str(len(keys))},
+    )
+
+
+def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -> list[Finding]:
+    """Check that the raw storage records after the pickles exactly fill the file."""
+    elsize: dict[str, int] = {}
+    for pid in main.analysis.persistent_ids:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
+            key = pid[2]
+            size = storage_element_size(pid[1])
+            if isinstance(key, str) and size is not None:
+                elsize[key] = size
+    if set(keys) != set(elsize):
+        return [
+            error_finding(
+                "torch-storage-keys",
+                "legacy torch file: the storage-key list does not match the storages the "
+                "object pickle references",
+                main.name,
+            )
+        ]
+    size = len(buf)
+    for key in keys:
+        if pos + 8 > size:
+            return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+        count = int.from_bytes(buf[pos : pos + 8], "little", signed=True)
+        pos += 8 + count * elsize[key]
+        if count < 0 or pos > size:
+            return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+    if pos != size:
+        return [
+            error_finding(
+                "torch-trailing-data",
+                f"{size - pos} bytes after the last storage: the file was altered or appended to",
+            )
+        ]
+    return []

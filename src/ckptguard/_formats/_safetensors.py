@@ -1,0 +1,88 @@
+"""safetensors: an 8-byte header length, a JSON header, then tensor bytes. No pickles."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ._common import Buffer, corrupt
+from ._types import Extracted
+
+_MAX_HEADER = 100 * 1024 * 1024
+_DTYPE_SIZE = {
+    "BOOL": 1, "U8": 1, "I8": 1, "F8_E5M2": 1, "F8_E4M3": 1, "F8_E8M0": 1, "F4": 1,
+    "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4,
+    "I64": 8, "U64": 8, "F64": 8, "C64": 8, "C128": 16,
+}  # fmt: skip
+
+
+def looks_like_safetensors(buf: Buffer) -> bool:
+    if len(buf) < 10:
+        return False
+    n = int.from_bytes(buf[:8], "little")
+    return 2 <= n <= len(buf) - 8 and buf[8:9] == b"{"
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise corrupt(f"safetensors header repeats the key {k!r}", fmt="safetensors")
+        out[k] = v
+    return out
+
+
+def read_safetensors(buf: Buffer) -> Extracted:
+    size = len(buf)
+    n = int.from_bytes(buf[:8], "little")
+    if n > _MAX_HEADER or n > size - 8:
+        raise corrupt("safetensors header length is larger than the file", fmt="safetensors")
+    try:
+        text = bytes(buf[8 : 8 + n]).decode("utf-8").rstrip(" ")
+        header = json.loads(text, object_pairs_hook=_no_duplicates)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise corrupt("safetensors header is not valid UTF-8 JSON", fmt="safetensors") from None
+    if not isinstance(header, dict):
+        raise corrupt("safetensors header is not a JSON object", fmt="safetensors")
+    meta = header.pop("__metadata__", None)
+    if meta is not None and not (
+        isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())
+    ):
+        raise corrupt("safetensors __metadata__ must map strings to strings", fmt="safetensors")
+    spans = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
+            raise corrupt(f"safetensors entry {name!r} is malformed", fmt="safetensors")
+        dtype, shape, offs = info["dtype"], info["shape"], info["data_offsets"]
+        if dtype not in _DTYPE_SIZE:
+            raise corrupt(
+                f"safetensors entry {name!r} has unknown dtype {dtype!r}", fmt="safetensors"
+            )
+        if not isinstance(shape, list) or not all(type(d) is int and d >= 0 for d in shape):
+            raise corrupt(f"safetensors entry {name!r} has an invalid shape", fmt="safetensors")
+        if not (
+            isinstance(offs, list) and len(offs) == 2 and all(type(o) is int for o in offs)
+            and 0 <= offs[0] <= offs[1]
+        ):  # fmt: skip
+            raise corrupt(f"safetensors entry {name!r} has invalid data_offsets", fmt="safetensors")
+        count = 1
+        for d in shape:
+            count *= d
+        if offs[1] - offs[0] != count * _DTYPE_SIZE[dtype]:
+            raise corrupt(
+                f"safetensors entry {name!r}: {offs[1] - offs[0]} bytes for {count} {dtype}",
+                fmt="safetensors",
+            )
+        spans.append((offs[0], offs[1], name))
+    pos = 0
+    for begin, end, name in sorted(spans):
+        if begin != pos:
+            raise corrupt(
+                f"safetensors entry {name!r} leaves a hole or overlaps another", fmt="safetensors"
+            )
+        pos = end
+    if 8 + n + pos != size:
+        raise corrupt(
+            "safetensors data does not end exactly at the end of the file", fmt="safetensors"
+        )
+    return Extracted("safetensors", details={"tensors": str(len(spans))})

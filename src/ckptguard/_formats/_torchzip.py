@@ -1,0 +1,163 @@
+"""PyTorch zip archives (torch.save's default), TorchScript archives and numpy .npz files."""
+
+from __future__ import annotations
+
+from ckptguard._model import Finding, Severity
+from ckptguard._pickle import GlobalConst
+from ckptguard._pickle._types import PickleLimits
+
+from ._common import Buffer, analyse_stream, corrupt, error_finding
+from ._npy import read_npy
+from ._types import Extracted, PickleStream
+from ._zip import Member, read_member, read_members
+
+# Element sizes of the storage classes torch writes into persistent ids.
+_STORAGE_ELEMENT_SIZE = {
+    "DoubleStorage": 8, "FloatStorage": 4, "HalfStorage": 2, "BFloat16Storage": 2,
+    "LongStorage": 8, "IntStorage": 4, "ShortStorage": 2, "CharStorage": 1, "ByteStorage": 1,
+    "BoolStorage": 1, "ComplexDoubleStorage": 16, "ComplexFloatStorage": 8,
+    "QUInt8Storage": 1, "QInt8Storage": 1, "QInt32Storage": 4, "QUInt4x2Storage": 1,
+    "QUInt2x4Storage": 1, "UntypedStorage": 1,
+}  # fmt: skip
+_SMALL_RECORDS = ("version", ".format_version", "byteorder", ".storage_alignment")
+_PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def storage_element_size(storage_type: object) -> int | None:
+    name = storage_type.name if isinstance(storage_type, GlobalConst) else storage_type
+    return _STORAGE_ELEMENT_SIZE.get(name) if isinstance(name, str) else None
+
+
+def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
+    members = read_members(buf)
+    if not members:
+        raise corrupt("empty zip archive: not a checkpoint", fmt="zip")
+    names = [m.name for m in members]
+    if all(n.endswith(".npy") or n.endswith("/") for n in names):
+        return _read_npz(buf, members, limits)
+    first = names[0]
+    if "/" not in first:
+        raise corrupt(
+            f"zip archive whose first member {first!r} is not inside a directory: not a "
+            "PyTorch checkpoint (PyTorch requires an archive directory)",
+            fmt="zip",
+        )
+    prefix = first.split("/", 1)[0] + "/"
+    outside = [n for n in names if not n.startswith(prefix)]
+    if outside:
+        raise corrupt(
+            f"zip members outside the archive directory {prefix!r} (e.g. {outside[0]!r}): "
+            "PyTorch and other readers would see different files",
+            fmt="zip",
+        )
+    by_name = {m.name[len(prefix) :]: m for m in members}
+    torchscript = "constants.pkl" in by_name or any(n.startswith("code/") for n in by_name)
+    fmt = "torchscript" if torchscript else "pytorch-zip"
+    if "data.pkl" not in by_name:
+        raise corrupt(f"zip archive without {prefix}data.pkl: not a PyTorch checkpoint", fmt="zip")
+    streams: list[PickleStream] = []
+    for rel, m in by_name.items():
+        if _is_pickle_member(buf, rel, m):
+            data = read_member(buf, m)
+            streams.append(analyse_stream(data, m.name, limits))
+    findings: list[Finding] = []
+    if torchscript:
+        findings.append(
+            Finding(
+                "torchscript-code",
+                Severity.WARNING,
+                "TorchScript archive: torch.jit.load runs the TorchScript code in code/, which "
+                "ckptguard does not vet",
+                prefix + "code/",
+            )
+        )
+    data_stream = next(s for s in streams if s.name == prefix + "data.pkl")
+    if not torchscript:
+        findings.extend(_check_storages(data_stream, by_name, prefix))
+    details = {"archive": prefix.rstrip("/")}
+    for rel in _SMALL_RECORDS:
+        small = by_name.get(rel)
+        if small is not None and small.size <= 64:
+            details[rel.lstrip(".")] = read_member(buf, small).decode("ascii", "replace").strip()
+    return Extracted(format=fmt, pickles=tuple(streams), findings=tuple(findings), details=details)
+
+
+def _is_pickle_member(buf: Buffer, rel: str, m: Member) -> bool:
+    """Every *.pkl member, and any other member that starts like a pickle (outside data/)."""
+    if rel.endswith(".pkl"):
+        return True
+    if rel.startswith(("data/", "code/", ".data/")) or rel in _SMALL_RECORDS or m.size < 2:
+        return False
+    head = (
+        read_member(buf, m, verify_crc=False)[:2]
+        if m.method
+        else buf[m.data_offset : m.data_offset + 2]
+    )
+    return bytes(head) in _PICKLE_MAGIC
+
+
+def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: str) -> list[Finding]:
+    """Every persistent id must name an existing storage record large enough for it."""
+    findings: list[Finding] = []
+    for pid in stream.analysis.persistent_ids:
+        if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
+            findings.append(
+                error_finding(
+                    "torch-bad-persistent-id",
+                    f"persistent id {pid!r} is not a torch storage reference: torch.load fails",
+                    stream.name,
+                )
+            )
+            continue
+        _, storage_type, key, _location, numel = pid[:5]
+        record = by_name.get(f"data/{key}") if isinstance(key, str) else None
+        if record is None:
+            findings.append(
+                error_finding(
+                    "torch-missing-storage",
+                    f"tensor storage {key!r} has no {prefix}data/{key} record: the file is "
+                    "incomplete",
+                    stream.name,
+                )
+            )
+            continue
+        elsize = storage_element_size(storage_type)
+        if elsize is not None and isinstance(numel, int) and record.size < numel * elsize:
+            findings.append(
+                error_finding(
+                    "torch-storage-size",
+                    f"storage record data/{key} holds {record.size} bytes but the pickle needs "
+                    f"{numel * elsize}: the file is truncated or altered",
+                    stream.name,
+                )
+            )
+        if len(findings) >= 20:
+            break
+    return findings
+
+
+def _read_npz(buf: Buffer, members: list[Member], limits: PickleLimits) -> Extracted:
+    streams: list[PickleStream] = []
+    findings: list[Finding] = []
+    for m in members:
+        if m.name.endswith("/"):
+            continue
+        head = read_member(buf, m) if m.method else None
+        sub = read_npy(head if head is not None else _Slice(buf, m), m.name, limits)
+        streams.extend(sub.pickles)
+        findings.extend(sub.findings)
+    return Extracted(format="numpy-npz", pickles=tuple(streams), findings=tuple(findings))
+
+
+class _Slice:
+    """A stored member viewed in place (so that numeric arrays are never read)."""
+
+    def __init__(self, buf: Buffer, m: Member) -> None:
+        self.buf, self.start, self.size = buf, m.data_offset, m.size
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.size)
+        return bytes(self.buf[self.start + start : self.start + stop])

@@ -1,0 +1,818 @@
+"""A symbolic unpickler: walks one pickle stream and records what it would import and call.
+
+Nothing is ever imported, called or evaluated. The walk mirrors CPython's unpickler closely
+enough to resolve every global exactly as it would (``GLOBAL``, ``STACK_GLOBAL`` whatever
+pushed its operands, ``INST``, ``OBJ``, protocol < 3 ``fix_imports`` renames) and folds plain
+constants so callers can read small values (legacy torch headers, persistent ids). Every
+malformed, truncated or oversized input raises :class:`PickleError`; the work is linear in
+the input size and bounded by :class:`PickleLimits`.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import codecs
+import mmap
+import struct
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from ckptguard._model import Finding, Severity, Use
+from ckptguard._pickle._types import (
+    DEFAULT_LIMITS,
+    OPAQUE,
+    GlobalConst,
+    GlobalUsage,
+    PickleAnalysis,
+    PickleError,
+    PickleLimits,
+)
+
+_HIGHEST_PROTOCOL = 5
+_MAX_FINDINGS_PER_RULE = 20
+_MAX_FOLD_DEPTH = 64
+
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_I32 = struct.Struct("<i").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_F64 = struct.Struct(">d").unpack_from
+
+
+class _Fail(Exception):
+    """Internal: the stream is malformed at the current opcode."""
+
+
+@dataclass(eq=False)
+class _Glob:
+    """A global pushed on the stack (one per GLOBAL/STACK_GLOBAL/INST occurrence)."""
+
+    key: tuple[str, str]
+    called: bool = False
+    referenced: bool = False
+
+
+@dataclass(eq=False)
+class _Obj:
+    """The result of a call (REDUCE, NEWOBJ, INST, OBJ, ...)."""
+
+    origin: tuple[str, str] | None
+    memoized: bool = False
+
+
+@dataclass(eq=False)
+class _List:
+    items: list[Any] = field(default_factory=list)
+    overflow: bool = False
+
+
+@dataclass(eq=False)
+class _Dict:
+    items: list[tuple[Any, Any]] = field(default_factory=list)
+    overflow: bool = False
+
+
+@dataclass(eq=False)
+class _Set:
+    items: list[Any] = field(default_factory=list)
+    frozen: bool = False
+    overflow: bool = False
+
+
+class _Big:
+    """A str/bytes too long to keep as a constant."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+
+_BIG_STR = _Big("str")
+_BIG_BYTES = _Big("bytes")
+_MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
+
+
+def _map_name(module: str, name: str) -> tuple[str, str]:
+    """CPython's protocol < 3 fix_imports renames (Python 2 names to Python 3 names)."""
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        return mapped
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+class _Walker:
+    """State of one walk; :func:`analyze_pickle` is the entry point."""
+
+    def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
+        self.data = data
+        self.pos = start
+        self.size = len(data)
+        self.where = where
+        self.limits = limits
+        self.proto = 0
+        self.max_proto = 0
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.globs: dict[tuple[str, str], list[_Glob]] = {}
+        self.raw_names: dict[tuple[str, str], tuple[str, str]] = {}
+        self.first_offset: dict[tuple[str, str], int] = {}
+        self.counts: dict[tuple[str, str], int] = {}
+        self.built: set[tuple[str, str]] = set()
+        self.findings: list[Finding] = []
+        self.finding_counts: dict[str, int] = {}
+        self.persistent_ids: list[object] = []
+        self.opcodes = 0
+        self.op_pos = start
+
+    # ----------------------------------------------------------------- helpers
+    def fail(self, problem: str) -> NoReturn:
+        raise _Fail(problem)
+
+    def finding(self, rule: str, severity: Severity, message: str) -> None:
+        n = self.finding_counts.get(rule, 0)
+        self.finding_counts[rule] = n + 1
+        if n < _MAX_FINDINGS_PER_RULE:
+            self.findings.append(Finding(rule, severity, message, f"{self.where}@{self.op_pos}"))
+
+    def take(self, n: int) -> Any:
+        pos = self.pos
+        end = pos + n
+        if n < 0 or end > self.size:
+            self.fail(f"truncated: needs {n} more bytes, {self.size - pos} left")
+        self.pos = end
+        return self.data[pos:end]
+
+    def line(self) -> bytes:
+        pos = self.pos
+        end = self.data.find(b"\n", pos)
+        if end < 0:
+            self.fail("truncated: a text argument has no terminating newline")
+        self.pos = end + 1
+        return bytes(self.data[pos:end])
+
+    def u8(self) -> int:
+        pos = self.pos
+        if pos >= self.size:
+            self.fail("truncated: missing 1-byte argument")
+        self.pos = pos + 1
+        return int(self.data[pos])
+
+    def u32(self) -> int:
+        if self.pos + 4 > self.size:
+            self.fail("truncated: missing 4-byte argument")
+        (v,) = _U32(self.data, self.pos)
+        self.pos += 4
+        return int(v)
+
+    def u64(self) -> int:
+        if self.pos + 8 > self.size:
+            self.fail("truncated: missing 8-byte argument")
+        (v,) = _U64(self.data, self.pos)
+        self.pos += 8
+        return int(v)
+
+    def pop(self) -> Any:
+        stack = self.stack
+        if not stack:
+            self.fail("stack underflow")
+        return stack.pop()
+
+    def top(self) -> Any:
+        if not self.stack:
+            self.fail("stack underflow")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            self.fail("an opcode needs a MARK but none is open")
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def push_str(self, raw: Any, encoding: str, errors: str = "strict") -> None:
+        if len(raw) > self.limits.max_const_len:
+            self.stack.append(_BIG_STR)
+            return
+        try:
+            self.stack.append(str(bytes(raw), encoding, errors))
+        except UnicodeDecodeError as exc:
+            self.fail(f"invalid {encoding} text: {exc.reason}")
+
+    def push_bytes(self, n: int) -> None:
+        if n > self.limits.max_string:
+            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+        raw = self.take(n)
+        self.stack.append(bytes(raw) if n <= self.limits.max_const_len else _BIG_BYTES)
+
+    def check_len(self, n: int) -> None:
+        if n > self.limits.max_string:
+            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+
+    def reference(self, values: Any) -> None:
+        for v in values:
+            if type(v) is _Glob:
+                v.referenced = True
+
+    def add_global(self, module: str, name: str) -> _Glob:
+        raw = (module, name)
+        key = _map_name(module, name) if self.proto < 3 else raw
+        if key != raw:
+            self.raw_names.setdefault(key, raw)
+        g = _Glob(key)
+        lst = self.globs.get(key)
+        if lst is None:
+            self.globs[key] = [g]
+            self.first_offset[key] = self.op_pos
+            self.counts[key] = 1
+        else:
+            lst.append(g)
+            self.counts[key] += 1
+        return g
+
+    def text_name(self) -> str:
+        raw = self.line()
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail("a GLOBAL/INST name is not valid UTF-8")
+
+    def call(self, func: Any, opname: str) -> _Obj:
+        if type(func) is _Glob:
+            func.called = True
+            return _Obj(func.key)
+        self.finding(
+            "pickle-indirect-call",
+            Severity.DANGEROUS,
+            f"{opname} calls a value that is not a global (e.g. the result of another call): "
+            "what runs cannot be known without executing the file",
+        )
+        return _Obj(None)
+
+    def mutate(self, target: Any, opname: str) -> None:
+        if type(target) is _Glob:
+            module, name = target.key
+            self.finding(
+                "pickle-global-mutation",
+                Severity.DANGEROUS,
+                f"{opname} modifies the global {module}.{name} itself (monkey-patches module "
+                "state) instead of an object the pickle built",
+            )
+
+    def discard(self, values: Any) -> None:
+        for v in values:
+            if type(v) is _Obj and not v.memoized:
+                origin = ".".join(v.origin) if v.origin else "a computed callable"
+                self.finding(
+                    "pickle-discarded-call",
+                    Severity.WARNING,
+                    f"the result of calling {origin} is thrown away: a call made only for its "
+                    "side effects (the injected-payload pattern)",
+                )
+            elif type(v) is _Glob:
+                v.referenced = True
+
+    # ----------------------------------------------------------------- main loop
+    def run(self) -> PickleAnalysis:
+        try:
+            return self._run()
+        except _Fail as exc:
+            raise self.error(str(exc)) from None
+        except (
+            ValueError,
+            OverflowError,
+            struct.error,
+            IndexError,
+            KeyError,
+            TypeError,
+            MemoryError,
+            RecursionError,
+        ) as exc:  # fail closed on anything the walk did not anticipate
+            raise self.error(f"malformed pickle ({type(exc).__name__}: {exc})") from None
+
+    def error(self, problem: str) -> PickleError:
+        return PickleError(
+            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
+            offset=self.op_pos,
+            partial=self.usages(),
+            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
+        )
+
+    def _run(self) -> PickleAnalysis:
+        data = self.data
+        size = self.size
+        limits = self.limits
+        max_ops = limits.max_opcodes
+        max_memo = limits.max_memo
+        max_stack = limits.max_stack
+        max_marks = limits.max_marks
+        memo = self.memo
+        ops = 0
+        while True:
+            pos = self.pos
+            if pos >= size:
+                self.op_pos = pos
+                self.fail("truncated: the stream ends before its STOP opcode")
+            op = data[pos]
+            self.op_pos = pos
+            self.pos = pos + 1
+            ops += 1
+            if ops > max_ops:
+                self.fail(f"more than {max_ops} opcodes")
+            stack = self.stack
+            if len(stack) > max_stack:
+                self.fail(f"more than {max_stack} items on the stack")
+
+            if op == 0x71:  # q BINPUT
+                idx = self.u8()
+                v = self.top()
+                if type(v) is _Obj:
+                    v.memoized = True
+                memo[idx] = v
+            elif op == 0x68:  # h BINGET
+                idx = self.u8()
+                if idx not in memo:
+                    self.fail(f"memo key {idx} not found")
+                v = memo[idx]
+                if type(v) is _Glob:
+                    self.counts[v.key] += 1
+                stack.append(v)
+            elif op == 0x58:  # X BINUNICODE
+                n = self.u32()
+                self.check_len(n)
+                self.push_str(self.take(n), "utf-8", "surrogatepass")
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                n = self.u8()
+                self.push_str(self.take(n), "utf-8", "surrogatepass")
+            elif op == 0x4B:  # K BININT1
+                stack.append(self.u8())
+            elif op == 0x4D:  # M BININT2
+                if self.pos + 2 > size:
+                    self.fail("truncated: missing 2-byte argument")
+                stack.append(_U16(data, self.pos)[0])
+                self.pos += 2
+            elif op == 0x4A:  # J BININT
+                if self.pos + 4 > size:
+                    self.fail("truncated: missing 4-byte argument")
+                stack.append(_I32(data, self.pos)[0])
+                self.pos += 4
+            elif op == 0x28:  # ( MARK
+                if len(self.metastack) >= max_marks:
+                    self.fail(f"more than {max_marks} nested MARKs")
+                self.metastack.append(stack)
+                self.stack = []
+            elif op == 0x85:  # TUPLE1
+                v = self.pop()
+                stack.append((v,))
+            elif op == 0x86:  # TUPLE2
+                b = self.pop()
+                a = self.pop()
+                stack.append((a, b))
+            elif op == 0x87:  # TUPLE3
+                c = self.pop()
+                b = self.pop()
+                a = self.pop()
+                stack.append((a, b, c))
+            elif op == 0x74:  # t TUPLE
+                items = self.pop_mark()
+                self.stack.append(tuple(items))
+            elif op == 0x29:  # ) EMPTY_TUPLE
+                stack.append(())
+            elif op == 0x52:  # R REDUCE
+                args = self.pop()
+                func = self.pop()
+                if type(args) is tuple:
+                    self.reference(args)
+                self.stack.append(self.call(func, "REDUCE"))
+            elif op == 0x81:  # NEWOBJ
+                args = self.pop()
+                cls = self.pop()
+                if type(args) is tuple:
+                    self.reference(args)
+                self.stack.append(self.call(cls, "NEWOBJ"))
+            elif op == 0x92:  # NEWOBJ_EX
+                kwargs = self.pop()
+                args = self.pop()
+                cls = self.pop()
+                for a in (args, kwargs):
+                    if type(a) is tuple:
+                        self.reference(a)
+                    elif type(a) is _Dict:
+                        self.reference(v for kv in a.items for v in kv)
+                self.stack.append(self.call(cls, "NEWOBJ_EX"))
+            elif op == 0x62:  # b BUILD
+                state = self.pop()
+                inst = self.top()
+                self.reference((state,))
+                if type(state) is tuple:
+                    self.reference(state)
+                if type(inst) is _Obj and inst.origin is not None:
+                    self.built.add(inst.origin)
+                self.mutate(inst, "BUILD")
+            elif op == 0x7D:  # } EMPTY_DICT
+                stack.append(_Dict())
+            elif op == 0x5D:  # ] EMPTY_LIST
+                stack.append(_List())
+            elif op == 0x75:  # u SETITEMS
+                items = self.pop_mark()
+                if len(items) % 2:
+                    self.fail("SETITEMS with an odd number of items")
+                target = self.top()
+                self.reference(items)
+                self.mutate(target, "SETITEMS")
+                if type(target) is _Dict:
+                    self._dict_add(target, items)
+            elif op == 0x73:  # s SETITEM
+                value = self.pop()
+                key = self.pop()
+                target = self.top()
+                self.reference((key, value))
+                self.mutate(target, "SETITEM")
+                if type(target) is _Dict:
+                    self._dict_add(target, [key, value])
+            elif op == 0x65:  # e APPENDS
+                items = self.pop_mark()
+                target = self.top()
+                self.reference(items)
+                self.mutate(target, "APPENDS")
+                if type(target) is _List:
+                    self._list_add(target, items)
+            elif op == 0x61:  # a APPEND
+                value = self.pop()
+                target = self.top()
+                self.reference((value,))
+                self.mutate(target, "APPEND")
+                if type(target) is _List:
+                    self._list_add(target, [value])
+            elif op == 0x94:  # MEMOIZE
+                v = self.top()
+                if type(v) is _Obj:
+                    v.memoized = True
+                memo[len(memo)] = v
+                if len(memo) > max_memo:
+                    self.fail(f"more than {max_memo} memo entries")
+            elif op == 0x72:  # r LONG_BINPUT
+                idx = self.u32()
+                v = self.top()
+                if type(v) is _Obj:
+                    v.memoized = True
+                memo[idx] = v
+                if len(memo) > max_memo:
+                    self.fail(f"more than {max_memo} memo entries")
+            elif op == 0x6A:  # j LONG_BINGET
+                idx = self.u32()
+                if idx not in memo:
+                    self.fail(f"memo key {idx} not found")
+                v = memo[idx]
+                if type(v) is _Glob:
+                    self.counts[v.key] += 1
+                stack.append(v)
+            elif op == 0x88:  # NEWTRUE
+                stack.append(True)
+            elif op == 0x89:  # NEWFALSE
+                stack.append(False)
+            elif op == 0x4E:  # N NONE
+                stack.append(None)
+            elif op == 0x47:  # G BINFLOAT
+                if self.pos + 8 > size:
+                    self.fail("truncated: missing 8-byte float")
+                stack.append(_F64(data, self.pos)[0])
+                self.pos += 8
+            elif op == 0x63:  # c GLOBAL
+                module = self.text_name()
+                name = self.text_name()
+                stack.append(self.add_global(module, name))
+            elif op == 0x93:  # STACK_GLOBAL
+                name_v = self.pop()
+                module_v = self.pop()
+                if type(module_v) is str and type(name_v) is str:
+                    self.stack.append(self.add_global(module_v, name_v))
+                else:
+                    self.reference((module_v, name_v))
+                    self.finding(
+                        "pickle-dynamic-global",
+                        Severity.DANGEROUS,
+                        "STACK_GLOBAL's module or name is not a literal string: the global it "
+                        "imports cannot be known without executing the file",
+                    )
+                    self.stack.append(_Obj(None))
+            elif op == 0x80:  # PROTO
+                proto = self.u8()
+                if proto > _HIGHEST_PROTOCOL:
+                    self.fail(f"unsupported pickle protocol {proto}")
+                self.proto = proto
+                self.max_proto = max(self.max_proto, proto)
+            elif op == 0x95:  # FRAME
+                n = self.u64()
+                if n > size - self.pos:
+                    self.fail(f"truncated: a {n}-byte frame exceeds the data")
+            elif op == 0x2E:  # . STOP
+                value = self.pop()
+                self.discard(self.stack)
+                for frame in self.metastack:
+                    self.discard(frame)
+                self.reference((value,))
+                self.opcodes = ops
+                return PickleAnalysis(
+                    protocol=self.max_proto,
+                    end=self.pos,
+                    globals=self.usages(),
+                    findings=tuple(self.findings),
+                    persistent_ids=tuple(self.persistent_ids),
+                    value=self.fold(value, 0),
+                    opcodes=ops,
+                )
+            elif op == 0x30:  # 0 POP
+                if stack:
+                    self.discard((stack.pop(),))
+                else:
+                    self.discard(self.pop_mark())
+            elif op == 0x31:  # 1 POP_MARK
+                self.discard(self.pop_mark())
+            elif op == 0x32:  # 2 DUP
+                v = self.top()
+                if type(v) is _Glob:
+                    self.counts[v.key] += 1
+                stack.append(v)
+            elif op == 0x43:  # C SHORT_BINBYTES
+                self.push_bytes(self.u8())
+            elif op == 0x42:  # B BINBYTES
+                self.push_bytes(self.u32())
+            elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8
+                self.push_bytes(self.u64())
+            elif op == 0x8D:  # BINUNICODE8
+                n = self.u64()
+                self.check_len(n)
+                self.push_str(self.take(n), "utf-8", "surrogatepass")
+            elif op == 0x55:  # U SHORT_BINSTRING
+                n = self.u8()
+                self.push_str(self.take(n), "latin-1")
+            elif op == 0x54:  # T BINSTRING
+                if self.pos + 4 > size:
+                    self.fail("truncated: missing 4-byte length")
+                (n,) = _I32(data, self.pos)
+                self.pos += 4
+                if n < 0:
+                    self.fail("BINSTRING with a negative length")
+                self.check_len(n)
+                self.push_str(self.take(n), "latin-1")
+            elif op == 0x53:  # S STRING
+                raw = self.line().rstrip()
+                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                    self.fail("STRING argument is not a quoted string")
+                decoded = codecs.escape_decode(raw[1:-1])[0]
+                self.push_str(decoded, "latin-1")
+            elif op == 0x56:  # V UNICODE
+                raw = self.line()
+                self.push_str(raw, "raw-unicode-escape")
+            elif op == 0x49:  # I INT
+                raw = self.line()
+                if raw == b"00":
+                    stack.append(False)
+                elif raw == b"01":
+                    stack.append(True)
+                else:
+                    stack.append(self._parse_int(raw))
+            elif op == 0x4C:  # L LONG
+                raw = self.line()
+                if raw.endswith(b"L"):
+                    raw = raw[:-1]
+                stack.append(self._parse_int(raw))
+            elif op == 0x46:  # F FLOAT
+                raw = self.line()
+                try:
+                    stack.append(float(raw))
+                except ValueError:
+                    self.fail("FLOAT argument is not a number")
+            elif op == 0x8A:  # LONG1
+                n = self.u8()
+                stack.append(int.from_bytes(self.take(n), "little", signed=True))
+            elif op == 0x8B:  # LONG4
+                if self.pos + 4 > size:
+                    self.fail("truncated: missing 4-byte length")
+                (n,) = _I32(data, self.pos)
+                self.pos += 4
+                if n < 0:
+                    self.fail("LONG4 with a negative length")
+                raw = self.take(n)
+                stack.append(
+                    int.from_bytes(raw, "little", signed=True)
+                    if n <= limits.max_const_len
+                    else OPAQUE
+                )
+            elif op == 0x6C:  # l LIST
+                items = self.pop_mark()
+                self.reference(items)
+                lst = _List()
+                self._list_add(lst, items)
+                self.stack.append(lst)
+            elif op == 0x64:  # d DICT
+                items = self.pop_mark()
+                if len(items) % 2:
+                    self.fail("DICT with an odd number of items")
+                self.reference(items)
+                dct = _Dict()
+                self._dict_add(dct, items)
+                self.stack.append(dct)
+            elif op == 0x8F:  # EMPTY_SET
+                stack.append(_Set())
+            elif op == 0x90:  # ADDITEMS
+                items = self.pop_mark()
+                target = self.top()
+                self.reference(items)
+                self.mutate(target, "ADDITEMS")
+                if type(target) is _Set:
+                    self._set_add(target, items)
+            elif op == 0x91:  # FROZENSET
+                items = self.pop_mark()
+                self.reference(items)
+                fs = _Set(frozen=True)
+                self._set_add(fs, items)
+                self.stack.append(fs)
+            elif op == 0x67:  # g GET
+                idx = self._parse_int(self.line())
+                if idx not in memo:
+                    self.fail(f"memo key {idx} not found")
+                v = memo[idx]
+                if type(v) is _Glob:
+                    self.counts[v.key] += 1
+                stack.append(v)
+            elif op == 0x70:  # p PUT
+                idx = self._parse_int(self.line())
+                if idx < 0:
+                    self.fail("negative PUT argument")
+                v = self.top()
+                if type(v) is _Obj:
+                    v.memoized = True
+                memo[idx] = v
+                if len(memo) > max_memo:
+                    self.fail(f"more than {max_memo} memo entries")
+            elif op == 0x69:  # i INST
+                module = self.text_name()
+                name = self.text_name()
+                g = self.add_global(module, name)
+                items = self.pop_mark()
+                self.reference(items)
+                self.stack.append(self.call(g, "INST"))
+            elif op == 0x6F:  # o OBJ
+                items = self.pop_mark()
+                if not items:
+                    self.fail("OBJ without a class")
+                self.reference(items[1:])
+                self.stack.append(self.call(items[0], "OBJ"))
+            elif op == 0x51:  # Q BINPERSID
+                pid = self.pop()
+                self.reference((pid,))
+                if type(pid) is tuple:
+                    self.reference(pid)
+                self.persistent_ids.append(self.fold(pid, 0))
+                self.stack.append(_Obj(None, memoized=True))
+            elif op == 0x50:  # P PERSID
+                raw = self.line()
+                self.persistent_ids.append(raw.decode("ascii", "replace"))
+                self.stack.append(_Obj(None, memoized=True))
+            elif op in (0x82, 0x83, 0x84):  # EXT1 / EXT2 / EXT4
+                width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+                code = int.from_bytes(self.take(width), "little")
+                if code <= 0:
+                    self.fail("EXT code must be positive")
+                self.finding(
+                    "pickle-ext-opcode",
+                    Severity.DANGEROUS,
+                    f"EXT{width} loads global #{code} from the copyreg extension registry: "
+                    "which global that is depends on the loading process and cannot be vetted",
+                )
+                self.stack.append(_Obj(None))
+            elif op in (0x97, 0x98):  # NEXT_BUFFER / READONLY_BUFFER
+                if op == 0x98:
+                    self.top()
+                else:
+                    stack.append(OPAQUE)
+                self.finding(
+                    "pickle-out-of-band-buffer",
+                    Severity.ERROR,
+                    "protocol 5 out-of-band buffer: the data is not in the file and loaders "
+                    "without buffers= fail",
+                )
+            else:
+                self.fail(f"invalid opcode 0x{op:02x}")
+
+    # ----------------------------------------------------------------- folding
+    def _parse_int(self, raw: bytes) -> int:
+        try:
+            return int(raw, 0)
+        except ValueError:
+            try:
+                return int(raw)
+            except ValueError:
+                self.fail("integer argument is not a number")
+
+    def _list_add(self, target: _List, items: list[Any]) -> None:
+        if target.overflow:
+            return
+        if len(target.items) + len(items) > self.limits.max_container_items:
+            target.overflow = True
+            target.items = []
+            return
+        target.items.extend(items)
+
+    def _dict_add(self, target: _Dict, items: list[Any]) -> None:
+        if target.overflow:
+            return
+        if len(target.items) + len(items) // 2 > self.limits.max_container_items:
+            target.overflow = True
+            target.items = []
+            return
+        it = iter(items)
+        target.items.extend(zip(it, it, strict=True))
+
+    def _set_add(self, target: _Set, items: list[Any]) -> None:
+        if target.overflow:
+            return
+        if len(target.items) + len(items) > self.limits.max_container_items:
+            target.overflow = True
+            target.items = []
+            return
+        target.items.extend(items)
+
+    def fold(self, v: Any, depth: int) -> object:
+        """Turn a stack value into a plain constant, or OPAQUE."""
+        t = type(v)
+        if v is None or t in (int, float, str, bytes, bool):
+            return v
+        if depth >= _MAX_FOLD_DEPTH:
+            return OPAQUE
+        if t is tuple:
+            return tuple(self.fold(x, depth + 1) for x in v)
+        if t is _Glob:
+            return GlobalConst(*v.key)
+        if t is _List:
+            return OPAQUE if v.overflow else [self.fold(x, depth + 1) for x in v.items]
+        if t is _Dict:
+            if v.overflow:
+                return OPAQUE
+            try:
+                return {self.fold(k, depth + 1): self.fold(x, depth + 1) for k, x in v.items}
+            except TypeError:  # unhashable folded key
+                return OPAQUE
+        if t is _Set:
+            if v.overflow:
+                return OPAQUE
+            try:
+                items = [self.fold(x, depth + 1) for x in v.items]
+                return frozenset(items) if v.frozen else set(items)
+            except TypeError:
+                return OPAQUE
+        return OPAQUE
+
+    def usages(self) -> tuple[GlobalUsage, ...]:
+        out = []
+        for key, instances in self.globs.items():
+            uses: set[Use] = set()
+            for g in instances:
+                if g.called:
+                    uses.add(Use.CALL)
+                if g.referenced or not g.called:
+                    uses.add(Use.REFERENCE)
+            if key in self.built:
+                uses.add(Use.BUILD)
+                if not any(g.referenced for g in instances) and any(g.called for g in instances):
+                    uses.discard(Use.REFERENCE)
+            out.append(
+                GlobalUsage(
+                    module=key[0],
+                    name=key[1],
+                    count=self.counts[key],
+                    uses=frozenset(uses),
+                    raw=self.raw_names.get(key),
+                    first_offset=self.first_offset[key],
+                )
+            )
+        return tuple(out)
+
+
+def analyze_pickle(
+    data: bytes | bytearray | memoryview | mmap.mmap,
+    *,
+    start: int = 0,
+    where: str = "pickle",
+    limits: PickleLimits = DEFAULT_LIMITS,
+) -> PickleAnalysis:
+    """Walk one pickle stream from ``data[start:]`` through its STOP opcode, executing nothing.
+
+    Returns what the stream would import, call and build; raises :class:`PickleError` for
+    malformed, truncated or oversized input (with the globals seen so far in ``.partial``).
+    """
+    buf: bytes | mmap.mmap
+    if isinstance(data, memoryview):
+        obj = data.obj
+        whole = data.contiguous and isinstance(obj, (bytes, mmap.mmap)) and data.nbytes == len(obj)
+        buf = obj if whole else bytes(data)  # type: ignore[assignment]
+    elif isinstance(data, bytearray):
+        buf = bytes(data)
+    else:
+        buf = data
+    if start < 0 or start > len(buf):
+        raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
+    return _Walker(buf, start, where, limits).run()

@@ -1,0 +1,145 @@
+"""Where a policy comes from, and in which order.
+
+The policy *source* is the first of:
+
+1. ``policy=`` / ``--policy FILE`` (a file path or a :class:`Policy`);
+2. the file named by ``$CKPTGUARD_POLICY``;
+3. ``[tool.ckptguard]`` in the nearest ``pyproject.toml`` that has one, searching from the
+   current directory (or ``start_dir``) upwards;
+4. none: the shipped defaults.
+
+Then ``allow=`` / ``--allow`` entries are added on top. A policy file uses the keys ``allow``,
+``deny`` and ``profiles`` at top level (in pyproject.toml: under ``[tool.ckptguard]``)::
+
+    profiles = ["torch", "numpy", "python"]          # optional; default: all shipped profiles
+    allow = ["mypkg.utils.DSPMode", "mypkg.configs.*",
+             { name = "fairseq.data.dictionary.Dictionary", reason = "our HuBERT models" }]
+    deny = ["mypkg.legacy.Unpickler"]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from ckptguard._errors import PolicyError
+from ckptguard._policy._policy import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
+
+ENV_VAR = "CKPTGUARD_POLICY"
+_KEYS = {"allow", "deny", "profiles"}
+
+
+def _entries(value: Any, key: str, where: str) -> tuple[Entry, ...]:
+    if not isinstance(value, list):
+        raise PolicyError(f"{where}: '{key}' must be a list")
+    out = []
+    for item in value:
+        if isinstance(item, str):
+            out.append(parse_entry(item, f"{key}ed by {where}"))
+        elif (
+            isinstance(item, dict)
+            and isinstance(item.get("name"), str)
+            and set(item)
+            <= {
+                "name",
+                "reason",
+            }
+        ):
+            reason = item.get("reason") or f"{key}ed by {where}"
+            if not isinstance(reason, str):
+                raise PolicyError(f"{where}: 'reason' of {item['name']!r} must be a string")
+            out.append(parse_entry(item["name"], reason))
+        else:
+            raise PolicyError(
+                f"{where}: each '{key}' entry is a 'module.Name' string or "
+                "{ name = ..., reason = ... }"
+            )
+    return tuple(out)
+
+
+def policy_from_mapping(doc: Mapping[str, Any], where: str) -> Policy:
+    unknown = set(doc) - _KEYS
+    if unknown:
+        raise PolicyError(
+            f"{where}: unknown key(s) {', '.join(sorted(unknown))} (allowed: allow, deny, profiles)"
+        )
+    profiles = doc.get("profiles", list(ALL_PROFILES))
+    if not isinstance(profiles, list) or not all(isinstance(p, str) for p in profiles):
+        raise PolicyError(f"{where}: 'profiles' must be a list of profile names")
+    try:
+        return Policy(
+            profiles=tuple(profiles),
+            allowed=_entries(doc.get("allow", []), "allow", where),
+            denied=_entries(doc.get("deny", []), "deny", where),
+            source=where,
+        )
+    except PolicyError as exc:
+        if where in exc.problem:
+            raise
+        raise PolicyError(f"{where}: {exc.problem}") from None
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        raise PolicyError(f"policy file {path} does not exist") from None
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise PolicyError(f"{path}: invalid TOML: {exc}") from None
+
+
+def load_policy_file(path: str | os.PathLike[str]) -> Policy:
+    p = Path(path)
+    return policy_from_mapping(_read_toml(p), str(p))
+
+
+def find_pyproject(start: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The nearest pyproject.toml at or above ``start`` with a [tool.ckptguard] table."""
+    for d in (start, *start.parents):
+        candidate = d / "pyproject.toml"
+        if candidate.is_file():
+            doc = _read_toml(candidate)
+            table = doc.get("tool", {}).get("ckptguard")
+            if table is not None:
+                if not isinstance(table, dict):
+                    raise PolicyError(f"{candidate}: [tool.ckptguard] must be a table")
+                return candidate, table
+    return None
+
+
+def resolve_policy(
+    *,
+    allow: Iterable[str] = (),
+    policy: str | os.PathLike[str] | Policy | None = None,
+    start_dir: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Policy:
+    """The policy in force: its source by the precedence above, plus ``allow`` on top."""
+    env = os.environ if environ is None else environ
+    if isinstance(policy, Policy):
+        base = policy
+    elif policy is not None:
+        base = load_policy_file(policy)
+    elif env.get(ENV_VAR):
+        base = load_policy_file(env[ENV_VAR])
+    else:
+        found = find_pyproject(Path(start_dir) if start_dir else Path.cwd())
+        if found is not None:
+            path, table = found
+            base = policy_from_mapping(table, f"{path} [tool.ckptguard]")
+        else:
+            base = default_policy()
+    if isinstance(allow, str):
+        allow = [allow]
+    return base.with_allowed(allow, reason="allowed by --allow / allow=")

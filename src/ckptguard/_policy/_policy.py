@@ -1,0 +1,174 @@
+"""The rules that judge a global: dangerous, safe, allowed or unknown.
+
+Precedence, first match wins:
+
+1. malformed names (a dot-separated part that is not an identifier) -> dangerous;
+2. ``[dangerous.globals]`` exact entries and the user's ``deny`` entries -> dangerous;
+3. a vetted entry of an enabled profile (exact ``module.name``) -> safe; an exact vetted
+   entry is a deliberate exception to a module-wide dangerous entry
+   (``copyreg._reconstructor`` in ``copyreg``);
+4. ``[dangerous.modules]`` (the module or any package above it, also when reached through a
+   dotted attribute path such as ``torch`` + ``serialization.os.system``), dunder parts of a
+   dotted name and ``[dangerous.attributes]`` inside a dotted name -> dangerous;
+5. the user's allow entries (exact, or ``package.*``) -> allowed;
+6. everything else -> unknown.
+
+A user allow entry that is dangerous by rules 1, 2 or 4 is refused when the policy is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+
+from ckptguard._errors import PolicyError
+from ckptguard._model import Verdict
+from ckptguard._policy._data import shipped
+
+ALL_PROFILES = ("torch", "numpy", "python", "omegaconf", "lightning")
+
+
+def _valid(dotted: str) -> bool:
+    return bool(dotted) and all(part.isidentifier() for part in dotted.split("."))
+
+
+def _prefixes(dotted: str) -> Iterable[str]:
+    parts = dotted.split(".")
+    for i in range(1, len(parts) + 1):
+        yield ".".join(parts[:i])
+
+
+@dataclass(frozen=True)
+class Entry:
+    """A user allow/deny entry: ``module.Name`` or ``package.*``."""
+
+    pattern: str
+    reason: str
+
+    def matches(self, qualified: str) -> bool:
+        if self.pattern.endswith(".*"):
+            return qualified.startswith(self.pattern[:-1])
+        return qualified == self.pattern
+
+
+def parse_entry(text: str, reason: str) -> Entry:
+    name = text.strip()
+    base = name[:-2] if name.endswith(".*") else name
+    if not _valid(base) or (not name.endswith(".*") and "." not in name):
+        raise PolicyError(
+            f"invalid global name {text!r}: expected 'module.Name' (e.g. mypkg.utils.MyEnum) "
+            "or 'package.*'"
+        )
+    return Entry(name, reason)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """Which globals are safe, allowed, unknown or dangerous. Immutable; cheap to query."""
+
+    profiles: tuple[str, ...] = ALL_PROFILES
+    allowed: tuple[Entry, ...] = ()
+    denied: tuple[Entry, ...] = ()
+    source: str = "defaults"  # where the user part came from (for messages)
+    _safe: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    _cache: dict[tuple[str, str], tuple[Verdict, str]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        data = shipped()
+        unknown = [p for p in self.profiles if p not in data.profiles]
+        if unknown:
+            raise PolicyError(
+                f"unknown profile(s) {', '.join(unknown)}: choose from "
+                f"{', '.join(sorted(data.profiles))}"
+            )
+        safe: dict[str, str] = {}
+        for p in self.profiles:
+            safe.update({k: f"{v} [profile {p}]" for k, v in data.profiles[p].items()})
+        object.__setattr__(self, "_safe", safe)
+        object.__setattr__(self, "_cache", {})
+        for entry in self.allowed:
+            verdict, reason = self._dangerous(entry.pattern.removesuffix(".*"))
+            if verdict is not None:
+                raise PolicyError(
+                    f"{entry.pattern} cannot be allowed: {reason}. ckptguard never allows "
+                    "dangerous globals; if the file needs it, do not load it"
+                )
+
+    # ------------------------------------------------------------------ queries
+    def classify(self, module: str, name: str) -> tuple[Verdict, str]:
+        """The verdict on the global ``module.name`` and a one-line reason."""
+        key = (module, name)
+        hit = self._cache.get(key)
+        if hit is None:
+            hit = self._classify(module, name)
+            if len(self._cache) < 100_000:
+                self._cache[key] = hit
+        return hit
+
+    def _classify(self, module: str, name: str) -> tuple[Verdict, str]:
+        qualified = f"{module}.{name}"
+        if not (_valid(module) and _valid(name)):
+            return Verdict.DANGEROUS, (
+                f"malformed global name {qualified!r}: not what a pickler writes (odd "
+                "characters, whitespace or empty parts)"
+            )
+        data = shipped()
+        reason = data.dangerous_globals.get(qualified)
+        if reason is not None:
+            return Verdict.DANGEROUS, reason
+        for entry in self.denied:
+            if entry.matches(qualified):
+                return Verdict.DANGEROUS, f"denied by policy ({entry.reason})"
+        reason = self._safe.get(qualified)
+        if reason is not None:
+            return Verdict.SAFE, reason
+        verdict, reason2 = self._dangerous(qualified, name)
+        if verdict is not None:
+            return verdict, reason2
+        for entry in self.allowed:
+            if entry.matches(qualified):
+                return Verdict.ALLOWED, entry.reason
+        return Verdict.UNKNOWN, (
+            "not in ckptguard's vetted profiles: importing and rebuilding it runs its code"
+        )
+
+    def _dangerous(self, qualified: str, name: str | None = None) -> tuple[Verdict | None, str]:
+        data = shipped()
+        for prefix in _prefixes(qualified):
+            reason = data.dangerous_modules.get(prefix) or data.dangerous_globals.get(prefix)
+            if reason is not None:
+                return Verdict.DANGEROUS, f"{prefix}: {reason}"
+        if name is not None and "." in name:
+            for part in name.split("."):
+                if part.startswith("__") and part.endswith("__"):
+                    return Verdict.DANGEROUS, (
+                        f"attribute traversal through {part!r}: reaches interpreter internals"
+                    )
+                reason = data.dangerous_attributes.get(part)
+                if reason is not None:
+                    return Verdict.DANGEROUS, f"attribute traversal through {part!r}: {reason}"
+        return None, ""
+
+    # ------------------------------------------------------------------ building
+    def with_allowed(self, names: Iterable[str], *, reason: str = "allowed by the user") -> Policy:
+        extra = tuple(parse_entry(n, reason) for n in names)
+        if not extra:
+            return self
+        return replace(self, allowed=self.allowed + extra)
+
+    def with_denied(self, names: Iterable[str], *, reason: str = "denied by the user") -> Policy:
+        extra = tuple(parse_entry(n, reason) for n in names)
+        return replace(self, denied=self.denied + extra) if extra else self
+
+
+_DEFAULT: Policy | None = None
+
+
+def default_policy() -> Policy:
+    """The shipped policy: every profile, nothing allowed beyond it."""
+    global _DEFAULT  # noqa: PLW0603 - a process-wide cache of an immutable value
+    if _DEFAULT is None:
+        _DEFAULT = Policy()
+    return _DEFAULT
