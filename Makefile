@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m ckptguard.demo
+	$(PY) demo/run_demo.py
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks

@@ -46,7 +46,7 @@ class CheckpointError(Error):
         *,
         path: str | Path | None = None,
         hint: str | None = None,
-        format: str | None = None,  # noqa: A002 - what the file turned out to be, if known
+        format: str | None = None,
     ) -> None:
         self.path = None if path is None else str(path)
         self.format = format  # e.g. "git-lfs-pointer", "html", "pytorch-zip"

@@ -143,8 +143,9 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileReport:
         extracted = read_file(spath)
     except FileNotFoundError:
         err = CheckpointError(
-            "no such file", path=spath, hint="check the path (ckptguard scan takes files and "
-            "directories)"
+            "no such file",
+            path=spath,
+            hint="check the path (ckptguard scan takes files and directories)",
         )
         return _error_report(spath, err, size)
     except IsADirectoryError:

@@ -1,0 +1,104 @@
+"""The ckptguard command line: the only place that prints and picks exit codes.
+
+Each subcommand lives in its own module (``_scan``, later ``_load``, ``_convert``, ...) with two
+functions: ``add_parser(subparsers)`` and ``run(args) -> int``. Nothing heavy is imported at
+module level (start-up time matters: the CLI is compared against other scanners as a whole
+process); subcommands import the scanner and the reporters only when they run.
+
+Exit status: 0 all files safe, 1 something needs review or is dangerous, 2 errors and bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ckptguard._cli import _scan
+from ckptguard._errors import Error
+
+__all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FINDINGS = 1
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+_SUBCOMMANDS = (_scan,)
+
+
+def _version() -> str:
+    from ckptguard import __version__  # noqa: PLC0415
+
+    return __version__
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ckptguard",
+        description=(
+            "Scan PyTorch checkpoints without executing anything: which Python globals their "
+            "pickles would import, and whether each is safe."
+        ),
+        epilog="Exit status: 0 all safe, 1 review or dangerous, 2 error or bad usage.",
+    )
+    parser.add_argument("--version", action="version", version=f"ckptguard {_version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module in _SUBCOMMANDS:
+        module.add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help/--version exit 0, usage errors exit 2
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return EXIT_ERROR
+    try:
+        code: int = args.run(args)
+    except Error as exc:  # PolicyError, UsageError, ...: a message, never a traceback
+        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("ckptguard: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        _silence_stdout()
+        return EXIT_ERROR
+    except Exception as exc:  # a bug in ckptguard: fail closed, without a wall of traceback
+        import os  # noqa: PLC0415
+
+        if os.environ.get("CKPTGUARD_DEBUG"):
+            raise
+        print(
+            f"ckptguard: internal error: {type(exc).__name__}: {exc}\n"
+            "  this is a bug in ckptguard; please report it "
+            "(set CKPTGUARD_DEBUG=1 to see the traceback)",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
+    _flush_stdout()
+    return code
+
+
+def _flush_stdout() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # `ckptguard scan ... | head`: not our error
+        _silence_stdout()
+
+
+def _silence_stdout() -> None:
+    # Python flushes stdout again at exit; point it at devnull so that flush cannot fail.
+    import os  # noqa: PLC0415
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass

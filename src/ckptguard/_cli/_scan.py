@@ -1,0 +1,135 @@
+"""``ckptguard scan PATH...``: report the globals each checkpoint would import, judged."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from ckptguard._model import ScanReport  # already imported with the package: free
+
+HELP = "scan checkpoints (files or directories) without executing anything"
+
+DESCRIPTION = """\
+Read each checkpoint without unpickling, importing or executing anything, and list the Python
+globals its pickles would import, each judged safe / allowed / unknown / dangerous.
+Directories are walked recursively; files that are not checkpoints are skipped."""
+
+EPILOG = """\
+exit status: 0 every file is safe, 1 a file needs review or is dangerous,
+             2 a file could not be scanned (missing, truncated, not a checkpoint) or bad usage
+
+examples:
+  ckptguard scan model.ckpt
+  ckptguard scan checkpoints/ --allow deepafx_st.utils.DSPMode
+  ckptguard scan checkpoints/ --json > report.json
+  ckptguard scan checkpoints/ --sarif ckptguard.sarif"""
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "scan",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="checkpoint files or directories")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
+        help="trust this global (e.g. mypkg.utils.MyEnum, or mypkg.*); repeatable",
+    )
+    p.add_argument(
+        "--policy",
+        metavar="FILE",
+        help="policy file (TOML); default: $CKPTGUARD_POLICY or [tool.ckptguard] in the "
+        "nearest pyproject.toml",
+    )
+    p.add_argument("--json", action="store_true", help="write one JSON document to stdout")
+    p.add_argument(
+        "--sarif", metavar="FILE", help="also write a SARIF 2.1.0 report to FILE ('-': stdout)"
+    )
+    p.add_argument("--jobs", "-j", type=_positive_int, metavar="N", help="scan N files in parallel")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    verbosity = p.add_mutually_exclusive_group()
+    verbosity.add_argument(
+        "-v", "--verbose", action="store_true", help="also list safe globals and info findings"
+    )
+    verbosity.add_argument(
+        "-q", "--quiet", action="store_true", help="print only files that are not safe"
+    )
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ckptguard._errors import UsageError  # noqa: PLC0415
+    from ckptguard._policy import resolve_policy  # noqa: PLC0415
+    from ckptguard._scan import scan_paths  # noqa: PLC0415
+
+    if args.json and args.sarif == "-":
+        raise UsageError(
+            "--json and --sarif - both write to stdout",
+            hint="write the SARIF report to a file: --sarif ckptguard.sarif",
+        )
+    policy = resolve_policy(allow=args.allow, policy=args.policy)
+
+    progress = None
+    if not (args.json or args.quiet or args.no_progress or args.sarif == "-"):
+        from ckptguard._cli._progress import ProgressBar  # noqa: PLC0415
+
+        progress = ProgressBar.for_stream(sys.stderr)
+    try:
+        report = scan_paths(args.paths, policy=policy, jobs=args.jobs, progress=progress)
+    finally:
+        if progress is not None:
+            progress.close()
+
+    if args.sarif:
+        _write_sarif(report, args.sarif)
+    if args.json:
+        from ckptguard._reporters import _json  # noqa: PLC0415
+
+        sys.stdout.write(_json.dumps(report))
+        sys.stdout.write("\n")
+    elif args.sarif != "-":
+        from ckptguard._reporters import _human  # noqa: PLC0415
+
+        text = _human.render(
+            report,
+            verbose=args.verbose,
+            quiet=args.quiet,
+            color=_human.use_color(sys.stdout),
+        )
+        sys.stdout.write(text)
+    return report.exit_code
+
+
+def _write_sarif(report: ScanReport, target: str) -> None:
+    from ckptguard._errors import UsageError  # noqa: PLC0415
+    from ckptguard._reporters import _sarif  # noqa: PLC0415
+
+    text = _sarif.dumps(report, base_dir=os.getcwd()) + "\n"
+    if target == "-":
+        sys.stdout.write(text)
+        return
+    try:
+        with open(target, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot write the SARIF report to {target}: {exc.strerror or exc}",
+            hint="check that the directory exists and is writable",
+        ) from None

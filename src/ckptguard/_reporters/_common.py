@@ -1,0 +1,29 @@
+"""Helpers shared by the reporters."""
+
+from __future__ import annotations
+
+from ckptguard._model import FileVerdict, ScanReport, Verdict
+
+VERDICT_ORDER = (FileVerdict.SAFE, FileVerdict.REVIEW, FileVerdict.DANGEROUS, FileVerdict.ERROR)
+
+
+def summary(report: ScanReport) -> dict[str, int]:
+    """Counts per file verdict, plus ``files`` and ``skipped``."""
+    counts = {v.value: 0 for v in VERDICT_ORDER}
+    for f in report.files:
+        counts[f.verdict.value] += 1
+    return {"files": len(report.files), **counts, "skipped": len(report.skipped)}
+
+
+def tool_version() -> str:
+    from ckptguard import __version__  # noqa: PLC0415
+
+    return __version__
+
+
+GLOBAL_VERDICT_ORDER = {
+    Verdict.DANGEROUS: 0,
+    Verdict.UNKNOWN: 1,
+    Verdict.ALLOWED: 2,
+    Verdict.SAFE: 3,
+}

@@ -1,0 +1,194 @@
+"""Human reporter: per file what it is, its verdict, what is wrong, and the exact next step."""
+
+from __future__ import annotations
+
+import os
+import shlex
+from typing import TextIO
+
+from ckptguard._model import (
+    FileReport,
+    FileVerdict,
+    Finding,
+    GlobalRef,
+    ScanReport,
+    Severity,
+    Verdict,
+)
+from ckptguard._reporters._common import VERDICT_ORDER, summary
+
+_RESET = "\x1b[0m"
+_STYLES = {
+    "safe": "\x1b[32m",  # green
+    "allowed": "\x1b[32m",
+    "review": "\x1b[33m",  # yellow
+    "unknown": "\x1b[33m",
+    "warning": "\x1b[33m",
+    "dangerous": "\x1b[1;31m",  # bold red
+    "error": "\x1b[1;35m",  # bold magenta
+    "info": "\x1b[2m",  # dim
+    "dim": "\x1b[2m",
+    "bold": "\x1b[1m",
+}
+
+_INDENT = "  "
+_LABEL_WIDTH = 10  # "dangerous" + 1
+
+
+def use_color(stream: TextIO) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    if os.environ.get("NO_COLOR"):
+        return False
+    if os.environ.get("TERM") == "dumb":
+        return False
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+class _Painter:
+    def __init__(self, color: bool) -> None:
+        self.color = color
+
+    def __call__(self, text: str, style: str) -> str:
+        if not self.color or style not in _STYLES:
+            return text
+        return f"{_STYLES[style]}{text}{_RESET}"
+
+    def label(self, word: str, *, upper: bool = False) -> str:
+        text = word.upper() if upper else word
+        padded = text.ljust(_LABEL_WIDTH)
+        return self(text, word) + padded[len(text) :]
+
+
+def format_size(size: int | None) -> str | None:
+    if size is None:
+        return None
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return None  # pragma: no cover
+
+
+def clean(text: str) -> str:
+    """Escape control and other non-printable characters (names come from untrusted files:
+    a global named with terminal escape sequences must not reach the terminal)."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
+def _quote(text: str) -> str:
+    return clean(shlex.quote(text))
+
+
+def render(
+    report: ScanReport, *, verbose: bool = False, quiet: bool = False, color: bool = False
+) -> str:
+    """The whole human report, ending with a newline (empty when quiet and all is safe)."""
+    paint = _Painter(color)
+    lines: list[str] = []
+    for f in report.files:
+        if quiet and f.verdict is FileVerdict.SAFE:
+            continue
+        lines.extend(render_file(f, verbose=verbose, paint=paint))
+    if verbose and report.skipped:
+        lines.append(paint("skipped (not checkpoints):", "dim"))
+        lines.extend(paint(f"{_INDENT}{clean(p)}", "dim") for p in report.skipped)
+    if not quiet:
+        if lines:
+            lines.append("")
+        lines.append(summary_line(report, paint=paint))
+    return "".join(line + "\n" for line in lines)
+
+
+def summary_line(report: ScanReport, *, paint: _Painter | None = None) -> str:
+    paint = paint or _Painter(False)
+    counts = summary(report)
+    n = counts["files"]
+    if n == 0:
+        head = "no checkpoint files found"
+    else:
+        parts = [
+            paint(f"{counts[v.value]} {v.value}", v.value) for v in VERDICT_ORDER if counts[v.value]
+        ]
+        head = f"{n} file{'s' if n != 1 else ''} scanned: " + ", ".join(parts)
+    if counts["skipped"]:
+        head += f"; {counts['skipped']} skipped (not checkpoints)"
+    return head
+
+
+def render_file(
+    f: FileReport, *, verbose: bool = False, paint: _Painter | None = None
+) -> list[str]:
+    paint = paint or _Painter(False)
+    details = [clean(f.format)]
+    size = format_size(f.size)
+    if size:
+        details.append(size)
+    lines = [
+        f"{paint.label(f.verdict.value, upper=True)} {paint(clean(f.path), 'bold')}  "
+        + paint(f"({', '.join(details)})", "dim")
+    ]
+    if verbose and f.pickles:
+        lines.append(paint(clean(f"{_INDENT}pickles: {', '.join(f.pickles)}"), "dim"))
+    for g in f.globals:
+        if verbose or g.verdict in (Verdict.UNKNOWN, Verdict.DANGEROUS):
+            lines.append(_global_line(g, paint))
+    for x in f.findings:
+        if verbose or x.severity is not Severity.INFO:
+            lines.append(_finding_line(x, paint))
+    lines.extend(_next_step(f, paint))
+    return lines
+
+
+def _global_line(g: GlobalRef, paint: _Painter) -> str:
+    uses = ", ".join(u.value for u in g.uses)
+    usage = f"{g.count}x" + (f" {uses}" if uses else "")
+    text = f"{_INDENT}{paint.label(g.verdict.value)} {clean(g.qualified_name)}  [{usage}]"
+    if g.reason:
+        text += f": {clean(g.reason)}"
+    return text
+
+
+def _finding_line(x: Finding, paint: _Painter) -> str:
+    text = f"{_INDENT}{paint.label(x.severity.value)} {clean(x.rule)}: {clean(x.message)}"
+    if x.location:
+        text += paint(f"  (at {clean(x.location)})", "dim")
+    return text
+
+
+def _next_step(f: FileReport, paint: _Painter) -> list[str]:
+    step = paint("next:", "bold")
+    pad = _INDENT * 3
+    if f.verdict is FileVerdict.DANGEROUS:
+        names = [clean(g.qualified_name) for g in f.globals if g.verdict is Verdict.DANGEROUS]
+        what = "run code" + (f" / import {', '.join(names)}" if names else "")
+        return [
+            f"{_INDENT}{step} " + paint(f"this file tries to {what}: do not load it", "dangerous"),
+            f"{pad}(it cannot be allowed; if you made it yourself, re-save it from a trusted "
+            "environment)",
+        ]
+    if f.verdict is FileVerdict.REVIEW:
+        unknown = list(f.needs_allow)
+        if not unknown:
+            hint = clean(f.hint or "review the findings above before loading it")
+            return [f"{_INDENT}{step} {hint}"]
+        flags = " ".join(f"--allow {_quote(n)}" for n in unknown)
+        return [
+            f"{_INDENT}{step} if you trust "
+            + ("this class" if len(unknown) == 1 else "these classes")
+            + ", allow "
+            + ("it" if len(unknown) == 1 else "them")
+            + ":",
+            f"{pad}ckptguard scan {_quote(f.path)} {flags}",
+            f"{pad}Python: ckptguard.load(path, allow={clean(repr(unknown))})",
+            f"{_INDENT}lasting fix: ckptguard convert {_quote(f.path)} OUT.pt "
+            "(re-saves it so that plain torch.load works)",
+        ]
+    if f.verdict is FileVerdict.ERROR and f.hint:
+        return [f"{_INDENT}{paint('hint:', 'bold')} {clean(f.hint)}"]
+    return []

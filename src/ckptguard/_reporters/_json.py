@@ -1,0 +1,73 @@
+"""JSON reporter: one document for the whole scan.
+
+Contract (field names fixed; more fields may be added)::
+
+    {"files": [{"path", "format", "verdict",
+                "globals": [{"name", "verdict", "reason", "count"}],
+                "findings": [{"rule", "severity", "message"}]}]}
+
+``name`` of a global is the qualified ``module.name``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport
+from ckptguard._reporters._common import summary, tool_version
+
+SCHEMA_VERSION = 1
+
+
+def global_to_dict(g: GlobalRef) -> dict[str, Any]:
+    return {
+        "name": g.qualified_name,
+        "verdict": g.verdict.value,
+        "reason": g.reason,
+        "count": g.count,
+        "module": g.module,
+        "attribute": g.name,
+        "uses": [u.value for u in g.uses],
+        "locations": list(g.locations),
+    }
+
+
+def finding_to_dict(f: Finding) -> dict[str, Any]:
+    return {
+        "rule": f.rule,
+        "severity": f.severity.value,
+        "message": f.message,
+        "location": f.location,
+    }
+
+
+def file_to_dict(f: FileReport) -> dict[str, Any]:
+    return {
+        "path": f.path,
+        "format": f.format,
+        "verdict": f.verdict.value,
+        "size": f.size,
+        "globals": [global_to_dict(g) for g in f.globals],
+        "findings": [finding_to_dict(x) for x in f.findings],
+        "pickles": list(f.pickles),
+        "needs_allow": list(f.needs_allow),
+        "hint": f.hint,
+    }
+
+
+def to_document(report: ScanReport) -> dict[str, Any]:
+    return {
+        "tool": "ckptguard",
+        "version": tool_version(),
+        "schema_version": SCHEMA_VERSION,
+        "verdict": report.verdict.value,
+        "exit_code": report.exit_code,
+        "summary": summary(report),
+        "files": [file_to_dict(f) for f in report.files],
+        "skipped": list(report.skipped),
+    }
+
+
+def dumps(report: ScanReport) -> str:
+    return json.dumps(to_document(report), indent=2, ensure_ascii=False)

@@ -1,0 +1,69 @@
+"""A few whole-process runs: ``python -m ckptguard`` and the exit status the shell sees."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import ckptguard
+from tests._cli.conftest import Files
+
+# The directory the tests import ckptguard from (src/ in a checkout, site-packages if installed).
+SRC = Path(ckptguard.__file__).resolve().parents[1]
+
+
+def _run(*args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env.pop("CKPTGUARD_POLICY", None)
+    return subprocess.run(
+        [sys.executable, "-m", "ckptguard", *map(str, args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_python_m_version(tmp_path: Path) -> None:
+    proc = _run("--version", cwd=tmp_path)
+    assert proc.returncode == 0
+    assert proc.stdout.startswith("ckptguard 0.")
+
+
+def test_python_m_scan_exit_codes(files: Files, tmp_path: Path) -> None:
+    assert _run("scan", files.safe, cwd=tmp_path).returncode == 0
+    proc = _run("scan", files.enum, "--json", cwd=tmp_path)
+    assert proc.returncode == 1
+    assert json.loads(proc.stdout)["files"][0]["verdict"] == "review"
+    proc = _run("scan", files.dangerous, files.truncated, tmp_path / "missing.pt", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert not files.marker.exists()
+    proc = _run("scan", "--bogus", cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "usage:" in proc.stderr
+
+
+def test_scan_does_not_import_torch_or_numpy(files: Files, tmp_path: Path) -> None:
+    code = (
+        "import sys; from ckptguard._cli import main; rc = main(['scan', '-q', sys.argv[1]]); "
+        "bad = [m for m in ('torch', 'numpy', 'rich') if m in sys.modules]; "
+        "print(rc, bad)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(files.safe)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
