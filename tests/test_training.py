@@ -39,9 +39,6 @@ from ckptguard.training import (
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = Path(__file__).resolve().parent / "_training" / "resume_script.py"
-HAS_LOAD = hasattr(ckptguard, "load")
-needs_load = pytest.mark.skipif(
-    not HAS_LOAD, reason="ckptguard.load is not there yet (being written in src/ckptguard/_load)")
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 
@@ -112,7 +109,7 @@ def assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize(
-    "loader", ["stock", pytest.param("ckptguard", marks=needs_load)])
+    "loader", ["stock", "ckptguard"])
 def test_resume_in_new_process_is_bit_identical(
         tmp_path: Path, reference_run: dict[str, Any], loader: str) -> None:
     # "stock": a fresh process, torch.load(weights_only=True), nothing allowlisted
@@ -608,7 +605,6 @@ def test_plain_data_roundtrips_through_stock_weights_only(
 # --------------------------------------------------------------------------- load_checkpoint
 
 
-@needs_load
 def test_load_checkpoint_roundtrip(tmp_path: Path) -> None:
     objects = training_objects()
     np.random.randn()
@@ -622,19 +618,10 @@ def test_load_checkpoint_roundtrip(tmp_path: Path) -> None:
     assert draws() == want
 
 
-@needs_load
 def test_load_checkpoint_rejects_a_non_dict(tmp_path: Path) -> None:
     torch.save(torch.ones(2), tmp_path / "t.pt")
     with pytest.raises(CorruptCheckpointError, match="not a dict"):
         load_checkpoint(tmp_path / "t.pt")
-
-
-def test_load_checkpoint_without_ckptguard_load(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delattr(ckptguard, "load", raising=False)
-    save_checkpoint(tmp_path / "c.pt", step=1)
-    with pytest.raises(UsageError, match=r"ckptguard\.load"):
-        load_checkpoint(tmp_path / "c.pt")
 
 
 def test_load_checkpoint_delegates_to_ckptguard_load(

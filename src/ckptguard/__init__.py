@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from ckptguard._errors import (
     CheckpointError,
@@ -32,6 +33,16 @@ from ckptguard._model import (
     Verdict,
 )
 
+if TYPE_CHECKING:
+    from ckptguard._load import (
+        LoadWarning,
+        RefusedLoadWarning,
+        install,
+        load,
+        patched,
+        uninstall,
+    )
+
 __version__ = "0.1.0"
 
 __all__ = [
@@ -42,7 +53,9 @@ __all__ = [
     "FileVerdict",
     "Finding",
     "GlobalRef",
+    "LoadWarning",
     "PolicyError",
+    "RefusedLoadWarning",
     "ScanReport",
     "Severity",
     "UnsafeCheckpointError",
@@ -50,10 +63,36 @@ __all__ = [
     "Use",
     "Verdict",
     "__version__",
+    "install",
+    "load",
+    "patched",
     "scan",
+    "uninstall",
 ]
 
 PathArg = str | os.PathLike[str]
+
+# Loading needs torch; it is imported on first use so that `import ckptguard` and the scanner
+# stay torch-free.
+_LAZY = {
+    "load": "ckptguard._load",
+    "patched": "ckptguard._load",
+    "install": "ckptguard._load",
+    "uninstall": "ckptguard._load",
+    "LoadWarning": "ckptguard._load",
+    "RefusedLoadWarning": "ckptguard._load",
+}
+
+
+def __getattr__(name: str) -> object:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ckptguard' has no attribute {name!r}")
+    import importlib  # noqa: PLC0415
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def scan(

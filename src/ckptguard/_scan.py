@@ -160,7 +160,12 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileReport:
         return _error_report(spath, err, size)
     except CheckpointError as exc:
         return _error_report(spath, exc, size, policy)
+    return report_for(spath, extracted, policy, size)
 
+
+def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None) -> FileReport:
+    """Judge what a format reader extracted from the file at ``path``."""
+    spath = path
     refs = _judge(_collect(extracted), policy)
     findings: list[Finding] = []
     for stream in extracted.pickles:

@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ckptguard._cli import _scan
+from ckptguard._cli import _run, _scan
 from ckptguard._errors import Error
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "build_parser", "main"]
@@ -24,7 +24,7 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_SUBCOMMANDS = (_scan,)
+_SUBCOMMANDS = (_scan, _run)
 
 
 def _version() -> str:
@@ -37,8 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ckptguard",
         description=(
-            "Scan PyTorch checkpoints without executing anything: which Python globals their "
-            "pickles would import, and whether each is safe."
+            "Scan PyTorch checkpoints without executing anything (which Python globals their "
+            "pickles would import, and whether each is safe), and load them safely."
         ),
         epilog="Exit status: 0 all safe, 1 review or dangerous, 2 error or bad usage.",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import mmap
 import zlib
 
@@ -45,12 +46,17 @@ def inflate(raw: bytes, expected: int, name: str) -> bytes:
     return out
 
 
+def stream_digest(data: Buffer | memoryview) -> bytes:
+    """The digest the loader compares against the pickle bytes torch hands to the unpickler."""
+    return hashlib.blake2b(data, digest_size=32).digest()
+
+
 def analyse_stream(
     data: Buffer | memoryview, name: str, limits: PickleLimits, *, start: int = 0
 ) -> PickleStream:
-    return PickleStream(
-        name=name, analysis=analyze_pickle(data, start=start, where=name, limits=limits)
-    )
+    analysis = analyze_pickle(data, start=start, where=name, limits=limits)
+    digest = stream_digest(data) if start == 0 else b""
+    return PickleStream(name=name, analysis=analysis, digest=digest)
 
 
 def analyse_all(

@@ -15,6 +15,8 @@ class PickleStream:
 
     name: str  # where it is: "archive/data.pkl", "pickle 3 of 5", "arr_0.npy", ...
     analysis: PickleAnalysis
+    digest: bytes = b""  # BLAKE2b of the whole member, for streams that are a whole zip
+    #                      member (lets the loader check it unpickles exactly these bytes)
 
 
 @dataclass(frozen=True)

@@ -196,11 +196,7 @@ def load_checkpoint(
     """
     import ckptguard  # noqa: PLC0415 - the package imports no torch; this module does
 
-    load = getattr(ckptguard, "load", None)
-    if load is None:
-        raise UsageError("this ckptguard has no ckptguard.load, which load_checkpoint needs",
-                         hint="upgrade ckptguard")
-    loaded = load(path, map_location=map_location, **kwargs)
+    loaded = ckptguard.load(path, map_location=map_location, **kwargs)
     if not isinstance(loaded, Mapping):
         raise CorruptCheckpointError(
             f"not a training checkpoint: it holds a {_type_name(loaded)}, not a dict",

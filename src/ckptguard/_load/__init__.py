@@ -1,0 +1,14 @@
+"""Safe loading: ``load`` (a drop-in ``torch.load``) and the process-wide ``torch.load`` patch."""
+
+from ckptguard._load._load import LoadWarning, load
+from ckptguard._load._patch import RefusedLoadWarning, install, is_installed, patched, uninstall
+
+__all__ = [
+    "LoadWarning",
+    "RefusedLoadWarning",
+    "install",
+    "is_installed",
+    "load",
+    "patched",
+    "uninstall",
+]

@@ -1,0 +1,261 @@
+"""``ckptguard.load``: scan the file, refuse what is not allowed, unpickle through the policy.
+
+The order of work for one call:
+
+1. resolve the policy (``allow=``, ``policy=``, ``$CKPTGUARD_POLICY``, ``pyproject.toml``);
+2. read and scan the file (zip archives are memory-mapped, so only the central directory and
+   the pickle are read; every other format is read into memory once and that buffer is both
+   scanned and loaded);
+3. refuse anything whose verdict is not ``safe`` with every global and finding explained;
+4. call PyTorch's own ``torch.load`` with a per-call pickle module (:mod:`._engine`) that
+   imports only the globals this scan approved and checks that the pickle it is given is the
+   one that was scanned.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import warnings
+import zipfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import IO, Any
+
+from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
+from ckptguard._formats import Extracted, read_buffer, read_file
+from ckptguard._load._engine import build_engine
+from ckptguard._load._refusal import refusal
+from ckptguard._model import FileReport, FileVerdict
+from ckptguard._policy import Policy, resolve_policy
+from ckptguard._scan import report_for
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_TRUE = ("1", "y", "yes", "true")
+
+
+class LoadWarning(UserWarning):
+    """ckptguard.load ignored an argument that would have switched the safety off."""
+
+
+@dataclass(frozen=True)
+class _Scanned:
+    """A scanned file and what to hand to torch.load for it."""
+
+    name: str  # the path as given, or "<file object>"
+    target: str | IO[bytes]  # a path (zip checkpoints) or an in-memory copy of the scanned bytes
+    extracted: Extracted
+    report: FileReport
+    from_memory: bool
+
+
+def _name_of(f: object) -> str:
+    name = getattr(f, "name", None)
+    return name if isinstance(name, str) else "<file object>"
+
+
+def _head(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read(4)
+
+
+def _scan_source(f: Any, policy: Policy) -> _Scanned:
+    """Scan ``f`` (a path or a binary file object) and keep what torch.load must read."""
+    if isinstance(f, (str, os.PathLike)):
+        name = os.fspath(f)
+        if isinstance(name, bytes):  # pragma: no cover - os.PathLike[bytes]
+            name = os.fsdecode(name)
+        size: int | None = os.stat(name).st_size  # FileNotFoundError names the path
+        if _head(name).startswith(_ZIP_MAGIC):
+            extracted = _read(lambda: read_file(name), name)
+            target: str | IO[bytes] = name
+            from_memory = False
+        else:  # legacy/pickle/safetensors: scan and load the very same bytes
+            with open(name, "rb") as fh:
+                data = fh.read()
+            extracted = _read(lambda: read_buffer(data, name=name), name)
+            target = io.BytesIO(data)
+            from_memory = True
+    else:
+        read = getattr(f, "read", None)
+        if read is None:
+            raise UsageError(
+                f"ckptguard.load takes a path or a binary file object, not {type(f).__name__}"
+            )
+        name = _name_of(f)
+        data = read()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise UsageError(f"{name}: the file object must be opened in binary mode ('rb')")
+        data = bytes(data)
+        size = len(data)
+        extracted = _read(lambda: read_buffer(data, name=name), name)
+        target = io.BytesIO(data)
+        from_memory = True
+    report = report_for(name, extracted, policy, size)
+    return _Scanned(name, target, extracted, report, from_memory)
+
+
+def _read(reader: Any, name: str) -> Extracted:
+    try:
+        result: Extracted = reader()
+    except CheckpointError as exc:
+        raise exc.with_path(name) from None
+    return result
+
+
+def _approved(extracted: Extracted, name: str) -> dict[tuple[str, str], tuple[str, str]]:
+    """Map each global as written in the pickles to the name the scan resolved it to."""
+    out: dict[tuple[str, str], tuple[str, str]] = {}
+    for stream in extracted.pickles:
+        for g in stream.analysis.globals:
+            raw = g.raw or (g.module, g.name)
+            target = (g.module, g.name)
+            if out.setdefault(raw, target) != target:
+                raise CorruptCheckpointError(
+                    f"the pickle names {raw[0]}.{raw[1]} under two pickle protocols that "
+                    "resolve it differently: refused",
+                    path=name,
+                    hint=f"ckptguard scan {name}",
+                )
+    return out
+
+
+def _data_pkl_digest(extracted: Extracted) -> bytes:
+    archive = extracted.details.get("archive", "")
+    wanted = f"{archive}/data.pkl"
+    for stream in extracted.pickles:
+        if stream.name == wanted and stream.digest:
+            return stream.digest
+    raise CorruptCheckpointError("the archive's data.pkl was not scanned")  # pragma: no cover
+
+
+def _torch_load() -> Any:
+    """PyTorch's own ``torch.serialization.load``, even while ckptguard's patch is installed."""
+    from ckptguard._load._patch import original_torch_load  # noqa: PLC0415
+
+    return original_torch_load()
+
+
+def drop_unsafe_kwargs(kwargs: dict[str, Any], *, stacklevel: int) -> None:
+    """Remove ``weights_only``/``pickle_module`` from torch.load kwargs, warning when ignored.
+
+    ``stacklevel`` counts from the caller of this function, as for :func:`warnings.warn`.
+    """
+    weights_only = kwargs.pop("weights_only", None)
+    if weights_only is False:
+        warnings.warn(
+            "ckptguard.load ignores weights_only=False: it never unpickles outside its policy "
+            "(allow a trusted class with allow=[...] instead)",
+            LoadWarning,
+            stacklevel=stacklevel + 1,
+        )
+    if kwargs.pop("pickle_module", None) is not None:
+        warnings.warn(
+            "ckptguard.load ignores pickle_module=: it unpickles with its own policy-enforcing "
+            "unpickler",
+            LoadWarning,
+            stacklevel=stacklevel + 1,
+        )
+    if os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "0").lower() in _TRUE:
+        raise UsageError(
+            "TORCH_FORCE_WEIGHTS_ONLY_LOAD is set, and with it PyTorch refuses every unpickler "
+            "but its own, including ckptguard's policy-enforcing one",
+            hint="unset TORCH_FORCE_WEIGHTS_ONLY_LOAD: ckptguard.load is already weights-only "
+            "safe by its policy",
+        )
+
+
+def load(
+    f: Any,
+    map_location: Any = None,
+    *,
+    allow: Iterable[str] = (),
+    policy: str | os.PathLike[str] | Policy | None = None,
+    mmap: bool | None = None,
+    **kwargs: Any,
+) -> Any:
+    """A drop-in for ``torch.load`` that loads only what the policy allows.
+
+    ``f`` is a path or a binary file object, ``map_location`` and ``mmap`` mean what they mean
+    for ``torch.load``; ``allow`` adds trusted globals (``"module.Name"`` or ``"package.*"``) for
+    this call only; ``policy`` is a policy file or :class:`~ckptguard._policy.Policy` (default:
+    ``$CKPTGUARD_POLICY``, else ``[tool.ckptguard]`` in the nearest ``pyproject.toml``, else the
+    shipped profiles). Other keyword arguments go to the unpickler as in ``torch.load``;
+    ``weights_only=False`` and ``pickle_module=`` are ignored with a :class:`LoadWarning`.
+
+    Raises :class:`~ckptguard.UnsafeCheckpointError` when the file needs globals that are not
+    allowed, :class:`~ckptguard.CorruptCheckpointError` when it is unreadable or inconsistent,
+    and ``FileNotFoundError`` when it does not exist.
+    """
+    drop_unsafe_kwargs(kwargs, stacklevel=2)
+    resolved = resolve_policy(allow=allow, policy=policy)
+    scanned = _scan_source(f, resolved)
+    if scanned.report.verdict is not FileVerdict.SAFE:
+        raise refusal(scanned.report)
+    fmt = scanned.extracted.format
+    if fmt == "safetensors":
+        return _load_safetensors(scanned, map_location)
+    if fmt not in ("pytorch-zip", "pytorch-legacy"):
+        raise CheckpointError(
+            f"this is a {fmt} file, not a PyTorch checkpoint: torch.load cannot read it either",
+            path=scanned.name,
+            hint=_OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
+            format=fmt,
+        )
+    digest = _data_pkl_digest(scanned.extracted) if fmt == "pytorch-zip" else None
+    engine = build_engine(
+        _approved(scanned.extracted, scanned.name), path=scanned.name, pickle_digest=digest
+    )
+    target = scanned.target
+    if isinstance(target, str) and target.endswith(".safetensors"):
+        target = open(target, "rb")  # noqa: SIM115 - torch.load would take the name for safetensors
+    try:
+        return _torch_load()(
+            target, map_location, pickle_module=engine, weights_only=False, mmap=mmap, **kwargs
+        )
+    except CheckpointError:
+        raise
+    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
+        raise CorruptCheckpointError(
+            f"PyTorch could not unpickle it: {exc}", path=scanned.name,
+            hint=f"ckptguard scan {scanned.name}", format=fmt,
+        ) from exc  # fmt: skip
+    except RuntimeError as exc:
+        raise CorruptCheckpointError(
+            f"PyTorch could not load it: {exc}", path=scanned.name,
+            hint=f"ckptguard scan {scanned.name}", format=fmt,
+        ) from exc  # fmt: skip
+    finally:
+        if target is not scanned.target and not isinstance(target, str):
+            target.close()
+
+
+_OTHER_FORMAT_HINT = {
+    "pickle": "a plain pickle is not a checkpoint; `ckptguard scan` shows what it would import",
+    "numpy": "load it with numpy.load(path, allow_pickle=False)",
+    "numpy-npz": "load it with numpy.load(path, allow_pickle=False)",
+}
+
+
+def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
+    from safetensors.torch import load as st_load  # noqa: PLC0415
+
+    target = scanned.target
+    data = target.getvalue() if isinstance(target, io.BytesIO) else _read_all(target)
+    tensors = st_load(data)
+    if map_location is None:
+        return tensors
+    if isinstance(map_location, dict) or callable(map_location):
+        raise UsageError(
+            "safetensors files take a device string or torch.device as map_location",
+            hint="pass map_location='cpu' (or a device) instead of a dict or a function",
+        )
+    return {k: v.to(map_location) for k, v in tensors.items()}
+
+
+def _read_all(target: str | IO[bytes]) -> bytes:
+    if isinstance(target, str):
+        with open(target, "rb") as fh:
+            return fh.read()
+    return target.read()

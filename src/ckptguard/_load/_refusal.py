@@ -1,0 +1,89 @@
+"""The errors ``ckptguard.load`` raises when a scan does not clear a file: what, why, what next."""
+
+from __future__ import annotations
+
+from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptguard._model import FileReport, FileVerdict, Finding, GlobalRef, Severity, Verdict
+
+_MAX_LISTED = 12
+
+
+class RefusedCheckpointError(UnsafeCheckpointError):
+    """An :class:`UnsafeCheckpointError` that carries the scan report behind the refusal."""
+
+    def __init__(self, problem: str, *, report: FileReport, hint: str | None) -> None:
+        super().__init__(problem, path=report.path, hint=hint, format=report.format)
+        self.report = report
+
+    @property
+    def globals(self) -> tuple[GlobalRef, ...]:
+        """The globals that are not allowed (unknown or dangerous)."""
+        return tuple(g for g in self.report.globals if g.verdict in _REFUSED)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
+
+
+_REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)
+
+
+def _global_line(g: GlobalRef) -> str:
+    if g.verdict is Verdict.DANGEROUS:
+        tail = "this file tries to run code or reach the system; it can never be allowed"
+    else:
+        tail = "allow it only if you trust the code that defines it"
+    return f"  - {g.qualified_name}: {g.verdict} ({g.reason}) - {tail}"
+
+
+def _finding_line(f: Finding) -> str:
+    where = f" at {f.location}" if f.location else ""
+    return f"  - [{f.rule}] {f.severity}: {f.message}{where}"
+
+
+def refusal(report: FileReport) -> CheckpointError:
+    """The error for a scanned file whose verdict is not ``safe``."""
+    path = report.path
+    if report.verdict is FileVerdict.ERROR:
+        problems = [f for f in report.findings if f.severity is Severity.ERROR]
+        detail = "; ".join(f.message for f in problems[:3]) or "the file could not be read"
+        return CorruptCheckpointError(
+            f"cannot be loaded: {detail}",
+            path=path,
+            hint=report.hint or f"ckptguard scan {path}  (for the full diagnosis)",
+            format=report.format,
+        )
+    bad = [g for g in report.globals if g.verdict in _REFUSED]
+    dangerous = [g for g in bad if g.verdict is Verdict.DANGEROUS]
+    unknown = [g for g in bad if g.verdict is Verdict.UNKNOWN]
+    findings = [f for f in report.findings if f.severity is not Severity.INFO]
+    lines = []
+    if bad:
+        lines.append(
+            f"refused: the file needs {len(bad)} global{'s' if len(bad) != 1 else ''} "
+            "that the policy does not allow:"
+        )
+        lines.extend(_global_line(g) for g in bad[:_MAX_LISTED])
+        if len(bad) > _MAX_LISTED:
+            lines.append(f"  ... and {len(bad) - _MAX_LISTED} more (ckptguard scan {path})")
+    if findings:
+        lines.append("refused: the scan found:" if not bad else "and the scan found:")
+        lines.extend(_finding_line(f) for f in findings[:_MAX_LISTED])
+    if dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
+        hint = (
+            "this file tries to run code when loaded: do not load it, and there is no way to "
+            "allow it. If you made it yourself, re-save it from a trusted environment as plain "
+            "tensors and data"
+        )
+    elif unknown:
+        names = [g.qualified_name for g in unknown]
+        flags = " ".join(f"--allow {n}" for n in names)
+        hint = (
+            f"if you trust these classes: ckptguard.load({path!r}, allow={names!r})  "
+            f"(for third-party code: `with ckptguard.patched(allow={names!r}):` or "
+            f"`python -m ckptguard run {flags} SCRIPT.py`); to fix the file for good: "
+            f"ckptguard convert {path} OUT.pt"
+        )
+    else:
+        hint = f"review the findings: ckptguard scan {path}"
+    return RefusedCheckpointError("\n".join(lines), report=report, hint=hint)

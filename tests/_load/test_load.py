@@ -1,0 +1,342 @@
+"""ckptguard.load: every legitimate checkpoint loads identically, nothing unsafe runs."""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import io
+import pickle
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+import ckptguard
+from ckptguard._load import LoadWarning
+from tests import factories
+from tests._load import hostile
+from tests._load.equality import assert_same, shares_storage
+
+
+def unsafe(path: Path | io.BytesIO, **kw: Any) -> Any:
+    return torch.load(path, weights_only=False, **kw)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_training_checkpoint_loads_with_no_allow_list(tmp_path: Path, protocol: int) -> None:
+    path = factories.training_checkpoint(tmp_path / "train.pt", protocol=protocol)
+    loaded = ckptguard.load(path)
+    assert_same(loaded, unsafe(path))
+    assert isinstance(loaded["step"], np.int64) and loaded["step"] == 120
+    assert loaded["numpy_rng"][0] == "MT19937"
+
+
+def test_numpy_1x_names_load_under_numpy_2(tmp_path: Path) -> None:
+    path = factories.numpy1_training_checkpoint(tmp_path)
+    assert b"numpy.core.multiarray" in _data_pkl(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeprecationWarning)  # no numpy.core deprecation noise
+        loaded = ckptguard.load(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        assert_same(loaded, unsafe(path))
+
+
+def _data_pkl(path: Path) -> bytes:
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [factories.state_dict, factories.namespace_checkpoint, factories.omegaconf_checkpoint,
+     factories.legacy_checkpoint],
+    ids=["state_dict", "namespace", "omegaconf", "legacy"],
+)  # fmt: skip
+def test_benign_kinds_load_identically(tmp_path: Path, factory: Any) -> None:
+    path = factory(tmp_path / "ckpt.pt")
+    assert_same(ckptguard.load(path), unsafe(path))
+
+
+def test_loads_what_torch_weights_only_cannot(tmp_path: Path) -> None:
+    """dict/list subclasses, non-empty defaultdicts and protocol-4 bytes: torch's own
+    weights-only loader refuses them whatever is allowlisted; ckptguard loads them."""
+    obj = {
+        "counter": collections.Counter("abracadabra"),
+        "dd": collections.defaultdict(list, {"a": [1, 2]}),
+        "raw": b"\x00\x01 raw bytes",
+        "od": collections.OrderedDict(x=torch.ones(2)),
+        "ns": argparse.Namespace(lr=0.1, layers=[1, 2]),
+    }
+    path = tmp_path / "exotic.pt"
+    torch.save(obj, path, pickle_protocol=4)
+    with pytest.raises(pickle.UnpicklingError):  # the fact this design rests on
+        torch.load(path, weights_only=True)
+    loaded = ckptguard.load(path)
+    assert_same(loaded, unsafe(path))
+    assert loaded["dd"].default_factory is list
+
+
+def test_shared_storage_is_kept(tmp_path: Path) -> None:
+    base = torch.arange(12, dtype=torch.float32)
+    path = tmp_path / "views.pt"
+    torch.save({"base": base, "view": base[2:8].view(2, 3), "t": base.view(3, 4).t()}, path)
+    loaded = ckptguard.load(path)
+    assert_same(loaded, unsafe(path))
+    assert shares_storage(loaded["base"], loaded["view"])
+    assert shares_storage(loaded["base"], loaded["t"])
+
+
+def test_exotic_tensors_load_bit_identical(tmp_path: Path) -> None:
+    obj = {
+        "bf16": torch.randn(3, dtype=torch.bfloat16),
+        "f8": torch.randn(4).to(torch.float8_e4m3fn),
+        "c64": torch.randn(2, dtype=torch.complex64),
+        "sparse": torch.eye(3).to_sparse(),
+        "q": torch.quantize_per_tensor(torch.randn(4), 0.1, 0, torch.qint8),
+        "param": torch.nn.Parameter(torch.ones(2)),
+        "nan": torch.tensor([float("nan"), -0.0]),
+    }
+    path = tmp_path / "exotic.pt"
+    torch.save(obj, path)
+    loaded = ckptguard.load(path)
+    ref = unsafe(path)
+    for key in ("bf16", "f8", "c64", "param", "nan"):
+        assert_same(loaded[key], ref[key], key)
+    assert torch.equal(loaded["sparse"].to_dense(), ref["sparse"].to_dense())
+    assert torch.equal(loaded["q"].int_repr(), ref["q"].int_repr())
+    assert loaded["q"].q_scale() == ref["q"].q_scale()
+
+
+@pytest.mark.parametrize("mmap", [False, True])
+def test_mmap_and_map_location(tmp_path: Path, mmap: bool) -> None:
+    path = factories.training_checkpoint(tmp_path / "t.pt")
+    for loc in (None, "cpu", torch.device("cpu"), {"cpu": "cpu"}, lambda s, _loc: s):
+        assert_same(ckptguard.load(path, map_location=loc, mmap=mmap), unsafe(path))
+
+
+def test_file_objects_load(tmp_path: Path) -> None:
+    path = factories.training_checkpoint(tmp_path / "t.pt")
+    with open(path, "rb") as fh:
+        assert_same(ckptguard.load(fh), unsafe(path))
+    assert_same(ckptguard.load(io.BytesIO(path.read_bytes())), unsafe(path))
+    legacy = factories.legacy_checkpoint(tmp_path / "legacy.pt")
+    with open(legacy, "rb") as fh:
+        assert_same(ckptguard.load(fh), unsafe(legacy))
+
+
+def test_user_enum_is_refused_then_loads_when_allowed(tmp_path: Path) -> None:
+    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
+    with pytest.raises(ckptguard.UnsafeCheckpointError) as info:
+        ckptguard.load(path)
+    err = info.value
+    assert isinstance(err, ckptguard.CheckpointError)
+    text = str(err)
+    assert factories.USER_ENUM in text and "unknown" in text
+    assert f"allow=[{factories.USER_ENUM!r}]" in text
+    assert str(path) in text
+    assert [g.qualified_name for g in err.globals] == [factories.USER_ENUM]  # type: ignore[attr-defined]
+    loaded = ckptguard.load(path, allow=[factories.USER_ENUM])
+    assert loaded["hparams"]["mode"] is factories.DSPMode.INFER
+    assert_same(loaded, unsafe(path))
+
+
+def test_policy_file_and_package_wildcard_allow(tmp_path: Path) -> None:
+    path = factories.user_dataclass_checkpoint(tmp_path / "dc.pt")
+    policy = tmp_path / "policy.toml"
+    policy.write_text('allow = ["tests.*"]\n')
+    assert_same(ckptguard.load(path, policy=policy), unsafe(path))
+
+
+def test_env_policy_is_used(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
+    policy = tmp_path / "p.toml"
+    policy.write_text(f'allow = ["{factories.USER_ENUM}"]\n')
+    monkeypatch.setenv("CKPTGUARD_POLICY", str(policy))
+    assert ckptguard.load(path)["hparams"]["mode"] is factories.DSPMode.INFER
+
+
+@pytest.mark.parametrize("name", sorted(hostile.PAYLOADS))
+@pytest.mark.parametrize("container", ["zip", "legacy"])
+def test_hostile_files_are_refused_and_never_run(tmp_path: Path, name: str, container: str) -> None:
+    marker = tmp_path / "PWNED"
+    payload = hostile.PAYLOADS[name](marker)
+    path = tmp_path / "evil.pt"
+    if container == "zip":
+        hostile.torch_zip_with_pickle(path, payload)
+    else:
+        hostile.legacy_with_pickle(path, payload)
+    with pytest.raises(ckptguard.CheckpointError):
+        ckptguard.load(path)
+    with pytest.raises(ckptguard.CheckpointError), pytest.warns(LoadWarning):
+        ckptguard.load(path, weights_only=False)
+    with pytest.raises(ckptguard.CheckpointError), open(path, "rb") as fh:
+        ckptguard.load(fh)
+    assert not marker.exists()
+
+
+def test_dangerous_global_cannot_be_allowed(tmp_path: Path) -> None:
+    marker = tmp_path / "PWNED"
+    path = hostile.torch_zip_with_pickle(tmp_path / "evil.pt", hostile.os_system(marker))
+    for allow in (["os.system"], ["os.*"], ["posix.system"]):
+        with pytest.raises(ckptguard.PolicyError, match="cannot be allowed"):
+            ckptguard.load(path, allow=allow)
+    with pytest.raises(ckptguard.UnsafeCheckpointError) as info:
+        ckptguard.load(path)
+    assert "tries to run code" in str(info.value) and "no way to allow" in str(info.value)
+    assert not marker.exists()
+
+
+def test_file_swapped_after_the_scan_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pickle torch unpickles must be the one that was scanned (time-of-check/use)."""
+    from ckptguard._load import _load as load_module
+
+    good = factories.state_dict(tmp_path / "good.pt")
+    other = factories.training_checkpoint(tmp_path / "other.pt")
+    marker = tmp_path / "PWNED"
+    evil = hostile.torch_zip_with_pickle(tmp_path / "evil.pt", hostile.os_system(marker))
+    real = load_module.report_for
+
+    for replacement, error in ((other, ckptguard.CorruptCheckpointError),
+                               (evil, ckptguard.CheckpointError)):  # fmt: skip
+        target = tmp_path / "victim.pt"
+        target.write_bytes(good.read_bytes())
+
+        def swap(*args: Any, _r: Path = replacement, _t: Path = target) -> Any:
+            report = real(*args)
+            _t.write_bytes(_r.read_bytes())  # a concurrent writer replaces the file
+            return report
+
+        monkeypatch.setattr(load_module, "report_for", swap)
+        with pytest.raises(error):
+            ckptguard.load(target)
+    assert not marker.exists()
+
+
+def test_no_process_wide_safe_globals_are_left_or_wiped(tmp_path: Path) -> None:
+    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
+    torch.serialization.add_safe_globals([argparse.Namespace])
+    try:
+        before = list(torch.serialization.get_safe_globals())
+        ckptguard.load(path, allow=[factories.USER_ENUM])
+        assert list(torch.serialization.get_safe_globals()) == before
+    finally:
+        torch.serialization.clear_safe_globals()
+
+
+def test_concurrent_loads_keep_their_own_allow_lists(tmp_path: Path) -> None:
+    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
+    outcomes: dict[str, list[str]] = {"allowed": [], "default": []}
+    errors: list[BaseException] = []
+
+    def worker(kind: str) -> None:
+        for _ in range(15):
+            try:
+                if kind == "allowed":
+                    ckptguard.load(path, allow=[factories.USER_ENUM])
+                    outcomes[kind].append("ok")
+                else:
+                    try:
+                        ckptguard.load(path)
+                        outcomes[kind].append("ok")
+                    except ckptguard.UnsafeCheckpointError:
+                        outcomes[kind].append("refused")
+            except BaseException as exc:  # pragma: no cover - reported below
+                errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in ("allowed", "default") * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert outcomes["allowed"] == ["ok"] * 30
+    assert outcomes["default"] == ["refused"] * 30
+
+
+def test_missing_file_is_file_not_found_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.pt"
+    with pytest.raises(FileNotFoundError, match=r"nope\.pt"):
+        ckptguard.load(missing)
+
+
+def test_lfs_pointer_is_diagnosed(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_text(
+        "version https://git-lfs.github.com/spec/v1\noid sha256:" + "a" * 64 + "\nsize 123\n"
+    )
+    with pytest.raises(ckptguard.CorruptCheckpointError) as info:
+        ckptguard.load(path)
+    assert "git lfs pull" in str(info.value) and str(path) in str(info.value)
+
+
+def test_truncated_checkpoint_is_corrupt_not_a_traceback(tmp_path: Path) -> None:
+    src = factories.training_checkpoint(tmp_path / "t.pt")
+    data = src.read_bytes()
+    for cut in (len(data) // 3, len(data) - 30, 100):
+        path = tmp_path / f"cut{cut}.pt"
+        path.write_bytes(data[:cut])
+        with pytest.raises(ckptguard.CorruptCheckpointError) as info:
+            ckptguard.load(path)
+        assert str(path) in str(info.value)
+
+
+def test_torchscript_archive_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "script.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(2, 2)), path)
+    with pytest.raises(ckptguard.UnsafeCheckpointError, match="TorchScript"):
+        ckptguard.load(path)
+
+
+def test_plain_pickle_is_not_a_checkpoint(tmp_path: Path) -> None:
+    path = factories.plain_pickle(tmp_path / "x.pkl", {"a": 1}, 2)
+    with pytest.raises(ckptguard.CheckpointError, match="not a PyTorch checkpoint"):
+        ckptguard.load(path)
+
+
+def test_safetensors_file_loads(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    path = tmp_path / "m.safetensors"
+    tensors = {"w": torch.randn(2, 3), "b": torch.arange(3)}
+    save_file(tensors, str(path))
+    loaded = ckptguard.load(path)
+    assert sorted(loaded) == ["b", "w"] and all(torch.equal(loaded[k], tensors[k]) for k in tensors)
+
+
+def test_weights_only_false_is_ignored_with_a_warning(tmp_path: Path) -> None:
+    path = factories.state_dict(tmp_path / "s.pt")
+    with pytest.warns(LoadWarning, match="weights_only=False"):
+        ckptguard.load(path, weights_only=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ckptguard.load(path, weights_only=True)
+
+
+def test_torch_force_weights_only_env_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = factories.state_dict(tmp_path / "s.pt")
+    monkeypatch.setenv("TORCH_FORCE_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(ckptguard.UsageError, match=r"TORCH_FORCE_WEIGHTS_ONLY_LOAD"):
+        ckptguard.load(path)
+
+
+def test_uninstalled_module_of_an_allowed_class_is_a_clear_error(tmp_path: Path) -> None:
+    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
+    moved = factories.rewrite_data_pkl(
+        path, tmp_path / "moved.pt", b"ctests.factories\nDSPMode\n",
+        b"ctests.no_such_module_xyz\nDSPMode\n",
+    )  # fmt: skip
+    with pytest.raises(ckptguard.CheckpointError, match="not installed") as info:
+        ckptguard.load(moved, allow=["tests.no_such_module_xyz.DSPMode"])
+    assert "ckptguard convert" in str(info.value)
+
