@@ -64,23 +64,44 @@ def test_benign_kinds_load_identically(tmp_path: Path, factory: Any) -> None:
     assert_same(ckptguard.load(path), unsafe(path))
 
 
-def test_loads_what_torch_weights_only_cannot(tmp_path: Path) -> None:
-    """dict/list subclasses, non-empty defaultdicts and protocol-4 bytes: torch's own
-    weights-only loader refuses them whatever is allowlisted; ckptguard loads them."""
-    obj = {
-        "counter": collections.Counter("abracadabra"),
-        "dd": collections.defaultdict(list, {"a": [1, 2]}),
-        "raw": b"\x00\x01 raw bytes",
-        "od": collections.OrderedDict(x=torch.ones(2)),
-        "ns": argparse.Namespace(lr=0.1, layers=[1, 2]),
-    }
-    path = tmp_path / "exotic.pt"
-    torch.save(obj, path, pickle_protocol=4)
-    with pytest.raises(pickle.UnpicklingError):  # the fact this design rests on
+class ConfigDict(dict):  # type: ignore[type-arg]
+    """A dict subclass, as config systems pickle them."""
+
+
+class History(list):  # type: ignore[type-arg]
+    """A list subclass."""
+
+
+HERE = __name__
+
+
+@pytest.mark.parametrize(
+    ("value", "torch_allow", "allow", "protocol"),
+    [
+        (ConfigDict(lr=0.1), [ConfigDict], [f"{HERE}.ConfigDict"], 2),
+        (History([1.0, 0.5]), [History], [f"{HERE}.History"], 2),
+        (collections.defaultdict(list, {"a": [1, 2]}), [collections.defaultdict, list], [], 2),
+        (b"\x00\x01 raw bytes", [], [], 4),
+    ],
+    ids=["dict-subclass", "list-subclass", "defaultdict", "protocol-4-bytes"],
+)
+def test_loads_what_torch_weights_only_cannot(
+    tmp_path: Path, value: Any, torch_allow: list[Any], allow: list[str], protocol: int
+) -> None:
+    """torch's weights-only unpickler refuses these whatever is allowlisted; ckptguard's
+    engine loads them identically once their globals are allowed."""
+    path = tmp_path / "c.pt"
+    torch.save({"x": value, "w": torch.ones(2)}, path, pickle_protocol=protocol)
+    with (
+        pytest.raises(pickle.UnpicklingError),
+        torch.serialization.safe_globals(torch_allow),
+        warnings.catch_warnings(),
+    ):
+        warnings.simplefilter("ignore")
         torch.load(path, weights_only=True)
-    loaded = ckptguard.load(path)
+    loaded = ckptguard.load(path, allow=allow)
     assert_same(loaded, unsafe(path))
-    assert loaded["dd"].default_factory is list
+    assert type(loaded["x"]) is type(value) and loaded["x"] == value
 
 
 def test_shared_storage_is_kept(tmp_path: Path) -> None:
@@ -340,3 +361,13 @@ def test_uninstalled_module_of_an_allowed_class_is_a_clear_error(tmp_path: Path)
         ckptguard.load(moved, allow=["tests.no_such_module_xyz.DSPMode"])
     assert "ckptguard convert" in str(info.value)
 
+
+
+@pytest.mark.parametrize("put", [b"r\xff\xff\xff\x7f", b"p4294967295\n"])
+def test_memo_index_bomb_is_refused_before_unpickling(tmp_path: Path, put: bytes) -> None:
+    """CPython's unpickler sizes its memo table by the largest PUT index: a huge index would
+    make the loader allocate gigabytes, so the scan refuses it first."""
+    bomb = hostile.PROTO2 + b"}" + put + pickle.STOP
+    path = hostile.torch_zip_with_pickle(tmp_path / "bomb.pt", bomb)
+    with pytest.raises(ckptguard.CorruptCheckpointError, match="memo index"):
+        ckptguard.load(path)

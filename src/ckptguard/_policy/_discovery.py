@@ -87,10 +87,26 @@ def policy_from_mapping(doc: Mapping[str, Any], where: str) -> Policy:
         raise PolicyError(f"{where}: {exc.problem}") from None
 
 
+# Parsed policy files and pyproject.toml files, keyed by path and stat: ckptguard.load
+# resolves the policy on every call, and re-parsing an unchanged file would dominate the
+# cost of loading a memory-mapped checkpoint.
+_TOML_CACHE: dict[tuple[str, int, int, int], dict[str, Any]] = {}
+_TOML_CACHE_MAX = 64
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with open(path, "rb") as f:
-            return tomllib.load(f)
+            st = os.fstat(f.fileno())
+            key = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
+            cached = _TOML_CACHE.get(key)
+            if cached is not None:
+                return cached
+            doc = tomllib.load(f)
+        if len(_TOML_CACHE) >= _TOML_CACHE_MAX:
+            _TOML_CACHE.clear()
+        _TOML_CACHE[key] = doc
+        return doc
     except FileNotFoundError:
         raise PolicyError(f"policy file {path} does not exist") from None
     except OSError as exc:
