@@ -371,3 +371,22 @@ def test_memo_index_bomb_is_refused_before_unpickling(tmp_path: Path, put: bytes
     path = hostile.torch_zip_with_pickle(tmp_path / "bomb.pt", bomb)
     with pytest.raises(ckptguard.CorruptCheckpointError, match="memo index"):
         ckptguard.load(path)
+
+
+def test_whole_model_pickle_loads_when_its_classes_are_allowed(tmp_path: Path) -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    path = tmp_path / "model.pt"
+    torch.save(model, path)
+    with pytest.raises(ckptguard.UnsafeCheckpointError, match=r"torch\.nn\.modules\.conv\.Conv2d"):
+        ckptguard.load(path)
+    loaded = ckptguard.load(path, allow=["torch.nn.modules.*"])
+    assert type(loaded) is torch.nn.Sequential
+    assert_same(loaded.state_dict(), unsafe(path).state_dict())
+
+
+def test_html_page_saved_as_checkpoint_is_diagnosed(tmp_path: Path) -> None:
+    path = tmp_path / "pytorch_model.bin"
+    path.write_text("<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body></html>")
+    with pytest.raises(ckptguard.CorruptCheckpointError, match="HTML") as info:
+        ckptguard.load(path)
+    assert str(path) in str(info.value)

@@ -29,6 +29,7 @@ __all__ = [
     "Extracted",
     "PickleStream",
     "read_buffer",
+    "read_fd",
     "read_file",
     "sniff",
 ]
@@ -103,6 +104,14 @@ def read_file(path: str | os.PathLike[str], *, limits: PickleLimits = DEFAULT_LI
             )
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             return _read(mm, limits)
+
+
+def read_fd(fd: int, *, limits: PickleLimits = DEFAULT_LIMITS) -> Extracted:
+    """Like :func:`read_file` for an open regular file (memory-mapped, from its start)."""
+    if os.fstat(fd).st_size == 0:
+        raise corrupt("the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty")
+    with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
+        return _read(mm, limits)
 
 
 def read_buffer(

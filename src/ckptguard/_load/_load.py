@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import pickle
+import stat
 import warnings
 import zipfile
 from collections.abc import Iterable
@@ -24,7 +25,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
-from ckptguard._formats import Extracted, read_buffer, read_file
+from ckptguard._formats import Extracted, read_buffer, read_fd, read_file
 from ckptguard._load._engine import build_engine
 from ckptguard._load._refusal import refusal
 from ckptguard._model import FileReport, FileVerdict
@@ -77,6 +78,20 @@ def _scan_source(f: Any, policy: Policy) -> _Scanned:
             extracted = _read(lambda: read_buffer(data, name=name), name)
             target = io.BytesIO(data)
             from_memory = True
+    elif (fd := _regular_fd(f)) is not None:  # an open file: map it, don't copy it
+        name = _name_of(f)
+        size = os.fstat(fd).st_size
+        head = os.pread(fd, 4, 0)
+        if head.startswith(_ZIP_MAGIC):
+            extracted = _read(lambda: read_fd(fd), name)
+            f.seek(0)
+            target = f
+            from_memory = False
+        else:
+            data = _read_fd_bytes(fd, size)
+            extracted = _read(lambda: read_buffer(data, name=name), name)
+            target = io.BytesIO(data)
+            from_memory = True
     else:
         read = getattr(f, "read", None)
         if read is None:
@@ -94,6 +109,30 @@ def _scan_source(f: Any, policy: Policy) -> _Scanned:
         from_memory = True
     report = report_for(name, extracted, policy, size)
     return _Scanned(name, target, extracted, report, from_memory)
+
+
+def _regular_fd(f: Any) -> int | None:
+    """The descriptor of a binary file object on a regular file positioned at its start."""
+    try:
+        if f.tell() != 0 or not f.seekable():
+            return None
+        fd = f.fileno()
+        if not isinstance(fd, int) or not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        return None
+    return fd
+
+
+def _read_fd_bytes(fd: int, size: int) -> bytes:
+    chunks, pos = [], 0
+    while pos < size:
+        chunk = os.pread(fd, size - pos, pos)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        pos += len(chunk)
+    return b"".join(chunks)
 
 
 def _read(reader: Any, name: str) -> Extracted:
