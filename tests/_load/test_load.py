@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 import ckptguard
 from ckptguard._load import LoadWarning
@@ -390,3 +392,31 @@ def test_html_page_saved_as_checkpoint_is_diagnosed(tmp_path: Path) -> None:
     with pytest.raises(ckptguard.CorruptCheckpointError, match="HTML") as info:
         ckptguard.load(path)
     assert str(path) in str(info.value)
+
+
+_FUZZ_SOURCE: dict[str, bytes] = {}
+
+
+def _fuzz_source() -> bytes:
+    if "zip" not in _FUZZ_SOURCE:
+        buf = io.BytesIO()
+        torch.save({"w": torch.arange(6.0), "step": np.int64(3), "ns": argparse.Namespace(a=1)},
+                   buf)  # fmt: skip
+        _FUZZ_SOURCE["zip"] = buf.getvalue()
+    return _FUZZ_SOURCE["zip"]
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.tuples(st.integers(min_value=0), st.integers(1, 255)), min_size=1, max_size=3))
+def test_bit_flipped_checkpoints_load_or_raise_checkpoint_errors(
+    flips: list[tuple[int, int]],
+) -> None:
+    """Damaged files either load or raise a CheckpointError naming the file: no other
+    exception, no traceback from deep inside torch."""
+    data = bytearray(_fuzz_source())
+    for offset, mask in flips:
+        data[offset % len(data)] ^= mask
+    try:
+        ckptguard.load(io.BytesIO(bytes(data)))
+    except ckptguard.CheckpointError as exc:
+        assert exc.path == "<file object>"

@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import io
 import os
-import pickle
 import stat
 import warnings
-import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import IO, Any
@@ -255,14 +253,9 @@ def load(
         )
     except CheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, zipfile.BadZipFile) as exc:
+    except Exception as exc:  # damaged tensor metadata, a storage torch cannot read, ...
         raise CorruptCheckpointError(
-            f"PyTorch could not unpickle it: {exc}", path=scanned.name,
-            hint=f"ckptguard scan {scanned.name}", format=fmt,
-        ) from exc  # fmt: skip
-    except RuntimeError as exc:
-        raise CorruptCheckpointError(
-            f"PyTorch could not load it: {exc}", path=scanned.name,
+            f"PyTorch could not load it: {type(exc).__name__}: {exc}", path=scanned.name,
             hint=f"ckptguard scan {scanned.name}", format=fmt,
         ) from exc  # fmt: skip
     finally:
