@@ -47,7 +47,7 @@ def test_every_entry_has_a_reason() -> None:
 
 
 # Entries that name another Python or numpy major version than the one installed.
-_OTHER_VERSION = ("numpy.core.", "pathlib._local.", "builtins.NoneType", "pathlib.Path")
+_OTHER_VERSION = ("numpy.core.", "pathlib._local.", "builtins.NoneType")
 
 
 @pytest.mark.parametrize("profile", ["torch", "numpy", "python", "omegaconf", "lightning"])
