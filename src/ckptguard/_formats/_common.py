@@ -49,7 +49,8 @@ def analyse_stream(
     data: Buffer | memoryview, name: str, limits: PickleLimits, *, start: int = 0
 ) -> PickleStream:
     return PickleStream(
-        name=name, analysis=analyze_pickle(data, start=start, where=name, limits=limits)
+        name=name,
+        analysis=analyze_pickle(data, start=start, where=name, limits=limits, fold_value=False),
     )
 
 
