@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+
+from ckptguard._record import Record
 
 from ._common import Buffer, corrupt, inflate
 
@@ -36,10 +37,20 @@ _STORED, _DEFLATED = 0, 8
 _MAX_ENTRIES = 1_000_000
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(Record):
     """One archive member, validated against its local header."""
 
+    __slots__ = (
+        "compressed_size",
+        "crc",
+        "data_offset",
+        "end_offset",
+        "flags",
+        "header_offset",
+        "method",
+        "name",
+        "size",
+    )
     name: str
     method: int
     flags: int
@@ -49,6 +60,30 @@ class Member:
     header_offset: int
     data_offset: int
     end_offset: int  # past the data and the data descriptor, if any
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        name: str,
+        method: int,
+        flags: int,
+        crc: int,
+        compressed_size: int,
+        size: int,
+        header_offset: int,
+        data_offset: int,
+        end_offset: int,
+    ) -> None:
+        self._set(
+            name=name,
+            method=method,
+            flags=flags,
+            crc=crc,
+            compressed_size=compressed_size,
+            size=size,
+            header_offset=header_offset,
+            data_offset=data_offset,
+            end_offset=end_offset,
+        )
 
 
 def _u16(buf: Buffer, off: int) -> int:

@@ -10,12 +10,10 @@ the input size and bounded by :class:`PickleLimits`.
 
 from __future__ import annotations
 
-import _compat_pickle
 import codecs
 import gc
 import mmap
 import struct
-from typing import Any, NoReturn
 
 from ckptguard._model import Finding, Severity, Use
 from ckptguard._pickle._types import (
@@ -27,6 +25,13 @@ from ckptguard._pickle._types import (
     PickleError,
     PickleLimits,
 )
+
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
 
 _HIGHEST_PROTOCOL = 5
 _MAX_FINDINGS_PER_RULE = 20
@@ -112,6 +117,8 @@ _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
 
 def _map_name(module: str, name: str) -> tuple[str, str]:
     """CPython's protocol < 3 fix_imports renames (Python 2 names to Python 3 names)."""
+    import _compat_pickle  # noqa: PLC0415 - only protocol 0-2 pickles need it (start-up time)
+
     mapped = _compat_pickle.NAME_MAPPING.get((module, name))
     if mapped is not None:
         return mapped
@@ -803,9 +810,7 @@ class _Walker:
                 self.fail("LONG4 with a negative length")
             raw = self.take(n)
             stack.append(
-                int.from_bytes(raw, "little", signed=True)
-                if n <= limits.max_const_len
-                else OPAQUE
+                int.from_bytes(raw, "little", signed=True) if n <= limits.max_const_len else OPAQUE
             )
         elif op == 0x6C:  # l LIST
             items = self.pop_mark()
