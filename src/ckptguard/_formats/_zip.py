@@ -321,6 +321,10 @@ def _check_descriptor(buf: Buffer, *, name: str, pos: int, crc: int, csize: int,
 
 
 def _check_layout(members: list[Member], cd_offset: int, size: int) -> None:
+    """Members must tile the bytes before the central directory exactly: no overlaps (one set
+    of bytes read as two members), and no unaccounted bytes (data before the first member,
+    which zipfile and PyTorch read differently, or a member hidden between listed ones, which
+    streaming readers see and directory readers do not)."""
     prev_end, prev_name = 0, ""
     for m in sorted(members, key=lambda m: m.header_offset):
         if m.header_offset < prev_end:
@@ -328,11 +332,23 @@ def _check_layout(members: list[Member], cd_offset: int, size: int) -> None:
                 f"zip members {prev_name!r} and {m.name!r} overlap: one set of bytes read as two "
                 "members"
             )
+        if m.header_offset > prev_end:
+            if not prev_name:
+                raise corrupt(
+                    "data before the first zip member: zipfile and PyTorch read it differently"
+                )
+            raise corrupt(
+                f"{m.header_offset - prev_end} bytes between zip members {prev_name!r} and "
+                f"{m.name!r} belong to no listed member (a hidden member?)"
+            )
         prev_end, prev_name = m.end_offset, m.name
     if prev_end > cd_offset:
         raise corrupt(f"zip member {prev_name!r} overlaps the central directory")
-    if members and min(m.header_offset for m in members) != 0:
-        raise corrupt("data before the first zip member: zipfile and PyTorch read it differently")
+    if members and prev_end < cd_offset:
+        raise corrupt(
+            f"{cd_offset - prev_end} bytes after the last zip member {prev_name!r} belong to no "
+            "listed member (a hidden member?)"
+        )
 
 
 def read_member(buf: Buffer, m: Member, *, verify_crc: bool = True) -> bytes:
