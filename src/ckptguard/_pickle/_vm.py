@@ -172,6 +172,17 @@ class _Walker:
         self.pos = end
         return self.data[pos:end]
 
+    def take_const(self, n: int) -> Any:
+        """Like :meth:`take`, but a value longer than ``max_const_len`` is skipped, not copied
+        (None is returned): a huge string costs no memory."""
+        if n <= self.limits.max_const_len:
+            return self.take(n)
+        end = self.pos + n
+        if end > self.size:
+            self.fail(f"truncated: needs {n} more bytes, {self.size - self.pos} left")
+        self.pos = end
+        return None
+
     def line(self) -> bytes:
         pos = self.pos
         end = self.data.find(b"\n", pos)
@@ -220,7 +231,7 @@ class _Walker:
         return items
 
     def push_str(self, raw: Any, encoding: str, errors: str = "strict") -> None:
-        if len(raw) > self.limits.max_const_len:
+        if raw is None or len(raw) > self.limits.max_const_len:
             self.stack.append(_BIG_STR)
             return
         try:
@@ -231,8 +242,8 @@ class _Walker:
     def push_bytes(self, n: int) -> None:
         if n > self.limits.max_string:
             self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
-        raw = self.take(n)
-        self.stack.append(bytes(raw) if n <= self.limits.max_const_len else _BIG_BYTES)
+        raw = self.take_const(n)
+        self.stack.append(_BIG_BYTES if raw is None else bytes(raw))
 
     def check_len(self, n: int) -> None:
         if n > self.limits.max_string:
@@ -554,10 +565,10 @@ class _Walker:
         elif op == 0x58:  # X BINUNICODE
             n = self.u32()
             self.check_len(n)
-            self.push_str(self.take(n), "utf-8", "surrogatepass")
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
         elif op == 0x8C:  # SHORT_BINUNICODE
             n = self.u8()
-            self.push_str(self.take(n), "utf-8", "surrogatepass")
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
         elif op == 0x4B:  # K BININT1
             stack.append(self.u8())
         elif op == 0x4D:  # M BININT2
@@ -757,10 +768,10 @@ class _Walker:
         elif op == 0x8D:  # BINUNICODE8
             n = self.u64()
             self.check_len(n)
-            self.push_str(self.take(n), "utf-8", "surrogatepass")
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
         elif op == 0x55:  # U SHORT_BINSTRING
             n = self.u8()
-            self.push_str(self.take(n), "latin-1")
+            self.push_str(self.take_const(n), "latin-1")
         elif op == 0x54:  # T BINSTRING
             if self.pos + 4 > size:
                 self.fail("truncated: missing 4-byte length")
@@ -769,7 +780,7 @@ class _Walker:
             if n < 0:
                 self.fail("BINSTRING with a negative length")
             self.check_len(n)
-            self.push_str(self.take(n), "latin-1")
+            self.push_str(self.take_const(n), "latin-1")
         elif op == 0x53:  # S STRING
             raw = self.line().rstrip()
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
@@ -808,10 +819,8 @@ class _Walker:
             self.pos += 4
             if n < 0:
                 self.fail("LONG4 with a negative length")
-            raw = self.take(n)
-            stack.append(
-                int.from_bytes(raw, "little", signed=True) if n <= limits.max_const_len else OPAQUE
-            )
+            raw = self.take_const(n)
+            stack.append(OPAQUE if raw is None else int.from_bytes(raw, "little", signed=True))
         elif op == 0x6C:  # l LIST
             items = self.pop_mark()
             self.reference(items)
