@@ -49,12 +49,15 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
 def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -> list[Finding]:
     """Check that the raw storage records after the pickles exactly fill the file."""
     elsize: dict[str, int] = {}
+    numel: dict[str, int] = {}
     for pid in main.analysis.persistent_ids:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             key = pid[2]
             size = storage_element_size(pid[1])
             if isinstance(key, str) and size is not None:
                 elsize[key] = size
+                if type(pid[4]) is int:
+                    numel[key] = pid[4]
     if set(keys) != set(elsize):
         return [
             error_finding(
@@ -72,6 +75,14 @@ def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -
         pos += 8 + count * elsize[key]
         if count < 0 or pos > size:
             return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+        if key in numel and numel[key] != count:
+            return [
+                error_finding(
+                    "torch-storage-size",
+                    f"storage {key!r} holds {count} elements but the pickle says {numel[key]}: "
+                    "torch.load refuses such a file (damaged or altered)",
+                )
+            ]
     if pos != size:
         return [
             error_finding(

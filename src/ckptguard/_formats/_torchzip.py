@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import zlib
+
 from ckptguard._model import Finding, Severity
 from ckptguard._pickle import GlobalConst
 from ckptguard._pickle._types import PickleLimits
@@ -9,7 +11,7 @@ from ckptguard._pickle._types import PickleLimits
 from ._common import Buffer, analyse_stream, corrupt, error_finding
 from ._npy import read_npy
 from ._types import Extracted, PickleStream
-from ._zip import Member, read_member, read_members
+from ._zip import Member, read_member, read_members, verify_member
 
 # Element sizes of the storage classes torch writes into persistent ids.
 _STORAGE_ELEMENT_SIZE = {
@@ -60,6 +62,8 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
         if _is_pickle_member(buf, rel, m):
             data = read_member(buf, m)
             streams.append(analyse_stream(data, m.name, limits))
+        elif m.method:  # torch writes members stored; a deflated one must at least inflate
+            verify_member(buf, m)
     findings: list[Finding] = []
     if torchscript:
         findings.append(
@@ -88,12 +92,15 @@ def _is_pickle_member(buf: Buffer, rel: str, m: Member) -> bool:
         return True
     if rel.startswith(("data/", "code/", ".data/")) or rel in _SMALL_RECORDS or m.size < 2:
         return False
-    head = (
-        read_member(buf, m, verify_crc=False)[:2]
-        if m.method
-        else buf[m.data_offset : m.data_offset + 2]
-    )
-    return bytes(head) in _PICKLE_MAGIC
+    if m.method:  # inflate just the first bytes
+        try:
+            raw = bytes(buf[m.data_offset : m.data_offset + min(m.compressed_size, 64)])
+            head = zlib.decompressobj(-15).decompress(raw, 2)
+        except zlib.error:
+            return False  # verify_member reports the broken member
+    else:
+        head = bytes(buf[m.data_offset : m.data_offset + 2])
+    return head in _PICKLE_MAGIC
 
 
 def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: str) -> list[Finding]:

@@ -351,6 +351,38 @@ def _check_layout(members: list[Member], cd_offset: int, size: int) -> None:
         )
 
 
+def verify_member(buf: Buffer, m: Member, chunk: int = 1 << 20) -> None:
+    """Check that a deflated member inflates to its declared size and CRC, in bounded memory.
+
+    Stored members hold their bytes as they are (torch maps them); a deflated member that
+    does not inflate is a file torch.load refuses, so it must not pass as safe.
+    """
+    d = zlib.decompressobj(-15)
+    crc, total = 0, 0
+    pos, end = m.data_offset, m.data_offset + m.compressed_size
+    try:
+        while pos < end or d.unconsumed_tail:
+            if d.unconsumed_tail:
+                raw = d.unconsumed_tail
+            else:
+                raw = bytes(buf[pos : min(end, pos + chunk)])
+                pos += len(raw)
+            out = d.decompress(raw, chunk)
+            total += len(out)
+            crc = zlib.crc32(out, crc)
+            if total > m.size or d.eof:
+                break
+    except zlib.error as exc:
+        raise corrupt(f"zip member {m.name!r} is not valid deflate data ({exc})") from None
+    if total != m.size or not d.eof or d.unconsumed_tail or pos != end:
+        raise corrupt(
+            f"zip member {m.name!r} inflates to a different size than its header says: the "
+            "file is damaged"
+        )
+    if crc != m.crc:
+        raise corrupt(f"zip member {m.name!r} fails its CRC check: the file is damaged")
+
+
 def read_member(buf: Buffer, m: Member, *, verify_crc: bool = True) -> bytes:
     """The decompressed bytes of a member, CRC-checked."""
     raw = bytes(buf[m.data_offset : m.data_offset + m.compressed_size])

@@ -110,6 +110,37 @@ class _Big:
 
 
 _MISSING = object()
+# Values whose type the walk knows: an opcode that needs another type fails in the real unpickler.
+_CONSTANT_TYPES = frozenset({int, float, str, bytes, bool, type(None), tuple, _Big})
+_CONTAINER_TYPES = frozenset({_List, _Dict, _Set})
+_TYPE_NAMES = {
+    _List: "list", _Dict: "dict", _Set: "set", _Big: "str/bytes", type(None): "None",
+}  # fmt: skip
+# Results of these calls are mutable containers: unhashable as dict keys or set items.
+_UNHASHABLE_ORIGINS = frozenset(
+    {
+        ("collections", "OrderedDict"), ("collections", "defaultdict"),
+        ("collections", "Counter"), ("collections", "deque"), ("collections", "ChainMap"),
+        ("builtins", "dict"), ("builtins", "list"), ("builtins", "set"),
+        ("builtins", "bytearray"),
+    }
+)  # fmt: skip
+
+
+def _unhashable(v: Any, depth: int = 0) -> bool:
+    """True when the real unpickler would fail to use ``v`` as a dict key or set item."""
+    t = type(v)
+    if t is str or t is int:
+        return False
+    if t is _List or t is _Dict:
+        return True
+    if t is _Set:
+        return not v.frozen
+    if t is _Obj:
+        return v.origin in _UNHASHABLE_ORIGINS
+    if t is tuple and depth < _MAX_FOLD_DEPTH:
+        return any(_unhashable(x, depth + 1) for x in v)
+    return False
 _BIG_STR = _Big("str")
 _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
@@ -289,8 +320,27 @@ class _Walker:
         )
         return _Obj(None)
 
-    def mutate(self, target: Any, opname: str) -> None:
-        if type(target) is _Glob:
+    def check_hashable(self, keys: Any, opname: str) -> None:
+        for k in keys:
+            if _unhashable(k):
+                self.fail(f"{opname} with an unhashable key or item: the real unpickler fails")
+
+    def check_args(self, args: Any, opname: str) -> None:
+        t = type(args)
+        if t is not tuple and (t in _CONSTANT_TYPES or t in _CONTAINER_TYPES):
+            what = _TYPE_NAMES.get(t, t.__name__)
+            self.fail(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
+
+    def mutate(self, target: Any, opname: str, needs: type | None = None) -> None:
+        """``target`` is about to be changed by ``opname``; ``needs`` is the container type the
+        operation requires (_List, _Dict, _Set; None for BUILD, which needs an object). A
+        target the real unpickler would fail on is a malformed stream."""
+        t = type(target)
+        frozen = t is _Set and target.frozen
+        if t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen:
+            what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
+            self.fail(f"{opname} on a {what}: the real unpickler fails here")
+        if t is _Glob:
             module, name = target.key
             self.finding(
                 "pickle-global-mutation",
@@ -458,6 +508,10 @@ class _Walker:
                         for v in items:
                             if type(v) is glob_t:
                                 v.referenced = True
+                        for k in items[::2]:
+                            if type(k) is not str and _unhashable(k):
+                                self.op_pos = pos
+                                self.fail("SETITEMS with an unhashable key (a list or dict)")
                         self._dict_add(stack[-1], items)
                         pos += 1
                         continue
@@ -466,7 +520,7 @@ class _Walker:
                 pos += 1
                 continue
             elif op == 0x52:  # R REDUCE
-                if len(stack) >= 2 and type(stack[-2]) is glob_t:
+                if len(stack) >= 2 and type(stack[-2]) is glob_t and type(stack[-1]) is tuple:
                     args = stack.pop()
                     func = stack.pop()
                     if type(args) is tuple:
@@ -606,12 +660,14 @@ class _Walker:
         elif op == 0x52:  # R REDUCE
             args = self.pop()
             func = self.pop()
+            self.check_args(args, "REDUCE")
             if type(args) is tuple:
                 self.reference(args)
             self.stack.append(self.call(func, "REDUCE"))
         elif op == 0x81:  # NEWOBJ
             args = self.pop()
             cls = self.pop()
+            self.check_args(args, "NEWOBJ")
             if type(args) is tuple:
                 self.reference(args)
             self.stack.append(self.call(cls, "NEWOBJ"))
@@ -619,6 +675,9 @@ class _Walker:
             kwargs = self.pop()
             args = self.pop()
             cls = self.pop()
+            self.check_args(args, "NEWOBJ_EX")
+            if type(kwargs) in _CONSTANT_TYPES or type(kwargs) in (_List, _Set):
+                self.fail("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
             for a in (args, kwargs):
                 if type(a) is tuple:
                     self.reference(a)
@@ -633,7 +692,8 @@ class _Walker:
                 self.reference(state)
             if type(inst) is _Obj and inst.origin is not None:
                 self.built.add(inst.origin)
-            self.mutate(inst, "BUILD")
+            if state is not None:
+                self.mutate(inst, "BUILD")
         elif op == 0x7D:  # } EMPTY_DICT
             stack.append(_Dict())
         elif op == 0x5D:  # ] EMPTY_LIST
@@ -644,7 +704,8 @@ class _Walker:
                 self.fail("SETITEMS with an odd number of items")
             target = self.top()
             self.reference(items)
-            self.mutate(target, "SETITEMS")
+            self.mutate(target, "SETITEMS", _Dict)
+            self.check_hashable(items[::2], "SETITEMS")
             if type(target) is _Dict:
                 self._dict_add(target, items)
         elif op == 0x73:  # s SETITEM
@@ -652,21 +713,22 @@ class _Walker:
             key = self.pop()
             target = self.top()
             self.reference((key, value))
-            self.mutate(target, "SETITEM")
+            self.mutate(target, "SETITEM", _Dict)
+            self.check_hashable((key,), "SETITEM")
             if type(target) is _Dict:
                 self._dict_add(target, [key, value])
         elif op == 0x65:  # e APPENDS
             items = self.pop_mark()
             target = self.top()
             self.reference(items)
-            self.mutate(target, "APPENDS")
+            self.mutate(target, "APPENDS", _List)
             if type(target) is _List:
                 self._list_add(target, items)
         elif op == 0x61:  # a APPEND
             value = self.pop()
             target = self.top()
             self.reference((value,))
-            self.mutate(target, "APPEND")
+            self.mutate(target, "APPEND", _List)
             if type(target) is _List:
                 self._list_add(target, [value])
         elif op == 0x94:  # MEMOIZE
@@ -831,6 +893,7 @@ class _Walker:
             items = self.pop_mark()
             if len(items) % 2:
                 self.fail("DICT with an odd number of items")
+            self.check_hashable(items[::2], "DICT")
             self.reference(items)
             dct = _Dict()
             self._dict_add(dct, items)
@@ -841,11 +904,13 @@ class _Walker:
             items = self.pop_mark()
             target = self.top()
             self.reference(items)
-            self.mutate(target, "ADDITEMS")
+            self.mutate(target, "ADDITEMS", _Set)
+            self.check_hashable(items, "ADDITEMS")
             if type(target) is _Set:
                 self._set_add(target, items)
         elif op == 0x91:  # FROZENSET
             items = self.pop_mark()
+            self.check_hashable(items, "FROZENSET")
             self.reference(items)
             fs = _Set(frozen=True)
             self._set_add(fs, items)
