@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import io
+import pickle
 import pickletools
 import tempfile
 import zipfile
@@ -53,29 +54,39 @@ def _deflated(data: bytes) -> bytes:
 KINDS = ["zip", "zip-deflated", "legacy", "pickle"]
 
 
-def _torch_accepts(kind: str, data: bytes, tmp: Path) -> None:
-    """Oracle: what ckptguard calls safe, PyTorch's weights-only loader loads (raises if not).
+class _VettedOnly(pickle.Unpickler):
+    """An unpickler that imports only what ckptguard's shipped policy calls safe."""
 
-    numpy's globals are allowed for it (torch's own allowlist lacks them; ckptguard vets them).
-    """
-    import numpy as np
+    def find_class(self, module: str, name: str) -> object:
+        verdict, reason = default_policy().classify(module, name)
+        if verdict is not Verdict.SAFE:
+            raise pickle.UnpicklingError(f"{module}.{name} is not vetted: {reason}")
+        return super().find_class(module, name)
+
+
+class _VettedPickleModule:
+    """A pickle_module for torch.load that enforces the vetted profiles."""
+
+    Unpickler = _VettedOnly
+    UnpicklingError = pickle.UnpicklingError
+    __name__ = "vetted_pickle"
+
+    @staticmethod
+    def load(f: object, **kw: object) -> object:
+        return _VettedOnly(f, **kw).load()  # type: ignore[arg-type]
+
+
+def _torch_accepts(kind: str, data: bytes, tmp: Path) -> None:
+    """Oracle: what ckptguard calls safe, PyTorch loads (raises if not) with an unpickler that
+    imports only the vetted globals; for a plain pickle, that unpickler alone."""
     import torch
-    from torch._weights_only_unpickler import load as weights_only_load
 
     if kind == "pickle":
-        weights_only_load(io.BytesIO(data))
+        _VettedOnly(io.BytesIO(data)).load()
         return
     path = tmp / "oracle.pt"
     path.write_bytes(data)
-    numpy_globals = [
-        np._core.multiarray.scalar,
-        np._core.multiarray._reconstruct,
-        np.ndarray,
-        np.dtype,
-        *(getattr(np.dtypes, n) for n in dir(np.dtypes) if n.endswith("DType")),
-    ]
-    with torch.serialization.safe_globals(numpy_globals):
-        torch.load(path, weights_only=True)
+    torch.load(path, weights_only=False, pickle_module=_VettedPickleModule)  # type: ignore[arg-type]
 
 
 def _scan_bytes(tmp: Path, data: bytes, name: str = "fuzz.pt") -> object:

@@ -35,6 +35,16 @@ class GlobalConst(Record):
         self._set(module=module, name=name)
 
 
+class PersistentRef(Record):
+    """A folded persistent load: the object for ``persistent_ids[index]`` (a torch storage)."""
+
+    __slots__ = ("index",)
+    index: int
+
+    def __init__(self, index: int) -> None:
+        self._set(index=index)
+
+
 class PickleLimits(Record):
     """Bounds on the work one pickle may cause; exceeding one is a PickleError."""
 
@@ -108,7 +118,16 @@ class GlobalUsage(Record):
 class PickleAnalysis(Record):
     """What one pickle stream would do, computed without executing it."""
 
-    __slots__ = ("end", "findings", "globals", "opcodes", "persistent_ids", "protocol", "value")
+    __slots__ = (
+        "calls",
+        "end",
+        "findings",
+        "globals",
+        "opcodes",
+        "persistent_ids",
+        "protocol",
+        "value",
+    )
     protocol: int  # highest PROTO argument seen (0 when there is none)
     end: int  # absolute offset just past the STOP opcode
     globals: tuple[GlobalUsage, ...]  # in order of first occurrence
@@ -117,6 +136,7 @@ class PickleAnalysis(Record):
     value: object  # folded top-level result (int, str, bytes, float, bool, None, tuple, list,
     #               dict, GlobalConst) or OPAQUE
     opcodes: int  # number of opcodes executed
+    calls: tuple[tuple[tuple[str, str], object], ...]  # (global, folded args) of RECORDED_CALLS
 
     def __init__(
         self,
@@ -128,8 +148,10 @@ class PickleAnalysis(Record):
         persistent_ids: tuple[object, ...],
         value: object,
         opcodes: int,
+        calls: tuple[tuple[tuple[str, str], object], ...] = (),
     ) -> None:
         self._set(
+            calls=calls,
             protocol=protocol,
             end=end,
             globals=globals,

@@ -21,6 +21,7 @@ from ckptguard._pickle._types import (
     OPAQUE,
     GlobalConst,
     GlobalUsage,
+    PersistentRef,
     PickleAnalysis,
     PickleError,
     PickleLimits,
@@ -38,6 +39,11 @@ _MAX_FINDINGS_PER_RULE = 20
 _MAX_FOLD_DEPTH = 64
 _FOLD_VALUE_BUDGET = 200_000  # items folded for the top-level value (legacy storage keys, ...)
 _FOLD_PID_BUDGET = 1_000  # items folded for one persistent id (torch's are 5-tuples)
+# Calls whose folded arguments are kept (the readers check tensors against their storages).
+RECORDED_CALLS = frozenset(
+    {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
+)
+_MAX_RECORDED_CALLS = 1_000_000
 
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
@@ -66,13 +72,16 @@ class _Glob:
 
 
 class _Obj:
-    """The result of a call (REDUCE, NEWOBJ, INST, OBJ, ...)."""
+    """The result of a call (REDUCE, NEWOBJ, INST, OBJ, ...) or of a persistent load."""
 
-    __slots__ = ("memoized", "origin")
+    __slots__ = ("memoized", "origin", "pid")
 
-    def __init__(self, origin: tuple[str, str] | None, memoized: bool = False) -> None:
+    def __init__(
+        self, origin: tuple[str, str] | None, memoized: bool = False, pid: int = -1
+    ) -> None:
         self.origin = origin
         self.memoized = memoized
+        self.pid = pid  # index into persistent_ids when this is a persistent load
 
 
 class _List:
@@ -125,6 +134,39 @@ _UNHASHABLE_ORIGINS = frozenset(
         ("builtins", "bytearray"),
     }
 )  # fmt: skip
+
+
+_DICT_ORIGINS = frozenset(
+    {
+        ("collections", "OrderedDict"), ("collections", "defaultdict"),
+        ("collections", "Counter"), ("collections", "ChainMap"), ("builtins", "dict"),
+    }
+)  # fmt: skip
+_LIST_ORIGINS = frozenset({("builtins", "list"), ("collections", "deque")})
+_SET_ORIGINS = frozenset({("builtins", "set")})
+# Results of vetted calls whose type is known: item/append/add operations on them that their
+# type does not support fail in the unpickler (tensors and arrays included: torch refuses).
+_KNOWN_ORIGINS = (
+    _DICT_ORIGINS
+    | _LIST_ORIGINS
+    | _SET_ORIGINS
+    | frozenset(
+        {
+            ("builtins", "frozenset"), ("builtins", "tuple"), ("builtins", "str"),
+            ("builtins", "int"), ("builtins", "float"), ("builtins", "bytes"),
+            ("builtins", "complex"), ("argparse", "Namespace"),
+            ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+            ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+        }
+    )
+)  # fmt: skip
+
+
+_ORIGINS_ACCEPTING: dict[type, frozenset[tuple[str, str]]] = {
+    _Dict: _DICT_ORIGINS,
+    _List: _LIST_ORIGINS,
+    _Set: _SET_ORIGINS,
+}
 
 
 def _unhashable(v: Any, depth: int = 0) -> bool:
@@ -182,6 +224,7 @@ class _Walker:
         self.findings: list[Finding] = []
         self.finding_counts: dict[str, int] = {}
         self.persistent_ids: list[object] = []
+        self.calls: list[tuple[tuple[str, str], object]] = []
         self.opcodes = 0
         self.op_pos = start
 
@@ -320,6 +363,10 @@ class _Walker:
         )
         return _Obj(None)
 
+    def record_call(self, key: tuple[str, str], args: Any) -> None:
+        if len(self.calls) < _MAX_RECORDED_CALLS:
+            self.calls.append((key, self.fold_bounded(args, _FOLD_PID_BUDGET)))
+
     def check_hashable(self, keys: Any, opname: str) -> None:
         for k in keys:
             if _unhashable(k):
@@ -340,6 +387,16 @@ class _Walker:
         if t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen:
             what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
             self.fail(f"{opname} on a {what}: the real unpickler fails here")
+        if (
+            t is _Obj
+            and needs is not None
+            and target.origin in _KNOWN_ORIGINS
+            and target.origin not in _ORIGINS_ACCEPTING.get(needs, frozenset())
+        ):
+            self.fail(
+                f"{opname} on a {'.'.join(target.origin)} object, which does not support "
+                "it: the real unpickler fails here"
+            )
         if t is _Glob:
             module, name = target.key
             self.finding(
@@ -413,6 +470,7 @@ class _Walker:
         dict_t = _Dict
         list_t = _List
         missing = _MISSING
+        recorded = RECORDED_CALLS
         stack = self.stack
         pos = self.pos
         ops = 0
@@ -528,6 +586,8 @@ class _Walker:
                             if type(v) is glob_t:
                                 v.referenced = True
                     func.called = True
+                    if func.key in recorded:
+                        self.record_call(func.key, args)
                     stack.append(obj_t(func.key))
                     pos += 1
                     continue
@@ -663,6 +723,8 @@ class _Walker:
             self.check_args(args, "REDUCE")
             if type(args) is tuple:
                 self.reference(args)
+            if type(func) is _Glob and func.key in RECORDED_CALLS:
+                self.record_call(func.key, args)
             self.stack.append(self.call(func, "REDUCE"))
         elif op == 0x81:  # NEWOBJ
             args = self.pop()
@@ -806,6 +868,7 @@ class _Walker:
                 globals=self.usages(),
                 findings=tuple(self.findings),
                 persistent_ids=tuple(self.persistent_ids),
+                calls=tuple(self.calls),
                 value=self.fold_bounded(value, _FOLD_VALUE_BUDGET) if self.fold_value else OPAQUE,
                 opcodes=ops,
             )
@@ -952,11 +1015,11 @@ class _Walker:
             if type(pid) is tuple:
                 self.reference(pid)
             self.persistent_ids.append(self.fold_bounded(pid, _FOLD_PID_BUDGET))
-            self.stack.append(_Obj(None, memoized=True))
+            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
         elif op == 0x50:  # P PERSID
             raw = self.line()
             self.persistent_ids.append(raw.decode("ascii", "replace"))
-            self.stack.append(_Obj(None, memoized=True))
+            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
         elif op in (0x82, 0x83, 0x84):  # EXT1 / EXT2 / EXT4
             width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
             code = int.from_bytes(self.take(width), "little")
@@ -1041,6 +1104,8 @@ class _Walker:
             return OPAQUE
         if t is _Glob:
             return GlobalConst(*v.key)
+        if t is _Obj:
+            return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
         if t is tuple:
             self._spend(len(v))
             return tuple(self.fold(x, depth + 1) for x in v)
