@@ -178,6 +178,9 @@ def _env() -> dict[str, str]:
     if importlib.util.find_spec("ckptguard") is None:  # not installed: use the checkout
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(SRC), env.get("PYTHONPATH")]))
     env.pop("CKPTGUARD_POLICY", None)
+    # Both tools run as installed packages would: with their bytecode cached (the warm-up run
+    # writes ckptguard's .pyc files; picklescan's come with its installation).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return env
 
 

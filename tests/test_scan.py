@@ -168,3 +168,31 @@ def test_scan_path_imports_neither_torch_nor_numpy(ckdir: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout.strip()
     assert out == ""
+
+
+def test_pyproject_table_allows_like_the_flag(
+    ckdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = F.user_enum_checkpoint(ckdir / "enum-pyproject.pt")
+    project = tmp_path / "proj"
+    (project / "sub").mkdir(parents=True)
+    (project / "pyproject.toml").write_text(f'[tool.ckptguard]\nallow = ["{F.USER_ENUM}"]\n')
+    monkeypatch.delenv("CKPTGUARD_POLICY", raising=False)
+    monkeypatch.chdir(project / "sub")
+    assert _one(path).verdict is FileVerdict.SAFE
+    from ckptguard._cli import main
+
+    assert main(["scan", str(path), "--json"]) == 0
+    monkeypatch.chdir(tmp_path)  # outside the project: back to review
+    assert _one(path).verdict is FileVerdict.REVIEW
+
+
+def test_unrelated_or_broken_pyproject_files_are_ignored(
+    ckdir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a pyproject.toml with a [tool.ckptguard] table is a policy source."""
+    path = F.state_dict(ckdir / "sd-pyproject.pt")
+    (tmp_path / "pyproject.toml").write_text("[project\nname = broken")
+    monkeypatch.delenv("CKPTGUARD_POLICY", raising=False)
+    monkeypatch.chdir(tmp_path)
+    assert _one(path).verdict is FileVerdict.SAFE

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import io
+import pickle
 import pickletools
+import tempfile
 import zipfile
 from pathlib import Path
 
@@ -23,15 +26,67 @@ FUZZ = settings(
 )
 
 
-@pytest.fixture(scope="module")
-def originals(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    d = tmp_path_factory.mktemp("orig")
+@functools.lru_cache(maxsize=1)
+def _originals() -> dict[str, bytes]:
+    """Real checkpoints to damage (a plain function, not a fixture: hypothesis would print
+    the whole dict with every failing example)."""
+    d = Path(tempfile.mkdtemp(prefix="ckptguard-fuzz-"))
     return {
         "zip": F.training_checkpoint(d / "t.pt").read_bytes(),
+        "zip-deflated": _deflated(F.state_dict(d / "s.pt").read_bytes()),
         "legacy": F.legacy_checkpoint(d / "l.pt").read_bytes(),
-        "pickle": F.plain_pickle(d / "p.pkl", {"a": [1, 2.0, "x"], "b": (None, True)}, 2)
-        .read_bytes(),
+        "pickle": F.plain_pickle(
+            d / "p.pkl", {"a": [1, 2.0, "x"], "b": (None, True)}, 2
+        ).read_bytes(),
     }
+
+
+def _deflated(data: bytes) -> bytes:
+    """The same archive with every member deflated (torch reads both)."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info.filename))
+    return buf.getvalue()
+
+
+KINDS = ["zip", "zip-deflated", "legacy", "pickle"]
+
+
+class _VettedOnly(pickle.Unpickler):
+    """An unpickler that imports only what ckptguard's shipped policy calls safe."""
+
+    def find_class(self, module: str, name: str) -> object:
+        verdict, reason = default_policy().classify(module, name)
+        if verdict is not Verdict.SAFE:
+            raise pickle.UnpicklingError(f"{module}.{name} is not vetted: {reason}")
+        return super().find_class(module, name)
+
+
+class _VettedPickleModule:
+    """A pickle_module for torch.load that enforces the vetted profiles."""
+
+    Unpickler = _VettedOnly
+    UnpicklingError = pickle.UnpicklingError
+    __name__ = "vetted_pickle"
+
+    @staticmethod
+    def load(f: object, **kw: object) -> object:
+        return _VettedOnly(f, **kw).load()  # type: ignore[arg-type]
+
+
+def _torch_accepts(kind: str, data: bytes, tmp: Path) -> None:
+    """Oracle: what ckptguard calls safe, PyTorch loads (raises if not) with an unpickler that
+    imports only the vetted globals; for a plain pickle, that unpickler alone."""
+    import torch
+
+    if kind == "pickle":
+        _VettedOnly(io.BytesIO(data)).load()
+        return
+    path = tmp / "oracle.pt"
+    path.write_bytes(data)
+    torch.load(path, weights_only=False, pickle_module=_VettedPickleModule)  # type: ignore[arg-type]
 
 
 def _scan_bytes(tmp: Path, data: bytes, name: str = "fuzz.pt") -> object:
@@ -67,11 +122,9 @@ def test_random_bytes_are_never_safe(tmp_path: Path, data: bytes) -> None:
 
 
 @FUZZ
-@given(kind=st.sampled_from(["zip", "legacy", "pickle"]), frac=st.floats(0.0, 0.999))
-def test_truncated_checkpoints_are_errors(
-    tmp_path: Path, originals: dict[str, bytes], kind: str, frac: float
-) -> None:
-    data = originals[kind]
+@given(kind=st.sampled_from(KINDS), frac=st.floats(0.0, 0.999))
+def test_truncated_checkpoints_are_errors(tmp_path: Path, kind: str, frac: float) -> None:
+    data = _originals()[kind]
     cut = data[: int(len(data) * frac)]
     rep = _scan_bytes(tmp_path, cut)
     assert rep.verdict is FileVerdict.ERROR, rep  # type: ignore[attr-defined]
@@ -79,19 +132,23 @@ def test_truncated_checkpoints_are_errors(
 
 
 @FUZZ
-@given(kind=st.sampled_from(["zip", "legacy", "pickle"]), pos=st.integers(0), bit=st.integers(0, 7))
-def test_bit_flips_never_crash_and_safe_means_safe(
-    tmp_path: Path, originals: dict[str, bytes], kind: str, pos: int, bit: int
+@given(kind=st.sampled_from(KINDS), pos=st.integers(0), bit=st.integers(0, 7))
+def test_bit_flips_never_crash_and_safe_means_torch_loads_it(
+    tmp_path: Path, kind: str, pos: int, bit: int
 ) -> None:
-    data = bytearray(originals[kind])
+    data = bytearray(_originals()[kind])
     pos %= len(data)
     data[pos] ^= 1 << bit
     rep = _scan_bytes(tmp_path, bytes(data))
+    if rep.verdict is FileVerdict.ERROR:  # type: ignore[attr-defined]
+        assert rep.findings[0].message  # type: ignore[attr-defined]
     if rep.verdict is not FileVerdict.SAFE:  # type: ignore[attr-defined]
         return
-    # Called safe: then every global the (possibly altered) pickle names must be vetted.
+    # Called safe: PyTorch's weights-only loader must load it ...
+    _torch_accepts(kind, bytes(data), tmp_path)
+    # ... and every global the (possibly altered) pickles name must be vetted.
     policy = default_policy()
-    if kind == "zip":
+    if kind.startswith("zip"):
         with zipfile.ZipFile(io.BytesIO(bytes(data))) as z:
             pkl = z.read(next(n for n in z.namelist() if n.endswith("data.pkl")))
         names = _oracle_globals(pkl)
@@ -108,3 +165,11 @@ def test_bit_flips_never_crash_and_safe_means_safe(
     for name in names:
         module, _, attr = name.rpartition(".")
         assert policy.classify(module, attr)[0] is Verdict.SAFE, name
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_originals_are_safe_and_torch_loads_them(tmp_path: Path, kind: str) -> None:
+    """Guards the fuzz tests: unaltered inputs scan safe and satisfy the oracle."""
+    original = _originals()[kind]
+    assert _scan_bytes(tmp_path, original).verdict is FileVerdict.SAFE  # type: ignore[attr-defined]
+    _torch_accepts(kind, original, tmp_path)

@@ -7,7 +7,11 @@ renders both for people. Only the CLI prints them and chooses an exit code.
 
 from __future__ import annotations
 
-from pathlib import Path
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class Error(Exception):

@@ -8,9 +8,8 @@ objects. Nothing here prints; problems with a file become an ``error`` verdict o
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
 
 from ckptguard._errors import CheckpointError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff
@@ -30,6 +29,8 @@ from ckptguard._policy import Policy
 
 # Below this many files a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 8
+# With jobs=None, files are scanned serially for this long before the rest goes to a pool.
+_SERIAL_SECONDS = 0.5
 
 _DANGEROUS_HINT = (
     "this file tries to run code or reach outside Python's data types: do not load it; "
@@ -37,13 +38,15 @@ _DANGEROUS_HINT = (
 )
 
 
-@dataclass
 class _Acc:
     """Accumulates one global's usage across the pickles of a file."""
 
-    count: int = 0
-    uses: set[Use] = field(default_factory=set)
-    locations: list[str] = field(default_factory=list)
+    __slots__ = ("count", "locations", "uses")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.uses: set[Use] = set()
+        self.locations: list[str] = []
 
 
 def _collect(extracted: Extracted) -> dict[tuple[str, str], _Acc]:
@@ -186,11 +189,11 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
     )
 
 
-def _walk(root: Path) -> Iterable[Path]:
+def _walk(root: str) -> Iterable[str]:
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if d not in {".git", ".hg", ".svn"})
         for name in sorted(filenames):
-            yield Path(dirpath) / name
+            yield os.path.normpath(os.path.join(dirpath, name))
 
 
 def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
@@ -203,25 +206,25 @@ def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str],
     targets: list[str] = []
     skipped: list[str] = []
     for p in paths:
-        path = Path(p)
-        if not path.is_dir():
-            targets.append(os.fspath(p))
+        path = os.fspath(p)
+        if not os.path.isdir(path):
+            targets.append(path)
             continue
         for f in _walk(path):
-            if f.is_symlink() and not f.exists():
-                skipped.append(str(f))
+            if os.path.islink(f) and not os.path.exists(f):
+                skipped.append(f)
                 continue
-            if not f.is_file():
+            if not os.path.isfile(f):
                 continue
             try:
                 kind = sniff(f)
             except OSError:
-                targets.append(str(f))  # scan_file reports why it cannot be read
+                targets.append(f)  # scan_file reports why it cannot be read
                 continue
-            if kind == "other" and f.suffix.lower() not in MODEL_EXTENSIONS:
-                skipped.append(str(f))
+            if kind == "other" and os.path.splitext(f)[1].lower() not in MODEL_EXTENSIONS:
+                skipped.append(f)
             else:
-                targets.append(str(f))
+                targets.append(f)
     return targets, skipped
 
 
@@ -239,22 +242,37 @@ def scan_paths(
     """Scan files and directories (recursively), in parallel when there are many files."""
     targets, skipped = collect_targets(paths)
     total = len(targets)
-    if jobs is None:
-        jobs = min(os.cpu_count() or 1, 8) if total >= _PARALLEL_MIN_FILES else 1
     reports: list[FileReport] = []
-    if jobs <= 1 or total < 2:
-        for i, t in enumerate(targets, 1):
-            reports.append(scan_file(t, policy))
-            if progress:
-                progress(i, total)
+    serial_until = total
+    if jobs is None:
+        # Most files scan in a millisecond (tensor data is never read) and a process pool costs
+        # more than that to start: scan serially, and hand what is left to a pool only once the
+        # run has proven slow.
+        jobs = min(os.cpu_count() or 1, 8)
+        budget = _SERIAL_SECONDS if total >= _PARALLEL_MIN_FILES and jobs > 1 else None
     else:
+        budget = None
+        if jobs > 1 and total >= 2:
+            serial_until = 0
+    start = time.perf_counter()
+    i = 0
+    while i < serial_until:
+        if budget is not None and i and time.perf_counter() - start > budget:
+            break
+        reports.append(scan_file(targets[i], policy))
+        i += 1
+        if progress:
+            progress(i, total)
+    rest = targets[i:]
+    if rest:
         from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415 (start-up time)
 
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
-            chunk = max(1, total // (jobs * 8))
-            items = [(t, policy) for t in targets]
-            for i, rep in enumerate(pool.map(_scan_one, items, chunksize=chunk), 1):
+        with ProcessPoolExecutor(max_workers=min(jobs, len(rest))) as pool:
+            chunk = max(1, len(rest) // (jobs * 8))
+            items = [(t, policy) for t in rest]
+            for rep in pool.map(_scan_one, items, chunksize=chunk):
                 reports.append(rep)
+                i += 1
                 if progress:
                     progress(i, total)
     return ScanReport(files=tuple(reports), skipped=tuple(skipped))

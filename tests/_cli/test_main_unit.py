@@ -134,3 +134,14 @@ def test_keyboard_interrupt_exits_130(
     _fake_scanner(monkeypatch, scan_paths)
     assert main(["scan", "x"]) == 130
     assert "interrupted" in capsys.readouterr().err
+
+
+def test_help_wraps_to_columns_without_shutil(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's formatter reads the width itself (argparse's imports shutil at every start)."""
+    from ckptguard._cli import build_parser
+
+    monkeypatch.setenv("COLUMNS", "50")
+    text = build_parser().format_help()
+    assert max(len(line) for line in text.splitlines()) <= 50
+    sub = build_parser()._subparsers._group_actions[0].choices["scan"]  # type: ignore[union-attr]
+    assert "Directories are walked recursively" in sub.format_help()  # raw description kept

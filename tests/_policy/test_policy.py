@@ -47,7 +47,7 @@ def test_every_entry_has_a_reason() -> None:
 
 
 # Entries that name another Python or numpy major version than the one installed.
-_OTHER_VERSION = ("numpy.core.", "pathlib._local.", "builtins.NoneType", "pathlib.Path")
+_OTHER_VERSION = ("numpy.core.", "pathlib._local.", "builtins.NoneType")
 
 
 @pytest.mark.parametrize("profile", ["torch", "numpy", "python", "omegaconf", "lightning"])
@@ -251,3 +251,137 @@ def test_bad_policy_files_name_the_file(tmp_path: Path, text: str, match: str) -
 def test_missing_policy_file_is_a_policy_error(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="does not exist"):
         resolve_policy(policy=tmp_path / "nope.toml", environ={})
+
+
+# ---------------------------------------------------------------- audit additions
+
+
+def test_torch_profile_covers_torchs_tensor_rebuild_functions() -> None:
+    from torch._weights_only_unpickler import _tensor_rebuild_functions
+
+    names = {f"{f.__module__}.{f.__name__}" for f in _tensor_rebuild_functions()}
+    assert names, "torch lists its tensor rebuild functions"
+    assert names <= set(shipped().profiles["torch"])
+
+
+# torch.* entries of the torch profile that torch's own weights-only allowlist does not name.
+# Each is listed here on purpose: growing the profile beyond torch's list needs a decision.
+_TORCH_PROFILE_EXTRAS = {
+    "torch.torch_version.TorchVersion",  # a str subclass Lightning stores
+    *(
+        f"torch.{layout}"  # layout constants: torch resolves them through _get_layout
+        for layout in (
+            "sparse_coo", "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "strided",
+            "_mkldnn", "jagged",
+        )
+    ),
+}  # fmt: skip
+
+
+def test_torch_profile_adds_nothing_unreviewed_to_torchs_allowlist() -> None:
+    from torch._weights_only_unpickler import _get_allowed_globals
+
+    extra = set(shipped().profiles["torch"]) - set(_get_allowed_globals())
+    assert extra <= _TORCH_PROFILE_EXTRAS, sorted(extra - _TORCH_PROFILE_EXTRAS)
+    import torch
+
+    for name in _TORCH_PROFILE_EXTRAS:
+        if name.startswith("torch.") and name.count(".") == 1:
+            assert isinstance(getattr(torch, name.split(".")[1]), torch.layout), name
+
+
+def test_simple_toml_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
+    import tomllib
+
+    from ckptguard._policy._data import POLICY_FILE, parse_simple_toml
+
+    with open(POLICY_FILE, "rb") as f:
+        text = f.read().decode("utf-8")
+    assert parse_simple_toml(text) == tomllib.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['a = "x\\"y"\n', "a = 'x'\n", 'a = """x"""\n', "[[t]]\n", 'a = "x" # c\n', "a = 1\n"],
+)
+def test_simple_toml_reader_refuses_what_it_does_not_understand(text: str) -> None:
+    from ckptguard._policy._data import parse_simple_toml
+
+    assert parse_simple_toml(text) is None
+
+
+# Vetted profiles must hold nothing that can run code or touch files, processes or the network
+# for some argument. These are the tempting ones that must stay out.
+_NEVER_VETTED = [
+    "pathlib.Path", "pathlib.PosixPath", "pathlib.WindowsPath", "pathlib._local.Path",
+    "builtins.getattr", "builtins.eval", "builtins.open", "builtins.type", "builtins.map",
+    "builtins.sorted", "builtins.super", "builtins.__import__", "_codecs.decode",
+    "_codecs.lookup", "_codecs.register", "codecs.open", "codecs.encode", "collections.namedtuple",
+    "collections.UserDict", "functools.partial", "operator.attrgetter", "copyreg.__newobj__",
+    "numpy.load", "numpy.memmap", "numpy.fromfile", "numpy.vectorize", "numpy.frompyfunc",
+    "numpy.lib.format.read_array", "numpy.testing._private.utils.runstring",
+    "torch.load", "torch.from_file", "torch.storage._load_from_bytes",
+    "torch._utils._import_dotted_name", "torch.UntypedStorage", "torch.hub.load",
+    "omegaconf.OmegaConf", "omegaconf._utils", "datetime.datetime.fromtimestamp",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", _NEVER_VETTED)
+def test_capable_globals_are_not_vetted(name: str) -> None:
+    module, _, attr = name.rpartition(".")
+    assert default_policy().classify(module, attr)[0] is not Verdict.SAFE
+    for profile in shipped().profiles.values():
+        assert name not in profile
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("torch.utils.collect_env", "run"),  # a dangerous primitive named by the last part
+        ("mypkg.tools", "popen"),
+        ("builtins", "__build_class__"),  # dunder names
+        ("builtins", "license"),
+        ("argparse", "_os.remove"),  # traversal through a module alias
+        ("numpy", "core._internal.sys.modules"),
+        ("collections", "OrderedDict.fromkeys"),  # traversal through a vetted global
+        ("builtins", "dict.get"),
+        ("torch.storage", "UntypedStorage.from_file"),
+        ("pathlib", "PurePosixPath.__new__"),
+        ("torch._utils", "_type"),  # module-wide entries; vetted _rebuild_* stay safe
+        ("torch._utils", "_import_dotted_name"),
+        ("codecs", "open"),
+        ("_codecs", "register"),
+        ("posixpath", "exists"),
+        ("ckptguard._policy._policy", "Policy"),  # scanner tampering
+        ("picklescan.scanner", "scan_pickle_bytes"),
+        ("mailcap", "findmatch"),
+        ("numpy._core.multiarray", "fromfile"),
+        ("numpy.lib._datasource", "open"),
+    ],
+)
+def test_dangerous_names_added_by_the_audit(module: str, name: str) -> None:
+    verdict, reason = default_policy().classify(module, name)
+    assert verdict is Verdict.DANGEROUS, reason
+
+
+def test_vetted_exceptions_inside_dangerous_modules_stay_safe() -> None:
+    p = default_policy()
+    assert p.classify("torch._utils", "_rebuild_tensor_v2")[0] is Verdict.SAFE
+    assert p.classify("_codecs", "encode")[0] is Verdict.SAFE
+    assert p.classify("copyreg", "_reconstructor")[0] is Verdict.SAFE
+    assert p.classify("torch", "_utils._rebuild_tensor_v2")[0] is Verdict.SAFE  # same object
+
+
+def test_nested_user_classes_are_still_allowable() -> None:
+    p = default_policy().with_allowed(["mypkg.Outer.Inner", "otherpkg.*"])
+    assert p.classify("mypkg", "Outer.Inner")[0] is Verdict.ALLOWED
+    assert p.classify("otherpkg.sub", "Thing")[0] is Verdict.ALLOWED
+    # ... but an allowed package does not open a path to dangerous primitives
+    assert p.classify("otherpkg.sub", "_os.system")[0] is Verdict.DANGEROUS
+    assert p.classify("otherpkg.sub", "run")[0] is Verdict.DANGEROUS
+
+
+@pytest.mark.parametrize("name", ["mypkg.tools.run", "torch._utils._type", "mypkg.__init__"])
+def test_allow_entries_naming_dangerous_primitives_are_refused(name: str) -> None:
+    with pytest.raises(PolicyError, match="cannot be allowed"):
+        default_policy().with_allowed([name])

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 
 from ckptguard._cli import _run, _scan
+from ckptguard._cli._argparse import Parser
 from ckptguard._errors import Error
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "build_parser", "main"]
@@ -34,7 +35,7 @@ def _version() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="ckptguard",
         description=(
             "Scan PyTorch checkpoints without executing anything (which Python globals their "

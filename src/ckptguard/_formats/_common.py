@@ -54,7 +54,7 @@ def stream_digest(data: Buffer | memoryview) -> bytes:
 def analyse_stream(
     data: Buffer | memoryview, name: str, limits: PickleLimits, *, start: int = 0
 ) -> PickleStream:
-    analysis = analyze_pickle(data, start=start, where=name, limits=limits)
+    analysis = analyze_pickle(data, start=start, where=name, limits=limits, fold_value=False)
     digest = stream_digest(data) if start == 0 else b""
     return PickleStream(name=name, analysis=analysis, digest=digest)
 

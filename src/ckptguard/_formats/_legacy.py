@@ -6,7 +6,7 @@ from ckptguard._model import Finding
 from ckptguard._pickle._types import PickleAnalysis, PickleLimits
 
 from ._common import Buffer, corrupt, error_finding
-from ._torchzip import storage_element_size
+from ._torchzip import check_tensors, storage_element_size, valid_location
 from ._types import Extracted, PickleStream
 
 MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
@@ -38,6 +38,28 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
             fmt="pytorch-legacy",
         )
     findings = _walk_storages(buf, pos, keys, streams[3])
+    findings += check_tensors(streams[3].analysis, streams[3].name)
+    for pid in streams[3].analysis.persistent_ids:
+        if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", "module")):
+            findings.append(
+                error_finding(
+                    "torch-bad-persistent-id",
+                    f"persistent id {pid!r} is not a torch storage reference: torch.load fails",
+                    streams[3].name,
+                )
+            )
+            break
+    for pid in streams[3].analysis.persistent_ids:
+        if isinstance(pid, tuple) and len(pid) >= 5 and not valid_location(pid[3]):
+            findings.append(
+                error_finding(
+                    "torch-bad-location",
+                    f"a tensor storage names the device {pid[3]!r}: torch.load does not know it "
+                    "(damaged or altered file)",
+                    streams[3].name,
+                )
+            )
+            break
     return Extracted(
         format="pytorch-legacy",
         pickles=tuple(streams),
@@ -49,12 +71,15 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
 def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -> list[Finding]:
     """Check that the raw storage records after the pickles exactly fill the file."""
     elsize: dict[str, int] = {}
+    numel: dict[str, int] = {}
     for pid in main.analysis.persistent_ids:
         if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage":
             key = pid[2]
             size = storage_element_size(pid[1])
             if isinstance(key, str) and size is not None:
                 elsize[key] = size
+                if type(pid[4]) is int:
+                    numel[key] = pid[4]
     if set(keys) != set(elsize):
         return [
             error_finding(
@@ -72,6 +97,14 @@ def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -
         pos += 8 + count * elsize[key]
         if count < 0 or pos > size:
             return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+        if key in numel and numel[key] != count:
+            return [
+                error_finding(
+                    "torch-storage-size",
+                    f"storage {key!r} holds {count} elements but the pickle says {numel[key]}: "
+                    "torch.load refuses such a file (damaged or altered)",
+                )
+            ]
     if pos != size:
         return [
             error_finding(

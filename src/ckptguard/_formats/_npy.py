@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import ast
 import re
-from typing import Any, Protocol
 
 from ckptguard._pickle._types import PickleLimits
 
@@ -16,9 +14,13 @@ _MAX_HEADER = 64 * 1024
 _SIMPLE = re.compile(r"^[<>|=]?([?bBhHiIlLqQefdgFDGuifcbSUVaMm])(\d*)(\[[a-zA-Z0-9]+\])?$")
 
 
-class _Sliceable(Protocol):
-    def __len__(self) -> int: ...
-    def __getitem__(self, s: slice, /) -> Any: ...
+TYPE_CHECKING = False  # typing only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import Any, Protocol
+
+    class _Sliceable(Protocol):
+        def __len__(self) -> int: ...
+        def __getitem__(self, s: slice, /) -> Any: ...
 
 
 def _itemsize(descr: str) -> int | None:
@@ -61,6 +63,8 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
     raw = bytes(buf[off : off + hlen])
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
+        import ast  # noqa: PLC0415 - only .npy files need it (start-up time)
+
         header = ast.literal_eval(text)
     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
         raise corrupt(f"{name}: the .npy header is not a Python literal", fmt="numpy") from None

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ._common import Buffer, corrupt
 from ._types import Extracted
+
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 _MAX_HEADER = 100 * 1024 * 1024
 _DTYPE_SIZE = {

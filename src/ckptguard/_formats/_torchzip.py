@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import zlib
+
 from ckptguard._model import Finding, Severity
-from ckptguard._pickle import GlobalConst
+from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
 from ckptguard._pickle._types import PickleLimits
 
 from ._common import Buffer, analyse_stream, corrupt, error_finding
 from ._npy import read_npy
 from ._types import Extracted, PickleStream
-from ._zip import Member, read_member, read_members
+from ._zip import Member, read_member, read_members, verify_member
 
 # Element sizes of the storage classes torch writes into persistent ids.
 _STORAGE_ELEMENT_SIZE = {
@@ -60,6 +62,8 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
         if _is_pickle_member(buf, rel, m):
             data = read_member(buf, m)
             streams.append(analyse_stream(data, m.name, limits))
+        elif m.method:  # torch writes members stored; a deflated one must at least inflate
+            verify_member(buf, m)
     findings: list[Finding] = []
     if torchscript:
         findings.append(
@@ -74,6 +78,7 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
     data_stream = next(s for s in streams if s.name == prefix + "data.pkl")
     if not torchscript:
         findings.extend(_check_storages(data_stream, by_name, prefix))
+        findings.extend(check_tensors(data_stream.analysis, data_stream.name))
     details = {"archive": prefix.rstrip("/")}
     for rel in _SMALL_RECORDS:
         small = by_name.get(rel)
@@ -88,12 +93,80 @@ def _is_pickle_member(buf: Buffer, rel: str, m: Member) -> bool:
         return True
     if rel.startswith(("data/", "code/", ".data/")) or rel in _SMALL_RECORDS or m.size < 2:
         return False
-    head = (
-        read_member(buf, m, verify_crc=False)[:2]
-        if m.method
-        else buf[m.data_offset : m.data_offset + 2]
-    )
-    return bytes(head) in _PICKLE_MAGIC
+    if m.method:  # inflate just the first bytes
+        try:
+            raw = bytes(buf[m.data_offset : m.data_offset + min(m.compressed_size, 64)])
+            head = zlib.decompressobj(-15).decompress(raw, 2)
+        except zlib.error:
+            return False  # verify_member reports the broken member
+    else:
+        head = bytes(buf[m.data_offset : m.data_offset + 2])
+    return head in _PICKLE_MAGIC
+
+
+# Device types a storage location may name ("cuda:1", "cpu", ...): anything else makes
+# torch.load fail with "don't know how to restore data location".
+_DEVICE_TYPES = frozenset(
+    {
+        "cpu", "cuda", "mps", "meta", "xpu", "hpu", "xla", "mtia", "ipu", "npu", "mlu", "musa",
+        "lazy", "vulkan", "maia", "privateuseone", "ve", "ort", "fpga", "ideep", "mkldnn",
+        "opengl", "opencl", "hip", "sdaa", "tpu",
+    }
+)  # fmt: skip
+
+
+def valid_location(location: object) -> bool:
+    if not isinstance(location, str):
+        return False
+    kind, colon, index = location.partition(":")
+    return kind in _DEVICE_TYPES and (not colon or index.isdigit())
+
+
+def check_tensors(analysis: PickleAnalysis, where: str) -> list[Finding]:
+    """Every tensor rebuilt from a storage must fit in it (torch refuses the file otherwise):
+    storage_offset + sum((size - 1) * stride) < the storage's element count."""
+    findings: list[Finding] = []
+    pids = analysis.persistent_ids
+    for key, args in analysis.calls:
+        problem = _tensor_problem(args, pids)
+        if problem is not None:
+            findings.append(
+                error_finding(
+                    "torch-tensor-layout",
+                    f"a tensor rebuilt by {'.'.join(key)} {problem}: torch.load refuses the "
+                    "file (damaged or altered)",
+                    where,
+                )
+            )
+            if len(findings) >= 20:
+                break
+    return findings
+
+
+def _ints(v: object) -> bool:
+    return isinstance(v, tuple) and all(type(x) is int for x in v)
+
+
+def _tensor_problem(args: object, pids: tuple[object, ...]) -> str | None:
+    if not (isinstance(args, tuple) and len(args) >= 4):
+        return "has malformed arguments"
+    ref, offset, size, stride = args[:4]
+    if not isinstance(ref, PersistentRef):
+        return None  # not a storage of this file's records (e.g. a nested call): not checked
+    pid = pids[ref.index] if 0 <= ref.index < len(pids) else None
+    if not (isinstance(pid, tuple) and len(pid) >= 5 and type(pid[4]) is int):
+        return None  # reported by the storage checks
+    if type(offset) is not int or offset < 0 or not _ints(size) or not _ints(stride):
+        return "has malformed offset, size or stride"
+    assert isinstance(size, tuple) and isinstance(stride, tuple)
+    if len(size) != len(stride) or any(d < 0 for d in size):
+        return f"has size {size} and stride {stride} of different lengths or negative sizes"
+    if any(d == 0 for d in size):
+        return None
+    needed = offset + 1 + sum((d - 1) * st for d, st in zip(size, stride, strict=True))
+    if needed > pid[4] or any(st < 0 for st in stride):
+        return f"needs {needed} elements but its storage holds {pid[4]}"
+    return None
 
 
 def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: str) -> list[Finding]:
@@ -109,7 +182,16 @@ def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: st
                 )
             )
             continue
-        _, storage_type, key, _location, numel = pid[:5]
+        _, storage_type, key, location, numel = pid[:5]
+        if not valid_location(location):
+            findings.append(
+                error_finding(
+                    "torch-bad-location",
+                    f"tensor storage {key!r} names the device {location!r}: torch.load does not "
+                    "know it (damaged or altered file)",
+                    stream.name,
+                )
+            )
         record = by_name.get(f"data/{key}") if isinstance(key, str) else None
         if record is None:
             findings.append(

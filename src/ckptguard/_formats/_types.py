@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from ckptguard._model import Finding
 from ckptguard._pickle import PickleAnalysis
+from ckptguard._record import Record
 
 
-@dataclass(frozen=True)
-class PickleStream:
+class PickleStream(Record):
     """One pickle found inside a file, already analysed."""
 
+    __slots__ = ("analysis", "digest", "name")
     name: str  # where it is: "archive/data.pkl", "pickle 3 of 5", "arr_0.npy", ...
     analysis: PickleAnalysis
-    digest: bytes = b""  # BLAKE2b of the whole member, for streams that are a whole zip
-    #                      member (lets the loader check it unpickles exactly these bytes)
+    digest: bytes  # BLAKE2b of the whole member, for streams that are a whole zip member
+    #                (lets the loader check it unpickles exactly these bytes); else b""
+
+    def __init__(self, name: str, analysis: PickleAnalysis, digest: bytes = b"") -> None:
+        self._set(name=name, analysis=analysis, digest=digest)
 
 
-@dataclass(frozen=True)
-class Extracted:
+class Extracted(Record):
     """Everything the scanner needs to know about a file's content."""
 
+    __slots__ = ("details", "findings", "format", "pickles")
     format: str  # see FORMATS in ckptguard._formats
-    pickles: tuple[PickleStream, ...] = ()
-    findings: tuple[Finding, ...] = ()
-    details: Mapping[str, str] = field(default_factory=dict)  # e.g. {"archive": "model",
-    #                                                            "torch_version": "..."}
+    pickles: tuple[PickleStream, ...]
+    findings: tuple[Finding, ...]
+    details: Mapping[str, str]  # e.g. {"archive": "model", "torch_version": "..."}
+
+    def __init__(
+        self,
+        format: str,
+        pickles: tuple[PickleStream, ...] = (),
+        findings: tuple[Finding, ...] = (),
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        self._set(
+            format=format,
+            pickles=pickles,
+            findings=findings,
+            details={} if details is None else details,
+        )

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+
+from ckptguard._record import Record
 
 from ._common import Buffer, corrupt, inflate
 
@@ -36,10 +37,20 @@ _STORED, _DEFLATED = 0, 8
 _MAX_ENTRIES = 1_000_000
 
 
-@dataclass(frozen=True)
-class Member:
+class Member(Record):
     """One archive member, validated against its local header."""
 
+    __slots__ = (
+        "compressed_size",
+        "crc",
+        "data_offset",
+        "end_offset",
+        "flags",
+        "header_offset",
+        "method",
+        "name",
+        "size",
+    )
     name: str
     method: int
     flags: int
@@ -49,6 +60,30 @@ class Member:
     header_offset: int
     data_offset: int
     end_offset: int  # past the data and the data descriptor, if any
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        name: str,
+        method: int,
+        flags: int,
+        crc: int,
+        compressed_size: int,
+        size: int,
+        header_offset: int,
+        data_offset: int,
+        end_offset: int,
+    ) -> None:
+        self._set(
+            name=name,
+            method=method,
+            flags=flags,
+            crc=crc,
+            compressed_size=compressed_size,
+            size=size,
+            header_offset=header_offset,
+            data_offset=data_offset,
+            end_offset=end_offset,
+        )
 
 
 def _u16(buf: Buffer, off: int) -> int:
@@ -286,6 +321,10 @@ def _check_descriptor(buf: Buffer, *, name: str, pos: int, crc: int, csize: int,
 
 
 def _check_layout(members: list[Member], cd_offset: int, size: int) -> None:
+    """Members must tile the bytes before the central directory exactly: no overlaps (one set
+    of bytes read as two members), and no unaccounted bytes (data before the first member,
+    which zipfile and PyTorch read differently, or a member hidden between listed ones, which
+    streaming readers see and directory readers do not)."""
     prev_end, prev_name = 0, ""
     for m in sorted(members, key=lambda m: m.header_offset):
         if m.header_offset < prev_end:
@@ -293,11 +332,55 @@ def _check_layout(members: list[Member], cd_offset: int, size: int) -> None:
                 f"zip members {prev_name!r} and {m.name!r} overlap: one set of bytes read as two "
                 "members"
             )
+        if m.header_offset > prev_end:
+            if not prev_name:
+                raise corrupt(
+                    "data before the first zip member: zipfile and PyTorch read it differently"
+                )
+            raise corrupt(
+                f"{m.header_offset - prev_end} bytes between zip members {prev_name!r} and "
+                f"{m.name!r} belong to no listed member (a hidden member?)"
+            )
         prev_end, prev_name = m.end_offset, m.name
     if prev_end > cd_offset:
         raise corrupt(f"zip member {prev_name!r} overlaps the central directory")
-    if members and min(m.header_offset for m in members) != 0:
-        raise corrupt("data before the first zip member: zipfile and PyTorch read it differently")
+    if members and prev_end < cd_offset:
+        raise corrupt(
+            f"{cd_offset - prev_end} bytes after the last zip member {prev_name!r} belong to no "
+            "listed member (a hidden member?)"
+        )
+
+
+def verify_member(buf: Buffer, m: Member, chunk: int = 1 << 20) -> None:
+    """Check that a deflated member inflates to its declared size and CRC, in bounded memory.
+
+    Stored members hold their bytes as they are (torch maps them); a deflated member that
+    does not inflate is a file torch.load refuses, so it must not pass as safe.
+    """
+    d = zlib.decompressobj(-15)
+    crc, total = 0, 0
+    pos, end = m.data_offset, m.data_offset + m.compressed_size
+    try:
+        while pos < end or d.unconsumed_tail:
+            if d.unconsumed_tail:
+                raw = d.unconsumed_tail
+            else:
+                raw = bytes(buf[pos : min(end, pos + chunk)])
+                pos += len(raw)
+            out = d.decompress(raw, chunk)
+            total += len(out)
+            crc = zlib.crc32(out, crc)
+            if total > m.size or d.eof:
+                break
+    except zlib.error as exc:
+        raise corrupt(f"zip member {m.name!r} is not valid deflate data ({exc})") from None
+    if total != m.size or not d.eof or d.unconsumed_tail or pos != end:
+        raise corrupt(
+            f"zip member {m.name!r} inflates to a different size than its header says: the "
+            "file is damaged"
+        )
+    if crc != m.crc:
+        raise corrupt(f"zip member {m.name!r} fails its CRC check: the file is damaged")
 
 
 def read_member(buf: Buffer, m: Member, *, verify_crc: bool = True) -> bytes:

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ckptguard._errors import CorruptCheckpointError
 from ckptguard._model import Finding, Use
+from ckptguard._record import Record
 
 
 class _Opaque:
@@ -25,46 +24,110 @@ class _Opaque:
 OPAQUE = _Opaque()
 
 
-@dataclass(frozen=True)
-class GlobalConst:
+class GlobalConst(Record):
     """A global as a folded constant (e.g. the storage class inside a torch persistent id)."""
 
+    __slots__ = ("module", "name")
     module: str
     name: str
 
+    def __init__(self, module: str, name: str) -> None:
+        self._set(module=module, name=name)
 
-@dataclass(frozen=True)
-class PickleLimits:
+
+class PersistentRef(Record):
+    """A folded persistent load: the object for ``persistent_ids[index]`` (a torch storage)."""
+
+    __slots__ = ("index",)
+    index: int
+
+    def __init__(self, index: int) -> None:
+        self._set(index=index)
+
+
+class PickleLimits(Record):
     """Bounds on the work one pickle may cause; exceeding one is a PickleError."""
 
-    max_opcodes: int = 100_000_000
-    max_memo: int = 20_000_000  # memo entries
-    max_stack: int = 20_000_000  # items on the stack (all frames together)
-    max_marks: int = 100_000  # nesting depth (MARKs open at once)
-    max_const_len: int = 4096  # longest str/bytes kept as a folded constant
-    max_container_items: int = 1_000_000  # items folded into one list/tuple/dict constant
-    max_string: int = 1 << 40  # longest single string/bytes argument accepted at all
+    __slots__ = (
+        "max_const_len",
+        "max_container_items",
+        "max_marks",
+        "max_memo",
+        "max_opcodes",
+        "max_stack",
+        "max_string",
+    )
+    max_opcodes: int
+    max_memo: int
+    max_stack: int
+    max_marks: int
+    max_const_len: int
+    max_container_items: int
+    max_string: int
+
+    def __init__(
+        self,
+        *,
+        max_opcodes: int = 100_000_000,
+        max_memo: int = 20_000_000,  # memo entries
+        max_stack: int = 20_000_000,  # items on the stack (checked every 1024 opcodes)
+        max_marks: int = 100_000,  # nesting depth (MARKs open at once)
+        max_const_len: int = 4096,  # longest str/bytes kept as a folded constant
+        max_container_items: int = 1_000_000,  # items folded into one list/tuple/dict constant
+        max_string: int = 1 << 40,  # longest single string/bytes argument accepted at all
+    ) -> None:
+        self._set(
+            max_opcodes=max_opcodes,
+            max_memo=max_memo,
+            max_stack=max_stack,
+            max_marks=max_marks,
+            max_const_len=max_const_len,
+            max_container_items=max_container_items,
+            max_string=max_string,
+        )
 
 
 DEFAULT_LIMITS = PickleLimits()
 
 
-@dataclass(frozen=True)
-class GlobalUsage:
+class GlobalUsage(Record):
     """One global (module, name) as the real unpickler would resolve it."""
 
+    __slots__ = ("count", "first_offset", "module", "name", "raw", "uses")
     module: str
     name: str
     count: int  # number of times it is referenced (GLOBAL/STACK_GLOBAL/INST/OBJ occurrences)
     uses: frozenset[Use]
-    raw: tuple[str, str] | None = None  # (module, name) as written, when fix_imports renamed it
-    first_offset: int = 0  # byte offset of its first occurrence (relative to the stream start)
+    raw: tuple[str, str] | None  # (module, name) as written, when fix_imports renamed it
+    first_offset: int  # byte offset of its first occurrence (relative to the stream start)
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        module: str,
+        name: str,
+        count: int,
+        uses: frozenset[Use],
+        raw: tuple[str, str] | None = None,
+        first_offset: int = 0,
+    ) -> None:
+        self._set(
+            module=module, name=name, count=count, uses=uses, raw=raw, first_offset=first_offset
+        )
 
 
-@dataclass(frozen=True)
-class PickleAnalysis:
+class PickleAnalysis(Record):
     """What one pickle stream would do, computed without executing it."""
 
+    __slots__ = (
+        "calls",
+        "end",
+        "findings",
+        "globals",
+        "opcodes",
+        "persistent_ids",
+        "protocol",
+        "value",
+    )
     protocol: int  # highest PROTO argument seen (0 when there is none)
     end: int  # absolute offset just past the STOP opcode
     globals: tuple[GlobalUsage, ...]  # in order of first occurrence
@@ -73,6 +136,30 @@ class PickleAnalysis:
     value: object  # folded top-level result (int, str, bytes, float, bool, None, tuple, list,
     #               dict, GlobalConst) or OPAQUE
     opcodes: int  # number of opcodes executed
+    calls: tuple[tuple[tuple[str, str], object], ...]  # (global, folded args) of RECORDED_CALLS
+
+    def __init__(
+        self,
+        *,
+        protocol: int,
+        end: int,
+        globals: tuple[GlobalUsage, ...],
+        findings: tuple[Finding, ...],
+        persistent_ids: tuple[object, ...],
+        value: object,
+        opcodes: int,
+        calls: tuple[tuple[tuple[str, str], object], ...] = (),
+    ) -> None:
+        self._set(
+            calls=calls,
+            protocol=protocol,
+            end=end,
+            globals=globals,
+            findings=findings,
+            persistent_ids=persistent_ids,
+            value=value,
+            opcodes=opcodes,
+        )
 
 
 class PickleError(CorruptCheckpointError):

@@ -10,13 +10,10 @@ the input size and bounded by :class:`PickleLimits`.
 
 from __future__ import annotations
 
-import _compat_pickle
 import codecs
 import gc
 import mmap
 import struct
-from dataclasses import dataclass, field
-from typing import Any, NoReturn
 
 from ckptguard._model import Finding, Severity, Use
 from ckptguard._pickle._types import (
@@ -24,14 +21,29 @@ from ckptguard._pickle._types import (
     OPAQUE,
     GlobalConst,
     GlobalUsage,
+    PersistentRef,
     PickleAnalysis,
     PickleError,
     PickleLimits,
 )
 
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any, NoReturn
+
+
 _HIGHEST_PROTOCOL = 5
 _MAX_FINDINGS_PER_RULE = 20
 _MAX_FOLD_DEPTH = 64
+_FOLD_VALUE_BUDGET = 200_000  # items folded for the top-level value (legacy storage keys, ...)
+_FOLD_PID_BUDGET = 1_000  # items folded for one persistent id (torch's are 5-tuples)
+# Calls whose folded arguments are kept (the readers check tensors against their storages).
+RECORDED_CALLS = frozenset(
+    {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
+)
+_MAX_RECORDED_CALLS = 1_000_000
 
 _U16 = struct.Struct("<H").unpack_from
 _U32 = struct.Struct("<I").unpack_from
@@ -44,40 +56,57 @@ class _Fail(Exception):
     """Internal: the stream is malformed at the current opcode."""
 
 
-@dataclass(eq=False)
+class _FoldBudget(Exception):
+    """Internal: folding a value into a constant needs more work than it may take."""
+
+
 class _Glob:
     """A global pushed on the stack (one per GLOBAL/STACK_GLOBAL/INST occurrence)."""
 
-    key: tuple[str, str]
-    called: bool = False
-    referenced: bool = False
+    __slots__ = ("called", "key", "referenced")
+
+    def __init__(self, key: tuple[str, str]) -> None:
+        self.key = key
+        self.called = False
+        self.referenced = False
 
 
-@dataclass(eq=False)
 class _Obj:
-    """The result of a call (REDUCE, NEWOBJ, INST, OBJ, ...)."""
+    """The result of a call (REDUCE, NEWOBJ, INST, OBJ, ...) or of a persistent load."""
 
-    origin: tuple[str, str] | None
-    memoized: bool = False
+    __slots__ = ("memoized", "origin", "pid")
+
+    def __init__(
+        self, origin: tuple[str, str] | None, memoized: bool = False, pid: int = -1
+    ) -> None:
+        self.origin = origin
+        self.memoized = memoized
+        self.pid = pid  # index into persistent_ids when this is a persistent load
 
 
-@dataclass(eq=False)
 class _List:
-    items: list[Any] = field(default_factory=list)
-    overflow: bool = False
+    __slots__ = ("items", "overflow")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.overflow = False
 
 
-@dataclass(eq=False)
 class _Dict:
-    items: list[tuple[Any, Any]] = field(default_factory=list)
-    overflow: bool = False
+    __slots__ = ("items", "overflow")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        self.overflow = False
 
 
-@dataclass(eq=False)
 class _Set:
-    items: list[Any] = field(default_factory=list)
-    frozen: bool = False
-    overflow: bool = False
+    __slots__ = ("frozen", "items", "overflow")
+
+    def __init__(self, frozen: bool = False) -> None:
+        self.items: list[Any] = []
+        self.frozen = frozen
+        self.overflow = False
 
 
 class _Big:
@@ -89,6 +118,71 @@ class _Big:
         self.kind = kind
 
 
+_MISSING = object()
+# Values whose type the walk knows: an opcode that needs another type fails in the real unpickler.
+_CONSTANT_TYPES = frozenset({int, float, str, bytes, bool, type(None), tuple, _Big})
+_CONTAINER_TYPES = frozenset({_List, _Dict, _Set})
+_TYPE_NAMES = {
+    _List: "list", _Dict: "dict", _Set: "set", _Big: "str/bytes", type(None): "None",
+}  # fmt: skip
+# Results of these calls are mutable containers: unhashable as dict keys or set items.
+_UNHASHABLE_ORIGINS = frozenset(
+    {
+        ("collections", "OrderedDict"), ("collections", "defaultdict"),
+        ("collections", "Counter"), ("collections", "deque"), ("collections", "ChainMap"),
+        ("builtins", "dict"), ("builtins", "list"), ("builtins", "set"),
+        ("builtins", "bytearray"),
+    }
+)  # fmt: skip
+
+
+_DICT_ORIGINS = frozenset(
+    {
+        ("collections", "OrderedDict"), ("collections", "defaultdict"),
+        ("collections", "Counter"), ("collections", "ChainMap"), ("builtins", "dict"),
+    }
+)  # fmt: skip
+_LIST_ORIGINS = frozenset({("builtins", "list"), ("collections", "deque")})
+_SET_ORIGINS = frozenset({("builtins", "set")})
+# Results of vetted calls whose type is known: item/append/add operations on them that their
+# type does not support fail in the unpickler (tensors and arrays included: torch refuses).
+_KNOWN_ORIGINS = (
+    _DICT_ORIGINS
+    | _LIST_ORIGINS
+    | _SET_ORIGINS
+    | frozenset(
+        {
+            ("builtins", "frozenset"), ("builtins", "tuple"), ("builtins", "str"),
+            ("builtins", "int"), ("builtins", "float"), ("builtins", "bytes"),
+            ("builtins", "complex"), ("argparse", "Namespace"),
+            ("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_parameter"),
+            ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+        }
+    )
+)  # fmt: skip
+
+
+_ORIGINS_ACCEPTING: dict[type, frozenset[tuple[str, str]]] = {
+    _Dict: _DICT_ORIGINS,
+    _List: _LIST_ORIGINS,
+    _Set: _SET_ORIGINS,
+}
+
+
+def _unhashable(v: Any, depth: int = 0) -> bool:
+    """True when the real unpickler would fail to use ``v`` as a dict key or set item."""
+    t = type(v)
+    if t is str or t is int:
+        return False
+    if t is _List or t is _Dict:
+        return True
+    if t is _Set:
+        return not v.frozen
+    if t is _Obj:
+        return v.origin in _UNHASHABLE_ORIGINS
+    if t is tuple and depth < _MAX_FOLD_DEPTH:
+        return any(_unhashable(x, depth + 1) for x in v)
+    return False
 _BIG_STR = _Big("str")
 _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
@@ -96,6 +190,8 @@ _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
 
 def _map_name(module: str, name: str) -> tuple[str, str]:
     """CPython's protocol < 3 fix_imports renames (Python 2 names to Python 3 names)."""
+    import _compat_pickle  # noqa: PLC0415 - only protocol 0-2 pickles need it (start-up time)
+
     mapped = _compat_pickle.NAME_MAPPING.get((module, name))
     if mapped is not None:
         return mapped
@@ -105,8 +201,12 @@ def _map_name(module: str, name: str) -> tuple[str, str]:
 class _Walker:
     """State of one walk; :func:`analyze_pickle` is the entry point."""
 
-    def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
+    def __init__(
+        self, data: Any, start: int, where: str, limits: PickleLimits, fold_value: bool = True
+    ) -> None:
         self.data = data
+        self.fold_value = fold_value
+        self.fold_budget = 0
         self.pos = start
         self.size = len(data)
         self.where = where
@@ -124,6 +224,7 @@ class _Walker:
         self.findings: list[Finding] = []
         self.finding_counts: dict[str, int] = {}
         self.persistent_ids: list[object] = []
+        self.calls: list[tuple[tuple[str, str], object]] = []
         self.opcodes = 0
         self.op_pos = start
 
@@ -144,6 +245,17 @@ class _Walker:
             self.fail(f"truncated: needs {n} more bytes, {self.size - pos} left")
         self.pos = end
         return self.data[pos:end]
+
+    def take_const(self, n: int) -> Any:
+        """Like :meth:`take`, but a value longer than ``max_const_len`` is skipped, not copied
+        (None is returned): a huge string costs no memory."""
+        if n <= self.limits.max_const_len:
+            return self.take(n)
+        end = self.pos + n
+        if end > self.size:
+            self.fail(f"truncated: needs {n} more bytes, {self.size - self.pos} left")
+        self.pos = end
+        return None
 
     def line(self) -> bytes:
         pos = self.pos
@@ -193,7 +305,7 @@ class _Walker:
         return items
 
     def push_str(self, raw: Any, encoding: str, errors: str = "strict") -> None:
-        if len(raw) > self.limits.max_const_len:
+        if raw is None or len(raw) > self.limits.max_const_len:
             self.stack.append(_BIG_STR)
             return
         try:
@@ -204,8 +316,8 @@ class _Walker:
     def push_bytes(self, n: int) -> None:
         if n > self.limits.max_string:
             self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
-        raw = self.take(n)
-        self.stack.append(bytes(raw) if n <= self.limits.max_const_len else _BIG_BYTES)
+        raw = self.take_const(n)
+        self.stack.append(_BIG_BYTES if raw is None else bytes(raw))
 
     def check_len(self, n: int) -> None:
         if n > self.limits.max_string:
@@ -251,8 +363,41 @@ class _Walker:
         )
         return _Obj(None)
 
-    def mutate(self, target: Any, opname: str) -> None:
-        if type(target) is _Glob:
+    def record_call(self, key: tuple[str, str], args: Any) -> None:
+        if len(self.calls) < _MAX_RECORDED_CALLS:
+            self.calls.append((key, self.fold_bounded(args, _FOLD_PID_BUDGET)))
+
+    def check_hashable(self, keys: Any, opname: str) -> None:
+        for k in keys:
+            if _unhashable(k):
+                self.fail(f"{opname} with an unhashable key or item: the real unpickler fails")
+
+    def check_args(self, args: Any, opname: str) -> None:
+        t = type(args)
+        if t is not tuple and (t in _CONSTANT_TYPES or t in _CONTAINER_TYPES):
+            what = _TYPE_NAMES.get(t, t.__name__)
+            self.fail(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
+
+    def mutate(self, target: Any, opname: str, needs: type | None = None) -> None:
+        """``target`` is about to be changed by ``opname``; ``needs`` is the container type the
+        operation requires (_List, _Dict, _Set; None for BUILD, which needs an object). A
+        target the real unpickler would fail on is a malformed stream."""
+        t = type(target)
+        frozen = t is _Set and target.frozen
+        if t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen:
+            what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
+            self.fail(f"{opname} on a {what}: the real unpickler fails here")
+        if (
+            t is _Obj
+            and needs is not None
+            and target.origin in _KNOWN_ORIGINS
+            and target.origin not in _ORIGINS_ACCEPTING.get(needs, frozenset())
+        ):
+            self.fail(
+                f"{opname} on a {'.'.join(target.origin)} object, which does not support "
+                "it: the real unpickler fails here"
+            )
+        if t is _Glob:
             module, name = target.key
             self.finding(
                 "pickle-global-mutation",
@@ -301,6 +446,12 @@ class _Walker:
         )
 
     def _run(self) -> PickleAnalysis:
+        """The opcode loop: frequent opcodes inline, everything else in :meth:`_slow`.
+
+        A frequent opcode whose preconditions do not hold (truncated argument, empty stack,
+        a callee that is not a global, ...) is not handled inline: it falls through to
+        :meth:`_slow`, which implements every opcode with full checks and diagnostics.
+        """
         data = self.data
         size = self.size
         limits = self.limits
@@ -308,400 +459,598 @@ class _Walker:
         max_memo = limits.max_memo
         max_stack = limits.max_stack
         max_marks = limits.max_marks
+        max_const = limits.max_const_len
         memo = self.memo
+        metastack = self.metastack
+        counts = self.counts
+        u32 = _U32
+        f64 = _F64
+        glob_t = _Glob
+        obj_t = _Obj
+        dict_t = _Dict
+        list_t = _List
+        missing = _MISSING
+        recorded = RECORDED_CALLS
+        stack = self.stack
+        pos = self.pos
         ops = 0
         while True:
-            pos = self.pos
             if pos >= size:
                 self.op_pos = pos
                 self.fail("truncated: the stream ends before its STOP opcode")
             op = data[pos]
-            self.op_pos = pos
-            self.pos = pos + 1
             ops += 1
             if ops > max_ops:
+                self.op_pos = pos
                 self.fail(f"more than {max_ops} opcodes")
-            stack = self.stack
-            if len(stack) > max_stack:
-                self.fail(f"more than {max_stack} items on the stack")
+            if not ops & 0x3FF:  # sizes grow by at most one item per opcode
+                self.op_pos = pos
+                if len(stack) > max_stack:
+                    self.fail(f"more than {max_stack} items on the stack")
+                if len(memo) > max_memo:
+                    self.fail(f"more than {max_memo} memo entries")
 
-            if op == 0x71:  # q BINPUT
-                idx = self.u8()
-                v = self.top()
-                if type(v) is _Obj:
-                    v.memoized = True
-                memo[idx] = v
-            elif op == 0x68:  # h BINGET
-                idx = self.u8()
-                if idx not in memo:
-                    self.fail(f"memo key {idx} not found")
-                v = memo[idx]
-                if type(v) is _Glob:
-                    self.counts[v.key] += 1
-                stack.append(v)
-            elif op == 0x58:  # X BINUNICODE
-                n = self.u32()
-                self.check_len(n)
-                self.push_str(self.take(n), "utf-8", "surrogatepass")
-            elif op == 0x8C:  # SHORT_BINUNICODE
-                n = self.u8()
-                self.push_str(self.take(n), "utf-8", "surrogatepass")
-            elif op == 0x4B:  # K BININT1
-                stack.append(self.u8())
-            elif op == 0x4D:  # M BININT2
-                if self.pos + 2 > size:
-                    self.fail("truncated: missing 2-byte argument")
-                stack.append(_U16(data, self.pos)[0])
-                self.pos += 2
-            elif op == 0x4A:  # J BININT
-                if self.pos + 4 > size:
-                    self.fail("truncated: missing 4-byte argument")
-                stack.append(_I32(data, self.pos)[0])
-                self.pos += 4
-            elif op == 0x28:  # ( MARK
-                if len(self.metastack) >= max_marks:
-                    self.fail(f"more than {max_marks} nested MARKs")
-                self.metastack.append(stack)
-                self.stack = []
-            elif op == 0x85:  # TUPLE1
-                v = self.pop()
-                stack.append((v,))
-            elif op == 0x86:  # TUPLE2
-                b = self.pop()
-                a = self.pop()
-                stack.append((a, b))
-            elif op == 0x87:  # TUPLE3
-                c = self.pop()
-                b = self.pop()
-                a = self.pop()
-                stack.append((a, b, c))
-            elif op == 0x74:  # t TUPLE
-                items = self.pop_mark()
-                self.stack.append(tuple(items))
-            elif op == 0x29:  # ) EMPTY_TUPLE
-                stack.append(())
-            elif op == 0x52:  # R REDUCE
-                args = self.pop()
-                func = self.pop()
-                if type(args) is tuple:
-                    self.reference(args)
-                self.stack.append(self.call(func, "REDUCE"))
-            elif op == 0x81:  # NEWOBJ
-                args = self.pop()
-                cls = self.pop()
-                if type(args) is tuple:
-                    self.reference(args)
-                self.stack.append(self.call(cls, "NEWOBJ"))
-            elif op == 0x92:  # NEWOBJ_EX
-                kwargs = self.pop()
-                args = self.pop()
-                cls = self.pop()
-                for a in (args, kwargs):
-                    if type(a) is tuple:
-                        self.reference(a)
-                    elif type(a) is _Dict:
-                        self.reference(v for kv in a.items for v in kv)
-                self.stack.append(self.call(cls, "NEWOBJ_EX"))
-            elif op == 0x62:  # b BUILD
-                state = self.pop()
-                inst = self.top()
-                self.reference((state,))
-                if type(state) is tuple:
-                    self.reference(state)
-                if type(inst) is _Obj and inst.origin is not None:
-                    self.built.add(inst.origin)
-                self.mutate(inst, "BUILD")
-            elif op == 0x7D:  # } EMPTY_DICT
-                stack.append(_Dict())
-            elif op == 0x5D:  # ] EMPTY_LIST
-                stack.append(_List())
-            elif op == 0x75:  # u SETITEMS
-                items = self.pop_mark()
-                if len(items) % 2:
-                    self.fail("SETITEMS with an odd number of items")
-                target = self.top()
-                self.reference(items)
-                self.mutate(target, "SETITEMS")
-                if type(target) is _Dict:
-                    self._dict_add(target, items)
-            elif op == 0x73:  # s SETITEM
-                value = self.pop()
-                key = self.pop()
-                target = self.top()
-                self.reference((key, value))
-                self.mutate(target, "SETITEM")
-                if type(target) is _Dict:
-                    self._dict_add(target, [key, value])
-            elif op == 0x65:  # e APPENDS
-                items = self.pop_mark()
-                target = self.top()
-                self.reference(items)
-                self.mutate(target, "APPENDS")
-                if type(target) is _List:
-                    self._list_add(target, items)
-            elif op == 0x61:  # a APPEND
-                value = self.pop()
-                target = self.top()
-                self.reference((value,))
-                self.mutate(target, "APPEND")
-                if type(target) is _List:
-                    self._list_add(target, [value])
-            elif op == 0x94:  # MEMOIZE
-                v = self.top()
-                if type(v) is _Obj:
-                    v.memoized = True
-                memo[len(memo)] = v
-                if len(memo) > max_memo:
-                    self.fail(f"more than {max_memo} memo entries")
-            elif op == 0x72:  # r LONG_BINPUT
-                idx = self.u32()
-                if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
-                    self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
-                v = self.top()
-                if type(v) is _Obj:
-                    v.memoized = True
-                memo[idx] = v
-                if len(memo) > max_memo:
-                    self.fail(f"more than {max_memo} memo entries")
+            if op == 0x72:  # r LONG_BINPUT
+                # (an index over max_memo takes the slow path, which refuses it)
+                if pos + 5 <= size and stack and u32(data, pos + 1)[0] <= max_memo:
+                    v = stack[-1]
+                    if type(v) is obj_t:
+                        v.memoized = True
+                    memo[u32(data, pos + 1)[0]] = v
+                    pos += 5
+                    continue
             elif op == 0x6A:  # j LONG_BINGET
-                idx = self.u32()
-                if idx not in memo:
-                    self.fail(f"memo key {idx} not found")
-                v = memo[idx]
-                if type(v) is _Glob:
-                    self.counts[v.key] += 1
-                stack.append(v)
+                if pos + 5 <= size:
+                    v = memo.get(u32(data, pos + 1)[0], missing)
+                    if v is not missing:
+                        if type(v) is glob_t:
+                            counts[v.key] += 1
+                        stack.append(v)
+                        pos += 5
+                        continue
+            elif op == 0x71:  # q BINPUT
+                if pos + 2 <= size and stack:
+                    v = stack[-1]
+                    if type(v) is obj_t:
+                        v.memoized = True
+                    memo[data[pos + 1]] = v
+                    pos += 2
+                    continue
+            elif op == 0x68:  # h BINGET
+                if pos + 2 <= size:
+                    v = memo.get(data[pos + 1], missing)
+                    if v is not missing:
+                        if type(v) is glob_t:
+                            counts[v.key] += 1
+                        stack.append(v)
+                        pos += 2
+                        continue
+            elif op == 0x58:  # X BINUNICODE
+                if pos + 5 <= size:
+                    end = pos + 5 + u32(data, pos + 1)[0]
+                    if end - pos - 5 <= max_const and end <= size:
+                        try:
+                            stack.append(str(data[pos + 5 : end], "utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            pass
+                        else:
+                            pos = end
+                            continue
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                if pos + 2 <= size:
+                    end = pos + 2 + data[pos + 1]
+                    if end - pos - 2 <= max_const and end <= size:
+                        try:
+                            stack.append(str(data[pos + 2 : end], "utf-8", "surrogatepass"))
+                        except UnicodeDecodeError:
+                            pass
+                        else:
+                            pos = end
+                            continue
+            elif op == 0x47:  # G BINFLOAT
+                if pos + 9 <= size:
+                    stack.append(f64(data, pos + 1)[0])
+                    pos += 9
+                    continue
+            elif op == 0x28:  # ( MARK
+                if len(metastack) < max_marks:
+                    metastack.append(stack)
+                    stack = self.stack = []
+                    pos += 1
+                    continue
+            elif op == 0x75:  # u SETITEMS
+                if metastack and not len(stack) & 1:
+                    below = metastack[-1]
+                    if below and type(below[-1]) is dict_t:
+                        items = stack
+                        stack = self.stack = metastack.pop()
+                        for v in items:
+                            if type(v) is glob_t:
+                                v.referenced = True
+                        for k in items[::2]:
+                            if type(k) is not str and _unhashable(k):
+                                self.op_pos = pos
+                                self.fail("SETITEMS with an unhashable key (a list or dict)")
+                        self._dict_add(stack[-1], items)
+                        pos += 1
+                        continue
+            elif op == 0x7D:  # } EMPTY_DICT
+                stack.append(dict_t())
+                pos += 1
+                continue
+            elif op == 0x52:  # R REDUCE
+                if len(stack) >= 2 and type(stack[-2]) is glob_t and type(stack[-1]) is tuple:
+                    args = stack.pop()
+                    func = stack.pop()
+                    if type(args) is tuple:
+                        for v in args:
+                            if type(v) is glob_t:
+                                v.referenced = True
+                    func.called = True
+                    if func.key in recorded:
+                        self.record_call(func.key, args)
+                    stack.append(obj_t(func.key))
+                    pos += 1
+                    continue
             elif op == 0x88:  # NEWTRUE
                 stack.append(True)
+                pos += 1
+                continue
             elif op == 0x89:  # NEWFALSE
                 stack.append(False)
+                pos += 1
+                continue
+            elif op == 0x86:  # TUPLE2
+                if len(stack) >= 2:
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b)
+                    pos += 1
+                    continue
+            elif op == 0x4B:  # K BININT1
+                if pos + 2 <= size:
+                    stack.append(data[pos + 1])
+                    pos += 2
+                    continue
+            elif op == 0x74:  # t TUPLE
+                if metastack:
+                    items = stack
+                    stack = self.stack = metastack.pop()
+                    stack.append(tuple(items))
+                    pos += 1
+                    continue
+            elif op == 0x85:  # TUPLE1
+                if stack:
+                    stack[-1] = (stack[-1],)
+                    pos += 1
+                    continue
+            elif op == 0x29:  # ) EMPTY_TUPLE
+                stack.append(())
+                pos += 1
+                continue
             elif op == 0x4E:  # N NONE
                 stack.append(None)
-            elif op == 0x47:  # G BINFLOAT
-                if self.pos + 8 > size:
-                    self.fail("truncated: missing 8-byte float")
-                stack.append(_F64(data, self.pos)[0])
-                self.pos += 8
-            elif op == 0x63:  # c GLOBAL
-                module = self.text_name()
-                name = self.text_name()
-                stack.append(self.add_global(module, name))
-            elif op == 0x93:  # STACK_GLOBAL
-                name_v = self.pop()
-                module_v = self.pop()
-                if type(module_v) is str and type(name_v) is str:
-                    self.stack.append(self.add_global(module_v, name_v))
-                else:
-                    self.reference((module_v, name_v))
-                    self.finding(
-                        "pickle-dynamic-global",
-                        Severity.DANGEROUS,
-                        "STACK_GLOBAL's module or name is not a literal string: the global it "
-                        "imports cannot be known without executing the file",
-                    )
-                    self.stack.append(_Obj(None))
-            elif op == 0x80:  # PROTO
-                proto = self.u8()
-                if proto > _HIGHEST_PROTOCOL:
-                    self.fail(f"unsupported pickle protocol {proto}")
-                self.proto = proto
-                self.max_proto = max(self.max_proto, proto)
-            elif op == 0x95:  # FRAME
-                n = self.u64()
-                if n > size - self.pos:
-                    self.fail(f"truncated: a {n}-byte frame exceeds the data")
-            elif op == 0x2E:  # . STOP
-                value = self.pop()
-                self.discard(self.stack)
-                for frame in self.metastack:
-                    self.discard(frame)
-                self.reference((value,))
-                self.opcodes = ops
-                return PickleAnalysis(
-                    protocol=self.max_proto,
-                    end=self.pos,
-                    globals=self.usages(),
-                    findings=tuple(self.findings),
-                    persistent_ids=tuple(self.persistent_ids),
-                    value=self.fold(value, 0),
-                    opcodes=ops,
-                )
-            elif op == 0x30:  # 0 POP
-                if stack:
-                    self.discard((stack.pop(),))
-                else:
-                    self.discard(self.pop_mark())
-            elif op == 0x31:  # 1 POP_MARK
-                self.discard(self.pop_mark())
-            elif op == 0x32:  # 2 DUP
-                v = self.top()
-                if type(v) is _Glob:
-                    self.counts[v.key] += 1
-                stack.append(v)
-            elif op == 0x43:  # C SHORT_BINBYTES
-                self.push_bytes(self.u8())
-            elif op == 0x42:  # B BINBYTES
-                self.push_bytes(self.u32())
-            elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8
-                self.push_bytes(self.u64())
-            elif op == 0x8D:  # BINUNICODE8
-                n = self.u64()
-                self.check_len(n)
-                self.push_str(self.take(n), "utf-8", "surrogatepass")
-            elif op == 0x55:  # U SHORT_BINSTRING
-                n = self.u8()
-                self.push_str(self.take(n), "latin-1")
-            elif op == 0x54:  # T BINSTRING
-                if self.pos + 4 > size:
-                    self.fail("truncated: missing 4-byte length")
-                (n,) = _I32(data, self.pos)
-                self.pos += 4
-                if n < 0:
-                    self.fail("BINSTRING with a negative length")
-                self.check_len(n)
-                self.push_str(self.take(n), "latin-1")
-            elif op == 0x53:  # S STRING
-                raw = self.line().rstrip()
-                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-                    self.fail("STRING argument is not a quoted string")
-                decoded = codecs.escape_decode(raw[1:-1])[0]
-                self.push_str(decoded, "latin-1")
-            elif op == 0x56:  # V UNICODE
-                raw = self.line()
-                self.push_str(raw, "raw-unicode-escape")
-            elif op == 0x49:  # I INT
-                raw = self.line()
-                if raw == b"00":
-                    stack.append(False)
-                elif raw == b"01":
-                    stack.append(True)
-                else:
-                    stack.append(self._parse_int(raw))
-            elif op == 0x4C:  # L LONG
-                raw = self.line()
-                if raw.endswith(b"L"):
-                    raw = raw[:-1]
-                stack.append(self._parse_int(raw))
-            elif op == 0x46:  # F FLOAT
-                raw = self.line()
-                try:
-                    stack.append(float(raw))
-                except ValueError:
-                    self.fail("FLOAT argument is not a number")
-            elif op == 0x8A:  # LONG1
-                n = self.u8()
-                stack.append(int.from_bytes(self.take(n), "little", signed=True))
-            elif op == 0x8B:  # LONG4
-                if self.pos + 4 > size:
-                    self.fail("truncated: missing 4-byte length")
-                (n,) = _I32(data, self.pos)
-                self.pos += 4
-                if n < 0:
-                    self.fail("LONG4 with a negative length")
-                raw = self.take(n)
-                stack.append(
-                    int.from_bytes(raw, "little", signed=True)
-                    if n <= limits.max_const_len
-                    else OPAQUE
-                )
-            elif op == 0x6C:  # l LIST
-                items = self.pop_mark()
-                self.reference(items)
-                lst = _List()
-                self._list_add(lst, items)
-                self.stack.append(lst)
-            elif op == 0x64:  # d DICT
-                items = self.pop_mark()
-                if len(items) % 2:
-                    self.fail("DICT with an odd number of items")
-                self.reference(items)
-                dct = _Dict()
-                self._dict_add(dct, items)
-                self.stack.append(dct)
-            elif op == 0x8F:  # EMPTY_SET
-                stack.append(_Set())
-            elif op == 0x90:  # ADDITEMS
-                items = self.pop_mark()
-                target = self.top()
-                self.reference(items)
-                self.mutate(target, "ADDITEMS")
-                if type(target) is _Set:
-                    self._set_add(target, items)
-            elif op == 0x91:  # FROZENSET
-                items = self.pop_mark()
-                self.reference(items)
-                fs = _Set(frozen=True)
-                self._set_add(fs, items)
-                self.stack.append(fs)
-            elif op == 0x67:  # g GET
-                idx = self._parse_int(self.line())
-                if idx not in memo:
-                    self.fail(f"memo key {idx} not found")
-                v = memo[idx]
-                if type(v) is _Glob:
-                    self.counts[v.key] += 1
-                stack.append(v)
-            elif op == 0x70:  # p PUT
-                idx = self._parse_int(self.line())
-                if idx < 0:
-                    self.fail("negative PUT argument")
-                if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
-                    self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
-                v = self.top()
-                if type(v) is _Obj:
+                pos += 1
+                continue
+            elif op == 0x5D:  # ] EMPTY_LIST
+                stack.append(list_t())
+                pos += 1
+                continue
+            elif op == 0x94 and stack:  # MEMOIZE
+                v = stack[-1]
+                if type(v) is obj_t:
                     v.memoized = True
-                memo[idx] = v
-                if len(memo) > max_memo:
-                    self.fail(f"more than {max_memo} memo entries")
-            elif op == 0x69:  # i INST
-                module = self.text_name()
-                name = self.text_name()
-                g = self.add_global(module, name)
-                items = self.pop_mark()
-                self.reference(items)
-                self.stack.append(self.call(g, "INST"))
-            elif op == 0x6F:  # o OBJ
-                items = self.pop_mark()
-                if not items:
-                    self.fail("OBJ without a class")
-                self.reference(items[1:])
-                self.stack.append(self.call(items[0], "OBJ"))
-            elif op == 0x51:  # Q BINPERSID
-                pid = self.pop()
-                self.reference((pid,))
-                if type(pid) is tuple:
-                    self.reference(pid)
-                self.persistent_ids.append(self.fold(pid, 0))
-                self.stack.append(_Obj(None, memoized=True))
-            elif op == 0x50:  # P PERSID
-                raw = self.line()
-                self.persistent_ids.append(raw.decode("ascii", "replace"))
-                self.stack.append(_Obj(None, memoized=True))
-            elif op in (0x82, 0x83, 0x84):  # EXT1 / EXT2 / EXT4
-                width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
-                code = int.from_bytes(self.take(width), "little")
-                if code <= 0:
-                    self.fail("EXT code must be positive")
+                memo[len(memo)] = v
+                pos += 1
+                continue
+
+            # everything else, and the frequent opcodes when their preconditions fail
+            self.op_pos = pos
+            self.pos = pos + 1
+            self.opcodes = ops
+            result = self._slow(op)
+            if result is not None:
+                return result
+            pos = self.pos
+            stack = self.stack
+
+    def _slow(self, op: int) -> PickleAnalysis | None:
+        """One opcode at ``self.op_pos`` (argument at ``self.pos``), with every check."""
+        data = self.data
+        size = self.size
+        limits = self.limits
+        max_memo = limits.max_memo
+        max_marks = limits.max_marks
+        memo = self.memo
+        ops = self.opcodes
+        stack = self.stack
+        if op == 0x71:  # q BINPUT
+            idx = self.u8()
+            v = self.top()
+            if type(v) is _Obj:
+                v.memoized = True
+            memo[idx] = v
+        elif op == 0x68:  # h BINGET
+            idx = self.u8()
+            if idx not in memo:
+                self.fail(f"memo key {idx} not found")
+            v = memo[idx]
+            if type(v) is _Glob:
+                self.counts[v.key] += 1
+            stack.append(v)
+        elif op == 0x58:  # X BINUNICODE
+            n = self.u32()
+            self.check_len(n)
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
+        elif op == 0x8C:  # SHORT_BINUNICODE
+            n = self.u8()
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
+        elif op == 0x4B:  # K BININT1
+            stack.append(self.u8())
+        elif op == 0x4D:  # M BININT2
+            if self.pos + 2 > size:
+                self.fail("truncated: missing 2-byte argument")
+            stack.append(_U16(data, self.pos)[0])
+            self.pos += 2
+        elif op == 0x4A:  # J BININT
+            if self.pos + 4 > size:
+                self.fail("truncated: missing 4-byte argument")
+            stack.append(_I32(data, self.pos)[0])
+            self.pos += 4
+        elif op == 0x28:  # ( MARK
+            if len(self.metastack) >= max_marks:
+                self.fail(f"more than {max_marks} nested MARKs")
+            self.metastack.append(stack)
+            self.stack = []
+        elif op == 0x85:  # TUPLE1
+            v = self.pop()
+            stack.append((v,))
+        elif op == 0x86:  # TUPLE2
+            b = self.pop()
+            a = self.pop()
+            stack.append((a, b))
+        elif op == 0x87:  # TUPLE3
+            c = self.pop()
+            b = self.pop()
+            a = self.pop()
+            stack.append((a, b, c))
+        elif op == 0x74:  # t TUPLE
+            items = self.pop_mark()
+            self.stack.append(tuple(items))
+        elif op == 0x29:  # ) EMPTY_TUPLE
+            stack.append(())
+        elif op == 0x52:  # R REDUCE
+            args = self.pop()
+            func = self.pop()
+            self.check_args(args, "REDUCE")
+            if type(args) is tuple:
+                self.reference(args)
+            if type(func) is _Glob and func.key in RECORDED_CALLS:
+                self.record_call(func.key, args)
+            self.stack.append(self.call(func, "REDUCE"))
+        elif op == 0x81:  # NEWOBJ
+            args = self.pop()
+            cls = self.pop()
+            self.check_args(args, "NEWOBJ")
+            if type(args) is tuple:
+                self.reference(args)
+            self.stack.append(self.call(cls, "NEWOBJ"))
+        elif op == 0x92:  # NEWOBJ_EX
+            kwargs = self.pop()
+            args = self.pop()
+            cls = self.pop()
+            self.check_args(args, "NEWOBJ_EX")
+            if type(kwargs) in _CONSTANT_TYPES or type(kwargs) in (_List, _Set):
+                self.fail("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
+            for a in (args, kwargs):
+                if type(a) is tuple:
+                    self.reference(a)
+                elif type(a) is _Dict:
+                    self.reference(v for kv in a.items for v in kv)
+            self.stack.append(self.call(cls, "NEWOBJ_EX"))
+        elif op == 0x62:  # b BUILD
+            state = self.pop()
+            inst = self.top()
+            self.reference((state,))
+            if type(state) is tuple:
+                self.reference(state)
+            if type(inst) is _Obj and inst.origin is not None:
+                self.built.add(inst.origin)
+            if state is not None:
+                self.mutate(inst, "BUILD")
+        elif op == 0x7D:  # } EMPTY_DICT
+            stack.append(_Dict())
+        elif op == 0x5D:  # ] EMPTY_LIST
+            stack.append(_List())
+        elif op == 0x75:  # u SETITEMS
+            items = self.pop_mark()
+            if len(items) % 2:
+                self.fail("SETITEMS with an odd number of items")
+            target = self.top()
+            self.reference(items)
+            self.mutate(target, "SETITEMS", _Dict)
+            self.check_hashable(items[::2], "SETITEMS")
+            if type(target) is _Dict:
+                self._dict_add(target, items)
+        elif op == 0x73:  # s SETITEM
+            value = self.pop()
+            key = self.pop()
+            target = self.top()
+            self.reference((key, value))
+            self.mutate(target, "SETITEM", _Dict)
+            self.check_hashable((key,), "SETITEM")
+            if type(target) is _Dict:
+                self._dict_add(target, [key, value])
+        elif op == 0x65:  # e APPENDS
+            items = self.pop_mark()
+            target = self.top()
+            self.reference(items)
+            self.mutate(target, "APPENDS", _List)
+            if type(target) is _List:
+                self._list_add(target, items)
+        elif op == 0x61:  # a APPEND
+            value = self.pop()
+            target = self.top()
+            self.reference((value,))
+            self.mutate(target, "APPEND", _List)
+            if type(target) is _List:
+                self._list_add(target, [value])
+        elif op == 0x94:  # MEMOIZE
+            v = self.top()
+            if type(v) is _Obj:
+                v.memoized = True
+            memo[len(memo)] = v
+            if len(memo) > max_memo:
+                self.fail(f"more than {max_memo} memo entries")
+        elif op == 0x72:  # r LONG_BINPUT
+            idx = self.u32()
+            if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
+                self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
+            v = self.top()
+            if type(v) is _Obj:
+                v.memoized = True
+            memo[idx] = v
+            if len(memo) > max_memo:
+                self.fail(f"more than {max_memo} memo entries")
+        elif op == 0x6A:  # j LONG_BINGET
+            idx = self.u32()
+            if idx not in memo:
+                self.fail(f"memo key {idx} not found")
+            v = memo[idx]
+            if type(v) is _Glob:
+                self.counts[v.key] += 1
+            stack.append(v)
+        elif op == 0x88:  # NEWTRUE
+            stack.append(True)
+        elif op == 0x89:  # NEWFALSE
+            stack.append(False)
+        elif op == 0x4E:  # N NONE
+            stack.append(None)
+        elif op == 0x47:  # G BINFLOAT
+            if self.pos + 8 > size:
+                self.fail("truncated: missing 8-byte float")
+            stack.append(_F64(data, self.pos)[0])
+            self.pos += 8
+        elif op == 0x63:  # c GLOBAL
+            module = self.text_name()
+            name = self.text_name()
+            stack.append(self.add_global(module, name))
+        elif op == 0x93:  # STACK_GLOBAL
+            name_v = self.pop()
+            module_v = self.pop()
+            if type(module_v) is str and type(name_v) is str:
+                self.stack.append(self.add_global(module_v, name_v))
+            else:
+                self.reference((module_v, name_v))
                 self.finding(
-                    "pickle-ext-opcode",
+                    "pickle-dynamic-global",
                     Severity.DANGEROUS,
-                    f"EXT{width} loads global #{code} from the copyreg extension registry: "
-                    "which global that is depends on the loading process and cannot be vetted",
+                    "STACK_GLOBAL's module or name is not a literal string: the global it "
+                    "imports cannot be known without executing the file",
                 )
                 self.stack.append(_Obj(None))
-            elif op in (0x97, 0x98):  # NEXT_BUFFER / READONLY_BUFFER
-                if op == 0x98:
-                    self.top()
-                else:
-                    stack.append(OPAQUE)
-                self.finding(
-                    "pickle-out-of-band-buffer",
-                    Severity.ERROR,
-                    "protocol 5 out-of-band buffer: the data is not in the file and loaders "
-                    "without buffers= fail",
-                )
+        elif op == 0x80:  # PROTO
+            proto = self.u8()
+            if proto > _HIGHEST_PROTOCOL:
+                self.fail(f"unsupported pickle protocol {proto}")
+            self.proto = proto
+            self.max_proto = max(self.max_proto, proto)
+        elif op == 0x95:  # FRAME
+            n = self.u64()
+            if n > size - self.pos:
+                self.fail(f"truncated: a {n}-byte frame exceeds the data")
+        elif op == 0x2E:  # . STOP
+            value = self.pop()
+            self.discard(self.stack)
+            for frame in self.metastack:
+                self.discard(frame)
+            self.reference((value,))
+            self.opcodes = ops
+            return PickleAnalysis(
+                protocol=self.max_proto,
+                end=self.pos,
+                globals=self.usages(),
+                findings=tuple(self.findings),
+                persistent_ids=tuple(self.persistent_ids),
+                calls=tuple(self.calls),
+                value=self.fold_bounded(value, _FOLD_VALUE_BUDGET) if self.fold_value else OPAQUE,
+                opcodes=ops,
+            )
+        elif op == 0x30:  # 0 POP
+            if stack:
+                self.discard((stack.pop(),))
             else:
-                self.fail(f"invalid opcode 0x{op:02x}")
+                self.discard(self.pop_mark())
+        elif op == 0x31:  # 1 POP_MARK
+            self.discard(self.pop_mark())
+        elif op == 0x32:  # 2 DUP
+            v = self.top()
+            if type(v) is _Glob:
+                self.counts[v.key] += 1
+            stack.append(v)
+        elif op == 0x43:  # C SHORT_BINBYTES
+            self.push_bytes(self.u8())
+        elif op == 0x42:  # B BINBYTES
+            self.push_bytes(self.u32())
+        elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8
+            self.push_bytes(self.u64())
+        elif op == 0x8D:  # BINUNICODE8
+            n = self.u64()
+            self.check_len(n)
+            self.push_str(self.take_const(n), "utf-8", "surrogatepass")
+        elif op == 0x55:  # U SHORT_BINSTRING
+            n = self.u8()
+            self.push_str(self.take_const(n), "latin-1")
+        elif op == 0x54:  # T BINSTRING
+            if self.pos + 4 > size:
+                self.fail("truncated: missing 4-byte length")
+            (n,) = _I32(data, self.pos)
+            self.pos += 4
+            if n < 0:
+                self.fail("BINSTRING with a negative length")
+            self.check_len(n)
+            self.push_str(self.take_const(n), "latin-1")
+        elif op == 0x53:  # S STRING
+            raw = self.line().rstrip()
+            if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                self.fail("STRING argument is not a quoted string")
+            decoded = codecs.escape_decode(raw[1:-1])[0]
+            self.push_str(decoded, "latin-1")
+        elif op == 0x56:  # V UNICODE
+            raw = self.line()
+            self.push_str(raw, "raw-unicode-escape")
+        elif op == 0x49:  # I INT
+            raw = self.line()
+            if raw == b"00":
+                stack.append(False)
+            elif raw == b"01":
+                stack.append(True)
+            else:
+                stack.append(self._parse_int(raw))
+        elif op == 0x4C:  # L LONG
+            raw = self.line()
+            if raw.endswith(b"L"):
+                raw = raw[:-1]
+            stack.append(self._parse_int(raw))
+        elif op == 0x46:  # F FLOAT
+            raw = self.line()
+            try:
+                stack.append(float(raw))
+            except ValueError:
+                self.fail("FLOAT argument is not a number")
+        elif op == 0x8A:  # LONG1
+            n = self.u8()
+            stack.append(int.from_bytes(self.take(n), "little", signed=True))
+        elif op == 0x8B:  # LONG4
+            if self.pos + 4 > size:
+                self.fail("truncated: missing 4-byte length")
+            (n,) = _I32(data, self.pos)
+            self.pos += 4
+            if n < 0:
+                self.fail("LONG4 with a negative length")
+            raw = self.take_const(n)
+            stack.append(OPAQUE if raw is None else int.from_bytes(raw, "little", signed=True))
+        elif op == 0x6C:  # l LIST
+            items = self.pop_mark()
+            self.reference(items)
+            lst = _List()
+            self._list_add(lst, items)
+            self.stack.append(lst)
+        elif op == 0x64:  # d DICT
+            items = self.pop_mark()
+            if len(items) % 2:
+                self.fail("DICT with an odd number of items")
+            self.check_hashable(items[::2], "DICT")
+            self.reference(items)
+            dct = _Dict()
+            self._dict_add(dct, items)
+            self.stack.append(dct)
+        elif op == 0x8F:  # EMPTY_SET
+            stack.append(_Set())
+        elif op == 0x90:  # ADDITEMS
+            items = self.pop_mark()
+            target = self.top()
+            self.reference(items)
+            self.mutate(target, "ADDITEMS", _Set)
+            self.check_hashable(items, "ADDITEMS")
+            if type(target) is _Set:
+                self._set_add(target, items)
+        elif op == 0x91:  # FROZENSET
+            items = self.pop_mark()
+            self.check_hashable(items, "FROZENSET")
+            self.reference(items)
+            fs = _Set(frozen=True)
+            self._set_add(fs, items)
+            self.stack.append(fs)
+        elif op == 0x67:  # g GET
+            idx = self._parse_int(self.line())
+            if idx not in memo:
+                self.fail(f"memo key {idx} not found")
+            v = memo[idx]
+            if type(v) is _Glob:
+                self.counts[v.key] += 1
+            stack.append(v)
+        elif op == 0x70:  # p PUT
+            idx = self._parse_int(self.line())
+            if idx < 0:
+                self.fail("negative PUT argument")
+            if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
+                self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
+            v = self.top()
+            if type(v) is _Obj:
+                v.memoized = True
+            memo[idx] = v
+            if len(memo) > max_memo:
+                self.fail(f"more than {max_memo} memo entries")
+        elif op == 0x69:  # i INST
+            module = self.text_name()
+            name = self.text_name()
+            g = self.add_global(module, name)
+            items = self.pop_mark()
+            self.reference(items)
+            self.stack.append(self.call(g, "INST"))
+        elif op == 0x6F:  # o OBJ
+            items = self.pop_mark()
+            if not items:
+                self.fail("OBJ without a class")
+            self.reference(items[1:])
+            self.stack.append(self.call(items[0], "OBJ"))
+        elif op == 0x51:  # Q BINPERSID
+            pid = self.pop()
+            self.reference((pid,))
+            if type(pid) is tuple:
+                self.reference(pid)
+            self.persistent_ids.append(self.fold_bounded(pid, _FOLD_PID_BUDGET))
+            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
+        elif op == 0x50:  # P PERSID
+            raw = self.line()
+            self.persistent_ids.append(raw.decode("ascii", "replace"))
+            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
+        elif op in (0x82, 0x83, 0x84):  # EXT1 / EXT2 / EXT4
+            width = {0x82: 1, 0x83: 2, 0x84: 4}[op]
+            code = int.from_bytes(self.take(width), "little")
+            if code <= 0:
+                self.fail("EXT code must be positive")
+            self.finding(
+                "pickle-ext-opcode",
+                Severity.DANGEROUS,
+                f"EXT{width} loads global #{code} from the copyreg extension registry: "
+                "which global that is depends on the loading process and cannot be vetted",
+            )
+            self.stack.append(_Obj(None))
+        elif op in (0x97, 0x98):  # NEXT_BUFFER / READONLY_BUFFER
+            if op == 0x98:
+                self.top()
+            else:
+                stack.append(OPAQUE)
+            self.finding(
+                "pickle-out-of-band-buffer",
+                Severity.ERROR,
+                "protocol 5 out-of-band buffer: the data is not in the file and loaders "
+                "without buffers= fail",
+            )
+        else:
+            self.fail(f"invalid opcode 0x{op:02x}")
+        return None
 
     # ----------------------------------------------------------------- folding
     def _parse_int(self, raw: bytes) -> int:
@@ -741,22 +1090,39 @@ class _Walker:
             return
         target.items.extend(items)
 
+    def fold_bounded(self, v: Any, budget: int) -> object:
+        """:meth:`fold` visiting at most ``budget`` items in all (shared memo references count
+        each time they are reached, so a value that nests one list in itself many times folds
+        in bounded time); past the budget the whole value is OPAQUE."""
+        self.fold_budget = budget
+        try:
+            return self.fold(v, 0)
+        except _FoldBudget:
+            return OPAQUE
+
     def fold(self, v: Any, depth: int) -> object:
-        """Turn a stack value into a plain constant, or OPAQUE."""
+        """Turn a stack value into a plain constant, or OPAQUE (use :meth:`fold_bounded`)."""
         t = type(v)
         if v is None or t in (int, float, str, bytes, bool):
             return v
         if depth >= _MAX_FOLD_DEPTH:
             return OPAQUE
-        if t is tuple:
-            return tuple(self.fold(x, depth + 1) for x in v)
         if t is _Glob:
             return GlobalConst(*v.key)
+        if t is _Obj:
+            return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
+        if t is tuple:
+            self._spend(len(v))
+            return tuple(self.fold(x, depth + 1) for x in v)
         if t is _List:
-            return OPAQUE if v.overflow else [self.fold(x, depth + 1) for x in v.items]
+            if v.overflow:
+                return OPAQUE
+            self._spend(len(v.items))
+            return [self.fold(x, depth + 1) for x in v.items]
         if t is _Dict:
             if v.overflow:
                 return OPAQUE
+            self._spend(2 * len(v.items))
             try:
                 return {self.fold(k, depth + 1): self.fold(x, depth + 1) for k, x in v.items}
             except TypeError:  # unhashable folded key
@@ -764,12 +1130,18 @@ class _Walker:
         if t is _Set:
             if v.overflow:
                 return OPAQUE
+            self._spend(len(v.items))
             try:
                 items = [self.fold(x, depth + 1) for x in v.items]
                 return frozenset(items) if v.frozen else set(items)
             except TypeError:
                 return OPAQUE
         return OPAQUE
+
+    def _spend(self, n: int) -> None:
+        self.fold_budget -= n + 1
+        if self.fold_budget < 0:
+            raise _FoldBudget
 
     def usages(self) -> tuple[GlobalUsage, ...]:
         out = []
@@ -803,11 +1175,14 @@ def analyze_pickle(
     start: int = 0,
     where: str = "pickle",
     limits: PickleLimits = DEFAULT_LIMITS,
+    fold_value: bool = True,
 ) -> PickleAnalysis:
     """Walk one pickle stream from ``data[start:]`` through its STOP opcode, executing nothing.
 
     Returns what the stream would import, call and build; raises :class:`PickleError` for
     malformed, truncated or oversized input (with the globals seen so far in ``.partial``).
+    With ``fold_value=False`` the top-level value is not folded (``.value`` is OPAQUE): callers
+    that only need the globals save the work.
     """
     buf: bytes | mmap.mmap
     if isinstance(data, memoryview):
@@ -820,13 +1195,12 @@ def analyze_pickle(
         buf = data
     if start < 0 or start > len(buf):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
-    # The walk allocates many small objects and no garbage worth collecting until it ends:
-    # pausing the cyclic collector makes it about a third faster on large pickles.
-    paused = gc.isenabled()
-    if paused:
-        gc.disable()
+    # The walk allocates millions of small acyclic objects; the cyclic garbage collector would
+    # rescan the growing heap again and again (half the time on large pickles).
+    gc_was_enabled = gc.isenabled()
+    gc.disable()
     try:
-        return _Walker(buf, start, where, limits).run()
+        return _Walker(buf, start, where, limits, fold_value).run()
     finally:
-        if paused:
+        if gc_was_enabled:
             gc.enable()

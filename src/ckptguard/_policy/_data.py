@@ -3,26 +3,40 @@
 from __future__ import annotations
 
 import functools
-import sys
-from dataclasses import dataclass
-from importlib import resources
+import os
 from types import MappingProxyType
-from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
 
 from ckptguard._errors import PolicyError
+from ckptguard._record import Record
+
+TYPE_CHECKING = False  # typing only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
+
+POLICY_FILE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "policy.toml")
 
 
-@dataclass(frozen=True)
-class ShippedData:
+class ShippedData(Record):
+    __slots__ = ("dangerous_attributes", "dangerous_globals", "dangerous_modules", "profiles")
     profiles: MappingProxyType[str, MappingProxyType[str, str]]  # profile -> name -> reason
     dangerous_modules: MappingProxyType[str, str]
     dangerous_globals: MappingProxyType[str, str]
     dangerous_attributes: MappingProxyType[str, str]
+
+    def __init__(
+        self,
+        *,
+        profiles: MappingProxyType[str, MappingProxyType[str, str]],
+        dangerous_modules: MappingProxyType[str, str],
+        dangerous_globals: MappingProxyType[str, str],
+        dangerous_attributes: MappingProxyType[str, str],
+    ) -> None:
+        self._set(
+            profiles=profiles,
+            dangerous_modules=dangerous_modules,
+            dangerous_globals=dangerous_globals,
+            dangerous_attributes=dangerous_attributes,
+        )
 
 
 def _table(doc: dict[str, Any], *path: str) -> dict[str, str]:
@@ -36,10 +50,55 @@ def _table(doc: dict[str, Any], *path: str) -> dict[str, str]:
     return node
 
 
+def parse_simple_toml(text: str) -> dict[str, Any] | None:
+    """Parse the subset of TOML the shipped policy file is written in, quickly; None otherwise.
+
+    The subset: blank lines, ``#`` comments, ``[dotted.table]`` headers and
+    ``"key" = "value"`` / ``key = "value"`` lines whose strings hold no quote or backslash. It
+    saves importing and running ``tomllib`` at every start (a test checks that it agrees with
+    ``tomllib`` on the shipped file); anything outside the subset returns None and the caller
+    falls back to ``tomllib``.
+    """
+    doc: dict[str, Any] = {}
+    table = doc
+    for raw_line in text.splitlines():
+        line = raw_line.strip()
+        if not line or line.startswith("#"):
+            continue
+        if line.startswith("["):
+            if not line.endswith("]") or line.startswith("[["):
+                return None
+            table = doc
+            for part in line[1:-1].split("."):
+                nxt = table.setdefault(part.strip(), {})
+                if not isinstance(nxt, dict) or not part.strip().isidentifier():
+                    return None
+                table = nxt
+            continue
+        key, sep, value = line.partition(" = ")
+        if not sep or value.count('"') != 2 or not (value[0] == value[-1] == '"'):
+            return None
+        if key.startswith('"'):
+            if key.count('"') != 2 or not key.endswith('"'):
+                return None
+            key = key[1:-1]
+        elif not key.replace("_", "a").isalnum():
+            return None
+        if "\\" in key or "\\" in value or key in table:
+            return None
+        table[key] = value[1:-1]
+    return doc
+
+
 @functools.lru_cache(maxsize=1)
 def shipped() -> ShippedData:
-    raw = resources.files("ckptguard").joinpath("data/policy.toml").read_bytes()
-    doc = tomllib.loads(raw.decode("utf-8"))
+    with open(POLICY_FILE, "rb") as f:
+        text = f.read().decode("utf-8")
+    doc = parse_simple_toml(text)
+    if doc is None:  # pragma: no cover - the shipped file is kept inside the subset
+        from ckptguard._policy._discovery import _parse_toml  # noqa: PLC0415
+
+        doc = _parse_toml(text.encode("utf-8"), POLICY_FILE)
     profiles = {
         name: MappingProxyType(_table(doc, "profiles", name, "globals"))
         for name in doc.get("profiles", {})

@@ -20,18 +20,16 @@ Then ``allow=`` / ``--allow`` entries are added on top. A policy file uses the k
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterable, Mapping
-from pathlib import Path
-from typing import Any
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 from ckptguard._errors import PolicyError
 from ckptguard._policy._policy import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
+
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 ENV_VAR = "CKPTGUARD_POLICY"
 _KEYS = {"allow", "deny", "profiles"}
@@ -87,51 +85,59 @@ def policy_from_mapping(doc: Mapping[str, Any], where: str) -> Policy:
         raise PolicyError(f"{where}: {exc.problem}") from None
 
 
-# Parsed policy files and pyproject.toml files, keyed by path and stat: ckptguard.load
-# resolves the policy on every call, and re-parsing an unchanged file would dominate the
-# cost of loading a memory-mapped checkpoint.
-_TOML_CACHE: dict[tuple[str, int, int, int], dict[str, Any]] = {}
-_TOML_CACHE_MAX = 64
-
-
-def _read_toml(path: Path) -> dict[str, Any]:
+def _read_bytes(path: str) -> bytes:
     try:
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
-            key = (str(path), st.st_mtime_ns, st.st_size, st.st_ino)
-            cached = _TOML_CACHE.get(key)
-            if cached is not None:
-                return cached
-            doc = tomllib.load(f)
-        if len(_TOML_CACHE) >= _TOML_CACHE_MAX:
-            _TOML_CACHE.clear()
-        _TOML_CACHE[key] = doc
-        return doc
+            return f.read()
     except FileNotFoundError:
         raise PolicyError(f"policy file {path} does not exist") from None
     except OSError as exc:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
+
+
+def _parse_toml(raw: bytes, path: str) -> dict[str, Any]:
+    import sys  # noqa: PLC0415 - tomllib is imported only when a TOML file is read
+
+    if sys.version_info >= (3, 11):
+        import tomllib  # noqa: PLC0415
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib  # noqa: PLC0415
+    try:
+        return tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise PolicyError(f"{path}: invalid TOML: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise PolicyError(f"{path}: invalid TOML: {exc}") from None
 
 
+def _read_toml(path: str) -> dict[str, Any]:
+    return _parse_toml(_read_bytes(path), path)
+
+
 def load_policy_file(path: str | os.PathLike[str]) -> Policy:
-    p = Path(path)
-    return policy_from_mapping(_read_toml(p), str(p))
+    p = os.fspath(path)
+    return policy_from_mapping(_read_toml(p), p)
 
 
-def find_pyproject(start: Path) -> tuple[Path, dict[str, Any]] | None:
+def find_pyproject(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
     """The nearest pyproject.toml at or above ``start`` with a [tool.ckptguard] table."""
-    for d in (start, *start.parents):
-        candidate = d / "pyproject.toml"
-        if candidate.is_file():
-            doc = _read_toml(candidate)
-            table = doc.get("tool", {}).get("ckptguard")
+    d = os.path.abspath(start)
+    while True:
+        candidate = os.path.join(d, "pyproject.toml")
+        # Every spelling of the table ([tool.ckptguard], tool.ckptguard.allow = ...,
+        # [tool] ckptguard = {...}) contains the word: other files are not parsed at all.
+        if os.path.isfile(candidate) and b"ckptguard" in (raw := _read_bytes(candidate)):
+            doc = _parse_toml(raw, candidate)
+            tool = doc.get("tool", {})
+            table = tool.get("ckptguard") if isinstance(tool, dict) else None
             if table is not None:
                 if not isinstance(table, dict):
                     raise PolicyError(f"{candidate}: [tool.ckptguard] must be a table")
                 return candidate, table
-    return None
+        parent = os.path.dirname(d)
+        if parent == d:
+            return None
+        d = parent
 
 
 def resolve_policy(
@@ -150,7 +156,7 @@ def resolve_policy(
     elif env.get(ENV_VAR):
         base = load_policy_file(env[ENV_VAR])
     else:
-        found = find_pyproject(Path(start_dir) if start_dir else Path.cwd())
+        found = find_pyproject(start_dir if start_dir else os.getcwd())
         if found is not None:
             path, table = found
             base = policy_from_mapping(table, f"{path} [tool.ckptguard]")

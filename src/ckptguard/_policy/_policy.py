@@ -8,8 +8,12 @@ Precedence, first match wins:
    entry is a deliberate exception to a module-wide dangerous entry
    (``copyreg._reconstructor`` in ``copyreg``);
 4. ``[dangerous.modules]`` (the module or any package above it, also when reached through a
-   dotted attribute path such as ``torch`` + ``serialization.os.system``), dunder parts of a
-   dotted name and ``[dangerous.attributes]`` inside a dotted name -> dangerous;
+   dotted attribute path such as ``torch`` + ``serialization.os.system``), dunder names and
+   dunder parts of a dotted name, ``[dangerous.attributes]`` anywhere in the name
+   (``torch.utils.collect_env`` + ``run``), a dotted path through a module alias
+   (``argparse`` + ``_os.remove``) and a dotted path through a vetted global
+   (``pathlib`` + ``PurePath.__new__``, ``torch.storage`` + ``UntypedStorage.from_file``: the
+   vetted class is safe, its methods are not vetted) -> dangerous;
 5. the user's allow entries (exact, or ``package.*``) -> allowed;
 6. everything else -> unknown.
 
@@ -89,7 +93,9 @@ class Policy:
         object.__setattr__(self, "_safe", safe)
         object.__setattr__(self, "_cache", {})
         for entry in self.allowed:
-            verdict, reason = self._dangerous(entry.pattern.removesuffix(".*"))
+            base = entry.pattern.removesuffix(".*")
+            last = None if entry.pattern.endswith(".*") else base.rpartition(".")[2]
+            verdict, reason = self._dangerous(base, last)
             if verdict is not None:
                 raise PolicyError(
                     f"{entry.pattern} cannot be allowed: {reason}. ckptguard never allows "
@@ -127,6 +133,14 @@ class Policy:
         verdict, reason2 = self._dangerous(qualified, name)
         if verdict is not None:
             return verdict, reason2
+        parts = name.split(".")
+        for i in range(1, len(parts)):
+            owner = f"{module}.{'.'.join(parts[:i])}"
+            if owner in self._safe:
+                return Verdict.DANGEROUS, (
+                    f"attribute {'.'.join(parts[i:])!r} of the vetted global {owner}: only the "
+                    "global itself is vetted, not what can be reached through it"
+                )
         for entry in self.allowed:
             if entry.matches(qualified):
                 return Verdict.ALLOWED, entry.reason
@@ -140,15 +154,26 @@ class Policy:
             reason = data.dangerous_modules.get(prefix) or data.dangerous_globals.get(prefix)
             if reason is not None:
                 return Verdict.DANGEROUS, f"{prefix}: {reason}"
-        if name is not None and "." in name:
-            for part in name.split("."):
-                if part.startswith("__") and part.endswith("__"):
-                    return Verdict.DANGEROUS, (
-                        f"attribute traversal through {part!r}: reaches interpreter internals"
-                    )
-                reason = data.dangerous_attributes.get(part)
+        if name is None:
+            return None, ""
+        parts = name.split(".")
+        for i, part in enumerate(parts):
+            if part.startswith("__") and part.endswith("__") and len(part) > 4:
+                return Verdict.DANGEROUS, (
+                    f"dunder name {part!r}: reaches interpreter internals (import hooks, "
+                    "namespaces, class machinery)"
+                )
+            reason = data.dangerous_attributes.get(part)
+            if reason is not None:
+                where = "attribute traversal through" if i < len(parts) - 1 else "a global named"
+                return Verdict.DANGEROUS, f"{where} {part!r}: {reason}"
+            if i < len(parts) - 1:  # an attribute that is itself a module, e.g. argparse._os
+                alias = part.lstrip("_")
+                reason = data.dangerous_modules.get(alias)
                 if reason is not None:
-                    return Verdict.DANGEROUS, f"attribute traversal through {part!r}: {reason}"
+                    return Verdict.DANGEROUS, (
+                        f"attribute traversal through {part!r} (the {alias} module): {reason}"
+                    )
         return None, ""
 
     # ------------------------------------------------------------------ building

@@ -12,10 +12,15 @@ Contract (field names fixed; more fields may be added)::
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport
 from ckptguard._reporters._common import summary, tool_version
+
+# typing is only needed by type checkers; importing it costs start-up time (mypy honours a
+# module-level TYPE_CHECKING constant).
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SCHEMA_VERSION = 1
 
