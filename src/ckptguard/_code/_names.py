@@ -1,0 +1,36 @@
+"""Which qualified names the rules look for (resolved through imports by libcst)."""
+
+from __future__ import annotations
+
+# torch.load under every public name it has.
+TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
+
+# Objects that own a `load` attribute which *is* torch.load (for setattr(obj, "load", ...)).
+TORCH_LOAD_OWNERS = frozenset({"torch", "torch.serialization"})
+
+# Calls that unpickle their input.
+PICKLE_LOADERS = frozenset(
+    {
+        "pickle.load",
+        "pickle.loads",
+        "pickle.Unpickler",
+        "_pickle.load",
+        "_pickle.loads",
+        "_pickle.Unpickler",
+        "cPickle.load",
+        "cPickle.loads",
+        "cPickle.Unpickler",
+        "dill.load",
+        "dill.loads",
+        "dill.Unpickler",
+        "cloudpickle.load",
+        "cloudpickle.loads",
+        "joblib.load",
+        "pandas.read_pickle",
+    }
+)
+
+SETATTR = "builtins.setattr"
+
+# torch.load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kw)
+PICKLE_MODULE_POSITION = 2  # 0-based index of pickle_module among the positional parameters

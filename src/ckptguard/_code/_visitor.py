@@ -1,0 +1,308 @@
+"""Find risky loading call sites in one module (libcst, names resolved through imports).
+
+:func:`analyze` returns :class:`Site` objects: a finding plus, for a fixable call, what the
+fixer must change. Names are resolved with libcst's scope analysis, so ``import torch as th``,
+``from torch import load as f`` and ``torch.serialization.load`` are all ``torch.load``, while a
+parameter or local variable that shadows ``torch`` is not; strings, comments and docstrings are
+never code. Only names bound by an ``import`` count (a relative import is never ``torch``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import libcst as cst
+import libcst.matchers as m
+from libcst.metadata import (
+    Assignment,
+    CodeRange,
+    PositionProvider,
+    QualifiedName,
+    QualifiedNameProvider,
+    QualifiedNameSource,
+    Scope,
+    ScopeProvider,
+)
+
+from ckptguard._code import _names
+from ckptguard._code import _rules as R
+from ckptguard._code._rules import Rule
+
+FIX_NAME = "ckptguard"
+
+_IGNORE = re.compile(r"#\s*ckptguard:\s*ignore(?:\[([^\]]*)\])?", re.IGNORECASE)
+_ALL = "*"
+
+
+@dataclass(frozen=True)
+class Site:
+    """One finding in a module, with the node it is about."""
+
+    rule: Rule
+    message: str
+    node: cst.CSTNode  # reported position
+    span: CodeRange  # the whole construct (for ignore comments on its first or last line)
+    position: CodeRange
+    fix: Fix | None = None
+
+    @property
+    def fixable(self) -> bool:
+        return self.fix is not None
+
+
+@dataclass(frozen=True)
+class Fix:
+    """Rewrite ``call`` to ``ckptguard.load(...)``, dropping the argument at ``drop`` if any."""
+
+    call: cst.Call
+    drop: int | None  # index of the weights_only argument in call.args
+    needs_import: bool  # no `import ckptguard` visible from the call
+
+
+def analyze(wrapper: cst.MetadataWrapper) -> list[Site]:
+    """Every finding in the module, ignore comments applied, in source order."""
+    visitor = _Visitor()
+    wrapper.visit(visitor)
+    sites = [s for s in visitor.sites if not _suppressed(s, visitor.ignores)]
+    sites.sort(key=lambda s: (s.position.start.line, s.position.start.column, s.rule.id))
+    return sites
+
+
+def _suppressed(site: Site, ignores: dict[int, set[str]]) -> bool:
+    for line in {site.span.start.line, site.span.end.line, site.position.start.line}:
+        codes = ignores.get(line)
+        if codes and (_ALL in codes or site.rule.id in codes or site.rule.name in codes):
+            return True
+    return False
+
+
+def _parse_ignore(comment: str) -> set[str] | None:
+    match = _IGNORE.search(comment)
+    if match is None:
+        return None
+    if match.group(1) is None:
+        return {_ALL}
+    codes: set[str] = set()
+    for raw in match.group(1).split(","):
+        part = raw.strip()
+        rule = R.lookup(part) if part else None
+        if rule is not None:
+            codes.update((rule.id, rule.name))
+    return codes
+
+
+class _Visitor(cst.CSTVisitor):
+    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ScopeProvider)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sites: list[Site] = []
+        self.ignores: dict[int, set[str]] = {}
+        self._handled: set[int] = set()  # id() of torch.load references already reported
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _imported(self, node: cst.CSTNode) -> set[str]:
+        names: Iterable[QualifiedName] = self.get_metadata(QualifiedNameProvider, node, set())
+        return {q.name for q in names if q.source is QualifiedNameSource.IMPORT}
+
+    def _is_torch_load(self, node: cst.CSTNode) -> bool:
+        return not self._imported(node).isdisjoint(_names.TORCH_LOAD)
+
+    def _pos(self, node: cst.CSTNode) -> CodeRange:
+        rng: CodeRange = self.get_metadata(PositionProvider, node)
+        return rng
+
+    def _add(
+        self,
+        rule: Rule,
+        message: str,
+        node: cst.CSTNode,
+        span_node: cst.CSTNode | None = None,
+        fix: Fix | None = None,
+    ) -> None:
+        span = self._pos(span_node if span_node is not None else node)
+        self.sites.append(Site(rule, message, node, span, self._pos(node), fix))
+
+    # -- comments ------------------------------------------------------------------------
+
+    def visit_Comment(self, node: cst.Comment) -> None:
+        codes = _parse_ignore(node.value)
+        if codes is not None:
+            self.ignores.setdefault(self._pos(node).start.line, set()).update(codes)
+
+    # -- imports are not uses ------------------------------------------------------------
+
+    def visit_Import(self, node: cst.Import) -> bool:
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        return False
+
+    # -- calls ---------------------------------------------------------------------------
+
+    def visit_Call(self, node: cst.Call) -> None:
+        func = node.func
+        imported = self._imported(func)
+        if not imported.isdisjoint(_names.TORCH_LOAD):
+            self._handled.add(id(func))
+            self._torch_load_call(node)
+        elif not imported.isdisjoint(_names.PICKLE_LOADERS):
+            name = sorted(imported & _names.PICKLE_LOADERS)[0]
+            self._add(
+                R.PICKLE_LOAD,
+                f"{name}() unpickles its input, which runs code from it; keep pickles out of "
+                "data you did not write yourself (use JSON, safetensors or numpy .npz), or "
+                "restrict the unpickler's find_class",
+                node,
+            )
+        elif _names.SETATTR in self._builtins(func):
+            self._setattr_call(node)
+
+    def _builtins(self, node: cst.CSTNode) -> set[str]:
+        names: Iterable[QualifiedName] = self.get_metadata(QualifiedNameProvider, node, set())
+        return {q.name for q in names if q.source is QualifiedNameSource.BUILTIN}
+
+    def _setattr_call(self, node: cst.Call) -> None:
+        args = node.args
+        if len(args) < 2 or args[0].keyword or args[1].keyword or args[0].star or args[1].star:
+            return
+        target, attr = args[0].value, args[1].value
+        if not isinstance(attr, cst.SimpleString) or attr.evaluated_value != "load":
+            return
+        if self._imported(target).isdisjoint(_names.TORCH_LOAD_OWNERS):
+            return
+        self._add(
+            R.TORCH_LOAD_MONKEYPATCH,
+            "setattr() replaces torch.load for the whole process (libraries included); call "
+            "ckptguard.load where you load checkpoints instead of patching torch",
+            node,
+        )
+
+    def _torch_load_call(self, node: cst.Call) -> None:
+        positional = [a for a in node.args if a.keyword is None and not a.star]
+        keywords = {a.keyword.value: i for i, a in enumerate(node.args) if a.keyword is not None}
+        has_star = any(a.star == "*" for a in node.args)
+
+        if "pickle_module" in keywords or len(positional) > _names.PICKLE_MODULE_POSITION:
+            how = "pickle_module=" if "pickle_module" in keywords else "a third positional argument"
+            self._add(
+                R.TORCH_LOAD_PICKLE_MODULE,
+                f"torch.load with {how} unpickles with that module and defaults to "
+                "weights_only=False (runs code from the file); not fixable automatically: "
+                "ckptguard.load takes no pickle_module, so drop it and call ckptguard.load",
+                node,
+            )
+            return
+
+        drop = keywords.get("weights_only")
+        if drop is not None:
+            value = node.args[drop].value
+            if m.matches(value, m.Name("True")):
+                return  # safe on every PyTorch that has the argument
+            rule = R.TORCH_LOAD_WEIGHTS_ONLY_FALSE
+            what = (
+                "weights_only=False"
+                if m.matches(value, m.Name("False"))
+                else "weights_only not a literal True"
+            )
+            message = f"torch.load with {what} runs code from a malicious checkpoint"
+        else:
+            rule = R.TORCH_LOAD_NO_WEIGHTS_ONLY
+            message = (
+                "torch.load without weights_only runs code from a malicious checkpoint on "
+                "PyTorch < 2.6 and fails on checkpoints with non-tensor objects on >= 2.6"
+            )
+
+        why_not = None
+        if has_star:
+            why_not = (
+                "*args may carry a third positional argument (pickle_module), which "
+                "ckptguard.load does not take"
+            )
+        elif drop is not None and _has_side_effects(node.args[drop].value):
+            why_not = "removing the weights_only expression would skip a call it makes"
+        else:
+            why_not = self._fix_name_problem(node)
+        if why_not is not None:
+            self._add(rule, f"{message}; not fixable automatically: {why_not}", node)
+            return
+        fix = Fix(node, drop, needs_import=not self._fix_name_imported(node))
+        self._add(rule, f"{message}; use ckptguard.load (fixable with --fix)", node, fix=fix)
+
+    def _fix_name_problem(self, node: cst.CSTNode) -> str | None:
+        scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
+        if scope is None:
+            return "the call's scope could not be resolved"
+        for assignment in scope[FIX_NAME]:
+            if not (isinstance(assignment, Assignment) and _imports_ckptguard(assignment.node)):
+                return f"the name {FIX_NAME!r} means something else here"
+        return None
+
+    def _fix_name_imported(self, node: cst.CSTNode) -> bool:
+        scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
+        return scope is not None and bool(scope[FIX_NAME])
+
+    # -- references ----------------------------------------------------------------------
+
+    def visit_Assign(self, node: cst.Assign) -> None:
+        for target in node.targets:
+            self._assigned_over(target.target, node)
+
+    def visit_AugAssign(self, node: cst.AugAssign) -> None:
+        self._assigned_over(node.target, node)
+
+    def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
+        self._assigned_over(node.target, node)
+
+    def _assigned_over(self, target: cst.BaseExpression, statement: cst.CSTNode) -> None:
+        elements = (
+            [e.value for e in target.elements]
+            if isinstance(target, (cst.Tuple, cst.List))
+            else [target]
+        )
+        for element in elements:
+            if isinstance(element, cst.Attribute) and self._is_torch_load(element):
+                self._handled.add(id(element))
+                self._add(
+                    R.TORCH_LOAD_MONKEYPATCH,
+                    "assigning to torch.load replaces it for the whole process (libraries "
+                    "included); call ckptguard.load where you load checkpoints instead",
+                    element,
+                    span_node=statement,
+                )
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        self._reference(node)
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._reference(node)
+
+    def _reference(self, node: cst.Name | cst.Attribute) -> None:
+        if id(node) in self._handled or not self._is_torch_load(node):
+            return
+        self._handled.add(id(node))
+        self._add(
+            R.TORCH_LOAD_AS_VALUE,
+            "torch.load used as a value: the calls it ends up in cannot be checked; refer to "
+            "ckptguard.load instead (not fixable automatically)",
+            node,
+        )
+
+
+def _has_side_effects(node: cst.CSTNode) -> bool:
+    return bool(m.findall(node, m.Call() | m.Await() | m.Yield() | m.NamedExpr() | m.Lambda()))
+
+
+def _imports_ckptguard(node: cst.CSTNode) -> bool:
+    """``import ckptguard`` or ``import ckptguard.x`` (no alias): binds the package itself."""
+    if not isinstance(node, cst.Import):
+        return False
+    for alias in node.names:
+        if alias.asname is None:
+            dotted = cst.Module([]).code_for_node(alias.name)
+            if dotted == FIX_NAME or dotted.startswith(FIX_NAME + "."):
+                return True
+    return False
