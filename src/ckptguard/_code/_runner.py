@@ -7,6 +7,7 @@ skipping VCS, virtualenv, cache and build directories (and any directory holding
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import difflib
 import os
@@ -138,16 +139,7 @@ def check_file(
     try:
         result = check_source(data, path, rules=rules, fix=fix or diff)
     except cst.ParserSyntaxError as exc:
-        return FileResult(
-            path,
-            error=CodeError(
-                path,
-                f"cannot parse: {exc.message}",
-                hint=f"fix the syntax error, or check it with: python -m py_compile {path}",
-                line=exc.raw_line,
-                column=exc.raw_column + 1,
-            ),
-        )
+        return FileResult(path, error=_parse_error(path, data, exc))
     except UnicodeDecodeError as exc:
         return FileResult(path, error=CodeError(path, f"cannot decode: {exc.reason}"))
     except ValueError as exc:  # the fix failed its own checks: leave the file alone
@@ -177,13 +169,34 @@ def check_file(
     )
 
 
+def _parse_error(path: str, data: bytes, exc: cst.ParserSyntaxError) -> CodeError:
+    """Python's own message and position when it rejects the file too (libcst's are rougher);
+    compiling to an AST only parses, nothing runs."""
+    message, line, column = exc.message, exc.raw_line, exc.raw_column + 1
+    try:
+        compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as syntax:
+        message, line, column = syntax.msg, syntax.lineno or line, syntax.offset or column
+    except ValueError:  # null bytes
+        message = "source contains null bytes"
+    else:  # Python accepts it, libcst does not (newer syntax than libcst knows)
+        message = f"{message} (valid Python, but not understood by libcst)"
+    return CodeError(
+        path,
+        f"cannot parse: {message}",
+        hint=f"fix the syntax error, or check it with: python -m py_compile {path}",
+        line=line,
+        column=column,
+    )
+
+
 def _unified_diff(path: str, old: bytes, new: bytes) -> str:
     encoding = cst.parse_module(old).encoding
     lines = difflib.unified_diff(
         old.decode(encoding).splitlines(keepends=True),
         new.decode(encoding).splitlines(keepends=True),
-        fromfile=f"a/{path}",
-        tofile=f"b/{path}",
+        fromfile=path if os.path.isabs(path) else f"a/{path}",
+        tofile=path if os.path.isabs(path) else f"b/{path}",
     )
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
