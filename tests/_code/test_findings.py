@@ -138,6 +138,8 @@ def test_torch_load_as_value(source: str) -> None:
         ("import torch\ntorch.load = my_load\n", 2),
         ("import torch as th\nth.serialization.load = my_load\n", 2),
         ("import torch\nsetattr(torch, 'load', my_load)\n", 2),
+        ("import torch as th\nsetattr(th, 'load', my_load)\n", 2),
+        ("from torch import serialization as s\nsetattr(s, 'load', my_load)\n", 2),
         ("import torch.serialization\nsetattr(torch.serialization, 'load', my_load)\n", 2),
         ("import torch\na = torch.load = my_load\n", 2),
     ],

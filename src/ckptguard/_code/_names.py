@@ -5,7 +5,7 @@ from __future__ import annotations
 # torch.load under every public name it has.
 TORCH_LOAD = frozenset({"torch.load", "torch.serialization.load"})
 
-# Objects that own a `load` attribute which *is* torch.load (for setattr(obj, "load", ...)).
+# Objects whose `load` attribute *is* torch.load (for setattr(obj, "load", ...)).
 TORCH_LOAD_OWNERS = frozenset({"torch", "torch.serialization"})
 
 # Calls that unpickle their input.
@@ -32,5 +32,12 @@ PICKLE_LOADERS = frozenset(
 
 SETATTR = "builtins.setattr"
 
+# Last components of the names above: only nodes ending in one of them are resolved.
+LEAF_NAMES = frozenset(n.rsplit(".", 1)[-1] for n in TORCH_LOAD | PICKLE_LOADERS)
+BARE_NAMES = frozenset({"setattr"})
+
 # torch.load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kw)
 PICKLE_MODULE_POSITION = 2  # 0-based index of pickle_module among the positional parameters
+
+# Modules a finding needs imported (first component of every name above).
+ROOT_MODULES = frozenset(n.split(".", 1)[0] for n in TORCH_LOAD | PICKLE_LOADERS)

@@ -11,6 +11,7 @@ import ast
 import contextlib
 import difflib
 import os
+import re
 import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import libcst as cst
 
+from ckptguard._code import _names
 from ckptguard._code._fixer import apply_fixes
 from ckptguard._code._model import CodeError, CodeFinding, CodeReport, FileResult
 from ckptguard._code._rules import RULES, Rule
@@ -30,6 +32,41 @@ SKIP_DIRS = frozenset(
         "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
     }
 )  # fmt: skip
+
+
+# A module can only have findings if it names one of the functions and one of the modules
+# (whole words). Most files of a code base do not: they are only syntax-checked (ast, fast).
+_LEAF_WORD = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in _names.LEAF_NAMES) + rb")\b")
+_ROOT_WORD = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in _names.ROOT_MODULES) + rb")\b")
+
+
+def _may_have_findings(source: bytes) -> bool:
+    return bool(_LEAF_WORD.search(source) and _ROOT_WORD.search(source))
+
+
+class UnparsableSource(Exception):
+    """The source is not Python ckptguard can analyze (syntax error, bad encoding, too deep)."""
+
+    def __init__(self, message: str, line: int | None = None, column: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.line = line
+        self.column = column
+
+
+def _check_syntax(source: bytes | str) -> None:
+    """Parse with CPython first (an AST only: nothing runs). Its parser has nesting limits, so
+    input that could exhaust libcst's native parser's stack never reaches it."""
+    try:
+        compile(source, "<source>", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    except SyntaxError as exc:  # includes bad encodings and undecodable bytes
+        line = exc.lineno if exc.lineno and exc.lineno > 0 else None
+        column = exc.offset if line and exc.offset and exc.offset > 0 else None
+        raise UnparsableSource(exc.msg, line, column) from None
+    except ValueError as exc:  # null bytes
+        raise UnparsableSource(str(exc)) from None
+    except (MemoryError, RecursionError):
+        raise UnparsableSource("too deeply nested to parse") from None
 
 
 @dataclass(frozen=True)
@@ -47,11 +84,30 @@ def check_source(
 ) -> SourceResult:
     """Findings in one module's source; with ``fix``, also the fixed source.
 
-    Raises ``libcst.ParserSyntaxError`` when the source is not Python, and ``ValueError`` when
-    a fix would not compile (a bug: the caller leaves the file unchanged).
+    Raises :class:`UnparsableSource` when the source is not Python (or too deeply nested to
+    analyze), and ``ValueError`` when a fix would not compile (a bug: the caller leaves the
+    file unchanged).
     """
-    module = cst.parse_module(source)
-    wrapper = cst.MetadataWrapper(module)
+    _check_syntax(source)
+    data = source.encode() if isinstance(source, str) else source
+    if not _may_have_findings(data):
+        return SourceResult((), None)
+    try:
+        module = cst.parse_module(source)
+    except cst.ParserSyntaxError as exc:  # CPython accepts it: syntax newer than libcst knows
+        raise UnparsableSource(
+            f"{exc.message} (valid Python, but not understood by libcst)",
+            exc.raw_line,
+            exc.raw_column + 1,
+        ) from None
+    try:
+        return _analyze(module, path, rules=rules, fix=fix)
+    except RecursionError:
+        raise UnparsableSource("too deeply nested to analyze") from None
+
+
+def _analyze(module: cst.Module, path: str, *, rules: Collection[Rule], fix: bool) -> SourceResult:
+    wrapper = cst.MetadataWrapper(module, unsafe_skip_copy=True)  # freshly parsed: ours
     sites = [s for s in analyze(wrapper) if s.rule in rules]
     findings = tuple(_finding(path, s) for s in sites)
     fixed_source = None
@@ -138,10 +194,21 @@ def check_file(
         return FileResult(path, error=CodeError(path, f"cannot read: {exc.strerror or exc}"))
     try:
         result = check_source(data, path, rules=rules, fix=fix or diff)
-    except cst.ParserSyntaxError as exc:
-        return FileResult(path, error=_parse_error(path, data, exc))
-    except UnicodeDecodeError as exc:
-        return FileResult(path, error=CodeError(path, f"cannot decode: {exc.reason}"))
+    except UnparsableSource as exc:
+        return FileResult(
+            path,
+            error=CodeError(
+                path,
+                f"cannot parse: {exc.message}",
+                hint=(
+                    "ckptguard code fails closed on code nested this deep; simplify it"
+                    if "deeply nested" in exc.message
+                    else f"fix the file, or check it with: python -m py_compile {path}"
+                ),
+                line=exc.line,
+                column=exc.column,
+            ),
+        )
     except ValueError as exc:  # the fix failed its own checks: leave the file alone
         return FileResult(
             path,
@@ -157,7 +224,7 @@ def check_file(
     if diff:
         return FileResult(path, findings, diff=_unified_diff(path, data, result.fixed_source))
     try:
-        _write_atomically(Path(path), result.fixed_source)
+        _write_atomically(Path(path).resolve(), result.fixed_source)  # through a symlink
     except OSError as exc:
         return FileResult(
             path, findings, error=CodeError(path, f"cannot write: {exc.strerror or exc}")
@@ -166,27 +233,6 @@ def check_file(
         path,
         findings=tuple(x for x in findings if not x.fixable),
         fixed=tuple(x for x in findings if x.fixable),
-    )
-
-
-def _parse_error(path: str, data: bytes, exc: cst.ParserSyntaxError) -> CodeError:
-    """Python's own message and position when it rejects the file too (libcst's are rougher);
-    compiling to an AST only parses, nothing runs."""
-    message, line, column = exc.message, exc.raw_line, exc.raw_column + 1
-    try:
-        compile(data, path, "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
-    except SyntaxError as syntax:
-        message, line, column = syntax.msg, syntax.lineno or line, syntax.offset or column
-    except ValueError:  # null bytes
-        message = "source contains null bytes"
-    else:  # Python accepts it, libcst does not (newer syntax than libcst knows)
-        message = f"{message} (valid Python, but not understood by libcst)"
-    return CodeError(
-        path,
-        f"cannot parse: {message}",
-        hint=f"fix the syntax error, or check it with: python -m py_compile {path}",
-        line=line,
-        column=column,
     )
 
 

@@ -20,7 +20,6 @@ from libcst.metadata import (
     CodeRange,
     PositionProvider,
     QualifiedName,
-    QualifiedNameProvider,
     QualifiedNameSource,
     Scope,
     ScopeProvider,
@@ -63,7 +62,11 @@ class Fix:
 
 def analyze(wrapper: cst.MetadataWrapper) -> list[Site]:
     """Every finding in the module, ignore comments applied, in source order."""
-    visitor = _Visitor()
+    collector = _AliasCollector()
+    wrapper.module.visit(collector)
+    if not collector.candidates:
+        return []  # no node that could resolve to a watched name: skip scope analysis
+    visitor = _Visitor(frozenset(collector.aliases))
     wrapper.visit(visitor)
     sites = [s for s in visitor.sites if not _suppressed(s, visitor.ignores)]
     sites.sort(key=lambda s: (s.position.start.line, s.position.start.column, s.rule.id))
@@ -94,19 +97,34 @@ def _parse_ignore(comment: str) -> set[str] | None:
 
 
 class _Visitor(cst.CSTVisitor):
-    METADATA_DEPENDENCIES = (PositionProvider, QualifiedNameProvider, ScopeProvider)
+    METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
-    def __init__(self) -> None:
+    def __init__(self, aliases: frozenset[str]) -> None:
         super().__init__()
+        # Local names bound by `from X import load/loads/... [as name]`: the only bare names
+        # that can be one of the functions the rules look for (besides `setattr`).
+        self._aliases = aliases
         self.sites: list[Site] = []
         self.ignores: dict[int, set[str]] = {}
         self._handled: set[int] = set()  # id() of torch.load references already reported
 
     # -- helpers -------------------------------------------------------------------------
 
+    def _qualified(
+        self, node: cst.CSTNode, source: QualifiedNameSource, *, filtered: bool = True
+    ) -> set[str]:
+        # What QualifiedNameProvider computes, asked only for the few nodes that can matter
+        # (resolving every name of a large module is most of the cost).
+        if filtered and not _may_matter(node, self._aliases):
+            return set()
+        scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
+        if scope is None:
+            return set()
+        names: Iterable[QualifiedName] = scope.get_qualified_names_for(node)
+        return {q.name for q in names if q.source is source}
+
     def _imported(self, node: cst.CSTNode) -> set[str]:
-        names: Iterable[QualifiedName] = self.get_metadata(QualifiedNameProvider, node, set())
-        return {q.name for q in names if q.source is QualifiedNameSource.IMPORT}
+        return self._qualified(node, QualifiedNameSource.IMPORT)
 
     def _is_torch_load(self, node: cst.CSTNode) -> bool:
         return not self._imported(node).isdisjoint(_names.TORCH_LOAD)
@@ -162,8 +180,7 @@ class _Visitor(cst.CSTVisitor):
             self._setattr_call(node)
 
     def _builtins(self, node: cst.CSTNode) -> set[str]:
-        names: Iterable[QualifiedName] = self.get_metadata(QualifiedNameProvider, node, set())
-        return {q.name for q in names if q.source is QualifiedNameSource.BUILTIN}
+        return self._qualified(node, QualifiedNameSource.BUILTIN)
 
     def _setattr_call(self, node: cst.Call) -> None:
         args = node.args
@@ -172,7 +189,8 @@ class _Visitor(cst.CSTVisitor):
         target, attr = args[0].value, args[1].value
         if not isinstance(attr, cst.SimpleString) or attr.evaluated_value != "load":
             return
-        if self._imported(target).isdisjoint(_names.TORCH_LOAD_OWNERS):
+        owner = self._qualified(target, QualifiedNameSource.IMPORT, filtered=False)
+        if owner.isdisjoint(_names.TORCH_LOAD_OWNERS):
             return
         self._add(
             R.TORCH_LOAD_MONKEYPATCH,
@@ -290,6 +308,47 @@ class _Visitor(cst.CSTVisitor):
             "ckptguard.load instead (not fixable automatically)",
             node,
         )
+
+
+class _AliasCollector(cst.CSTVisitor):
+    """One cheap pass: names bound by ``from X import load [as name]``, and whether any node
+    could be a watched name at all (most modules have none)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.aliases: set[str] = set()
+        self._names: set[str] = set()
+        self._leaves = False
+
+    @property
+    def candidates(self) -> bool:
+        return self._leaves or not self._names.isdisjoint(self.aliases | _names.BARE_NAMES)
+
+    def visit_Attribute(self, node: cst.Attribute) -> None:
+        if node.attr.value in _names.LEAF_NAMES:
+            self._leaves = True
+
+    def visit_Name(self, node: cst.Name) -> None:
+        self._names.add(node.value)
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if isinstance(node.names, cst.ImportStar):
+            return False
+        for alias in node.names:
+            if isinstance(alias.name, cst.Name) and alias.name.value in _names.LEAF_NAMES:
+                bound = alias.asname.name if alias.asname is not None else alias.name
+                if isinstance(bound, cst.Name):
+                    self.aliases.add(bound.value)
+        return False
+
+
+def _may_matter(node: cst.CSTNode, aliases: frozenset[str]) -> bool:
+    """Whether ``node`` can resolve to a name the rules look for (a cheap syntactic test)."""
+    if isinstance(node, cst.Attribute):
+        return node.attr.value in _names.LEAF_NAMES
+    if isinstance(node, cst.Name):
+        return node.value in aliases or node.value in _names.BARE_NAMES
+    return False
 
 
 def _has_side_effects(node: cst.CSTNode) -> bool:
