@@ -101,6 +101,8 @@ def test_weights_only_true_is_clean() -> None:
         "torch.load(p, pickle_module=pickle)",
         "torch.load(p, 'cpu', pickle)",
         "torch.load(p, None, pickle, weights_only=False)",
+        "torch.load(p, **{'pickle_module': pickle})",
+        "torch.load(p, **dict(pickle_module=pickle))",
     ],
 )
 def test_pickle_module_is_a_finding_not_fixable(call: str) -> None:

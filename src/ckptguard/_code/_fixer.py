@@ -12,10 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.codemod.visitors import AddImportsVisitor
 
-from ckptguard._code._visitor import FIX_NAME, Fix, Site
+from ckptguard._code._visitor import FIX_NAME, Fix, Site, imports_ckptguard
 
 Whitespace = cst.BaseParenthesizableWhitespace
 
@@ -25,12 +23,53 @@ def apply_fixes(module: cst.Module, sites: Sequence[Site]) -> cst.Module:
     fixes = {id(s.fix.call): s.fix for s in sites if s.fix is not None}
     if not fixes:
         return module
-    fixed = module.visit(_Transformer(fixes))
-    if any(f.needs_import for f in fixes.values()):
-        context = CodemodContext()
-        AddImportsVisitor.add_needed_import(context, FIX_NAME)
-        fixed = AddImportsVisitor(context).transform_module(fixed)
-    return fixed
+    return _ensure_import(module.visit(_Transformer(fixes)))
+
+
+def _ensure_import(module: cst.Module) -> cst.Module:
+    """``module`` with ``import ckptguard`` in its leading block of imports (after the
+    docstring and ``from __future__`` imports), unless that block already has it.
+
+    Only an unconditional import that runs before any other code counts: one under
+    ``if TYPE_CHECKING:``, inside a function or after the first statement that is not an
+    import may not have run when a fixed call does."""
+    body = list(module.body)
+    end = 0
+    for index, statement in enumerate(body):
+        if index == 0 and _is_docstring(statement):
+            end = 1
+            continue
+        if not _is_import_line(statement):
+            break
+        if imports_ckptguard(statement):
+            return module
+        end = index + 1
+    line = cst.SimpleStatementLine(
+        body=[cst.Import(names=[cst.ImportAlias(name=cst.Name(FIX_NAME))])]
+    )
+    following = body[end] if end < len(body) else None
+    if isinstance(following, (cst.SimpleStatementLine, cst.BaseCompoundStatement)) and not (
+        following.leading_lines or _is_import_line(following)
+    ):
+        # `import ckptguard` directly above code: separate them with a blank line
+        body[end] = following.with_changes(leading_lines=[cst.EmptyLine()])
+    body.insert(end, line)
+    return module.with_changes(body=body)
+
+
+def _is_docstring(statement: cst.BaseStatement) -> bool:
+    return (
+        isinstance(statement, cst.SimpleStatementLine)
+        and len(statement.body) == 1
+        and isinstance(statement.body[0], cst.Expr)
+        and isinstance(statement.body[0].value, (cst.SimpleString, cst.ConcatenatedString))
+    )
+
+
+def _is_import_line(statement: cst.BaseStatement) -> bool:
+    return isinstance(statement, cst.SimpleStatementLine) and all(
+        isinstance(small, (cst.Import, cst.ImportFrom)) for small in statement.body
+    )
 
 
 class _Transformer(cst.CSTTransformer):

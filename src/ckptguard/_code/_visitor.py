@@ -57,7 +57,6 @@ class Fix:
 
     call: cst.Call
     drop: int | None  # index of the weights_only argument in call.args
-    needs_import: bool  # no `import ckptguard` visible from the call
 
 
 def analyze(wrapper: cst.MetadataWrapper) -> list[Site]:
@@ -204,8 +203,13 @@ class _Visitor(cst.CSTVisitor):
         keywords = {a.keyword.value: i for i, a in enumerate(node.args) if a.keyword is not None}
         has_star = any(a.star == "*" for a in node.args)
 
-        if "pickle_module" in keywords or len(positional) > _names.PICKLE_MODULE_POSITION:
-            how = "pickle_module=" if "pickle_module" in keywords else "a third positional argument"
+        spread = any(_spreads_pickle_module(a.value) for a in node.args if a.star == "**")
+        if "pickle_module" in keywords or spread or len(positional) > _names.PICKLE_MODULE_POSITION:
+            how = (
+                "pickle_module="
+                if "pickle_module" in keywords or spread
+                else "a third positional argument"
+            )
             self._add(
                 R.TORCH_LOAD_PICKLE_MODULE,
                 f"torch.load with {how} unpickles with that module and defaults to "
@@ -247,7 +251,7 @@ class _Visitor(cst.CSTVisitor):
         if why_not is not None:
             self._add(rule, f"{message}; not fixable automatically: {why_not}", node)
             return
-        fix = Fix(node, drop, needs_import=not self._fix_name_imported(node))
+        fix = Fix(node, drop)
         self._add(rule, f"{message}; use ckptguard.load (fixable with --fix)", node, fix=fix)
 
     def _fix_name_problem(self, node: cst.CSTNode) -> str | None:
@@ -255,13 +259,9 @@ class _Visitor(cst.CSTVisitor):
         if scope is None:
             return "the call's scope could not be resolved"
         for assignment in scope[FIX_NAME]:
-            if not (isinstance(assignment, Assignment) and _imports_ckptguard(assignment.node)):
+            if not (isinstance(assignment, Assignment) and imports_ckptguard(assignment.node)):
                 return f"the name {FIX_NAME!r} means something else here"
         return None
-
-    def _fix_name_imported(self, node: cst.CSTNode) -> bool:
-        scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
-        return scope is not None and bool(scope[FIX_NAME])
 
     # -- references ----------------------------------------------------------------------
 
@@ -351,12 +351,29 @@ def _may_matter(node: cst.CSTNode, aliases: frozenset[str]) -> bool:
     return False
 
 
+def _spreads_pickle_module(value: cst.BaseExpression) -> bool:
+    """``**{"pickle_module": m}`` or ``**dict(pickle_module=m)``."""
+    if isinstance(value, cst.Dict):
+        return any(
+            isinstance(e, cst.DictElement)
+            and isinstance(e.key, cst.SimpleString)
+            and e.key.evaluated_value == "pickle_module"
+            for e in value.elements
+        )
+    if isinstance(value, cst.Call) and m.matches(value.func, m.Name("dict")):
+        return any(a.keyword is not None and a.keyword.value == "pickle_module" for a in value.args)
+    return False
+
+
 def _has_side_effects(node: cst.CSTNode) -> bool:
     return bool(m.findall(node, m.Call() | m.Await() | m.Yield() | m.NamedExpr() | m.Lambda()))
 
 
-def _imports_ckptguard(node: cst.CSTNode) -> bool:
-    """``import ckptguard`` or ``import ckptguard.x`` (no alias): binds the package itself."""
+def imports_ckptguard(node: cst.CSTNode) -> bool:
+    """``import ckptguard`` or ``import ckptguard.x`` (no alias): binds the package itself.
+    ``node`` is an ``Import`` or a line of simple statements."""
+    if isinstance(node, cst.SimpleStatementLine):
+        return any(imports_ckptguard(small) for small in node.body)
     if not isinstance(node, cst.Import):
         return False
     for alias in node.names:
