@@ -204,6 +204,11 @@ def test_pickle_family(source: str) -> None:
         "import pickle\nclass Safe(pickle.Unpickler):\n    pass\n",
         "import torch\ntorch.save(obj, p)\n",
         "import torch\nhasattr(torch, 'load')\nsetattr(torch, 'save', f)\n",
+        # rebinding a name imported as torch.load is not a use of it
+        "from torch import load\nload = my_load\n",
+        "from torch import load\nfor load in loaders:\n    pass\n",
+        "from torch import load\nwith opener() as load:\n    pass\n",
+        "from torch import load\nclass load:\n    pass\n",
     ],
 )
 def test_no_false_findings(source: str) -> None:
@@ -266,3 +271,28 @@ def test_shadowed_ckptguard_is_not_fixable() -> None:
 def test_ckptguard_bound_to_something_else_at_module_level() -> None:
     source = "import torch\nimport other as ckptguard\ntorch.load(p)\n"
     assert found(source) == [(3, "CKG101", False)]
+
+
+def test_name_also_bound_locally_is_reported_not_fixed() -> None:
+    source = """
+    from torch.serialization import load
+
+    def load(path):
+        return path
+
+    state = load("model.pt")
+    """
+    (x,) = check_source(textwrap.dedent(source)).findings
+    assert (x.line, x.rule.id, x.fixable) == (7, "CKG101", False)
+    assert "'load' is also bound to something else" in x.message
+
+
+def test_conditional_torch_import_still_fixable() -> None:
+    source = """
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    state = torch.load("model.pt")
+    """
+    assert found(source) == [(6, "CKG101", True)]

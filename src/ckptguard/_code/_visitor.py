@@ -246,6 +246,8 @@ class _Visitor(cst.CSTVisitor):
             )
         elif drop is not None and _has_side_effects(node.args[drop].value):
             why_not = "removing the weights_only expression would skip a call it makes"
+        elif isinstance(node.func, cst.Name) and self._also_bound_otherwise(node.func):
+            why_not = f"the name {node.func.value!r} is also bound to something else here"
         else:
             why_not = self._fix_name_problem(node)
         if why_not is not None:
@@ -253,6 +255,14 @@ class _Visitor(cst.CSTVisitor):
             return
         fix = Fix(node, drop)
         self._add(rule, f"{message}; use ckptguard.load (fixable with --fix)", node, fix=fix)
+
+    def _also_bound_otherwise(self, name: cst.Name) -> bool:
+        """``from torch import load`` and also ``def load`` (or ``load = ...``) in scope."""
+        scope: Scope | None = self.get_metadata(ScopeProvider, name, None)
+        if scope is None:
+            return True
+        names: Iterable[QualifiedName] = scope.get_qualified_names_for(name)
+        return any(q.name not in _names.TORCH_LOAD for q in names)
 
     def _fix_name_problem(self, node: cst.CSTNode) -> str | None:
         scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
@@ -275,7 +285,56 @@ class _Visitor(cst.CSTVisitor):
     def visit_AnnAssign(self, node: cst.AnnAssign) -> None:
         self._assigned_over(node.target, node)
 
+    # Names being bound (def load, load = ..., for load in ...) are not uses of torch.load.
+
+    def _binding(self, target: cst.CSTNode | None) -> None:
+        if isinstance(target, cst.Name):
+            self._handled.add(id(target))
+        elif isinstance(target, (cst.Tuple, cst.List)):
+            for element in target.elements:
+                self._binding(element.value)
+        elif isinstance(target, cst.StarredElement):
+            self._binding(target.value)
+        elif isinstance(target, cst.AsName):
+            self._binding(target.name)
+
+    def visit_FunctionDef(self, node: cst.FunctionDef) -> None:
+        self._binding(node.name)
+
+    def visit_ClassDef(self, node: cst.ClassDef) -> None:
+        self._binding(node.name)
+
+    def visit_Param(self, node: cst.Param) -> None:
+        self._binding(node.name)
+
+    def visit_For(self, node: cst.For) -> None:
+        self._binding(node.target)
+
+    def visit_CompFor(self, node: cst.CompFor) -> None:
+        self._binding(node.target)
+
+    def visit_WithItem(self, node: cst.WithItem) -> None:
+        self._binding(node.asname)
+
+    def visit_ExceptHandler(self, node: cst.ExceptHandler) -> None:
+        self._binding(node.name)
+
+    def visit_NamedExpr(self, node: cst.NamedExpr) -> None:
+        self._binding(node.target)
+
+    def visit_Global(self, node: cst.Global) -> None:
+        for item in node.names:
+            self._binding(item.name)
+
+    def visit_Nonlocal(self, node: cst.Nonlocal) -> None:
+        for item in node.names:
+            self._binding(item.name)
+
+    def visit_Del(self, node: cst.Del) -> None:
+        self._binding(node.target)
+
     def _assigned_over(self, target: cst.BaseExpression, statement: cst.CSTNode) -> None:
+        self._binding(target)
         elements = (
             [e.value for e in target.elements]
             if isinstance(target, (cst.Tuple, cst.List))
