@@ -209,6 +209,7 @@ def test_sarif(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ids = [r["id"] for r in rules]
     assert ids == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105", "CKG201"]
     assert all(r["fullDescription"]["text"] for r in rules)
+    assert rules[0]["helpUri"].endswith("docs/code.md#ckg101-torch-load-no-weights-only")
     results = run_["results"]
     assert [(r["ruleId"], ids[r["ruleIndex"]]) for r in results] == [
         ("CKG102", "CKG102"),
@@ -241,3 +242,19 @@ def test_code_command_does_not_import_libcst_until_run() -> None:
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "False"
+
+
+def test_fix_with_json_lists_what_remains(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "pkg", "--fix", "--json")
+    assert code == 1
+    assert [x["rule"] for x in json.loads(out)["findings"]] == ["CKG104", "CKG201"]
+    assert "ckptguard.load(path)" in (project / "pkg" / "risky.py").read_text()
+
+
+def test_fix_with_diff_only_previews(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "pkg/risky.py", "--fix", "--diff")
+    assert code == 1
+    assert "+    return ckptguard.load(path)  # resume" in out
+    assert (project / "pkg" / "risky.py").read_text() == RISKY

@@ -30,7 +30,8 @@ def _rule(rule: Rule) -> dict[str, Any]:
         "shortDescription": {"text": rule.name},
         "fullDescription": {"text": rule.doc},
         "defaultConfiguration": {"level": rule.level},
-        "helpUri": f"{INFORMATION_URI}/blob/main/docs/code.md#{rule.id.lower()}",
+        # the GitHub anchor of the heading "### CKG101 `torch-load-no-weights-only`"
+        "helpUri": f"{INFORMATION_URI}/blob/main/docs/code.md#{rule.id.lower()}-{rule.name}",
         "properties": {"kebabName": rule.name},
     }
 
