@@ -52,7 +52,7 @@ class CodeError:
 class FileResult:
     path: str
     findings: tuple[CodeFinding, ...] = ()  # what remains (after --fix: what was not fixed)
-    fixed: tuple[CodeFinding, ...] = ()  # fixed by --fix (or, with --diff, fixable)
+    fixed: tuple[CodeFinding, ...] = ()  # fixed and written by --fix (never with --diff)
     error: CodeError | None = None
     diff: str = ""  # unified diff of the fix (only with --diff)
 
