@@ -81,13 +81,13 @@ def _process(paths: list[str]) -> None:
 def _no_prechecks() -> Iterator[None]:
     from ckptguard._code import _runner, _visitor
 
-    saved = _runner._may_have_findings, _visitor._AliasCollector.candidates
+    saved = _runner._may_have_findings, _visitor._BindingCollector.candidates
     _runner._may_have_findings = lambda data: True  # type: ignore[assignment]
-    _visitor._AliasCollector.candidates = property(lambda self: True)  # type: ignore[assignment]
+    _visitor._BindingCollector.candidates = property(lambda self: True)  # type: ignore[assignment]
     try:
         yield
     finally:
-        _runner._may_have_findings, _visitor._AliasCollector.candidates = saved  # type: ignore[assignment]
+        _runner._may_have_findings, _visitor._BindingCollector.candidates = saved  # type: ignore[assignment]
 
 
 def _interleaved(paths: list[str], runs: int) -> tuple[float, float]:

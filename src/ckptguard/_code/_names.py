@@ -41,3 +41,10 @@ PICKLE_MODULE_POSITION = 2  # 0-based index of pickle_module among the positiona
 
 # Modules a finding needs imported (first component of every name above).
 ROOT_MODULES = frozenset(n.split(".", 1)[0] for n in TORCH_LOAD | PICKLE_LOADERS)
+
+# Every watched dotted name, and every proper prefix of one (`torch`, `torch.serialization`):
+# what an import must bind for a name in the module to resolve to a watched one.
+WATCHED = TORCH_LOAD | PICKLE_LOADERS
+PREFIXES = frozenset(
+    ".".join(parts[:i]) for parts in (n.split(".") for n in WATCHED) for i in range(1, len(parts))
+)

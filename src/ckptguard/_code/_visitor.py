@@ -61,11 +61,11 @@ class Fix:
 
 def analyze(wrapper: cst.MetadataWrapper) -> list[Site]:
     """Every finding in the module, ignore comments applied, in source order."""
-    collector = _AliasCollector()
+    collector = _BindingCollector()
     wrapper.module.visit(collector)
     if not collector.candidates:
         return []  # no node that could resolve to a watched name: skip scope analysis
-    visitor = _Visitor(frozenset(collector.aliases))
+    visitor = _Visitor(collector.bindings())
     wrapper.visit(visitor)
     sites = [s for s in visitor.sites if not _suppressed(s, visitor.ignores)]
     sites.sort(key=lambda s: (s.position.start.line, s.position.start.column, s.rule.id))
@@ -98,11 +98,9 @@ def _parse_ignore(comment: str) -> set[str] | None:
 class _Visitor(cst.CSTVisitor):
     METADATA_DEPENDENCIES = (PositionProvider, ScopeProvider)
 
-    def __init__(self, aliases: frozenset[str]) -> None:
+    def __init__(self, bindings: Bindings) -> None:
         super().__init__()
-        # Local names bound by `from X import load/loads/... [as name]`: the only bare names
-        # that can be one of the functions the rules look for (besides `setattr`).
-        self._aliases = aliases
+        self._bindings = bindings
         self.sites: list[Site] = []
         self.ignores: dict[int, set[str]] = {}
         self._handled: set[int] = set()  # id() of torch.load references already reported
@@ -114,7 +112,7 @@ class _Visitor(cst.CSTVisitor):
     ) -> set[str]:
         # What QualifiedNameProvider computes, asked only for the few nodes that can matter
         # (resolving every name of a large module is most of the cost).
-        if filtered and not _may_matter(node, self._aliases):
+        if filtered and not self._bindings.may_matter(node):
             return set()
         scope: Scope | None = self.get_metadata(ScopeProvider, node, None)
         if scope is None:
@@ -369,45 +367,89 @@ class _Visitor(cst.CSTVisitor):
         )
 
 
-class _AliasCollector(cst.CSTVisitor):
-    """One cheap pass: names bound by ``from X import load [as name]``, and whether any node
-    could be a watched name at all (most modules have none)."""
+@dataclass(frozen=True)
+class Bindings:
+    """Local names that imports bind to something the rules care about."""
+
+    functions: frozenset[str]  # `from torch import load as f` -> "f" (a watched function)
+    modules: frozenset[str]  # `import torch as th` -> "th" (a prefix of a watched name)
+
+    def may_matter(self, node: cst.CSTNode) -> bool:
+        """Whether ``node`` can resolve to a watched name (cheap and syntactic: every node that
+        scope analysis could resolve to one passes; most other nodes do not)."""
+        if isinstance(node, cst.Attribute):
+            if node.attr.value not in _names.LEAF_NAMES:
+                return False
+            base: cst.BaseExpression = node.value
+            while isinstance(base, cst.Attribute):
+                base = base.value
+            return isinstance(base, cst.Name) and base.value in self.modules
+        if isinstance(node, cst.Name):
+            return node.value in self.functions or node.value in _names.BARE_NAMES
+        return False
+
+
+class _BindingCollector(cst.CSTVisitor):
+    """One cheap pass over the module: what its imports bind, and whether any node could be a
+    watched name at all (most modules have none; they skip scope analysis)."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.aliases: set[str] = set()
+        self.functions: set[str] = set()
+        self.modules: set[str] = set()
+        self._attributes: list[cst.Attribute] = []
         self._names: set[str] = set()
-        self._leaves = False
+
+    def bindings(self) -> Bindings:
+        return Bindings(frozenset(self.functions), frozenset(self.modules))
 
     @property
     def candidates(self) -> bool:
-        return self._leaves or not self._names.isdisjoint(self.aliases | _names.BARE_NAMES)
+        bindings = self.bindings()
+        if any(bindings.may_matter(a) for a in self._attributes):
+            return True
+        return not self._names.isdisjoint(self.functions | _names.BARE_NAMES)
 
     def visit_Attribute(self, node: cst.Attribute) -> None:
         if node.attr.value in _names.LEAF_NAMES:
-            self._leaves = True
+            self._attributes.append(node)
 
     def visit_Name(self, node: cst.Name) -> None:
         self._names.add(node.value)
 
-    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
-        if isinstance(node.names, cst.ImportStar):
-            return False
+    def _bind(self, local: str, target: str) -> None:
+        if target in _names.WATCHED:
+            self.functions.add(local)
+        if target in _names.PREFIXES:
+            self.modules.add(local)
+
+    def visit_Import(self, node: cst.Import) -> bool:
         for alias in node.names:
-            if isinstance(alias.name, cst.Name) and alias.name.value in _names.LEAF_NAMES:
-                bound = alias.asname.name if alias.asname is not None else alias.name
-                if isinstance(bound, cst.Name):
-                    self.aliases.add(bound.value)
+            dotted = _dotted(alias.name)
+            if alias.asname is not None and isinstance(alias.asname.name, cst.Name):
+                self._bind(alias.asname.name.value, dotted)
+            else:  # `import a.b.c` binds `a`
+                root = dotted.split(".", 1)[0]
+                self._bind(root, root)
+        return False
+
+    def visit_ImportFrom(self, node: cst.ImportFrom) -> bool:
+        if node.relative or node.module is None or isinstance(node.names, cst.ImportStar):
+            return False  # a relative import is never torch/pickle; `*` is not resolved
+        module = _dotted(node.module)
+        for alias in node.names:
+            bound = alias.asname.name if alias.asname is not None else alias.name
+            if isinstance(bound, cst.Name):
+                self._bind(bound.value, f"{module}.{_dotted(alias.name)}")
         return False
 
 
-def _may_matter(node: cst.CSTNode, aliases: frozenset[str]) -> bool:
-    """Whether ``node`` can resolve to a name the rules look for (a cheap syntactic test)."""
-    if isinstance(node, cst.Attribute):
-        return node.attr.value in _names.LEAF_NAMES
+def _dotted(node: cst.BaseExpression) -> str:
     if isinstance(node, cst.Name):
-        return node.value in aliases or node.value in _names.BARE_NAMES
-    return False
+        return node.value
+    if isinstance(node, cst.Attribute):
+        return f"{_dotted(node.value)}.{node.attr.value}"
+    return ""
 
 
 def _spreads_pickle_module(value: cst.BaseExpression) -> bool:
