@@ -12,6 +12,7 @@ import contextlib
 import difflib
 import os
 import re
+import sys
 import tempfile
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ _ROOT_WORD = re.compile(rb"\b(?:" + b"|".join(n.encode() for n in _names.ROOT_MO
 
 def _may_have_findings(source: bytes) -> bool:
     return bool(_LEAF_WORD.search(source) and _ROOT_WORD.search(source))
+
+
+_PYTHON = "{}.{}".format(*sys.version_info[:2])
 
 
 class UnparsableSource(Exception):
@@ -203,7 +207,8 @@ def check_file(
                 hint=(
                     "ckptguard code fails closed on code nested this deep; simplify it"
                     if "deeply nested" in exc.message
-                    else f"fix the file, or check it with: python -m py_compile {path}"
+                    else f"fix the file, or check it with: python -m py_compile {path} (code "
+                    f"for a newer Python than {_PYTHON}: run ckptguard code under that Python)"
                 ),
                 line=exc.line,
                 column=exc.column,
