@@ -112,9 +112,16 @@ def _drop_argument(call: cst.Call, index: int) -> cst.Call:
     assert isinstance(prev.comma, cst.Comma)  # it was followed by the removed argument
     merged = _merge(prev.comma.whitespace_after, after)
     last = index == len(args)
-    if last and not isinstance(removed.comma, cst.Comma) and not _multiline(merged):
-        # `f(p, weights_only=False)` -> `f(p)`: no trailing comma on one line.
-        args[index - 1] = prev.with_changes(comma=cst.MaybeSentinel.DEFAULT)
+    if last and not _multiline(merged):
+        # One line: what preceded `)` still does. `f(p, weights_only=False)` -> `f(p)`,
+        # `f( p , weights_only=False )` -> `f( p )`, `f(p, weights_only=False,)` -> `f(p,)`.
+        if isinstance(removed.comma, cst.Comma):
+            comma = prev.comma.with_changes(whitespace_after=removed.comma.whitespace_after)
+            args[index - 1] = prev.with_changes(comma=comma)
+        else:
+            args[index - 1] = prev.with_changes(
+                comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=removed.whitespace_after_arg
+            )
     else:
         args[index - 1] = prev.with_changes(comma=prev.comma.with_changes(whitespace_after=merged))
     return call.with_changes(args=args)
