@@ -258,3 +258,14 @@ def test_fix_with_diff_only_previews(project: Path, capsys: pytest.CaptureFixtur
     assert code == 1
     assert "+    return ckptguard.load(path)  # resume" in out
     assert (project / "pkg" / "risky.py").read_text() == RISKY
+
+
+def test_jobs_give_the_same_report(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(6):
+        (project / "pkg" / f"copy{i}.py").write_text(RISKY if i % 2 else UNFIXABLE)
+    code1, out1, _ = run(capsys, "pkg", "--json")
+    code2, out2, _ = run(capsys, "pkg", "--json", "-j", "2")
+    assert (code1, out1) == (code2, out2)
+    assert len(json.loads(out1)["findings"]) == 3 + 3 * 1 + 3 * 2
+    code, _, err = run(capsys, "pkg", "-j", "0")
+    assert code == 2 and "must be at least 1" in err

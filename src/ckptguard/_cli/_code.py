@@ -37,6 +37,16 @@ examples:
   ckptguard code src/ --sarif ckptguard-code.sarif"""
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _rules_help() -> str:
     from ckptguard._code._rules import RULES  # noqa: PLC0415  (no libcst: rules are plain data)
 
@@ -61,6 +71,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--json", action="store_true", help="write one JSON document to stdout")
     p.add_argument(
         "--sarif", metavar="FILE", help="also write a SARIF 2.1.0 report to FILE ('-': stdout)"
+    )
+    p.add_argument(
+        "--jobs",
+        "-j",
+        type=_positive_int,
+        metavar="N",
+        help="check files in N worker processes (default 1)",
     )
     p.add_argument(
         "--select",
@@ -113,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             hint="pick one, or write the SARIF report to a file: --sarif ckptguard-code.sarif",
         )
     rules = _rules(args.select, args.ignore)
-    report = check_paths(args.paths, rules=rules, fix=args.fix, diff=args.diff)
+    report = check_paths(args.paths, rules=rules, fix=args.fix, diff=args.diff, jobs=args.jobs)
 
     sys.stderr.write(_code.render_errors(report, color=use_color(sys.stderr)))
     if args.sarif:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import functools
 import os
 import re
 import sys
@@ -177,16 +178,28 @@ def check_paths(
     rules: Collection[Rule] = RULES,
     fix: bool = False,
     diff: bool = False,
+    jobs: int | None = None,
 ) -> CodeReport:
-    """Check (and with ``fix``, rewrite; with ``diff``, only preview) every file under paths."""
-    files: list[FileResult] = []
+    """Check (and with ``fix``, rewrite; with ``diff``, only preview) every file under paths,
+    in ``jobs`` worker processes (default 1: most files are only byte-filtered, and on a busy
+    2-core machine two workers measured no faster than one)."""
+    files: list[str] = []
     errors: list[CodeError] = []
     for item in iter_python_files(paths):
         if isinstance(item, CodeError):
             errors.append(item)
         else:
-            files.append(check_file(item, rules=rules, fix=fix, diff=diff))
-    return CodeReport(tuple(files), tuple(errors))
+            files.append(item)
+    one = functools.partial(check_file, rules=frozenset(rules), fix=fix, diff=diff)
+    if jobs is None or jobs <= 1 or len(files) < 2:
+        results = [one(f) for f in files]
+    else:
+        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415 (start-up time)
+
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            chunk = max(1, len(files) // (jobs * 8))
+            results = list(pool.map(one, files, chunksize=chunk))
+    return CodeReport(tuple(results), tuple(errors))
 
 
 def check_file(
