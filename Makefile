@@ -29,6 +29,7 @@ test: $(STAMP) lint
 bench: $(STAMP)
 	$(PY) benchmarks/bench_scan.py
 	$(PY) benchmarks/bench_load.py
+	$(PY) benchmarks/bench_code.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,9 @@
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import torch  # noqa: E402
+
+state = torch.load("model.pt", map_location="cpu")  # comment kept
+import ckptguard  # too late for the call above: a new import goes in the leading block

@@ -1,0 +1,4 @@
+def restore(path):
+    from torch import load
+
+    return load(path, map_location="cpu")
