@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ckptguard._cli import _scan
+from ckptguard._cli import _convert, _inspect, _scan
 from ckptguard._errors import Error
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "build_parser", "main"]
@@ -24,7 +24,7 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_SUBCOMMANDS = (_scan,)
+_SUBCOMMANDS = (_scan, _convert, _inspect)
 
 
 def _version() -> str:

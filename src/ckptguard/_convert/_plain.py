@@ -39,7 +39,7 @@ from ckptguard._convert._model import (
     weights_only_globals,
 )
 
-MAX_DEPTH = 500
+MAX_DEPTH = 150
 
 _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _NUMERIC_MODULES = ("numpy.core.numeric", "numpy._core.numeric")
