@@ -17,6 +17,7 @@ from typing import Any
 from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
 from ckptguard._convert._plain import Converter, _seg
 from ckptguard._errors import CheckpointError
+from ckptguard._model import Verdict
 from ckptguard._policy import Policy
 
 _STEP_KEYS = ("global_step", "step", "num_updates", "iteration", "iter", "steps", "update")
@@ -219,7 +220,11 @@ def inspect_file(path: str | os.PathLike[str], *, policy: Policy) -> Inspection:
         return ins
     try:
         src = open_source(spath)
-        result = Converter(src.storage_sizes, lenient=True).run(src.tree.root)
+        result = Converter(
+            src.storage_sizes,
+            lenient=True,
+            is_dangerous=lambda m, n: policy.classify(m, n)[0] is Verdict.DANGEROUS,
+        ).run(src.tree.root)
     except CheckpointError as exc:
         ins.error = exc.problem
         ins.verdict = "error"

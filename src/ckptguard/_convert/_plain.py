@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -113,9 +114,11 @@ class Converter:
         *,
         lenient: bool = False,
         legacy: bool = False,
+        is_dangerous: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.storage_sizes = storage_sizes
         self.lenient = lenient  # inspect: describe instead of refusing
+        self.is_dangerous = is_dangerous  # inspect: show dangerous calls as such
         self.legacy = legacy
         self.allowed = weights_only_globals()
         self.memo: dict[int, Any] = {}
@@ -226,6 +229,8 @@ class Converter:
         if type(func) is not Global:
             return self.refuse(path, "a call of a computed value (not a global)")
         qn = func.qualified_name
+        if self.is_dangerous is not None and self.is_dangerous(func.module, func.name):
+            return OOpaque(f"a call of {qn} (dangerous)")
         if qn in self.allowed:
             return self.keep(node, func, path, depth)
         if func.module in _NUMPY_MODULES and func.name == "_reconstruct":

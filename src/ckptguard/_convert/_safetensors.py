@@ -134,7 +134,7 @@ def _shape_of(v: Any) -> Any:
 
 def read_checkpoint(path: str, map_location: Any = None) -> object:
     import torch  # noqa: PLC0415
-    from safetensors import safe_open  # noqa: PLC0415
+    from safetensors import SafetensorError, safe_open  # noqa: PLC0415
     from safetensors.torch import load_file  # noqa: PLC0415
 
     if map_location is None:
@@ -150,7 +150,7 @@ def read_checkpoint(path: str, map_location: Any = None) -> object:
         tensors = load_file(path, device=device)
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
-    except (OSError, ValueError, RuntimeError) as exc:
+    except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
         raise CorruptCheckpointError(f"cannot read the safetensors file: {exc}", path=path) from None
     raw = metadata.get(FORMAT_KEY)
     if raw is None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptguard._errors import CorruptCheckpointError
+from ckptguard._formats import _PICKLE_START
 from ckptguard._formats._common import corrupt
 from ckptguard._formats._legacy import MAGIC_NUMBER
 from ckptguard._formats._torchzip import storage_element_size
@@ -60,7 +61,7 @@ def _open(path: str, mm: mmap.mmap) -> Source:
     head = mm[:4]
     if head.startswith(b"PK\x03\x04"):
         return _open_zip(path, mm)
-    if head[:1] in (b"\x80",) or head[:1] in b"(}])":
+    if head[:1] and head[0] in _PICKLE_START:
         first = build_tree(mm, where="pickle", limits=DEFAULT_LIMITS)
         if first.root == MAGIC_NUMBER and type(first.root) is int:
             return _open_legacy(path, mm, first)
