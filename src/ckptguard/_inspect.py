@@ -22,8 +22,17 @@ from ckptguard._policy import Policy
 
 _STEP_KEYS = ("global_step", "step", "num_updates", "iteration", "iter", "steps", "update")
 _EPOCH_KEYS = ("epoch", "epochs", "current_epoch")
-_NESTED = ("metrics", "trainer_state", "train_state", "state", "extra_state", "meta", "metadata",
-           "loops", "progress")  # fmt: skip
+_NESTED = (
+    "metrics",
+    "trainer_state",
+    "train_state",
+    "state",
+    "extra_state",
+    "meta",
+    "metadata",
+    "loops",
+    "progress",
+)
 _METRIC = re.compile(
     r"(loss|acc|accuracy|score|metric|f1|bleu|ppl|perplexity|auc|wer|cer|error|mae|mse|rmse|"
     r"precision|recall|map|iou|dice)",
@@ -32,20 +41,53 @@ _METRIC = re.compile(
 _LOWER_IS_BETTER = re.compile(r"(loss|error|err|wer|cer|ppl|perplexity|mae|mse|rmse)", re.I)
 _MAX_CHILDREN = 2000
 _DTYPE_SIZE = {
-    "bool": 1, "uint8": 1, "int8": 1, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
-    "int64": 8, "uint64": 8, "float16": 2, "bfloat16": 2, "float32": 4, "float64": 8,
-    "complex32": 4, "complex64": 8, "complex128": 16, "float8_e4m3fn": 1, "float8_e5m2": 1,
-    "float8_e4m3fnuz": 1, "float8_e5m2fnuz": 1, "float8_e8m0fnu": 1, "quint8": 1, "qint8": 1,
-    "qint32": 4, "quint4x2": 1, "quint2x4": 1,
-}  # fmt: skip
+    "bool": 1,
+    "uint8": 1,
+    "int8": 1,
+    "int16": 2,
+    "uint16": 2,
+    "int32": 4,
+    "uint32": 4,
+    "int64": 8,
+    "uint64": 8,
+    "float16": 2,
+    "bfloat16": 2,
+    "float32": 4,
+    "float64": 8,
+    "complex32": 4,
+    "complex64": 8,
+    "complex128": 16,
+    "float8_e4m3fn": 1,
+    "float8_e5m2": 1,
+    "float8_e4m3fnuz": 1,
+    "float8_e5m2fnuz": 1,
+    "float8_e8m0fnu": 1,
+    "quint8": 1,
+    "qint8": 1,
+    "qint32": 4,
+    "quint4x2": 1,
+    "quint2x4": 1,
+}
 _STORAGE_DTYPE = {
-    "DoubleStorage": "float64", "FloatStorage": "float32", "HalfStorage": "float16",
-    "BFloat16Storage": "bfloat16", "LongStorage": "int64", "IntStorage": "int32",
-    "ShortStorage": "int16", "CharStorage": "int8", "ByteStorage": "uint8", "BoolStorage": "bool",
-    "ComplexDoubleStorage": "complex128", "ComplexFloatStorage": "complex64",
-    "QUInt8Storage": "quint8", "QInt8Storage": "qint8", "QInt32Storage": "qint32",
-    "QUInt4x2Storage": "quint4x2", "QUInt2x4Storage": "quint2x4", "UntypedStorage": "uint8",
-}  # fmt: skip
+    "DoubleStorage": "float64",
+    "FloatStorage": "float32",
+    "HalfStorage": "float16",
+    "BFloat16Storage": "bfloat16",
+    "LongStorage": "int64",
+    "IntStorage": "int32",
+    "ShortStorage": "int16",
+    "CharStorage": "int8",
+    "ByteStorage": "uint8",
+    "BoolStorage": "bool",
+    "ComplexDoubleStorage": "complex128",
+    "ComplexFloatStorage": "complex64",
+    "QUInt8Storage": "quint8",
+    "QInt8Storage": "qint8",
+    "QInt32Storage": "qint32",
+    "QUInt4x2Storage": "quint4x2",
+    "QUInt2x4Storage": "quint2x4",
+    "UntypedStorage": "uint8",
+}
 
 
 @dataclass
@@ -67,11 +109,18 @@ class Inspection:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "path": self.path, "format": self.format, "size": self.size,
-            "verdict": self.verdict, "step": self.step, "epoch": self.epoch,
-            "metrics": self.metrics, "tensors": self.tensors, "tensor_bytes": self.tensor_bytes,
-            "error": self.error, "tree": self.tree,
-        }  # fmt: skip
+            "path": self.path,
+            "format": self.format,
+            "size": self.size,
+            "verdict": self.verdict,
+            "step": self.step,
+            "epoch": self.epoch,
+            "metrics": self.metrics,
+            "tensors": self.tensors,
+            "tensor_bytes": self.tensor_bytes,
+            "error": self.error,
+            "tree": self.tree,
+        }
 
 
 class _Describer:
@@ -88,7 +137,7 @@ class _Describer:
             out["original_type"] = rec["type"]
         return out
 
-    def _node(self, v: Any, path: str, depth: int) -> dict[str, Any]:  # noqa: PLR0911
+    def _node(self, v: Any, path: str, depth: int) -> dict[str, Any]:
         t = type(v)
         if v is None or t in (bool, int, str):
             return {"type": t.__name__ if v is not None else "None", "value": v}
@@ -101,16 +150,16 @@ class _Describer:
         if depth > 200:
             return {"type": "opaque", "what": "nested too deep to show"}
         if t in (dict, list, tuple) or t is OSet:
-            if t is dict:
-                pairs = list(v.items())
-            else:
-                pairs = list(enumerate(v.items if t is OSet else v))
+            seq = v.items if t is OSet else v
+            pairs = list(v.items()) if t is dict else list(enumerate(seq))
             kind = "set" if t is OSet else t.__name__
             items = [
-                {"key": k if type(k) in (str, int, float, bool) else repr(k),
-                 "value": self.node(x, f"{path}/{_seg(k)}", depth + 1)}
+                {
+                    "key": k if type(k) in (str, int, float, bool) else repr(k),
+                    "value": self.node(x, f"{path}/{_seg(k)}", depth + 1),
+                }
                 for k, x in pairs[:_MAX_CHILDREN]
-            ]  # fmt: skip
+            ]
             return {"type": kind, "len": len(pairs), "items": items}
         if t is OCall:
             return self.call(v, path, depth)
@@ -133,17 +182,27 @@ class _Describer:
             return {"type": "torch.Size", "value": list(a[0]) if a else []}
         if name == "torch.device":
             return {"type": "torch.device", "value": ":".join(str(x) for x in a)}
-        if name in ("torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_tensor_v3",
-                    "torch._utils._rebuild_qtensor"):  # fmt: skip
+        if name in (
+            "torch._utils._rebuild_tensor_v2",
+            "torch._utils._rebuild_tensor_v3",
+            "torch._utils._rebuild_qtensor",
+        ):
             st = a[0] if a else None
             dtype = None
             if name.endswith("_v3") and len(a) > 6 and type(a[6]) is OGlobal:
                 dtype = a[6].name
             elif type(st) is OStorage:
                 dtype = _STORAGE_DTYPE.get(st.storage_class.name)
-            return self.tensor(st, dtype, a[2] if len(a) > 2 else (), "tensor" if
-                               "qtensor" not in name else "quantized tensor")  # fmt: skip
-        if name in ("torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"):
+            return self.tensor(
+                st,
+                dtype,
+                a[2] if len(a) > 2 else (),
+                "tensor" if "qtensor" not in name else "quantized tensor",
+            )
+        if name in (
+            "torch._utils._rebuild_parameter",
+            "torch._utils._rebuild_parameter_with_state",
+        ):
             inner = self.node(a[0], path, depth + 1) if a else {"type": "opaque", "what": name}
             inner["type"] = "parameter"
             return inner
@@ -154,8 +213,11 @@ class _Describer:
                 shape = parts[2].args[0]
             values = self.node(parts[1], path, depth + 1) if len(parts) > 1 else {}
             self.node(parts[0], path, depth + 1) if parts else None
-            return {"type": "sparse tensor", "dtype": values.get("dtype"),
-                    "shape": list(shape) if isinstance(shape, tuple) else []}  # fmt: skip
+            return {
+                "type": "sparse tensor",
+                "dtype": values.get("dtype"),
+                "shape": list(shape) if isinstance(shape, tuple) else [],
+            }
         if name == "torch._tensor._rebuild_from_type_v2" and len(a) > 2:
             func = a[0]
             if type(func) is OGlobal and type(a[2]) is tuple:

@@ -86,7 +86,9 @@ def test_convert_in_place_keeps_backups(tmp_path: Path, capsys: pytest.CaptureFi
     assert (d / "evil.pt").read_bytes() == originals["evil.pt"]
     assert not (tmp_path / "PWNED").exists()
     assert torch.load(d / "enum.ckpt")["hparams"]["mode"] == "infer"
-    assert len(torch.load(d / "legacy.pt")) == len(torch.load(d / "legacy.pt.bak", weights_only=False))
+    assert len(torch.load(d / "legacy.pt")) == len(
+        torch.load(d / "legacy.pt.bak", weights_only=False)
+    )
     # a second run changes nothing and does not overwrite the backups
     code, out, _ = run(capsys, "convert", "--in-place", d)
     assert out.splitlines()[-1].startswith("0 converted, 3 unchanged, 1 refused")

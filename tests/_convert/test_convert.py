@@ -46,8 +46,13 @@ def load_fresh(tmp: Path, files: list[Path]) -> tuple[list[dict[str, torch.Tenso
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     proc = subprocess.run(
         [sys.executable, "-I", str(CHILD), str(out_dir), *map(str, files)],
-        cwd=out_dir, env=env, capture_output=True, text=True, check=False, timeout=300,
-    )  # fmt: skip
+        cwd=out_dir,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     plains = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith(("{", "["))]
     flats = [torch.load(out_dir / f"{i}.flat.pt") for i in range(len(files))]
@@ -86,13 +91,15 @@ def fairseq_file(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
     pkg.mkdir(parents=True)
     (root / "pkgs" / "fairseq" / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
-    (pkg / "dictionary.py").write_text(textwrap.dedent("""
+    (pkg / "dictionary.py").write_text(
+        textwrap.dedent("""
         class Dictionary:
             def __init__(self):
                 self.symbols = ["<s>", "<pad>", "hello"]
                 self.count = [1, 1, 5]
                 self.indices = {s: i for i, s in enumerate(self.symbols)}
-    """))
+    """)
+    )
     sys.path.insert(0, str(root / "pkgs"))
     try:
         from fairseq.data.dictionary import Dictionary  # type: ignore[import-not-found]
@@ -173,8 +180,10 @@ def test_benign_kinds_load_with_stock_torch_in_a_fresh_process(
             assert plain["step"] == 120 and plain["val_loss"] == 0.25
             assert plain["numpy_rng"][0] == "MT19937"
         if src.name == "omega.pt":
-            assert plain["cfg"] == {"model": {"hidden": 32, "act": "relu", "dropout": 0.1},
-                                    "data": {"paths": ["a", "b"]}}  # fmt: skip
+            assert plain["cfg"] == {
+                "model": {"hidden": 32, "act": "relu", "dropout": 0.1},
+                "data": {"paths": ["a", "b"]},
+            }
         if src.name == "fairseq.pt":
             assert plain["args"]["arch"] == "hubert" and plain["args"]["mode"] == "a"
             d = plain["task_state"]["dictionaries"][0]
@@ -192,8 +201,10 @@ def test_benign_kinds_load_with_stock_torch_in_a_fresh_process(
 
 
 def test_numpy_arrays_become_tensors_of_the_same_dtype(tmp_path: Path) -> None:
-    arrays = {n: np.arange(6, dtype=n).reshape(2, 3) for n in
-              ("int8", "uint16", "int32", "int64", "float16", "float32", "float64", "complex64")}  # fmt: skip
+    arrays = {
+        n: np.arange(6, dtype=n).reshape(2, 3)
+        for n in ("int8", "uint16", "int32", "int64", "float16", "float32", "float64", "complex64")
+    }
     arrays["bool"] = np.array([True, False])
     arrays["fortran"] = np.asfortranarray(np.arange(6, dtype=np.float32).reshape(2, 3))
     src = tmp_path / "np.pt"

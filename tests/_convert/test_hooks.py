@@ -36,8 +36,14 @@ def assert_same(a: object, b: object, path: str = "") -> None:
 
 
 @pytest.mark.parametrize(
-    "make", [F.training_checkpoint, F.namespace_checkpoint, F.omegaconf_checkpoint,
-             F.user_enum_checkpoint, F.legacy_checkpoint],  # fmt: skip
+    "make",
+    [
+        F.training_checkpoint,
+        F.namespace_checkpoint,
+        F.omegaconf_checkpoint,
+        F.user_enum_checkpoint,
+        F.legacy_checkpoint,
+    ],
 )
 def test_safetensors_reads_back_the_same_structure_as_the_pt_conversion(
     tmp_path: Path, make: object
@@ -51,9 +57,15 @@ def test_safetensors_reads_back_the_same_structure_as_the_pt_conversion(
 
 
 def test_safetensors_keeps_parameters_and_values(tmp_path: Path) -> None:
-    obj = {"p": torch.nn.Parameter(torch.randn(2)), "s": torch.Size([2, 3]),
-           "dt": torch.float16, "t": (1, 2.5, float("nan")), "b": b"\x00\x01", "set": {1, 2},
-           "view": torch.arange(6.0).reshape(2, 3)[:, 1]}  # fmt: skip
+    obj = {
+        "p": torch.nn.Parameter(torch.randn(2)),
+        "s": torch.Size([2, 3]),
+        "dt": torch.float16,
+        "t": (1, 2.5, float("nan")),
+        "b": b"\x00\x01",
+        "set": {1, 2},
+        "view": torch.arange(6.0).reshape(2, 3)[:, 1],
+    }
     torch.save(obj, tmp_path / "a.pt")
     convert(tmp_path / "a.pt", tmp_path / "a.safetensors", to="safetensors")
     back = read_safetensors_checkpoint(str(tmp_path / "a.safetensors"))
@@ -99,8 +111,15 @@ def test_malformed_structure_metadata_is_an_error(tmp_path: Path) -> None:
 
 def test_restore_types_only_rebuilds_allowed_types(tmp_path: Path) -> None:
     src = tmp_path / "src.pt"
-    torch.save({"hparams": {"mode": F.DSPMode.INFER}, "config": F.UserConfig(lr=0.5),
-                "args": argparse.Namespace(a=1), "od": OrderedDict(x=1)}, src)  # fmt: skip
+    torch.save(
+        {
+            "hparams": {"mode": F.DSPMode.INFER},
+            "config": F.UserConfig(lr=0.5),
+            "args": argparse.Namespace(a=1),
+            "od": OrderedDict(x=1),
+        },
+        src,
+    )
     convert(src, tmp_path / "out.pt")
     plain = torch.load(tmp_path / "out.pt")
     default = restore_types(plain, policy=default_policy())
@@ -122,8 +141,12 @@ def test_restore_types_only_rebuilds_allowed_types(tmp_path: Path) -> None:
 def test_restore_types_leaves_unrecorded_objects_alone() -> None:
     obj = {"a": 1}
     assert restore_types(obj, policy=default_policy()) is obj
-    odd = {"__ckptguard__": {"version": 1, "types": {"/x": {"type": "os.system",
-                                                               "module": "os", "as": "global"}}},
-           "x": "os.system"}  # fmt: skip
+    odd = {
+        "__ckptguard__": {
+            "version": 1,
+            "types": {"/x": {"type": "os.system", "module": "os", "as": "global"}},
+        },
+        "x": "os.system",
+    }
     out = restore_types(odd, policy=default_policy())
     assert isinstance(out, dict) and out["x"] == "os.system"  # dangerous: never imported

@@ -26,8 +26,13 @@ def test_tree_shows_tensors_and_scalars_without_reading_tensor_data(tmp_path: Pa
     ins = inspect(path)
     assert isinstance(ins, Inspection) and ins.tree is not None
     w = _find(ins.tree, "model", "4.weight")
-    assert w == {"type": "tensor", "dtype": "float32", "shape": [5, 144], "bytes": 5 * 144 * 4,
-                 "storage": w["storage"]}  # fmt: skip
+    assert w == {
+        "type": "tensor",
+        "dtype": "float32",
+        "shape": [5, 144],
+        "bytes": 5 * 144 * 4,
+        "storage": w["storage"],
+    }
     assert _find(ins.tree, "step") == {"type": "int", "value": 120, "original_type": "numpy.int64"}
     assert ins.step == 120 and ins.epoch == 3
     assert ins.metrics == {"val_loss": 0.25, "best_acc": pytest.approx(0.9)}
@@ -54,17 +59,28 @@ def test_tensor_data_is_never_read(tmp_path: Path) -> None:
 
 
 def test_exotic_tensors_are_described(tmp_path: Path) -> None:
-    torch.save({"f8": torch.zeros(3).to(torch.float8_e4m3fn), "p": torch.nn.Parameter(
-        torch.zeros(2, 2)), "sp": torch.eye(3).to_sparse(), "bf": torch.zeros(4, dtype=torch.bfloat16)},
-        tmp_path / "x.pt")  # fmt: skip
+    torch.save(
+        {
+            "f8": torch.zeros(3).to(torch.float8_e4m3fn),
+            "p": torch.nn.Parameter(torch.zeros(2, 2)),
+            "sp": torch.eye(3).to_sparse(),
+            "bf": torch.zeros(4, dtype=torch.bfloat16),
+        },
+        tmp_path / "x.pt",
+    )
     ins = inspect(tmp_path / "x.pt")
     assert isinstance(ins, Inspection) and ins.tree is not None
     assert _find(ins.tree, "f8")["dtype"] == "float8_e4m3fn"
     assert _find(ins.tree, "p")["type"] == "parameter"
     assert _find(ins.tree, "sp")["type"] == "sparse tensor"
     assert _find(ins.tree, "sp")["shape"] == [3, 3]
-    assert _find(ins.tree, "bf") == {"type": "tensor", "dtype": "bfloat16", "shape": [4],
-                                     "bytes": 8, "storage": _find(ins.tree, "bf")["storage"]}  # fmt: skip
+    assert _find(ins.tree, "bf") == {
+        "type": "tensor",
+        "dtype": "bfloat16",
+        "shape": [4],
+        "bytes": 8,
+        "storage": _find(ins.tree, "bf")["storage"],
+    }
 
 
 def test_dangerous_file_is_inspected_statically(tmp_path: Path) -> None:
@@ -85,8 +101,15 @@ def test_broken_file_reports_an_error(tmp_path: Path) -> None:
 
 
 def _save(path: Path, step: int, epoch: int, val_loss: float, mtime: float) -> None:
-    torch.save({"model": {"w": torch.zeros(1)}, "step": step, "epoch": epoch,
-                "metrics": {"val_loss": val_loss}}, path)  # fmt: skip
+    torch.save(
+        {
+            "model": {"w": torch.zeros(1)},
+            "step": step,
+            "epoch": epoch,
+            "metrics": {"val_loss": val_loss},
+        },
+        path,
+    )
     os.utime(path, (mtime, mtime))
 
 
@@ -104,8 +127,10 @@ def test_directory_table_newest_first_and_best_marked(tmp_path: Path) -> None:
 
 
 def test_higher_is_better_for_accuracy_like_metrics() -> None:
-    rows = [Inspection(str(i), "pytorch-zip", 1, "safe", metrics={"val_acc": v})
-            for i, v in enumerate([0.5, 0.9, 0.7])]  # fmt: skip
+    rows = [
+        Inspection(str(i), "pytorch-zip", 1, "safe", metrics={"val_acc": v})
+        for i, v in enumerate([0.5, 0.9, 0.7])
+    ]
     best = best_row(rows, "val_acc")
     assert best is not None and best.path == "1"
     ordered, _ = sort_rows(rows, by="best")

@@ -1,10 +1,14 @@
-"""``ckptguard convert SRC DST`` / ``--in-place DIR``: rewrite checkpoints for weights-only loading."""
+"""``ckptguard convert SRC DST`` / ``--in-place DIR``: rewrite checkpoints for weights-only use."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckptguard._policy import Policy
 
 HELP = "rewrite checkpoints so that stock torch.load (weights_only=True) loads them"
 
@@ -26,16 +30,27 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "convert", help=HELP, description=DESCRIPTION, epilog=EPILOG,
+        "convert",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("paths", nargs="+", metavar="PATH", help="SRC DST, or DIR with --in-place")
     p.add_argument("--to", choices=("pt", "safetensors"), default="pt", help="output format")
-    p.add_argument("--in-place", action="store_true",
-                   help="convert every checkpoint in DIR, keeping FILE.bak copies")  # fmt: skip
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="convert every checkpoint in DIR, keeping FILE.bak copies",
+    )
     p.add_argument("--force", action="store_true", help="overwrite DST (or existing .bak files)")
-    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME",
-                   help="trust this global when judging the file; repeatable")  # fmt: skip
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
+        help="trust this global when judging the file; repeatable",
+    )
     p.add_argument("--policy", metavar="FILE", help="policy file (TOML)")
     p.add_argument("--json", action="store_true", help="write a JSON summary to stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -49,21 +64,22 @@ def run(args: argparse.Namespace) -> int:
     policy = resolve_policy(allow=args.allow, policy=args.policy)
     if args.in_place:
         if len(args.paths) != 1:
-            raise UsageError("--in-place takes one directory", hint="ckptguard convert "
-                             "--in-place checkpoints/")  # fmt: skip
+            raise UsageError(
+                "--in-place takes one directory", hint="ckptguard convert --in-place checkpoints/"
+            )
         return _in_place(args, policy)
     if len(args.paths) != 2:
         raise UsageError("convert takes SRC and DST", hint="ckptguard convert old.pt new.pt")
     return _one(args, policy)
 
 
-def _one(args: argparse.Namespace, policy: object) -> int:
+def _one(args: argparse.Namespace, policy: Policy) -> int:
     from ckptguard._convert import convert_file  # noqa: PLC0415
     from ckptguard._errors import CheckpointError, UnsafeCheckpointError  # noqa: PLC0415
 
     src, dst = args.paths
     try:
-        res = convert_file(src, dst, to=args.to, force=args.force, policy=policy)  # type: ignore[arg-type]
+        res = convert_file(src, dst, to=args.to, force=args.force, policy=policy)
     except UnsafeCheckpointError as exc:
         print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
         return 1
@@ -87,14 +103,18 @@ def _result_json(res: object) -> dict[str, object]:
     return dict(d)
 
 
-def _in_place(args: argparse.Namespace, policy: object) -> int:
+def _in_place(args: argparse.Namespace, policy: Policy) -> int:
     from ckptguard._cli._progress import ProgressBar  # noqa: PLC0415
     from ckptguard._convert._inplace import convert_in_place  # noqa: PLC0415
 
     progress = None if (args.json or args.no_progress) else ProgressBar.for_stream(sys.stderr)
     try:
-        outcomes = convert_in_place(args.paths[0], policy=policy, force=args.force,  # type: ignore[arg-type]
-                                    progress=progress)  # fmt: skip
+        outcomes = convert_in_place(
+            args.paths[0],
+            policy=policy,
+            force=args.force,
+            progress=progress,
+        )
     finally:
         if progress is not None:
             progress.close()
@@ -103,8 +123,10 @@ def _in_place(args: argparse.Namespace, policy: object) -> int:
     else:
         for o in outcomes:
             print(f"{o.status:>9}  {o.path}: {o.message}")
-        counts = {s: sum(1 for o in outcomes if o.status == s) for s in
-                  ("converted", "unchanged", "refused", "error")}  # fmt: skip
+        counts = {
+            s: sum(1 for o in outcomes if o.status == s)
+            for s in ("converted", "unchanged", "refused", "error")
+        }
         print(", ".join(f"{n} {s}" for s, n in counts.items()))
     if any(o.status == "error" for o in outcomes):
         return 2

@@ -25,16 +25,28 @@ examples:
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "inspect", help=HELP, description=HELP, epilog=EPILOG,
+        "inspect",
+        help=HELP,
+        description=HELP,
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-    )  # fmt: skip
+    )
     p.add_argument("path", metavar="PATH", help="a checkpoint file or a directory")
     p.add_argument("--json", action="store_true", help="write one JSON document to stdout")
-    p.add_argument("--sort", choices=("newest", "best"), default="newest",
-                   help="directory table order (default: newest)")  # fmt: skip
+    p.add_argument(
+        "--sort",
+        choices=("newest", "best"),
+        default="newest",
+        help="directory table order (default: newest)",
+    )
     p.add_argument("--depth", type=int, default=6, metavar="N", help="tree depth shown (6)")
-    p.add_argument("--allow", action="append", default=[], metavar="MODULE.NAME",
-                   help="trust this global when judging the verdict; repeatable")  # fmt: skip
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
+        help="trust this global when judging the verdict; repeatable",
+    )
     p.add_argument("--policy", metavar="FILE", help="policy file (TOML)")
     p.set_defaults(run=run)
 
@@ -48,9 +60,13 @@ def run(args: argparse.Namespace) -> int:
         rows, metric = inspect_dir(args.path, policy=policy, by=args.sort)
         best = best_row(rows, metric)
         if args.json:
-            doc = {"directory": args.path, "sort": args.sort, "primary_metric": metric,
-                   "best": best.path if best else None,
-                   "checkpoints": [r.to_json() for r in rows]}  # fmt: skip
+            doc = {
+                "directory": args.path,
+                "sort": args.sort,
+                "primary_metric": metric,
+                "best": best.path if best else None,
+                "checkpoints": [r.to_json() for r in rows],
+            }
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         else:
             sys.stdout.write(_table(rows, metric, best))
@@ -124,7 +140,7 @@ def _render_node(node: dict[str, Any], key: str, lines: list[str], indent: str, 
         lines.append(f"{indent}{key}: {_label(node)}")
     if items is None or depth <= 0:
         return
-    child = indent + ("  " if key else "  ")
+    child = indent + "  "
     shown = items[:50]
     for it in shown:
         _render_node(it["value"], str(it["key"]), lines, child, depth - 1)
@@ -140,14 +156,23 @@ def _table(rows: list[Any], metric: str | None, best: Any) -> str:
             m = f"{r.metrics[metric]:.6g}" if metric in r.metrics else "-"
         else:
             m = ", ".join(f"{k}={v:.4g}" for k, v in r.metrics.items()) or "-"
-        body.append([
-            "*" if r is best else "", r.path, r.format, human_bytes(r.size),
-            "-" if r.step is None else str(r.step), "-" if r.epoch is None else str(r.epoch),
-            m, r.verdict if not r.error or r.verdict != "error" else f"error: {r.error}"[:60],
-        ])  # fmt: skip
+        body.append(
+            [
+                "*" if r is best else "",
+                r.path,
+                r.format,
+                human_bytes(r.size),
+                "-" if r.step is None else str(r.step),
+                "-" if r.epoch is None else str(r.epoch),
+                m,
+                r.verdict if not r.error or r.verdict != "error" else f"error: {r.error}"[:60],
+            ]
+        )
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
-    out = ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
-           for row in [head, *body]]  # fmt: skip
+    out = [
+        "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [head, *body]
+    ]
     if not body:
         out.append("(no checkpoints)")
     return "\n".join(out) + "\n"

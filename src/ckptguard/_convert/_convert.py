@@ -59,21 +59,33 @@ class ConvertResult:
 
 
 _AS = {
-    "tensor": "tensor", "value": "its value", "state": "dict of its state", "dict": "dict",
-    "list": "list", "args": "list of its arguments", "global": "its name", "content": "plain "
-    "data", "set": "set", "parts": "dict of its parts", "call": "dict of its call",
-}  # fmt: skip
+    "tensor": "tensor",
+    "value": "its value",
+    "state": "dict of its state",
+    "dict": "dict",
+    "list": "list",
+    "args": "list of its arguments",
+    "global": "its name",
+    "content": "plain data",
+    "set": "set",
+    "parts": "dict of its parts",
+    "call": "dict of its call",
+}
 
 
 def refuse_unsafe(report: FileReport) -> None:
     """Raise when the scan says the file must not be touched (dangerous or unreadable)."""
     if report.verdict is FileVerdict.ERROR:
-        problem = next((f.message for f in report.findings if f.severity is Severity.ERROR),
-                       "the file cannot be read")  # fmt: skip
+        problem = next(
+            (f.message for f in report.findings if f.severity is Severity.ERROR),
+            "the file cannot be read",
+        )
         raise CorruptCheckpointError(
-            f"cannot convert: {problem}", path=report.path, hint=report.hint or
-            f"ckptguard scan {report.path}", format=report.format,
-        )  # fmt: skip
+            f"cannot convert: {problem}",
+            path=report.path,
+            hint=report.hint or f"ckptguard scan {report.path}",
+            format=report.format,
+        )
     if report.verdict is FileVerdict.DANGEROUS:
         bad = [g.qualified_name for g in report.globals if g.verdict is Verdict.DANGEROUS]
         bad += [f.rule for f in report.findings if f.severity is Severity.DANGEROUS]
@@ -95,9 +107,14 @@ def plan(src: Source, policy: Policy) -> tuple[bytes, Any, Converter]:
 
 
 def convert_file(
-    src_path: str, dst_path: str, *, to: str = "pt", force: bool = False, policy: Policy,
+    src_path: str,
+    dst_path: str,
+    *,
+    to: str = "pt",
+    force: bool = False,
+    policy: Policy,
     backup: str | None = None,
-) -> ConvertResult:  # fmt: skip
+) -> ConvertResult:
     """Convert one file (see :func:`ckptguard.convert`). ``backup``: in-place mode, rename SRC
     to this path before DST (== SRC) replaces it."""
     from ckptguard._scan import scan_file  # noqa: PLC0415
@@ -178,8 +195,15 @@ def _write_archive(
             w = zw.add_bytes(name, st.data)
         else:
             rec = src.records[key]
-            w = zw.add_copy(name, src_fd, rec.offset, method=rec.method, crc=rec.crc,
-                            csize=rec.csize, size=rec.size)  # fmt: skip
+            w = zw.add_copy(
+                name,
+                src_fd,
+                rec.offset,
+                method=rec.method,
+                crc=rec.crc,
+                csize=rec.csize,
+                size=rec.size,
+            )
         written[name] = (w.size, w.crc)
     zw.add_bytes(f"{ARCHIVE}/version", b"3\n")
     zw.close()

@@ -100,7 +100,7 @@ class _Emitter:
                 self.save(v, depth + 1)
             self.w(b"e")
 
-    def save(self, v: Any, depth: int) -> None:  # noqa: PLR0912 - one dispatch
+    def save(self, v: Any, depth: int) -> None:
         if depth > _MAX_DEPTH:
             raise UsageError(f"the structure is nested more than {_MAX_DEPTH} levels deep")
         t = type(v)

@@ -36,9 +36,12 @@ def needs_conversion(path: str) -> tuple[bool, str]:
 
 
 def convert_in_place(
-    directory: str, *, policy: Policy, force: bool = False,
+    directory: str,
+    *,
+    policy: Policy,
+    force: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> list[Outcome]:  # fmt: skip
+) -> list[Outcome]:
     from ckptguard._convert._convert import convert_file  # noqa: PLC0415
     from ckptguard._scan import collect_targets  # noqa: PLC0415
 
@@ -51,12 +54,18 @@ def convert_in_place(
         try:
             needed, fmt = needs_conversion(path)
             if not needed:
-                outcomes.append(Outcome(path, "unchanged", f"{fmt}: already loads with "
-                                        "weights-only torch.load"))  # fmt: skip
+                outcomes.append(
+                    Outcome(path, "unchanged", f"{fmt}: already loads with weights-only torch.load")
+                )
             else:
                 res = convert_file(path, path, force=force, policy=policy, backup=path + ".bak")
-                outcomes.append(Outcome(path, "converted", f"{res.summary()}; original kept as "
-                                        f"{os.path.basename(path)}.bak"))  # fmt: skip
+                outcomes.append(
+                    Outcome(
+                        path,
+                        "converted",
+                        f"{res.summary()}; original kept as {os.path.basename(path)}.bak",
+                    )
+                )
         except UnsafeCheckpointError as exc:
             outcomes.append(Outcome(path, "refused", exc.problem))
         except (CheckpointError, UsageError) as exc:

@@ -28,8 +28,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptguard._errors import CheckpointError
-from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
 from ckptguard._convert._model import (
     FORMAT_KEY,
     OCall,
@@ -39,6 +37,8 @@ from ckptguard._convert._model import (
     OStorage,
     weights_only_globals,
 )
+from ckptguard._errors import CheckpointError
+from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
 
 MAX_DEPTH = 150
 
@@ -46,23 +46,56 @@ _NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
 _NUMERIC_MODULES = ("numpy.core.numeric", "numpy._core.numeric")
 # numpy dtype code (kind + itemsize) -> (torch dtype name, struct format for scalars)
 _NUMPY_DTYPES = {
-    "b1": ("bool", "?"), "i1": ("int8", "b"), "i2": ("int16", "h"), "i4": ("int32", "i"),
-    "i8": ("int64", "q"), "u1": ("uint8", "B"), "u2": ("uint16", "H"), "u4": ("uint32", "I"),
-    "u8": ("uint64", "Q"), "f2": ("float16", "e"), "f4": ("float32", "f"),
-    "f8": ("float64", "d"), "c8": ("complex64", "ff"), "c16": ("complex128", "dd"),
-}  # fmt: skip
+    "b1": ("bool", "?"),
+    "i1": ("int8", "b"),
+    "i2": ("int16", "h"),
+    "i4": ("int32", "i"),
+    "i8": ("int64", "q"),
+    "u1": ("uint8", "B"),
+    "u2": ("uint16", "H"),
+    "u4": ("uint32", "I"),
+    "u8": ("uint64", "Q"),
+    "f2": ("float16", "e"),
+    "f4": ("float32", "f"),
+    "f8": ("float64", "d"),
+    "c8": ("complex64", "ff"),
+    "c16": ("complex128", "dd"),
+}
 _NUMPY_NAMES = {
-    "b1": "bool", "i1": "int8", "i2": "int16", "i4": "int32", "i8": "int64", "u1": "uint8",
-    "u2": "uint16", "u4": "uint32", "u8": "uint64", "f2": "float16", "f4": "float32",
-    "f8": "float64", "c8": "complex64", "c16": "complex128",
-}  # fmt: skip
+    "b1": "bool",
+    "i1": "int8",
+    "i2": "int16",
+    "i4": "int32",
+    "i8": "int64",
+    "u1": "uint8",
+    "u2": "uint16",
+    "u4": "uint32",
+    "u8": "uint64",
+    "f2": "float16",
+    "f4": "float32",
+    "f8": "float64",
+    "c8": "complex64",
+    "c16": "complex128",
+}
 _NUMPY_CHARS = {
-    "?": "b1", "b": "i1", "B": "u1", "h": "i2", "H": "u2", "i": "i4", "I": "u4", "l": "i8",
-    "L": "u8", "q": "i8", "Q": "u8", "e": "f2", "f": "f4", "d": "f8", "F": "c8", "D": "c16",
-}  # fmt: skip
-_BUILDABLE = frozenset(
-    {"collections.OrderedDict", "torch.nn.parameter.Parameter", "torch.Tensor"}
-)
+    "?": "b1",
+    "b": "i1",
+    "B": "u1",
+    "h": "i2",
+    "H": "u2",
+    "i": "i4",
+    "I": "u4",
+    "l": "i8",
+    "L": "u8",
+    "q": "i8",
+    "Q": "u8",
+    "e": "f2",
+    "f": "f4",
+    "d": "f8",
+    "F": "c8",
+    "D": "c16",
+}
+_BUILDABLE = frozenset({"collections.OrderedDict", "torch.nn.parameter.Parameter", "torch.Tensor"})
 _UNTYPED = OGlobal("torch.storage", "UntypedStorage")
 _V3 = OGlobal("torch._utils", "_rebuild_tensor_v3")
 _ODICT = OGlobal("collections", "OrderedDict")
@@ -139,7 +172,8 @@ class Converter:
             return OOpaque(problem)
         raise ConvertError(
             f"cannot convert the value at {path or '/'}: {problem}",
-            hint=hint or "this file cannot be rewritten for weights-only loading; keep loading "
+            hint=hint
+            or "this file cannot be rewritten for weights-only loading; keep loading "
             "it with ckptguard.load(..., allow=[...])",
         )
 
@@ -194,9 +228,12 @@ class Converter:
                 self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
             )
         if t is TSet:
-            items = [self.value(v, f"{path}/{i}", depth, strict=strict)
-                     for i, v in enumerate(node.items)]  # fmt: skip
-            if node.frozen and not self.record(path, Global("builtins", "frozenset"), "set", strict):
+            items = [
+                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+            ]
+            if node.frozen and not self.record(
+                path, Global("builtins", "frozenset"), "set", strict
+            ):
                 return self.refuse(path, "a frozenset inside a torch object")
             return OSet(items, frozen=node.frozen)
         if t is PersId:
@@ -212,9 +249,13 @@ class Converter:
         return self.refuse(path, f"an unexpected pickle value ({t.__name__})")
 
     def fill_dict(
-        self, out: dict[Any, Any], items: list[tuple[Any, Any]], path: str, depth: int,
+        self,
+        out: dict[Any, Any],
+        items: list[tuple[Any, Any]],
+        path: str,
+        depth: int,
         strict: bool,
-    ) -> None:  # fmt: skip
+    ) -> None:
         for k, v in items:
             ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
             try:
@@ -270,8 +311,9 @@ class Converter:
         args = self.value(node.args, f"{path}/#args", depth, strict=True)
         if type(args) is not tuple:
             return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
-        out = OCall(OGlobal(func.module, func.name), args,
-                    op="NEWOBJ" if node.op == "NEWOBJ" else "REDUCE")  # fmt: skip
+        out = OCall(
+            OGlobal(func.module, func.name), args, op="NEWOBJ" if node.op == "NEWOBJ" else "REDUCE"
+        )
         self.memo[id(node)] = out
         if node.has_state:
             out.state = self.value(node.state, f"{path}/#state", depth, strict=not is_container)
@@ -297,9 +339,12 @@ class Converter:
             how = "call"
         elif node.has_state or has_items:
             state = node.state if node.has_state else None
-            if type(state) is TTuple and len(state.items) == 2 and (
-                state.items[0] is None or type(state.items[0]) is TDict
-            ) and type(state.items[1]) is TDict:
+            if (
+                type(state) is TTuple
+                and len(state.items) == 2
+                and (state.items[0] is None or type(state.items[0]) is TDict)
+                and type(state.items[1]) is TDict
+            ):
                 merged = TDict(list((state.items[0] or TDict()).items) + state.items[1].items)
                 state = merged
             if node.dictitems and not node.listitems and (state is None or _empty(state)):
@@ -310,8 +355,10 @@ class Converter:
             elif node.listitems and not node.dictitems and (state is None or _empty(state)):
                 out = []
                 self.memo[id(node)] = out
-                out.extend(self.value(v, f"{path}/{i}", depth, strict=False)
-                           for i, v in enumerate(node.listitems))  # fmt: skip
+                out.extend(
+                    self.value(v, f"{path}/{i}", depth, strict=False)
+                    for i, v in enumerate(node.listitems)
+                )
                 how = "list"
             elif not has_items and not args:
                 out = self.value(state, path, depth, strict=False)
@@ -327,8 +374,10 @@ class Converter:
                     self.fill_dict(items, node.dictitems, f"{path}/items", depth, False)
                     out["items"] = items
                 if node.listitems:
-                    out["list"] = [self.value(v, f"{path}/list/{i}", depth, strict=False)
-                                   for i, v in enumerate(node.listitems)]  # fmt: skip
+                    out["list"] = [
+                        self.value(v, f"{path}/list/{i}", depth, strict=False)
+                        for i, v in enumerate(node.listitems)
+                    ]
                 how = "parts"
         elif len(args) == 1:
             out = self.value(args[0], path, depth, strict=False)
@@ -501,9 +550,7 @@ class Converter:
 
 
 def _empty(state: Any) -> bool:
-    return (type(state) is TDict and not state.items) or (
-        type(state) is TTuple and not state.items
-    )
+    return (type(state) is TDict and not state.items) or (type(state) is TTuple and not state.items)
 
 
 def attach_types(result: Result, source: str, source_format: str) -> None:

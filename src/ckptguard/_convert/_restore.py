@@ -54,7 +54,7 @@ def _resolve(module: str, name: str) -> Any:
     return obj
 
 
-def _rebuild(target: Any, how: str, value: Any) -> Any:  # noqa: PLR0911
+def _rebuild(target: Any, how: str, value: Any) -> Any:
     if how == "global":
         return target
     if how == "value":
@@ -76,9 +76,9 @@ def _rebuild(target: Any, how: str, value: Any) -> Any:  # noqa: PLR0911
             return inst
     # "state": an object rebuilt from its pickled state, the way pickle's BUILD does
     inst = target.__new__(target)
-    setstate = getattr(inst, "__setstate__", None)
-    if setstate is not None and type(inst).__setstate__ is not object.__setstate__:
-        setstate(value)
+    setstate = getattr(type(inst), "__setstate__", None)  # object has none: plain __dict__
+    if setstate is not None:
+        setstate(inst, value)
     elif isinstance(value, dict):
         inst.__dict__.update(value)
     else:

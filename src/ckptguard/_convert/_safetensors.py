@@ -32,7 +32,7 @@ class _Encoder:
         self.storages: set[tuple[int, int]] = set()
         self.busy: set[int] = set()
 
-    def enc(self, v: Any, path: str, depth: int) -> Any:  # noqa: PLR0911, PLR0912
+    def enc(self, v: Any, path: str, depth: int) -> Any:
         torch = self.torch
         if depth > _MAX_DEPTH:
             raise ConvertError(f"{path or '/'}: nested more than {_MAX_DEPTH} levels deep")
@@ -60,8 +60,15 @@ class _Encoder:
                 return {"$size": list(v)}
             if isinstance(v, dict):
                 tag = "$odict" if isinstance(v, OrderedDict) else "$dict"
-                return {tag: [[self.enc(k, f"{path}/{k}#key", depth + 1),
-                               self.enc(x, f"{path}/{k}", depth + 1)] for k, x in v.items()]}  # fmt: skip
+                return {
+                    tag: [
+                        [
+                            self.enc(k, f"{path}/{k}#key", depth + 1),
+                            self.enc(x, f"{path}/{k}", depth + 1),
+                        ]
+                        for k, x in v.items()
+                    ]
+                }
             if isinstance(v, list):
                 return [self.enc(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v)]
             if isinstance(v, tuple):
@@ -87,7 +94,11 @@ class _Encoder:
                 name += "_"
             data = t.detach()
             key = (data.untyped_storage().data_ptr(), data.untyped_storage().nbytes())
-            if key in self.storages or not data.is_contiguous() or data.numel() * data.element_size() != key[1]:
+            if (
+                key in self.storages
+                or not data.is_contiguous()
+                or data.numel() * data.element_size() != key[1]
+            ):
                 data = data.contiguous().clone()  # safetensors refuses shared memory
             else:
                 self.storages.add(key)
@@ -151,7 +162,9 @@ def read_checkpoint(path: str, map_location: Any = None) -> object:
         with safe_open(path, framework="pt") as f:
             metadata = f.metadata() or {}
     except (OSError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise CorruptCheckpointError(f"cannot read the safetensors file: {exc}", path=path) from None
+        raise CorruptCheckpointError(
+            f"cannot read the safetensors file: {exc}", path=path
+        ) from None
     raw = metadata.get(FORMAT_KEY)
     if raw is None:
         return dict(tensors)
@@ -176,7 +189,7 @@ class _Decoder:
         self.tensors = tensors
         self.dtypes = {str(d).removeprefix("torch."): d for d in _all_dtypes(torch)}
 
-    def dec(self, v: Any, depth: int) -> Any:  # noqa: PLR0911, PLR0912
+    def dec(self, v: Any, depth: int) -> Any:
         if depth > _MAX_DEPTH:
             raise ValueError("nested too deep")
         if v is None or isinstance(v, (bool, int, float, str)):

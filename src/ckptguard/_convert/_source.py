@@ -18,7 +18,7 @@ from ckptguard._formats._legacy import MAGIC_NUMBER
 from ckptguard._formats._torchzip import storage_element_size
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS
-from ckptguard._pickle._tree import PersId, TList, TTuple, Tree, build_tree
+from ckptguard._pickle._tree import PersId, TList, Tree, TTuple, build_tree
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ def _open(path: str, mm: mmap.mmap) -> Source:
         if first.end != len(mm):
             raise CorruptCheckpointError(
                 "several pickles in a row: not a format convert knows",
-                hint=f"ckptguard scan {path}", format="pickle",
-            )  # fmt: skip
+                hint=f"ckptguard scan {path}",
+                format="pickle",
+            )
         return Source(path, "pickle", first)
     raise CorruptCheckpointError(
         "not a PyTorch zip/legacy checkpoint or a pickle: nothing for convert to rewrite",

@@ -43,9 +43,19 @@ class ZipWriter:
         pad = (-(self.pos + header_len + 4)) % ALIGN
         extra += struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding, like torch
         hdr = struct.pack(
-            "<4sHHHHHIIIHH", b"PK\x03\x04", 45 if big else 20, 0x800, method, 0, 0x21,
-            crc, _MAX32 if big else csize, _MAX32 if big else size, len(raw), len(extra),
-        )  # fmt: skip
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            45 if big else 20,
+            0x800,
+            method,
+            0,
+            0x21,
+            crc,
+            _MAX32 if big else csize,
+            _MAX32 if big else size,
+            len(raw),
+            len(extra),
+        )
         self.f.write(hdr + raw + extra)
         self.entries.append(Written(name, method, crc, csize, size, self.pos))
         self.pos += len(hdr) + len(raw) + len(extra)
@@ -58,9 +68,16 @@ class ZipWriter:
         return self.entries[-1]
 
     def add_copy(
-        self, name: str, src_fd: int, offset: int, *, method: int, crc: int | None, csize: int,
+        self,
+        name: str,
+        src_fd: int,
+        offset: int,
+        *,
+        method: int,
+        crc: int | None,
+        csize: int,
         size: int,
-    ) -> Written:  # fmt: skip
+    ) -> Written:
         """Copy ``csize`` raw bytes from ``src_fd`` at ``offset``. With ``crc`` None the CRC is
         computed while copying (by reading); otherwise the bytes move without being read."""
         if crc is None:
@@ -83,11 +100,25 @@ class ZipWriter:
             extra = struct.pack("<HHQQQ", 1, 24, e.size, e.csize, e.offset) if need64 else b""
             parts.append(
                 struct.pack(
-                    "<4sHHHHHHIIIHHHHHII", b"PK\x01\x02", 45, 45 if need64 else 20, 0x800,
-                    e.method, 0, 0x21, e.crc, _MAX32 if need64 else e.csize,
-                    _MAX32 if need64 else e.size, len(raw), len(extra), 0, 0, 0, 0,
+                    "<4sHHHHHHIIIHHHHHII",
+                    b"PK\x01\x02",
+                    45,
+                    45 if need64 else 20,
+                    0x800,
+                    e.method,
+                    0,
+                    0x21,
+                    e.crc,
+                    _MAX32 if need64 else e.csize,
+                    _MAX32 if need64 else e.size,
+                    len(raw),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    0,
                     _MAX32 if need64 else e.offset,
-                )  # fmt: skip
+                )
                 + raw
                 + extra
             )
@@ -96,14 +127,17 @@ class ZipWriter:
         cd_end = cd_start + len(cd)
         n = len(self.entries)
         if n >= 0xFFFF or cd_start >= _MAX32 or len(cd) >= _MAX32:
-            self.f.write(struct.pack("<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n,
-                                     len(cd), cd_start))  # fmt: skip
+            self.f.write(
+                struct.pack(
+                    "<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(cd), cd_start
+                )
+            )
             self.f.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, cd_end, 1))
-            self.f.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF,
-                                     _MAX32, _MAX32, 0))  # fmt: skip
+            self.f.write(
+                struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, _MAX32, _MAX32, 0)
+            )
         else:
-            self.f.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(cd),
-                                     cd_start, 0))  # fmt: skip
+            self.f.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(cd), cd_start, 0))
         self.f.flush()
 
 

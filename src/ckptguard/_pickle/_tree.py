@@ -224,8 +224,16 @@ class _Builder:
             return self._run()
         except _Fail as exc:
             raise self.error(str(exc)) from None
-        except (ValueError, OverflowError, struct.error, IndexError, KeyError, TypeError,
-                MemoryError, RecursionError) as exc:  # fmt: skip
+        except (
+            ValueError,
+            OverflowError,
+            struct.error,
+            IndexError,
+            KeyError,
+            TypeError,
+            MemoryError,
+            RecursionError,
+        ) as exc:
             raise self.error(f"malformed pickle ({type(exc).__name__}: {exc})") from None
 
     def error(self, problem: str) -> PickleError:
@@ -235,7 +243,7 @@ class _Builder:
             hint="the file is damaged or was not written by a pickler; re-download or re-export it",
         )
 
-    def _run(self) -> Tree:  # noqa: PLR0912, PLR0915 - one flat opcode dispatch
+    def _run(self) -> Tree:
         limits = self.limits
         ops = 0
         while True:
@@ -299,7 +307,7 @@ class _Builder:
                 stack.append(_I32(self.take(4), 0)[0])
             elif op == 0x49:  # INT
                 raw = self.line()
-                stack.append({b"00": False, b"01": True}.get(raw, None))
+                stack.append({b"00": False, b"01": True}.get(raw))
                 if stack[-1] is None:
                     stack[-1] = self.parse_int(raw)
             elif op == 0x4C:  # LONG
@@ -419,7 +427,9 @@ class _Builder:
                 state = self.pop()
                 target = self.top()
                 if type(target) is not Call or target.has_state:
-                    self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
+                    self.fail(
+                        f"BUILD on a {_kind(target)}: only a freshly built object takes state"
+                    )
                 target.state, target.has_state = state, True
             elif op == 0x51:  # BINPERSID
                 self.stack.append(PersId(self.pop()))
