@@ -52,6 +52,9 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="trust this global when judging the file; repeatable",
     )
     p.add_argument("--policy", metavar="FILE", help="policy file (TOML)")
+    p.add_argument(
+        "--fsync", action="store_true", help="flush each new file to disk before renaming it"
+    )
     p.add_argument("--json", action="store_true", help="write a JSON summary to stdout")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     p.set_defaults(run=run)
@@ -79,7 +82,7 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
 
     src, dst = args.paths
     try:
-        res = convert_file(src, dst, to=args.to, force=args.force, policy=policy)
+        res = convert_file(src, dst, to=args.to, force=args.force, policy=policy, fsync=args.fsync)
     except UnsafeCheckpointError as exc:
         print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
         return 1
@@ -114,6 +117,7 @@ def _in_place(args: argparse.Namespace, policy: Policy) -> int:
             policy=policy,
             force=args.force,
             progress=progress,
+            fsync=args.fsync,
         )
     finally:
         if progress is not None:

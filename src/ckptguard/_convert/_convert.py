@@ -114,6 +114,7 @@ def convert_file(
     force: bool = False,
     policy: Policy,
     backup: str | None = None,
+    fsync: bool = False,
 ) -> ConvertResult:
     """Convert one file (see :func:`ckptguard.convert`). ``backup``: in-place mode, rename SRC
     to this path before DST (== SRC) replaces it."""
@@ -148,7 +149,8 @@ def convert_file(
         with os.fdopen(fd, "w+b") as out, open(src_path, "rb") as fin:
             written = _write_archive(out, fin.fileno(), src, data_pkl, result.storages)
             out.flush()
-            os.fsync(out.fileno())
+            if fsync:
+                os.fsync(out.fileno())
         _verify(tmp, data_pkl, written)
         if to == "safetensors":
             from ckptguard._convert._safetensors import pt_to_safetensors  # noqa: PLC0415

@@ -41,6 +41,7 @@ def convert_in_place(
     policy: Policy,
     force: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    fsync: bool = False,
 ) -> list[Outcome]:
     from ckptguard._convert._convert import convert_file  # noqa: PLC0415
     from ckptguard._scan import collect_targets  # noqa: PLC0415
@@ -58,7 +59,9 @@ def convert_in_place(
                     Outcome(path, "unchanged", f"{fmt}: already loads with weights-only torch.load")
                 )
             else:
-                res = convert_file(path, path, force=force, policy=policy, backup=path + ".bak")
+                res = convert_file(
+                    path, path, force=force, policy=policy, backup=path + ".bak", fsync=fsync
+                )
                 outcomes.append(
                     Outcome(
                         path,

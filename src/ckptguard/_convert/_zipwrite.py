@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 ALIGN = 64
+_PAGE = 4096
 _CHUNK = 8 << 20
 _MAX32 = 0xFFFFFFFF
 
@@ -35,12 +36,17 @@ class ZipWriter:
         self.entries: list[Written] = []
         self.pos = f.tell()
 
-    def _local(self, name: str, method: int, crc: int, csize: int, size: int) -> None:
+    def _local(
+        self, name: str, method: int, crc: int, csize: int, size: int, like: int | None = None
+    ) -> None:
         raw = name.encode("utf-8")
         big = size >= _MAX32 or csize >= _MAX32
         extra = struct.pack("<HHQQ", 1, 16, size, csize) if big else b""
         header_len = 30 + len(raw) + len(extra)
         pad = (-(self.pos + header_len + 4)) % ALIGN
+        if like is not None and like % ALIGN == 0:
+            # same offset within a page as the source: the kernel copies whole pages
+            pad = (like - (self.pos + header_len + 4)) % _PAGE
         extra += struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding, like torch
         hdr = struct.pack(
             "<4sHHHHHIIIHH",
@@ -84,7 +90,7 @@ class ZipWriter:
             if method != 0:
                 raise ValueError("a CRC is needed for compressed records")
             crc = _crc_of(src_fd, offset, csize)
-        self._local(name, method, crc, csize, size)
+        self._local(name, method, crc, csize, size, like=offset)
         self.f.flush()
         _copy(src_fd, self.f.fileno(), offset, self.pos, csize)
         self.pos += csize
