@@ -286,3 +286,24 @@ def test_truncated_source_is_an_error_and_nothing_is_written(tmp_path: Path) -> 
     with pytest.raises(CorruptCheckpointError):
         convert(src, tmp_path / "out.pt")
     assert not (tmp_path / "out.pt").exists()
+
+
+@pytest.mark.parametrize("prefix", ["a", "a_much_longer_archive_name_than_torch_writes"])
+@pytest.mark.parametrize("compress", [False, True])
+def test_other_archive_layouts_copy_correctly(tmp_path: Path, prefix: str, compress: bool) -> None:
+    """Short/long member names (record gaps too small/large for one copy) and deflated records."""
+    import zipfile
+
+    orig = {f"t{i}": torch.randn(50 + i) for i in range(6)}
+    orig["unused_view"] = orig["t0"][3:]
+    torch.save(orig, tmp_path / "src0.pt")
+    src = tmp_path / "src.pt"
+    mode = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with zipfile.ZipFile(tmp_path / "src0.pt") as zin, zipfile.ZipFile(src, "w", mode) as zout:
+        for info in zin.infolist():
+            zout.writestr(prefix + "/" + info.filename.split("/", 1)[1], zin.read(info))
+    convert(src, tmp_path / "out.pt")
+    out = torch.load(tmp_path / "out.pt")
+    for k, t in orig.items():
+        same_tensor(t, out[k])
+    assert out["unused_view"].untyped_storage().data_ptr() == out["t0"].untyped_storage().data_ptr()

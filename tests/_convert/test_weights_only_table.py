@@ -1,4 +1,4 @@
-"""data/weights_only.toml must only name globals the installed torch's weights-only loader allows."""
+"""data/weights_only.toml may only name globals the installed torch loads with weights_only."""
 
 from __future__ import annotations
 

@@ -190,6 +190,7 @@ def _write_archive(
     zw.add_bytes(f"{ARCHIVE}/.storage_alignment", b"64")
     zw.add_bytes(f"{ARCHIVE}/byteorder", b"little")
     written: dict[str, tuple[int, int]] = {}
+    spannable: list[tuple[str, int, int, int, int, int]] = []
     for key in sorted(storages, key=lambda k: (len(k), k)):
         st = storages[key]
         name = f"{ARCHIVE}/data/{key}"
@@ -197,6 +198,9 @@ def _write_archive(
             w = zw.add_bytes(name, st.data)
         else:
             rec = src.records[key]
+            if rec.crc is not None:  # zip records: copied later, in runs
+                spannable.append((name, rec.offset, rec.method, rec.crc, rec.csize, rec.size))
+                continue
             w = zw.add_copy(
                 name,
                 src_fd,
@@ -207,6 +211,10 @@ def _write_archive(
                 size=rec.size,
             )
         written[name] = (w.size, w.crc)
+    for run in ZipWriter.spans(spannable):
+        zw.add_span(src_fd, run)
+        for name, _off, _m, crc, _cs, size in run:
+            written[name] = (size, crc)
     zw.add_bytes(f"{ARCHIVE}/version", b"3\n")
     zw.close()
     return written
