@@ -63,6 +63,8 @@ __all__ = [
     "Use",
     "Verdict",
     "__version__",
+    "convert",
+    "inspect",
     "install",
     "load",
     "patched",
@@ -120,3 +122,42 @@ def scan(
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     return scan_paths(list(paths), policy=resolved, jobs=jobs)
+
+
+def convert(
+    src: PathArg,
+    dst: PathArg,
+    *,
+    to: str = "pt",
+    force: bool = False,
+    allow: Iterable[str] = (),
+    policy: object = None,
+) -> object:
+    """Rewrite ``src`` as ``dst`` so that stock ``torch.load`` (weights-only) loads it.
+
+    Scans first and raises :class:`UnsafeCheckpointError` (nothing written) for a dangerous
+    file; never executes anything from ``src``; atomic; refuses an existing ``dst`` unless
+    ``force``. ``to`` is ``"pt"`` or ``"safetensors"``. Returns a ``ConvertResult``.
+    """
+    from ckptguard._convert import convert_file  # noqa: PLC0415
+    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
+
+    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
+        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
+    resolved = resolve_policy(allow=allow, policy=policy)
+    return convert_file(os.fspath(src), os.fspath(dst), to=to, force=force, policy=resolved)
+
+
+def inspect(path: PathArg, *, allow: Iterable[str] = (), policy: object = None) -> object:
+    """Describe a checkpoint (tree of keys, tensor shapes/dtypes/bytes, step/epoch/metrics)
+    without reading tensor data or executing anything. Returns an ``Inspection``; for a
+    directory, a list of them sorted newest first."""
+    from ckptguard._inspect import inspect_dir, inspect_file  # noqa: PLC0415
+    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
+
+    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
+        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
+    resolved = resolve_policy(allow=allow, policy=policy)
+    if os.path.isdir(path):
+        return inspect_dir(path, policy=resolved)[0]
+    return inspect_file(path, policy=resolved)

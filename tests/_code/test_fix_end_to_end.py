@@ -61,7 +61,6 @@ def _run(app: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.skipif(not hasattr(ckptguard, "load"), reason="ckptguard.load is not there yet")
 def test_fixed_app_loads_what_the_original_could_not(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     app = tmp_path / "app.py"

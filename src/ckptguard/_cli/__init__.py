@@ -14,7 +14,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ckptguard._cli import _code, _run, _scan
+from ckptguard._cli import _code, _convert, _inspect, _run, _scan
 from ckptguard._cli._argparse import Parser
 from ckptguard._errors import Error
 
@@ -25,7 +25,7 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_SUBCOMMANDS = (_scan, _run, _code)
+_SUBCOMMANDS = (_scan, _run, _convert, _inspect, _code)
 
 
 def _version() -> str:

@@ -210,6 +210,7 @@ def load(
     allow: Iterable[str] = (),
     policy: str | os.PathLike[str] | Policy | None = None,
     mmap: bool | None = None,
+    restore_types: bool = False,
     **kwargs: Any,
 ) -> Any:
     """A drop-in for ``torch.load`` that loads only what the policy allows.
@@ -220,6 +221,8 @@ def load(
     ``$CKPTGUARD_POLICY``, else ``[tool.ckptguard]`` in the nearest ``pyproject.toml``, else the
     shipped profiles). Other keyword arguments go to the unpickler as in ``torch.load``;
     ``weights_only=False`` and ``pickle_module=`` are ignored with a :class:`LoadWarning`.
+    ``restore_types=True`` rebuilds, in a file written by ``ckptguard convert``, the original
+    objects recorded in its ``__ckptguard__`` entry whose types the policy allows.
 
     Raises :class:`~ckptguard.UnsafeCheckpointError` when the file needs globals that are not
     allowed, :class:`~ckptguard.CorruptCheckpointError` when it is unreadable or inconsistent,
@@ -227,6 +230,17 @@ def load(
     """
     drop_unsafe_kwargs(kwargs, stacklevel=2)
     resolved = resolve_policy(allow=allow, policy=policy)
+    obj = _load(f, map_location, resolved, mmap, kwargs)
+    if restore_types:
+        from ckptguard._convert import restore_types as restore  # noqa: PLC0415
+
+        return restore(obj, policy=resolved)
+    return obj
+
+
+def _load(
+    f: Any, map_location: Any, resolved: Policy, mmap: bool | None, kwargs: dict[str, Any]
+) -> Any:
     scanned = _scan_source(f, resolved)
     if scanned.report.verdict is not FileVerdict.SAFE:
         raise refusal(scanned.report)
@@ -271,19 +285,11 @@ _OTHER_FORMAT_HINT = {
 
 
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
-    from safetensors.torch import load as st_load  # noqa: PLC0415
+    from ckptguard._convert._safetensors import read_checkpoint_bytes  # noqa: PLC0415
 
     target = scanned.target
     data = target.getvalue() if isinstance(target, io.BytesIO) else _read_all(target)
-    tensors = st_load(data)
-    if map_location is None:
-        return tensors
-    if isinstance(map_location, dict) or callable(map_location):
-        raise UsageError(
-            "safetensors files take a device string or torch.device as map_location",
-            hint="pass map_location='cpu' (or a device) instead of a dict or a function",
-        )
-    return {k: v.to(map_location) for k, v in tensors.items()}
+    return read_checkpoint_bytes(data, map_location, name=scanned.name)
 
 
 def _read_all(target: str | IO[bytes]) -> bytes:

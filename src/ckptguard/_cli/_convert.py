@@ -1,0 +1,137 @@
+"""``ckptguard convert SRC DST`` / ``--in-place DIR``: rewrite checkpoints for weights-only use."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ckptguard._policy import Policy
+
+HELP = "rewrite checkpoints so that stock torch.load (weights_only=True) loads them"
+
+DESCRIPTION = """\
+Rewrite SRC as DST so that torch.load(DST) with PyTorch's defaults loads it on any machine:
+tensors are copied byte for byte; numpy arrays become tensors, numpy scalars numbers, other
+objects (argparse.Namespace, dataclasses, Enum members, omegaconf configs, ...) plain data, and
+their original types are recorded under the '__ckptguard__' key. Nothing from SRC is executed;
+a file with a dangerous global is refused and nothing is written."""
+
+EPILOG = """\
+exit status: 0 converted, 1 refused (dangerous file), 2 error or bad usage
+
+examples:
+  ckptguard convert old.ckpt new.ckpt
+  ckptguard convert old.ckpt model.safetensors --to safetensors
+  ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)"""
+
+
+def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p: argparse.ArgumentParser = sub.add_parser(
+        "convert",
+        help=HELP,
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("paths", nargs="+", metavar="PATH", help="SRC DST, or DIR with --in-place")
+    p.add_argument("--to", choices=("pt", "safetensors"), default="pt", help="output format")
+    p.add_argument(
+        "--in-place",
+        action="store_true",
+        help="convert every checkpoint in DIR, keeping FILE.bak copies",
+    )
+    p.add_argument("--force", action="store_true", help="overwrite DST (or existing .bak files)")
+    p.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME",
+        help="trust this global when judging the file; repeatable",
+    )
+    p.add_argument("--policy", metavar="FILE", help="policy file (TOML)")
+    p.add_argument(
+        "--fsync", action="store_true", help="flush each new file to disk before renaming it"
+    )
+    p.add_argument("--json", action="store_true", help="write a JSON summary to stdout")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ckptguard._errors import UsageError  # noqa: PLC0415
+    from ckptguard._policy import resolve_policy  # noqa: PLC0415
+
+    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    if args.in_place:
+        if len(args.paths) != 1:
+            raise UsageError(
+                "--in-place takes one directory", hint="ckptguard convert --in-place checkpoints/"
+            )
+        return _in_place(args, policy)
+    if len(args.paths) != 2:
+        raise UsageError("convert takes SRC and DST", hint="ckptguard convert old.pt new.pt")
+    return _one(args, policy)
+
+
+def _one(args: argparse.Namespace, policy: Policy) -> int:
+    from ckptguard._convert import convert_file  # noqa: PLC0415
+    from ckptguard._errors import CheckpointError, UnsafeCheckpointError  # noqa: PLC0415
+
+    src, dst = args.paths
+    try:
+        res = convert_file(src, dst, to=args.to, force=args.force, policy=policy, fsync=args.fsync)
+    except UnsafeCheckpointError as exc:
+        print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
+        return 1
+    except CheckpointError as exc:
+        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        return 2
+    if args.json:
+        sys.stdout.write(json.dumps(_result_json(res), indent=2) + "\n")
+    else:
+        print(f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}")
+        for note in res.notes:
+            print(f"  note: {note}")
+    return 0
+
+
+def _result_json(res: object) -> dict[str, object]:
+    from dataclasses import asdict  # noqa: PLC0415
+
+    d = asdict(res)  # type: ignore[call-overload]
+    d["summary"] = res.summary()  # type: ignore[attr-defined]
+    return dict(d)
+
+
+def _in_place(args: argparse.Namespace, policy: Policy) -> int:
+    from ckptguard._cli._progress import ProgressBar  # noqa: PLC0415
+    from ckptguard._convert._inplace import convert_in_place  # noqa: PLC0415
+
+    progress = None if (args.json or args.no_progress) else ProgressBar.for_stream(sys.stderr)
+    try:
+        outcomes = convert_in_place(
+            args.paths[0],
+            policy=policy,
+            force=args.force,
+            progress=progress,
+            fsync=args.fsync,
+        )
+    finally:
+        if progress is not None:
+            progress.close()
+    if args.json:
+        sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
+    else:
+        for o in outcomes:
+            print(f"{o.status:>9}  {o.path}: {o.message}")
+        counts = {
+            s: sum(1 for o in outcomes if o.status == s)
+            for s in ("converted", "unchanged", "refused", "error")
+        }
+        print(", ".join(f"{n} {s}" for s, n in counts.items()))
+    if any(o.status == "error" for o in outcomes):
+        return 2
+    return 1 if any(o.status == "refused" for o in outcomes) else 0

@@ -1,0 +1,28 @@
+"""``convert``: rewrite checkpoints for stock weights-only loading; ``inspect`` describes them.
+
+Hooks for ``ckptguard.load``: :func:`read_safetensors_checkpoint` and :func:`restore_types`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ckptguard._convert._convert import ConvertResult, convert_file
+
+__all__ = ["ConvertResult", "convert_file", "read_safetensors_checkpoint", "restore_types"]
+
+
+def read_safetensors_checkpoint(path: str, map_location: Any = None) -> object:
+    """Rebuild the nested structure of a safetensors file written by ``convert --to
+    safetensors``; a plain safetensors file comes back as a dict name -> tensor."""
+    from ckptguard._convert._safetensors import read_checkpoint  # noqa: PLC0415
+
+    return read_checkpoint(path, map_location)
+
+
+def restore_types(obj: object, *, policy: Any) -> object:
+    """Rebuild the originals recorded in a converted checkpoint's ``__ckptguard__`` entry,
+    for the types ``policy`` classifies safe or allowed; the rest stay plain data."""
+    from ckptguard._convert._restore import restore  # noqa: PLC0415
+
+    return restore(obj, policy=policy)

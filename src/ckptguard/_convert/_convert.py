@@ -1,0 +1,261 @@
+"""``convert``: rewrite a checkpoint so stock weights-only ``torch.load`` reads it.
+
+Scan first (a dangerous global or finding refuses the file, nothing is written), parse the
+object pickle into a tree, interpret it into plain data (``_plain``), write a new data.pkl with
+only weights-only globals (``_emit``) and copy the storage records byte for byte into a new
+archive (``_zipwrite``) in a temporary file next to DST; verify the temporary file by reading it
+back; then rename it over DST. SRC is only read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+import zlib
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ckptguard._convert._emit import emit_pickle
+from ckptguard._convert._plain import Converter, attach_types
+from ckptguard._convert._source import Source, open_source
+from ckptguard._convert._zipwrite import ZipWriter
+from ckptguard._errors import (
+    CheckpointError,
+    CorruptCheckpointError,
+    UnsafeCheckpointError,
+    UsageError,
+)
+from ckptguard._model import FileReport, FileVerdict, Severity, Verdict
+from ckptguard._policy import Policy
+
+ARCHIVE = "archive"
+TARGETS = ("pt", "safetensors")
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """What a conversion did (returned by :func:`ckptguard.convert`)."""
+
+    src: str
+    dst: str
+    source_format: str
+    to: str
+    storages_copied: int
+    storages_new: int  # numpy arrays turned into tensors
+    bytes_written: int
+    types: dict[str, dict[str, str]] = field(default_factory=dict)  # path -> original type
+    notes: tuple[str, ...] = ()
+
+    def summary(self) -> str:
+        """One line: what changed (e.g. ``3 x numpy.ndarray -> tensor, 1 x argparse...``)."""
+        counts = Counter((v["type"], v["as"]) for v in self.types.values())
+        parts = [f"{n} x {t} -> {_AS.get(how, how)}" for (t, how), n in sorted(counts.items())]
+        head = ", ".join(parts) if parts else "no values needed converting"
+        return f"{head}; {self.storages_copied} storage records copied"
+
+
+_AS = {
+    "tensor": "tensor",
+    "value": "its value",
+    "state": "dict of its state",
+    "dict": "dict",
+    "list": "list",
+    "args": "list of its arguments",
+    "global": "its name",
+    "content": "plain data",
+    "set": "set",
+    "parts": "dict of its parts",
+    "call": "dict of its call",
+}
+
+
+def refuse_unsafe(report: FileReport) -> None:
+    """Raise when the scan says the file must not be touched (dangerous or unreadable)."""
+    if report.verdict is FileVerdict.ERROR:
+        problem = next(
+            (f.message for f in report.findings if f.severity is Severity.ERROR),
+            "the file cannot be read",
+        )
+        raise CorruptCheckpointError(
+            f"cannot convert: {problem}",
+            path=report.path,
+            hint=report.hint or f"ckptguard scan {report.path}",
+            format=report.format,
+        )
+    if report.verdict is FileVerdict.DANGEROUS:
+        bad = [g.qualified_name for g in report.globals if g.verdict is Verdict.DANGEROUS]
+        bad += [f.rule for f in report.findings if f.severity is Severity.DANGEROUS]
+        raise UnsafeCheckpointError(
+            f"refusing to convert: the file is dangerous ({', '.join(bad)}); nothing was written",
+            path=report.path,
+            hint=f"do not load this file; details: ckptguard scan {report.path}",
+            format=report.format,
+        )
+
+
+def plan(src: Source, policy: Policy) -> tuple[bytes, Any, Converter]:
+    """Interpret ``src`` and emit its new data.pkl."""
+    conv = Converter(src.storage_sizes, legacy=src.format == "pytorch-legacy")
+    result = conv.run(src.tree.root)
+    attach_types(result, os.path.basename(src.path), src.format)
+    del policy
+    return emit_pickle(result.root), result, conv
+
+
+def convert_file(
+    src_path: str,
+    dst_path: str,
+    *,
+    to: str = "pt",
+    force: bool = False,
+    policy: Policy,
+    backup: str | None = None,
+    fsync: bool = False,
+) -> ConvertResult:
+    """Convert one file (see :func:`ckptguard.convert`). ``backup``: in-place mode, rename SRC
+    to this path before DST (== SRC) replaces it."""
+    from ckptguard._scan import scan_file  # noqa: PLC0415
+
+    if to not in TARGETS:
+        raise UsageError(f"unknown target format {to!r}: choose from {', '.join(TARGETS)}")
+    if not os.path.isfile(src_path):
+        raise UsageError(f"{src_path}: no such file", hint="ckptguard convert SRC DST")
+    same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)
+    if same and backup is None:
+        raise UsageError(
+            f"{dst_path} is the source file: convert never modifies SRC",
+            hint=f"write elsewhere, or convert a directory in place: ckptguard convert "
+            f"--in-place {os.path.dirname(src_path) or '.'}",
+        )
+    if os.path.exists(dst_path) and not same and not force:
+        raise UsageError(f"{dst_path} already exists", hint="pass --force to overwrite it")
+    report = scan_file(src_path, policy)
+    refuse_unsafe(report)
+    try:
+        src = open_source(src_path)
+    except CheckpointError as exc:
+        raise exc.with_path(src_path) from None
+    try:
+        data_pkl, result, _conv = plan(src, policy)
+    except CheckpointError as exc:
+        raise exc.with_path(src_path) from None
+    dst_dir = os.path.dirname(os.path.abspath(dst_path))
+    fd, tmp = tempfile.mkstemp(prefix=".ckptguard-", suffix=".tmp", dir=dst_dir)
+    try:
+        with os.fdopen(fd, "w+b") as out, open(src_path, "rb") as fin:
+            written = _write_archive(out, fin.fileno(), src, data_pkl, result.storages)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        _verify(tmp, data_pkl, written)
+        if to == "safetensors":
+            from ckptguard._convert._safetensors import pt_to_safetensors  # noqa: PLC0415
+
+            st_tmp = pt_to_safetensors(tmp, dst_dir, result.types)
+            os.unlink(tmp)
+            tmp = st_tmp
+        if backup is not None:
+            if os.path.exists(backup) and not force:
+                raise UsageError(f"{backup} already exists", hint="pass --force to replace it")
+            os.replace(src_path, backup)
+        os.replace(tmp, dst_path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return ConvertResult(
+        src=src_path,
+        dst=dst_path,
+        source_format=src.format,
+        to=to,
+        storages_copied=sum(1 for s in result.storages.values() if s.data is None),
+        storages_new=sum(1 for s in result.storages.values() if s.data is not None),
+        bytes_written=os.path.getsize(dst_path),
+        types=result.types,
+        notes=tuple(result.notes),
+    )
+
+
+def _write_archive(
+    out: Any, src_fd: int, src: Source, data_pkl: bytes, storages: dict[str, Any]
+) -> dict[str, tuple[int, int]]:
+    """Write the archive; return record name -> (size, crc) of every storage written."""
+    zw = ZipWriter(out)
+    zw.add_bytes(f"{ARCHIVE}/data.pkl", data_pkl)
+    zw.add_bytes(f"{ARCHIVE}/.format_version", b"1")
+    zw.add_bytes(f"{ARCHIVE}/.storage_alignment", b"64")
+    zw.add_bytes(f"{ARCHIVE}/byteorder", b"little")
+    written: dict[str, tuple[int, int]] = {}
+    spannable: list[tuple[str, int, int, int, int, int]] = []
+    for key in sorted(storages, key=lambda k: (len(k), k)):
+        st = storages[key]
+        name = f"{ARCHIVE}/data/{key}"
+        if st.data is not None:
+            w = zw.add_bytes(name, st.data)
+        else:
+            rec = src.records[key]
+            if rec.crc is not None:  # zip records: copied later, in runs
+                spannable.append((name, rec.offset, rec.method, rec.crc, rec.csize, rec.size))
+                continue
+            w = zw.add_copy(
+                name,
+                src_fd,
+                rec.offset,
+                method=rec.method,
+                crc=rec.crc,
+                csize=rec.csize,
+                size=rec.size,
+            )
+        written[name] = (w.size, w.crc)
+    for run in ZipWriter.spans(spannable):
+        zw.add_span(src_fd, run)
+        for name, _off, _m, crc, _cs, size in run:
+            written[name] = (size, crc)
+    zw.add_bytes(f"{ARCHIVE}/version", b"3\n")
+    zw.close()
+    return written
+
+
+def _verify(path: str, data_pkl: bytes, written: dict[str, tuple[int, int]]) -> None:
+    """Read the new file back: scan verdict safe, same data.pkl, same storage records."""
+    import mmap  # noqa: PLC0415
+
+    from ckptguard._formats._zip import read_member, read_members  # noqa: PLC0415
+    from ckptguard._policy import default_policy  # noqa: PLC0415
+    from ckptguard._scan import scan_file  # noqa: PLC0415
+
+    report = scan_file(path, default_policy())
+    if report.verdict is not FileVerdict.SAFE:
+        problems = [g.qualified_name for g in report.globals if g.verdict is not Verdict.SAFE]
+        problems += [f.message for f in report.findings if f.severity is not Severity.INFO]
+        raise CorruptCheckpointError(
+            f"internal: the converted file did not verify ({report.verdict}: "
+            f"{'; '.join(problems) or 'no details'}); nothing was written",
+            hint="please report this as a ckptguard bug",
+        )
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        members = {m.name: m for m in read_members(mm)}
+        pkl = members.get(f"{ARCHIVE}/data.pkl")
+        if pkl is None or read_member(mm, pkl) != data_pkl:
+            raise CorruptCheckpointError("internal: the converted data.pkl did not read back")
+        got = {n: (m.size, m.crc) for n, m in members.items() if n.startswith(f"{ARCHIVE}/data/")}
+        if got != written:
+            raise CorruptCheckpointError("internal: the converted storage records differ")
+    tree_check = open_source(path)
+    del tree_check
+
+
+def crc_file(path: str) -> int:
+    crc = 0
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(8 << 20), b""):
+            crc = zlib.crc32(chunk, crc)
+    return crc
+
+
+def convert_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
+    return [os.fspath(Path(p)) for p in paths]

@@ -1,0 +1,78 @@
+"""``convert --in-place DIR``: convert every checkpoint of a directory, keeping ``.bak`` copies."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ckptguard._errors import CheckpointError, UnsafeCheckpointError, UsageError
+from ckptguard._policy import Policy
+
+_CONVERTIBLE = ("pytorch-zip", "pytorch-legacy", "pickle")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    path: str
+    status: str  # converted | unchanged | refused | error
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"path": self.path, "status": self.status, "message": self.message}
+
+
+def needs_conversion(path: str) -> tuple[bool, str]:
+    """(whether stock weights-only loading would refuse the file, its format)."""
+    from ckptguard._convert._model import weights_only_globals  # noqa: PLC0415
+    from ckptguard._formats import read_file  # noqa: PLC0415
+
+    ex = read_file(path)
+    if ex.format not in _CONVERTIBLE:
+        return False, ex.format
+    allowed = weights_only_globals()
+    names = {f"{g.module}.{g.name}" for s in ex.pickles for g in s.analysis.globals}
+    return ex.format != "pytorch-zip" or not names <= allowed, ex.format
+
+
+def convert_in_place(
+    directory: str,
+    *,
+    policy: Policy,
+    force: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+    fsync: bool = False,
+) -> list[Outcome]:
+    from ckptguard._convert._convert import convert_file  # noqa: PLC0415
+    from ckptguard._scan import collect_targets  # noqa: PLC0415
+
+    if not os.path.isdir(directory):
+        raise UsageError(f"{directory} is not a directory", hint="ckptguard convert SRC DST")
+    targets, _ = collect_targets([directory])
+    targets = [t for t in targets if not t.endswith(".bak")]
+    outcomes: list[Outcome] = []
+    for i, path in enumerate(targets, 1):
+        try:
+            needed, fmt = needs_conversion(path)
+            if not needed:
+                outcomes.append(
+                    Outcome(path, "unchanged", f"{fmt}: already loads with weights-only torch.load")
+                )
+            else:
+                res = convert_file(
+                    path, path, force=force, policy=policy, backup=path + ".bak", fsync=fsync
+                )
+                outcomes.append(
+                    Outcome(
+                        path,
+                        "converted",
+                        f"{res.summary()}; original kept as {os.path.basename(path)}.bak",
+                    )
+                )
+        except UnsafeCheckpointError as exc:
+            outcomes.append(Outcome(path, "refused", exc.problem))
+        except (CheckpointError, UsageError) as exc:
+            outcomes.append(Outcome(path, "error", exc.diagnostics().replace("\n", " ")))
+        if progress is not None:
+            progress(i, len(targets))
+    return outcomes

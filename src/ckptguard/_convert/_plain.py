@@ -1,0 +1,571 @@
+"""Interpretation: a pickle tree -> plain data that stock weights-only loading rebuilds.
+
+Rules (first match wins), applied without importing or calling anything:
+
+* constants stay; ``TList``/``TTuple``/``TDict`` become list/tuple/dict (memo sharing kept);
+  sets become sets (frozensets too, recorded);
+* a call of a global in torch's weights-only table (tensor rebuilds, ``OrderedDict``,
+  ``torch.Size``, dtypes, ...) is kept as is; its arguments must then be expressible without
+  any conversion (else the file is refused: a rewritten argument would change the tensor);
+* persistent ids must be torch storage references; the storage records are copied later;
+* numpy arrays (``multiarray._reconstruct`` + BUILD state, ``numeric._frombuffer``) become new
+  tensors of the same dtype; numpy scalars (``multiarray.scalar``) Python numbers; numpy dtypes
+  their name;
+* omegaconf ``DictConfig``/``ListConfig`` become dict/list of their content;
+* any other object becomes plain data from its pickled state: BUILD state -> dict (slots
+  merged), SETITEMS -> dict, APPENDS -> list, a call with one argument (an Enum member) -> that
+  argument, with several -> their list; a global used as a value -> its dotted name.
+
+Every such change is recorded as ``types[path] = {"type", "module", "as"}`` (see
+docs/convert.md). Anything that cannot be expressed raises :class:`ConvertError`.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ckptguard._convert._model import (
+    FORMAT_KEY,
+    OCall,
+    OGlobal,
+    OOpaque,
+    OSet,
+    OStorage,
+    weights_only_globals,
+)
+from ckptguard._errors import CheckpointError
+from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
+
+MAX_DEPTH = 150
+
+_NUMPY_MODULES = ("numpy.core.multiarray", "numpy._core.multiarray")
+_NUMERIC_MODULES = ("numpy.core.numeric", "numpy._core.numeric")
+# numpy dtype code (kind + itemsize) -> (torch dtype name, struct format for scalars)
+_NUMPY_DTYPES = {
+    "b1": ("bool", "?"),
+    "i1": ("int8", "b"),
+    "i2": ("int16", "h"),
+    "i4": ("int32", "i"),
+    "i8": ("int64", "q"),
+    "u1": ("uint8", "B"),
+    "u2": ("uint16", "H"),
+    "u4": ("uint32", "I"),
+    "u8": ("uint64", "Q"),
+    "f2": ("float16", "e"),
+    "f4": ("float32", "f"),
+    "f8": ("float64", "d"),
+    "c8": ("complex64", "ff"),
+    "c16": ("complex128", "dd"),
+}
+_NUMPY_NAMES = {
+    "b1": "bool",
+    "i1": "int8",
+    "i2": "int16",
+    "i4": "int32",
+    "i8": "int64",
+    "u1": "uint8",
+    "u2": "uint16",
+    "u4": "uint32",
+    "u8": "uint64",
+    "f2": "float16",
+    "f4": "float32",
+    "f8": "float64",
+    "c8": "complex64",
+    "c16": "complex128",
+}
+_NUMPY_CHARS = {
+    "?": "b1",
+    "b": "i1",
+    "B": "u1",
+    "h": "i2",
+    "H": "u2",
+    "i": "i4",
+    "I": "u4",
+    "l": "i8",
+    "L": "u8",
+    "q": "i8",
+    "Q": "u8",
+    "e": "f2",
+    "f": "f4",
+    "d": "f8",
+    "F": "c8",
+    "D": "c16",
+}
+_BUILDABLE = frozenset({"collections.OrderedDict", "torch.nn.parameter.Parameter", "torch.Tensor"})
+_UNTYPED = OGlobal("torch.storage", "UntypedStorage")
+_V3 = OGlobal("torch._utils", "_rebuild_tensor_v3")
+_ODICT = OGlobal("collections", "OrderedDict")
+
+
+class ConvertError(CheckpointError):
+    """The checkpoint holds something that has no weights-only form: convert refuses it."""
+
+
+@dataclass
+class Result:
+    root: Any
+    types: dict[str, dict[str, str]] = field(default_factory=dict)
+    storages: dict[str, OStorage] = field(default_factory=dict)  # key -> storage (old and new)
+    notes: list[str] = field(default_factory=list)
+
+
+def _seg(key: Any) -> str:
+    text = key if isinstance(key, str) else repr(key)
+    return text.replace("~", "~0").replace("/", "~1")
+
+
+def _unwrap_bytes(node: Any) -> bytes | None:
+    """bytes, or protocol 2's ``_codecs.encode(text, 'latin1')`` spelling of them."""
+    if type(node) is bytes:
+        return node
+    if (
+        type(node) is Call
+        and node.func == Global("_codecs", "encode")
+        and type(node.args) is TTuple
+        and len(node.args.items) == 2
+        and type(node.args.items[0]) is str
+        and node.args.items[1] in ("latin1", "latin-1", "iso-8859-1")
+        and not node.has_state
+    ):
+        try:
+            return node.args.items[0].encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    return None
+
+
+class Converter:
+    """One conversion; ``storage_sizes`` maps source record keys to their byte sizes."""
+
+    def __init__(
+        self,
+        storage_sizes: dict[str, int],
+        *,
+        lenient: bool = False,
+        legacy: bool = False,
+        is_dangerous: Callable[[str, str], bool] | None = None,
+    ) -> None:
+        self.storage_sizes = storage_sizes
+        self.lenient = lenient  # inspect: describe instead of refusing
+        self.is_dangerous = is_dangerous  # inspect: show dangerous calls as such
+        self.legacy = legacy
+        self.allowed = weights_only_globals()
+        self.memo: dict[int, Any] = {}
+        self.busy: set[int] = set()
+        self.result = Result(root=None)
+        self.next_key = 0
+        for key in storage_sizes:
+            if key.isdigit():
+                self.next_key = max(self.next_key, int(key) + 1)
+
+    # ------------------------------------------------------------------ entry
+    def run(self, root: Any) -> Result:
+        self.result.root = self.value(root, "", 0, strict=False)
+        return self.result
+
+    def refuse(self, path: str, problem: str, hint: str | None = None) -> Any:
+        if self.lenient:
+            return OOpaque(problem)
+        raise ConvertError(
+            f"cannot convert the value at {path or '/'}: {problem}",
+            hint=hint
+            or "this file cannot be rewritten for weights-only loading; keep loading "
+            "it with ckptguard.load(..., allow=[...])",
+        )
+
+    def record(self, path: str, g: Global, how: str, strict: bool) -> bool:
+        if strict:
+            return False
+        self.result.types.setdefault(
+            path, {"type": g.qualified_name, "module": g.module, "as": how}
+        )
+        return True
+
+    # ------------------------------------------------------------------ dispatch
+    def value(self, node: Any, path: str, depth: int, *, strict: bool) -> Any:
+        t = type(node)
+        if node is None or t in (bool, str, float, bytes):
+            return node
+        if t is int:
+            if node.bit_length() > 8 * 255 - 1:
+                return self.refuse(path, "an integer too large for weights-only loading")
+            return node
+        if depth > MAX_DEPTH:
+            return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
+        key = id(node)
+        if key in self.memo:
+            return self.memo[key]
+        if key in self.busy:
+            return self.refuse(path, "a value that contains itself through a tuple or object")
+        self.busy.add(key)
+        try:
+            out = self._value(node, path, depth + 1, strict)
+        finally:
+            self.busy.discard(key)
+        self.memo[key] = out
+        return out
+
+    def _value(self, node: Any, path: str, depth: int, strict: bool) -> Any:
+        t = type(node)
+        if t is TList:
+            out_list: list[Any] = []
+            self.memo[id(node)] = out_list  # lists may contain themselves
+            out_list.extend(
+                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+            )
+            return out_list
+        if t is TDict:
+            out_dict: dict[Any, Any] = {}
+            self.memo[id(node)] = out_dict
+            self.fill_dict(out_dict, node.items, path, depth, strict)
+            return out_dict
+        if t is TTuple:
+            return tuple(
+                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+            )
+        if t is TSet:
+            items = [
+                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+            ]
+            if node.frozen and not self.record(
+                path, Global("builtins", "frozenset"), "set", strict
+            ):
+                return self.refuse(path, "a frozenset inside a torch object")
+            return OSet(items, frozen=node.frozen)
+        if t is PersId:
+            return self.storage(node.pid, path)
+        if t is Global:
+            if node.qualified_name in self.allowed:
+                return OGlobal(node.module, node.name)
+            if not self.record(path, node, "global", strict):
+                return self.refuse(path, f"the global {node.qualified_name} inside a torch object")
+            return node.qualified_name
+        if t is Call:
+            return self.call(node, path, depth, strict)
+        return self.refuse(path, f"an unexpected pickle value ({t.__name__})")
+
+    def fill_dict(
+        self,
+        out: dict[Any, Any],
+        items: list[tuple[Any, Any]],
+        path: str,
+        depth: int,
+        strict: bool,
+    ) -> None:
+        for k, v in items:
+            ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
+            try:
+                hash(ck)
+            except TypeError:
+                ck = self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+            out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
+
+    # ------------------------------------------------------------------ calls
+    def call(self, node: Call, path: str, depth: int, strict: bool) -> Any:
+        func = node.func
+        if type(func) is not Global:
+            return self.refuse(path, "a call of a computed value (not a global)")
+        qn = func.qualified_name
+        if self.is_dangerous is not None and self.is_dangerous(func.module, func.name):
+            return OOpaque(f"a call of {qn} (dangerous)")
+        if qn in self.allowed:
+            return self.keep(node, func, path, depth)
+        if func.module in _NUMPY_MODULES and func.name == "_reconstruct":
+            return self.ndarray(node, path, strict)
+        if func.module in _NUMPY_MODULES and func.name == "scalar":
+            return self.np_scalar(node, path, strict)
+        if func.module in _NUMERIC_MODULES and func.name == "_frombuffer":
+            return self.frombuffer(node, path, strict)
+        if qn == "numpy.dtype":
+            code = self.dtype_code(node)
+            if code is None or not self.record(path, func, "value", strict):
+                return self.refuse(path, "a numpy dtype that has no plain name")
+            return _NUMPY_NAMES[code]
+        if strict:
+            return self.refuse(path, f"an object of type {qn} inside a torch object")
+        cls = func
+        args = node.args.items if type(node.args) is TTuple else None
+        if qn == "copyreg._reconstructor" and args and type(args[0]) is Global:
+            cls = args[0]
+            args = ()
+        elif qn == "copyreg.__newobj__" and args and type(args[0]) is Global:
+            cls = args[0]
+            args = args[1:]
+        if cls.module.startswith("omegaconf.") and cls.name in ("DictConfig", "ListConfig"):
+            return self.omegaconf(node, cls, path, depth)
+        if args is None:
+            return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
+        return self.obj(node, cls, args, path, depth)
+
+    def keep(self, node: Call, func: Global, path: str, depth: int) -> Any:
+        qn = func.qualified_name
+        if node.op in ("NEWOBJ_EX",) and not (type(node.kwargs) is TDict and not node.kwargs.items):
+            return self.refuse(path, f"{qn} called with keyword arguments")
+        if node.has_state and qn not in _BUILDABLE and not qn.startswith("torch._utils."):
+            return self.refuse(path, f"{qn} with pickled state (weights-only loading refuses it)")
+        is_container = qn in ("collections.OrderedDict", "collections.Counter")
+        args = self.value(node.args, f"{path}/#args", depth, strict=True)
+        if type(args) is not tuple:
+            return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
+        out = OCall(
+            OGlobal(func.module, func.name), args, op="NEWOBJ" if node.op == "NEWOBJ" else "REDUCE"
+        )
+        self.memo[id(node)] = out
+        if node.has_state:
+            out.state = self.value(node.state, f"{path}/#state", depth, strict=not is_container)
+            out.has_state = True
+        for k, v in node.dictitems:
+            if not is_container:
+                return self.refuse(path, f"items set on a {qn}")
+            ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=False)
+            out.dictitems.append((ck, self.value(v, f"{path}/{_seg(ck)}", depth, strict=False)))
+        if node.listitems:
+            return self.refuse(path, f"items appended to a {qn}")
+        return out
+
+    def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: str, depth: int) -> Any:
+        has_items = bool(node.dictitems) or bool(node.listitems)
+        if node.op == "NEWOBJ_EX" and type(node.kwargs) is TDict and node.kwargs.items:
+            out: Any = {}
+            self.memo[id(node)] = out
+            out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
+            kw: dict[Any, Any] = {}
+            self.fill_dict(kw, node.kwargs.items, f"{path}/kwargs", depth, False)
+            out["kwargs"] = kw
+            how = "call"
+        elif node.has_state or has_items:
+            state = node.state if node.has_state else None
+            if (
+                type(state) is TTuple
+                and len(state.items) == 2
+                and (state.items[0] is None or type(state.items[0]) is TDict)
+                and type(state.items[1]) is TDict
+            ):
+                merged = TDict(list((state.items[0] or TDict()).items) + state.items[1].items)
+                state = merged
+            if node.dictitems and not node.listitems and (state is None or _empty(state)):
+                out = {}
+                self.memo[id(node)] = out
+                self.fill_dict(out, node.dictitems, path, depth, False)
+                how = "dict"
+            elif node.listitems and not node.dictitems and (state is None or _empty(state)):
+                out = []
+                self.memo[id(node)] = out
+                out.extend(
+                    self.value(v, f"{path}/{i}", depth, strict=False)
+                    for i, v in enumerate(node.listitems)
+                )
+                how = "list"
+            elif not has_items and not args:
+                out = self.value(state, path, depth, strict=False)
+                how = "state"
+            else:
+                out = {}
+                self.memo[id(node)] = out
+                if args:
+                    out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
+                out["state"] = self.value(state, f"{path}/state", depth, strict=False)
+                if node.dictitems:
+                    items: dict[Any, Any] = {}
+                    self.fill_dict(items, node.dictitems, f"{path}/items", depth, False)
+                    out["items"] = items
+                if node.listitems:
+                    out["list"] = [
+                        self.value(v, f"{path}/list/{i}", depth, strict=False)
+                        for i, v in enumerate(node.listitems)
+                    ]
+                how = "parts"
+        elif len(args) == 1:
+            out = self.value(args[0], path, depth, strict=False)
+            how = "value"
+        else:
+            out = [self.value(v, f"{path}/{i}", depth, strict=False) for i, v in enumerate(args)]
+            how = "args"
+        self.record(path, cls, how, False)
+        return out
+
+    def omegaconf(self, node: Call, cls: Global, path: str, depth: int) -> Any:
+        state = node.state
+        content: Any = None
+        if type(state) is TDict:
+            for k, v in state.items:
+                if k == "_content":
+                    content = v
+        out = self.omega_value(content, path, depth)
+        self.record(path, cls, "content", False)
+        return out
+
+    def omega_value(self, v: Any, path: str, depth: int) -> Any:
+        if depth > MAX_DEPTH:
+            return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
+        if type(v) is Call and type(v.func) is Global and v.func.module.startswith("omegaconf."):
+            if v.func.name in ("DictConfig", "ListConfig"):
+                return self.omegaconf(v, v.func, path, depth + 1)
+            if type(v.state) is TDict:  # a value node: its _val
+                for k, val in v.state.items:
+                    if k == "_val":
+                        return self.omega_value(val, path, depth + 1)
+            return self.value(v, path, depth + 1, strict=False)
+        if type(v) is TDict:
+            out: dict[Any, Any] = {}
+            for k, val in v.items:
+                ck = self.value(k, f"{path}/{_seg(k)}#key", depth + 1, strict=False)
+                out[ck] = self.omega_value(val, f"{path}/{_seg(ck)}", depth + 1)
+            return out
+        if type(v) is TList:
+            return [self.omega_value(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v.items)]
+        return self.value(v, path, depth + 1, strict=False)
+
+    # ------------------------------------------------------------------ storages
+    def storage(self, pid: Any, path: str) -> Any:
+        items = pid.items if type(pid) is TTuple else None
+        if not items or len(items) not in (5, 6) or items[0] != "storage":
+            return self.refuse(path, "a persistent id that is not a torch storage reference")
+        _, cls, key, location, numel = items[:5]
+        if len(items) == 6 and items[5] is not None:
+            return self.refuse(path, "a legacy storage view (view metadata)")
+        if (
+            type(cls) is not Global
+            or cls.qualified_name not in self.allowed
+            or not cls.name.endswith("Storage")
+            or type(key) is not str
+            or type(location) is not str
+            or type(numel) is not int
+            or numel < 0
+        ):
+            return self.refuse(path, "a malformed torch storage reference")
+        known = self.result.storages.get(key)
+        if known is not None:
+            if known.storage_class != OGlobal(cls.module, cls.name) or known.numel != numel:
+                return self.refuse(path, f"storage {key!r} referenced with different types")
+            return known
+        from ckptguard._formats._torchzip import storage_element_size  # noqa: PLC0415
+
+        elsize = storage_element_size(cls.name)
+        if elsize is None:
+            return self.refuse(path, f"storage class {cls.qualified_name} of unknown element size")
+        size = self.storage_sizes.get(key)
+        if size is None or size < numel * elsize:
+            raise ConvertError(
+                f"storage {key!r} is missing or shorter than its tensor needs",
+                hint="the file is truncated or altered; re-download it",
+            )
+        st = OStorage(OGlobal(cls.module, cls.name), key, location, numel, numel * elsize)
+        self.result.storages[key] = st
+        return st
+
+    def new_tensor(self, raw: bytes, code: str, shape: tuple[int, ...], fortran: bool) -> OCall:
+        itemsize = int(code[1:])
+        strides: list[int] = []
+        acc = 1
+        dims = list(shape) if fortran else list(reversed(shape))
+        for d in dims:
+            strides.append(acc)
+            acc *= max(d, 1)
+        stride = tuple(strides) if fortran else tuple(reversed(strides))
+        key = str(self.next_key)
+        self.next_key += 1
+        while key in self.storage_sizes:
+            key = str(self.next_key)
+            self.next_key += 1
+        st = OStorage(_UNTYPED, key, "cpu", len(raw), len(raw), data=raw)
+        self.result.storages[key] = st
+        dtype = OGlobal("torch", _NUMPY_DTYPES[code][0])
+        del itemsize
+        return OCall(_V3, (st, 0, tuple(shape), stride, False, OCall(_ODICT, ()), dtype))
+
+    # ------------------------------------------------------------------ numpy
+    def dtype_code(self, node: Any) -> str | None:
+        """'f4', 'i8', ... for a pickled little-endian numeric numpy dtype, else None."""
+        if not (type(node) is Call and node.func == Global("numpy", "dtype")):
+            return None
+        args = node.args.items if type(node.args) is TTuple else ()
+        if not args or type(args[0]) is not str:
+            return None
+        code = args[0]
+        code = _NUMPY_CHARS.get(code, code)
+        if code not in _NUMPY_DTYPES:
+            return None
+        state = node.state.items if type(node.state) is TTuple else ()
+        order = state[1] if len(state) > 1 else "|"
+        if order == ">" or (order not in ("<", "|", "=")):
+            return None
+        return code
+
+    def ndarray(self, node: Call, path: str, strict: bool) -> Any:
+        args = node.args.items if type(node.args) is TTuple else ()
+        state = node.state.items if type(node.state) is TTuple else ()
+        if not args or args[0] != Global("numpy", "ndarray") or len(state) != 5:
+            return self.refuse(path, "a numpy array subclass or an unknown array layout")
+        _, shape_n, dtype_n, fortran, raw_n = state
+        shape = shape_n.items if type(shape_n) is TTuple else None
+        code = self.dtype_code(dtype_n)
+        raw = _unwrap_bytes(raw_n)
+        if code is None or shape is None or not all(type(d) is int and d >= 0 for d in shape):
+            return self.refuse(path, "a numpy array whose dtype has no tensor form")
+        if raw is None or len(raw) != math.prod(shape) * int(code[1:]):
+            return self.refuse(path, "a numpy array whose data does not match its shape")
+        if not self.record(path, Global("numpy", "ndarray"), "tensor", strict):
+            return self.refuse(path, "a numpy array inside a torch object")
+        return self.new_tensor(raw, code, tuple(shape), bool(fortran))
+
+    def frombuffer(self, node: Call, path: str, strict: bool) -> Any:
+        args = node.args.items if type(node.args) is TTuple else ()
+        if len(args) != 4:
+            return self.refuse(path, "a numpy _frombuffer call with unexpected arguments")
+        raw, dtype_n, shape_n, order = args
+        raw_b = _unwrap_bytes(raw)
+        code = self.dtype_code(dtype_n)
+        shape = shape_n.items if type(shape_n) is TTuple else None
+        if raw_b is None or code is None or shape is None or order not in ("C", "F"):
+            return self.refuse(path, "a numpy array whose dtype has no tensor form")
+        if not all(type(d) is int and d >= 0 for d in shape) or len(raw_b) != math.prod(
+            shape
+        ) * int(code[1:]):
+            return self.refuse(path, "a numpy array whose data does not match its shape")
+        if not self.record(path, Global("numpy", "ndarray"), "tensor", strict):
+            return self.refuse(path, "a numpy array inside a torch object")
+        return self.new_tensor(raw_b, code, tuple(shape), order == "F")
+
+    def np_scalar(self, node: Call, path: str, strict: bool) -> Any:
+        args = node.args.items if type(node.args) is TTuple else ()
+        if len(args) != 2:
+            return self.refuse(path, "a numpy scalar with unexpected arguments")
+        code = self.dtype_code(args[0])
+        raw = _unwrap_bytes(args[1])
+        if code is None or raw is None:
+            return self.refuse(path, "a numpy scalar whose dtype has no plain form")
+        fmt = "<" + _NUMPY_DTYPES[code][1]
+        if struct.calcsize(fmt) != len(raw):
+            return self.refuse(path, "a numpy scalar whose data does not match its dtype")
+        vals = struct.unpack(fmt, raw)
+        value: Any = complex(vals[0], vals[1]) if len(vals) == 2 else vals[0]
+        if not self.record(path, Global("numpy", _NUMPY_NAMES[code]), "value", strict):
+            return self.refuse(path, "a numpy scalar inside a torch object")
+        return value
+
+
+def _empty(state: Any) -> bool:
+    return (type(state) is TDict and not state.items) or (type(state) is TTuple and not state.items)
+
+
+def attach_types(result: Result, source: str, source_format: str) -> None:
+    """Add the ``__ckptguard__`` entry to a dict root when anything was converted."""
+    root = result.root
+    if not result.types:
+        return
+    if isinstance(root, dict) and FORMAT_KEY not in root:
+        root[FORMAT_KEY] = {
+            "version": 1,
+            "source": source,
+            "source_format": source_format,
+            "types": {p: dict(v) for p, v in sorted(result.types.items())},
+        }
+    else:
+        result.notes.append(
+            "the top level is not a dict: the original types are not recorded in the file"
+        )

@@ -1,0 +1,234 @@
+"""A streaming zip writer for torch archives: small records from memory, big ones copied.
+
+Records are stored (method 0) with their data aligned to 64 bytes like ``torch.save`` does (an
+``FB`` extra field pads the local header), so ``torch.load(mmap=True)`` works. Zip64 fields are
+written when an offset or size needs them. Copies use ``os.copy_file_range`` (the kernel moves
+the bytes; memory use does not depend on the record size) with a chunked read/write fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import zlib
+from dataclasses import dataclass
+from typing import BinaryIO
+
+ALIGN = 64
+_PAGE = 4096
+_CHUNK = 8 << 20
+_MAX32 = 0xFFFFFFFF
+
+
+@dataclass(frozen=True)
+class Written:
+    name: str
+    method: int
+    crc: int
+    csize: int
+    size: int
+    offset: int
+
+
+class ZipWriter:
+    def __init__(self, f: BinaryIO) -> None:
+        self.f = f
+        self.entries: list[Written] = []
+        self.pos = f.tell()
+
+    @staticmethod
+    def header(name: str, method: int, crc: int, csize: int, size: int, *, pad: int) -> bytes:
+        """A local header whose "FB" padding extra field holds ``pad`` bytes."""
+        raw = name.encode("utf-8")
+        big = size >= _MAX32 or csize >= _MAX32
+        extra = struct.pack("<HHQQ", 1, 16, size, csize) if big else b""
+        extra += struct.pack("<HH", 0x4246, pad) + b"Z" * pad  # "FB" padding, like torch
+        hdr = struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            45 if big else 20,
+            0x800,
+            method,
+            0,
+            0x21,
+            crc,
+            _MAX32 if big else csize,
+            _MAX32 if big else size,
+            len(raw),
+            len(extra),
+        )
+        return hdr + raw + extra
+
+    @staticmethod
+    def header_size(name: str, csize: int, size: int) -> int:
+        """Bytes of a local header without padding."""
+        big = size >= _MAX32 or csize >= _MAX32
+        return 30 + len(name.encode("utf-8")) + (20 if big else 0) + 4
+
+    def _local(
+        self, name: str, method: int, crc: int, csize: int, *, size: int, like: int | None = None
+    ) -> None:
+        base = self.header_size(name, csize, size)
+        pad = (-(self.pos + base)) % ALIGN
+        if like is not None and like % ALIGN == 0:
+            # same offset within a page as the source: the kernel copies whole pages
+            pad = (like - (self.pos + base)) % _PAGE
+        hdr = self.header(name, method, crc, csize, size, pad=pad)
+        self.f.write(hdr)
+        self.entries.append(Written(name, method, crc, csize, size, self.pos))
+        self.pos += len(hdr)
+
+    def add_span(self, src_fd: int, items: list[tuple[str, int, int, int, int, int]]) -> None:
+        """Copy records that lie in SRC one after the other, each gap between two of them at
+        least as large as our local header, with ONE copy of the whole span; then overwrite each
+        gap with the next record's header (its padding fills the gap exactly). ``items``:
+        (name, src_offset, method, crc, csize, size), sorted by src_offset. One large copy runs
+        at the kernel's full page-copy speed; many 64 MiB copies are measurably slower."""
+        first = items[0]
+        self._local(first[0], first[2], first[3], first[4], size=first[5], like=first[1])
+        base_dst, base_src = self.pos, first[1]
+        end_src = items[-1][1] + items[-1][4]
+        self.f.flush()
+        _copy(src_fd, self.f.fileno(), base_src, base_dst, end_src - base_src)
+        prev_end = base_src + first[4]
+        for name, off, method, crc, csize, size in items[1:]:
+            gap = off - prev_end
+            pad = gap - self.header_size(name, csize, size)
+            hdr = self.header(name, method, crc, csize, size, pad=pad)
+            hdr_dst = base_dst + (prev_end - base_src)
+            os.pwrite(self.f.fileno(), hdr, hdr_dst)
+            self.entries.append(Written(name, method, crc, csize, size, hdr_dst))
+            prev_end = off + csize
+        self.pos = base_dst + (end_src - base_src)
+        self.f.seek(self.pos)
+
+    @classmethod
+    def spans(
+        cls, items: list[tuple[str, int, int, int, int, int]]
+    ) -> list[list[tuple[str, int, int, int, int, int]]]:
+        """Group records (sorted by source offset) into runs :meth:`add_span` can copy."""
+        runs: list[list[tuple[str, int, int, int, int, int]]] = []
+        for it in sorted(items, key=lambda x: x[1]):
+            if runs:
+                last = runs[-1][-1]
+                gap = it[1] - (last[1] + last[4])
+                pad = gap - cls.header_size(it[0], it[4], it[5])
+                if 0 <= pad <= 0xFFFF:
+                    runs[-1].append(it)
+                    continue
+            runs.append([it])
+        return runs
+
+    def add_bytes(self, name: str, data: bytes) -> Written:
+        crc = zlib.crc32(data)
+        self._local(name, 0, crc, len(data), size=len(data))
+        self.f.write(data)
+        self.pos += len(data)
+        return self.entries[-1]
+
+    def add_copy(
+        self,
+        name: str,
+        src_fd: int,
+        offset: int,
+        *,
+        method: int,
+        crc: int | None,
+        csize: int,
+        size: int,
+    ) -> Written:
+        """Copy ``csize`` raw bytes from ``src_fd`` at ``offset``. With ``crc`` None the CRC is
+        computed while copying (by reading); otherwise the bytes move without being read."""
+        if crc is None:
+            if method != 0:
+                raise ValueError("a CRC is needed for compressed records")
+            crc = _crc_of(src_fd, offset, csize)
+        self._local(name, method, crc, csize, size=size, like=offset)
+        self.f.flush()
+        _copy(src_fd, self.f.fileno(), offset, self.pos, csize)
+        self.pos += csize
+        self.f.seek(self.pos)
+        return self.entries[-1]
+
+    def close(self) -> None:
+        cd_start = self.pos
+        parts: list[bytes] = []
+        for e in self.entries:
+            raw = e.name.encode("utf-8")
+            need64 = e.size >= _MAX32 or e.csize >= _MAX32 or e.offset >= _MAX32
+            extra = struct.pack("<HHQQQ", 1, 24, e.size, e.csize, e.offset) if need64 else b""
+            parts.append(
+                struct.pack(
+                    "<4sHHHHHHIIIHHHHHII",
+                    b"PK\x01\x02",
+                    45,
+                    45 if need64 else 20,
+                    0x800,
+                    e.method,
+                    0,
+                    0x21,
+                    e.crc,
+                    _MAX32 if need64 else e.csize,
+                    _MAX32 if need64 else e.size,
+                    len(raw),
+                    len(extra),
+                    0,
+                    0,
+                    0,
+                    0,
+                    _MAX32 if need64 else e.offset,
+                )
+                + raw
+                + extra
+            )
+        cd = b"".join(parts)
+        self.f.write(cd)
+        cd_end = cd_start + len(cd)
+        n = len(self.entries)
+        if n >= 0xFFFF or cd_start >= _MAX32 or len(cd) >= _MAX32:
+            self.f.write(
+                struct.pack(
+                    "<4sQHHIIQQQQ", b"PK\x06\x06", 44, 45, 45, 0, 0, n, n, len(cd), cd_start
+                )
+            )
+            self.f.write(struct.pack("<4sIQI", b"PK\x06\x07", 0, cd_end, 1))
+            self.f.write(
+                struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 0xFFFF, 0xFFFF, _MAX32, _MAX32, 0)
+            )
+        else:
+            self.f.write(struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, n, n, len(cd), cd_start, 0))
+        self.f.flush()
+
+
+def _crc_of(fd: int, offset: int, n: int) -> int:
+    crc = 0
+    while n > 0:
+        chunk = os.pread(fd, min(_CHUNK, n), offset)
+        if not chunk:
+            raise OSError("unexpected end of file while reading a storage")
+        crc = zlib.crc32(chunk, crc)
+        offset += len(chunk)
+        n -= len(chunk)
+    return crc
+
+
+def _copy(src: int, dst: int, src_off: int, dst_off: int, n: int) -> None:
+    copy_range = getattr(os, "copy_file_range", None)
+    while n > 0 and copy_range is not None:
+        try:
+            done = copy_range(src, dst, min(n, 1 << 30), src_off, dst_off)
+        except OSError:
+            break  # cross-device on old kernels, unsupported filesystems: fall back
+        if done <= 0:
+            break
+        src_off += done
+        dst_off += done
+        n -= done
+    while n > 0:
+        chunk = os.pread(src, min(_CHUNK, n), src_off)
+        if not chunk:
+            raise OSError("unexpected end of file while copying a storage")
+        os.pwrite(dst, chunk, dst_off)
+        src_off += len(chunk)
+        dst_off += len(chunk)
+        n -= len(chunk)

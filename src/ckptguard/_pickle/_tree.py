@@ -1,0 +1,484 @@
+"""A symbolic pickle-to-tree builder: the object graph a pickle describes, as plain nodes.
+
+Nothing is imported, called or evaluated. Constants become Python values (``None``, ``bool``,
+``int``, ``float``, ``str``, ``bytes``); containers become :class:`TList`, :class:`TTuple`,
+:class:`TDict` and :class:`TSet` nodes (the same node wherever the memo shares it, so sharing
+and cycles are kept); a global is a :class:`Global`; every call (REDUCE, NEWOBJ, NEWOBJ_EX,
+INST, OBJ) is a :class:`Call` that also collects what BUILD, SETITEM(S) and APPEND(S) later do
+to its result; a persistent id is a :class:`PersId`. Malformed, truncated or oversized input
+raises :class:`PickleError` (fail closed), as do opcodes whose meaning depends on the loading
+process (EXT*, out-of-band buffers) and STACK_GLOBAL operands that are not literal strings.
+"""
+
+from __future__ import annotations
+
+import _compat_pickle
+import codecs
+import struct
+from dataclasses import dataclass, field
+from typing import Any, NoReturn
+
+from ckptguard._pickle._types import DEFAULT_LIMITS, PickleError, PickleLimits
+
+_HIGHEST_PROTOCOL = 5
+_I32 = struct.Struct("<i").unpack_from
+_U16 = struct.Struct("<H").unpack_from
+_U32 = struct.Struct("<I").unpack_from
+_U64 = struct.Struct("<Q").unpack_from
+_F64 = struct.Struct(">d").unpack_from
+
+
+@dataclass(frozen=True)
+class Global:
+    """A global as the real unpickler would resolve it (after ``fix_imports``)."""
+
+    module: str
+    name: str
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.module}.{self.name}"
+
+
+@dataclass(eq=False)
+class TList:
+    items: list[Any] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class TTuple:
+    items: tuple[Any, ...] = ()
+
+
+@dataclass(eq=False)
+class TDict:
+    items: list[tuple[Any, Any]] = field(default_factory=list)
+
+
+@dataclass(eq=False)
+class TSet:
+    items: list[Any] = field(default_factory=list)
+    frozen: bool = False
+
+
+@dataclass(eq=False)
+class Call:
+    """``func(*args, **kwargs)`` and what the pickle did to the result afterwards."""
+
+    func: Any  # usually a Global; anything else is an indirect call
+    args: Any  # usually a TTuple
+    kwargs: Any = None  # a TDict for NEWOBJ_EX, else None
+    op: str = "REDUCE"  # REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ
+    state: Any = None  # the BUILD argument (``has_state`` tells None from no BUILD)
+    has_state: bool = False
+    dictitems: list[tuple[Any, Any]] = field(default_factory=list)  # SETITEM(S) on the result
+    listitems: list[Any] = field(default_factory=list)  # APPEND(S) on the result
+
+
+@dataclass(eq=False)
+class PersId:
+    """A persistent id (``BINPERSID``/``PERSID``): a reference to data outside the pickle."""
+
+    pid: Any
+
+
+Node = Any  # None | bool | int | float | str | bytes | Global | TList | ... (documentation)
+
+
+@dataclass(frozen=True)
+class Tree:
+    root: Any
+    end: int  # offset just past STOP
+    protocol: int
+
+
+class _Fail(Exception):
+    pass
+
+
+def _map_name(module: str, name: str) -> tuple[str, str]:
+    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
+    if mapped is not None:
+        return mapped
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+class _Builder:
+    def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
+        self.data = data
+        self.pos = start
+        self.size = len(data)
+        self.where = where
+        self.limits = limits
+        self.proto = 0
+        self.max_proto = 0
+        self.stack: list[Any] = []
+        self.metastack: list[list[Any]] = []
+        self.memo: dict[int, Any] = {}
+        self.op_pos = start
+        self.items = 0  # container items added so far (bounded by max_stack)
+
+    def fail(self, problem: str) -> NoReturn:
+        raise _Fail(problem)
+
+    def take(self, n: int) -> bytes:
+        pos, end = self.pos, self.pos + n
+        if n < 0 or end > self.size:
+            self.fail(f"truncated: needs {n} more bytes, {self.size - pos} left")
+        if n > self.limits.max_string:
+            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+        self.pos = end
+        return bytes(self.data[pos:end])
+
+    def line(self) -> bytes:
+        end = self.data.find(b"\n", self.pos)
+        if end < 0:
+            self.fail("truncated: a text argument has no terminating newline")
+        raw = bytes(self.data[self.pos : end])
+        self.pos = end + 1
+        return raw
+
+    def uint(self, width: int) -> int:
+        raw = self.take(width)
+        return int.from_bytes(raw, "little")
+
+    def pop(self) -> Any:
+        if not self.stack:
+            self.fail("stack underflow")
+        return self.stack.pop()
+
+    def top(self) -> Any:
+        if not self.stack:
+            self.fail("stack underflow")
+        return self.stack[-1]
+
+    def pop_mark(self) -> list[Any]:
+        if not self.metastack:
+            self.fail("an opcode needs a MARK but none is open")
+        items = self.stack
+        self.stack = self.metastack.pop()
+        return items
+
+    def count(self, n: int) -> None:
+        self.items += n
+        if self.items > self.limits.max_stack:
+            self.fail(f"more than {self.limits.max_stack} container items")
+
+    def name(self) -> str:
+        try:
+            return self.line().decode("utf-8")
+        except UnicodeDecodeError:
+            self.fail("a GLOBAL/INST name is not valid UTF-8")
+
+    def glob(self, module: str, name: str) -> Global:
+        key = _map_name(module, name) if self.proto < 3 else (module, name)
+        return Global(*key)
+
+    def put(self, idx: int) -> None:
+        if idx < 0:
+            self.fail("negative memo index")
+        self.memo[idx] = self.top()
+        if len(self.memo) > self.limits.max_memo:
+            self.fail(f"more than {self.limits.max_memo} memo entries")
+
+    def get(self, idx: int) -> None:
+        if idx not in self.memo:
+            self.fail(f"memo key {idx} not found")
+        self.stack.append(self.memo[idx])
+
+    def setitems(self, target: Any, items: list[Any]) -> None:
+        if len(items) % 2:
+            self.fail("SETITEMS with an odd number of items")
+        pairs = list(zip(items[::2], items[1::2], strict=True))
+        self.count(len(pairs))
+        if type(target) is TDict:
+            target.items.extend(pairs)
+        elif type(target) is Call:
+            target.dictitems.extend(pairs)
+        else:
+            self.fail(f"SETITEM(S) on a {_kind(target)}: only dicts and built objects take items")
+
+    def appends(self, target: Any, items: list[Any]) -> None:
+        self.count(len(items))
+        if type(target) is TList:
+            target.items.extend(items)
+        elif type(target) is Call:
+            target.listitems.extend(items)
+        else:
+            self.fail(f"APPEND(S) on a {_kind(target)}: only lists and built objects take items")
+
+    def parse_int(self, raw: bytes) -> int:
+        try:
+            return int(raw)
+        except ValueError:
+            self.fail("integer argument is not a number")
+
+    def text(self, raw: bytes, encoding: str, errors: str = "strict") -> str:
+        try:
+            return str(raw, encoding, errors)
+        except UnicodeDecodeError as exc:
+            self.fail(f"invalid {encoding} text: {exc.reason}")
+
+    def run(self) -> Tree:
+        try:
+            return self._run()
+        except _Fail as exc:
+            raise self.error(str(exc)) from None
+        except (
+            ValueError,
+            OverflowError,
+            struct.error,
+            IndexError,
+            KeyError,
+            TypeError,
+            MemoryError,
+            RecursionError,
+        ) as exc:
+            raise self.error(f"malformed pickle ({type(exc).__name__}: {exc})") from None
+
+    def error(self, problem: str) -> PickleError:
+        return PickleError(
+            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
+            offset=self.op_pos,
+            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
+        )
+
+    def _run(self) -> Tree:
+        limits = self.limits
+        ops = 0
+        while True:
+            if self.pos >= self.size:
+                self.op_pos = self.pos
+                self.fail("truncated: the stream ends before its STOP opcode")
+            self.op_pos = self.pos
+            op = self.data[self.pos]
+            self.pos += 1
+            ops += 1
+            if ops > limits.max_opcodes:
+                self.fail(f"more than {limits.max_opcodes} opcodes")
+            if len(self.stack) > limits.max_stack:
+                self.fail(f"more than {limits.max_stack} items on the stack")
+            stack = self.stack
+            if op == 0x71:  # BINPUT
+                self.put(self.uint(1))
+            elif op == 0x72:  # LONG_BINPUT
+                self.put(self.uint(4))
+            elif op == 0x70:  # PUT
+                self.put(self.parse_int(self.line()))
+            elif op == 0x94:  # MEMOIZE
+                self.put(len(self.memo))
+            elif op == 0x68:  # BINGET
+                self.get(self.uint(1))
+            elif op == 0x6A:  # LONG_BINGET
+                self.get(self.uint(4))
+            elif op == 0x67:  # GET
+                self.get(self.parse_int(self.line()))
+            elif op == 0x58:  # BINUNICODE
+                stack.append(self.text(self.take(self.uint(4)), "utf-8", "surrogatepass"))
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                stack.append(self.text(self.take(self.uint(1)), "utf-8", "surrogatepass"))
+            elif op == 0x8D:  # BINUNICODE8
+                stack.append(self.text(self.take(self.uint(8)), "utf-8", "surrogatepass"))
+            elif op == 0x55:  # SHORT_BINSTRING
+                stack.append(self.text(self.take(self.uint(1)), "latin-1"))
+            elif op == 0x54:  # BINSTRING
+                (n,) = _I32(self.take(4), 0)
+                if n < 0:
+                    self.fail("BINSTRING with a negative length")
+                stack.append(self.text(self.take(n), "latin-1"))
+            elif op == 0x53:  # STRING
+                raw = self.line().rstrip()
+                if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+                    self.fail("STRING argument is not a quoted string")
+                stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], "latin-1"))
+            elif op == 0x56:  # UNICODE
+                stack.append(self.text(self.line(), "raw-unicode-escape"))
+            elif op == 0x43:  # SHORT_BINBYTES
+                stack.append(self.take(self.uint(1)))
+            elif op == 0x42:  # BINBYTES
+                stack.append(self.take(self.uint(4)))
+            elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8 (a bytearray is data like bytes)
+                stack.append(self.take(self.uint(8)))
+            elif op == 0x4B:  # BININT1
+                stack.append(self.uint(1))
+            elif op == 0x4D:  # BININT2
+                stack.append(_U16(self.take(2), 0)[0])
+            elif op == 0x4A:  # BININT
+                stack.append(_I32(self.take(4), 0)[0])
+            elif op == 0x49:  # INT
+                raw = self.line()
+                stack.append({b"00": False, b"01": True}.get(raw))
+                if stack[-1] is None:
+                    stack[-1] = self.parse_int(raw)
+            elif op == 0x4C:  # LONG
+                stack.append(self.parse_int(self.line().removesuffix(b"L")))
+            elif op == 0x8A:  # LONG1
+                stack.append(int.from_bytes(self.take(self.uint(1)), "little", signed=True))
+            elif op == 0x8B:  # LONG4
+                (n,) = _I32(self.take(4), 0)
+                if n < 0 or n > limits.max_const_len:
+                    self.fail(f"LONG4 of {n} bytes")
+                stack.append(int.from_bytes(self.take(n), "little", signed=True))
+            elif op == 0x47:  # BINFLOAT
+                stack.append(_F64(self.take(8), 0)[0])
+            elif op == 0x46:  # FLOAT
+                try:
+                    stack.append(float(self.line()))
+                except ValueError:
+                    self.fail("FLOAT argument is not a number")
+            elif op == 0x4E:  # NONE
+                stack.append(None)
+            elif op == 0x88:  # NEWTRUE
+                stack.append(True)
+            elif op == 0x89:  # NEWFALSE
+                stack.append(False)
+            elif op == 0x28:  # MARK
+                if len(self.metastack) >= limits.max_marks:
+                    self.fail(f"more than {limits.max_marks} nested MARKs")
+                self.metastack.append(stack)
+                self.stack = []
+            elif op == 0x29:  # EMPTY_TUPLE
+                stack.append(TTuple())
+            elif op == 0x85:  # TUPLE1
+                stack.append(TTuple((self.pop(),)))
+            elif op == 0x86:  # TUPLE2
+                b = self.pop()
+                stack.append(TTuple((self.pop(), b)))
+            elif op == 0x87:  # TUPLE3
+                c = self.pop()
+                b = self.pop()
+                stack.append(TTuple((self.pop(), b, c)))
+            elif op == 0x74:  # TUPLE
+                items = self.pop_mark()
+                self.count(len(items))
+                self.stack.append(TTuple(tuple(items)))
+            elif op == 0x5D:  # EMPTY_LIST
+                stack.append(TList())
+            elif op == 0x6C:  # LIST
+                items = self.pop_mark()
+                self.count(len(items))
+                self.stack.append(TList(items))
+            elif op == 0x7D:  # EMPTY_DICT
+                stack.append(TDict())
+            elif op == 0x64:  # DICT
+                items = self.pop_mark()
+                d = TDict()
+                self.setitems(d, items)
+                self.stack.append(d)
+            elif op == 0x8F:  # EMPTY_SET
+                stack.append(TSet())
+            elif op == 0x91:  # FROZENSET
+                items = self.pop_mark()
+                self.count(len(items))
+                self.stack.append(TSet(items, frozen=True))
+            elif op == 0x90:  # ADDITEMS
+                items = self.pop_mark()
+                target = self.top()
+                if type(target) is not TSet or target.frozen:
+                    self.fail(f"ADDITEMS on a {_kind(target)}")
+                self.count(len(items))
+                target.items.extend(items)
+            elif op == 0x73:  # SETITEM
+                v = self.pop()
+                k = self.pop()
+                self.setitems(self.top(), [k, v])
+            elif op == 0x75:  # SETITEMS
+                items = self.pop_mark()
+                self.setitems(self.top(), items)
+            elif op == 0x61:  # APPEND
+                v = self.pop()
+                self.appends(self.top(), [v])
+            elif op == 0x65:  # APPENDS
+                items = self.pop_mark()
+                self.appends(self.top(), items)
+            elif op == 0x63:  # GLOBAL
+                module = self.name()
+                stack.append(self.glob(module, self.name()))
+            elif op == 0x93:  # STACK_GLOBAL
+                name = self.pop()
+                module = self.pop()
+                if type(module) is not str or type(name) is not str:
+                    self.fail("STACK_GLOBAL operands are not literal strings")
+                self.stack.append(self.glob(module, name))
+            elif op == 0x52:  # REDUCE
+                args = self.pop()
+                func = self.pop()
+                self.stack.append(Call(func, args, op="REDUCE"))
+            elif op == 0x81:  # NEWOBJ
+                args = self.pop()
+                cls = self.pop()
+                self.stack.append(Call(cls, args, op="NEWOBJ"))
+            elif op == 0x92:  # NEWOBJ_EX
+                kwargs = self.pop()
+                args = self.pop()
+                cls = self.pop()
+                self.stack.append(Call(cls, args, kwargs, op="NEWOBJ_EX"))
+            elif op == 0x69:  # INST
+                module = self.name()
+                g = self.glob(module, self.name())
+                items = self.pop_mark()
+                self.stack.append(Call(g, TTuple(tuple(items)), op="INST"))
+            elif op == 0x6F:  # OBJ
+                items = self.pop_mark()
+                if not items:
+                    self.fail("OBJ without a class")
+                self.stack.append(Call(items[0], TTuple(tuple(items[1:])), op="OBJ"))
+            elif op == 0x62:  # BUILD
+                state = self.pop()
+                target = self.top()
+                if type(target) is not Call or target.has_state:
+                    self.fail(
+                        f"BUILD on a {_kind(target)}: only a freshly built object takes state"
+                    )
+                target.state, target.has_state = state, True
+            elif op == 0x51:  # BINPERSID
+                self.stack.append(PersId(self.pop()))
+            elif op == 0x50:  # PERSID
+                stack.append(PersId(self.text(self.line(), "ascii")))
+            elif op == 0x30:  # POP
+                if stack:
+                    stack.pop()
+                else:
+                    self.pop_mark()
+            elif op == 0x31:  # POP_MARK
+                self.pop_mark()
+            elif op == 0x32:  # DUP
+                stack.append(self.top())
+            elif op == 0x80:  # PROTO
+                proto = self.uint(1)
+                if proto > _HIGHEST_PROTOCOL:
+                    self.fail(f"unsupported pickle protocol {proto}")
+                self.proto = proto
+                self.max_proto = max(self.max_proto, proto)
+            elif op == 0x95:  # FRAME
+                n = self.uint(8)
+                if n > self.size - self.pos:
+                    self.fail(f"truncated: a {n}-byte frame exceeds the data")
+            elif op == 0x2E:  # STOP
+                root = self.pop()
+                return Tree(root=root, end=self.pos, protocol=self.max_proto)
+            elif op in (0x82, 0x83, 0x84):
+                self.fail("EXT opcodes load globals from the process's copyreg registry")
+            elif op in (0x97, 0x98):
+                self.fail("protocol 5 out-of-band buffers: the data is not in the file")
+            else:
+                self.fail(f"invalid opcode 0x{op:02x}")
+
+
+def _kind(v: Any) -> str:
+    if type(v) is Global:
+        return f"global {v.qualified_name}"
+    return type(v).__name__.lstrip("T").lower()
+
+
+def build_tree(
+    data: bytes | memoryview | Any,
+    *,
+    start: int = 0,
+    where: str = "pickle",
+    limits: PickleLimits = DEFAULT_LIMITS,
+) -> Tree:
+    """Turn the pickle stream at ``data[start:]`` into a :class:`Tree`, executing nothing."""
+    if start < 0 or start > len(data):
+        raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
+    return _Builder(data, start, where, limits).run()

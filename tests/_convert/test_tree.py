@@ -1,0 +1,107 @@
+"""The symbolic tree builder: structure, sharing, and fail-closed behaviour on hostile input."""
+
+from __future__ import annotations
+
+import pickle
+from collections import OrderedDict
+
+import pytest
+
+from ckptguard._convert._emit import emit_pickle
+from ckptguard._convert._plain import Converter
+from ckptguard._pickle import PickleError, PickleLimits
+from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TTuple, build_tree
+
+
+def test_plain_values_round_trip_through_tree_convert_and_emit() -> None:
+    shared = [1, 2]
+    obj = {
+        "a": [1, -5, 70000, 2**40, -(2**70), 1.5, float("inf"), None, True, "é\u2603"],
+        "t": (1, (2, 3), ()),
+        "shared": (shared, shared),
+        "b": b"\x00\xffraw",
+        "s": {1, 2},
+        "c": 1 + 2j,
+        3: "int key",
+    }
+    for proto in range(6):
+        tree = build_tree(pickle.dumps(obj, protocol=proto))
+        out = pickle.loads(emit_pickle(Converter({}).run(tree.root).root))
+        assert out == obj
+        assert out["shared"][0] is out["shared"][1]
+
+
+def test_cycles_through_lists_are_kept() -> None:
+    lst: list[object] = [1]
+    lst.append(lst)
+    tree = build_tree(pickle.dumps(lst, protocol=2))
+    assert type(tree.root) is TList and tree.root.items[1] is tree.root
+    out = pickle.loads(emit_pickle(Converter({}).run(tree.root).root))
+    assert out[1] is out
+
+
+def test_calls_build_state_items_and_persistent_ids() -> None:
+    data = pickle.dumps(OrderedDict(a=1), protocol=2)
+    root = build_tree(data).root
+    assert type(root) is Call and root.func == Global("collections", "OrderedDict")
+    assert root.dictitems == [("a", 1)]
+    # persistent id, BUILD on the result of a call
+    raw = b"\x80\x02cmod\nCls\n)\x81}X\x01\x00\x00\x00kK\x07sb(X\x07\x00\x00\x00storageK\x01tQ\x86."
+    root = build_tree(raw).root
+    assert type(root) is TTuple
+    obj, pid = root.items
+    assert type(obj) is Call and obj.op == "NEWOBJ" and obj.has_state
+    assert type(obj.state) is TDict and obj.state.items == [("k", 7)]
+    assert type(pid) is PersId and pid.pid.items == ("storage", 1)
+
+
+def test_protocol_2_names_are_mapped_like_the_real_unpickler() -> None:
+    root = build_tree(b"\x80\x02c__builtin__\nset\n.").root
+    assert root == Global("builtins", "set")
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "truncated"),
+        (b"\x80\x02}", "before its STOP"),
+        (b"\x80\x02X\xff\x00\x00\x00ab.", "truncated"),
+        (b"\x80\x09N.", "protocol"),
+        (b"h\x05.", "memo key 5"),
+        (b"\x80\x02K\x01K\x02\x93.", "not literal strings"),  # STACK_GLOBAL from ints
+        (b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idb.", "BUILD on a global"),
+        (b"\x80\x02](K\x01u.", "SETITEMS"),
+        (b"\x80\x02K\x00K\x01K\x02s.", "SETITEM(S) on a int"),
+        (b"\x82\x01.", "EXT"),
+        (b"\x97.", "out-of-band"),
+        (b"\xff.", "invalid opcode"),
+        (b"t.", "MARK"),
+        (b"\x80\x020.", "MARK"),  # POP on an empty stack pops a mark that is not there
+        (b"\x80\x02}(K\x01u}(K\x01K\x02u.", "odd"),
+    ],
+)
+def test_malformed_or_hostile_streams_fail_closed(data: bytes, problem: str) -> None:
+    with pytest.raises(PickleError) as exc:
+        build_tree(data)
+    assert problem.lower() in str(exc.value).lower()
+
+
+def test_limits_are_enforced() -> None:
+    many = pickle.dumps(list(range(1000)), protocol=2)
+    with pytest.raises(PickleError, match="opcodes"):
+        build_tree(many, limits=PickleLimits(max_opcodes=50))
+    nested = b"(" * 100 + b"."
+    with pytest.raises(PickleError, match="MARK"):
+        build_tree(nested, limits=PickleLimits(max_marks=10))
+    memo = b"\x80\x02N" + b"\x94" * 20 + b"."
+    with pytest.raises(PickleError, match="memo"):
+        build_tree(memo, limits=PickleLimits(max_memo=5))
+
+
+def test_deep_nesting_is_refused_by_the_converter_not_a_crash() -> None:
+    data = b"\x80\x02" + b"]" * 5000 + b"a" * 4999 + b"."
+    tree = build_tree(data)
+    from ckptguard._convert._plain import ConvertError
+
+    with pytest.raises(ConvertError, match="nested"):
+        Converter({}).run(tree.root)
