@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import ckptguard
 from ckptguard._cli import main
 
 SRC = Path(__file__).resolve().parents[2] / "src"
