@@ -175,6 +175,8 @@ def main() -> int:
     )
     ckptguard("scan", f"{REL}/downloaded_model.pt", "--json", capture=True)
 
+    show_loading()
+
     say(
         "The hostile file was only read, never loaded (no 'pwned' above). "
         "Exit status 0/1/2 = safe / review or dangerous / error, so `ckptguard scan` can gate "
@@ -186,6 +188,34 @@ def main() -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def show_loading() -> None:
+    """ckptguard.load: the same files, loaded (or refused) in Python."""
+    if importlib.util.find_spec("ckptguard") is None:
+        sys.path.insert(0, str(ROOT / "src"))
+    import ckptguard as cg  # noqa: PLC0415
+
+    say(
+        "4. Loading: ckptguard.load is a drop-in torch.load. The training checkpoint (numpy RNG "
+        "state and scalars) loads with no allow list; torch.load's default refuses it."
+    )
+    ckpt = cg.load(OUT / "training_step7000.ckpt", map_location="cpu")
+    print(f">>> ckptguard.load('training_step7000.ckpt')  ->  keys {sorted(ckpt)}")
+    try:
+        torch.load(OUT / "training_step7000.ckpt")
+    except Exception as exc:
+        print(f">>> torch.load(...)  ->  {type(exc).__name__}: {str(exc).splitlines()[0][:90]}...")
+    for name, allow in (("deepafx_dspmode.ckpt", []), ("deepafx_dspmode.ckpt",
+                        ["demo_models.DSPMode"]), ("downloaded_model.pt", [])):  # fmt: skip
+        try:
+            obj = cg.load(OUT / name, allow=allow)
+            print(f">>> ckptguard.load({name!r}, allow={allow})  ->  loaded: {sorted(obj)}")
+        except cg.CheckpointError as exc:
+            kind = "UnsafeCheckpointError" if isinstance(exc, cg.UnsafeCheckpointError) else (
+                type(exc).__name__)  # fmt: skip
+            print(f">>> ckptguard.load({name!r}, allow={allow})  ->  {kind}:")
+            print("    " + exc.diagnostics().replace("\n", "\n    "))
 
 
 if __name__ == "__main__":
