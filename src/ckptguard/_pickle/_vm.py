@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 
 _HIGHEST_PROTOCOL = 5
+_PLAIN = frozenset((int, float, str, bytes, bool))
 _MAX_FINDINGS_PER_RULE = 20
 _MAX_FOLD_DEPTH = 64
 _FOLD_VALUE_BUDGET = 200_000  # items folded for the top-level value (legacy storage keys, ...)
@@ -1113,7 +1114,10 @@ class _Walker:
             return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
         if t is tuple:
             self._spend(len(v))
-            return tuple(self.fold(x, depth + 1) for x in v)
+            plain = _PLAIN
+            if all(x is None or type(x) in plain for x in v):  # torch storage ids, shapes
+                return v
+            return tuple([self.fold(x, depth + 1) for x in v])
         if t is _List:
             if v.overflow:
                 return OPAQUE
