@@ -258,9 +258,15 @@ def _load(
     engine = build_engine(
         _approved(scanned.extracted, scanned.name), path=scanned.name, pickle_digest=digest
     )
-    target = scanned.target
+    name, target = scanned.name, scanned.target
+    opened = False
     if isinstance(target, str) and target.endswith(".safetensors"):
-        target = open(target, "rb")  # noqa: SIM115 - torch.load would take the name for safetensors
+        # torch.load would take a file *named* .safetensors for a safetensors file
+        target = open(target, "rb")  # noqa: SIM115 - closed below
+        opened = True
+    # The scan's records (one per persistent id on big optimizer states) are no longer needed:
+    # dropping them keeps the garbage collector from rescanning them while torch unpickles.
+    del scanned
     try:
         return _torch_load()(
             target, map_location, pickle_module=engine, weights_only=False, mmap=mmap, **kwargs
@@ -269,11 +275,11 @@ def _load(
         raise
     except Exception as exc:  # damaged tensor metadata, a storage torch cannot read, ...
         raise CorruptCheckpointError(
-            f"PyTorch could not load it: {type(exc).__name__}: {exc}", path=scanned.name,
-            hint=f"ckptguard scan {scanned.name}", format=fmt,
+            f"PyTorch could not load it: {type(exc).__name__}: {exc}", path=name,
+            hint=f"ckptguard scan {name}", format=fmt,
         ) from exc  # fmt: skip
     finally:
-        if target is not scanned.target and not isinstance(target, str):
+        if opened and not isinstance(target, str):
             target.close()
 
 
