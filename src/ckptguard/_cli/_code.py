@@ -148,18 +148,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_sarif(report: CodeReport, target: str) -> None:
     import os  # noqa: PLC0415
 
-    from ckptguard._errors import UsageError  # noqa: PLC0415
+    from ckptguard._cli._output import write_text  # noqa: PLC0415
     from ckptguard._reporters import _code_sarif  # noqa: PLC0415
 
-    text = _code_sarif.dumps(report, base_dir=os.getcwd()) + "\n"
-    if target == "-":
-        sys.stdout.write(text)
-        return
-    try:
-        with open(target, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        raise UsageError(
-            f"cannot write the SARIF report to {target}: {exc.strerror or exc}",
-            hint="check that the directory exists and is writable",
-        ) from None
+    write_text(_code_sarif.dumps(report, base_dir=os.getcwd()) + "\n", target, "SARIF report")

@@ -46,7 +46,6 @@ class _Scanned:
     target: str | IO[bytes]  # a path (zip checkpoints) or an in-memory copy of the scanned bytes
     extracted: Extracted
     report: FileReport
-    from_memory: bool
 
 
 def _name_of(f: object) -> str:
@@ -69,13 +68,11 @@ def _scan_source(f: Any, policy: Policy) -> _Scanned:
         if _head(name).startswith(_ZIP_MAGIC):
             extracted = _read(lambda: read_file(name), name)
             target: str | IO[bytes] = name
-            from_memory = False
         else:  # legacy/pickle/safetensors: scan and load the very same bytes
             with open(name, "rb") as fh:
                 data = fh.read()
             extracted = _read(lambda: read_buffer(data, name=name), name)
             target = io.BytesIO(data)
-            from_memory = True
     elif (fd := _regular_fd(f)) is not None:  # an open file: map it, don't copy it
         name = _name_of(f)
         size = os.fstat(fd).st_size
@@ -84,12 +81,10 @@ def _scan_source(f: Any, policy: Policy) -> _Scanned:
             extracted = _read(lambda: read_fd(fd), name)
             f.seek(0)
             target = f
-            from_memory = False
         else:
             data = _read_fd_bytes(fd, size)
             extracted = _read(lambda: read_buffer(data, name=name), name)
             target = io.BytesIO(data)
-            from_memory = True
     else:
         read = getattr(f, "read", None)
         if read is None:
@@ -104,9 +99,8 @@ def _scan_source(f: Any, policy: Policy) -> _Scanned:
         size = len(data)
         extracted = _read(lambda: read_buffer(data, name=name), name)
         target = io.BytesIO(data)
-        from_memory = True
     report = report_for(name, extracted, policy, size)
-    return _Scanned(name, target, extracted, report, from_memory)
+    return _Scanned(name, target, extracted, report)
 
 
 def _regular_fd(f: Any) -> int | None:
@@ -293,13 +287,6 @@ _OTHER_FORMAT_HINT = {
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
     from ckptguard._convert._safetensors import read_checkpoint_bytes  # noqa: PLC0415
 
-    target = scanned.target
-    data = target.getvalue() if isinstance(target, io.BytesIO) else _read_all(target)
-    return read_checkpoint_bytes(data, map_location, name=scanned.name)
-
-
-def _read_all(target: str | IO[bytes]) -> bytes:
-    if isinstance(target, str):
-        with open(target, "rb") as fh:
-            return fh.read()
-    return target.read()
+    # Only zip archives are loaded from the file itself; safetensors come from the scanned bytes.
+    assert isinstance(scanned.target, io.BytesIO)  # an invariant of _scan_source
+    return read_checkpoint_bytes(scanned.target.getvalue(), map_location, name=scanned.name)
