@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Sequence
-from typing import TYPE_CHECKING
 
 from ckptguard._errors import (
     CheckpointError,
@@ -22,17 +21,10 @@ from ckptguard._errors import (
     UnsafeCheckpointError,
     UsageError,
 )
-from ckptguard._model import (
-    FileReport,
-    FileVerdict,
-    Finding,
-    GlobalRef,
-    ScanReport,
-    Severity,
-    Use,
-    Verdict,
-)
+from ckptguard._verdict import FileVerdict, Severity, Use, Verdict
 
+# typing is only for type checkers (start-up time; mypy honours a module-level TYPE_CHECKING).
+TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ckptguard._load import (
         LoadWarning,
@@ -42,6 +34,7 @@ if TYPE_CHECKING:
         patched,
         uninstall,
     )
+    from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport
 
 __version__ = "0.1.0"
 
@@ -75,8 +68,13 @@ __all__ = [
 PathArg = str | os.PathLike[str]
 
 # Loading needs torch; it is imported on first use so that `import ckptguard` and the scanner
-# stay torch-free.
+# stay torch-free. The report dataclasses are imported on first use too: the CLI never needs
+# them, and importing dataclasses is a large part of a short process's start-up.
 _LAZY = {
+    "FileReport": "ckptguard._model",
+    "Finding": "ckptguard._model",
+    "GlobalRef": "ckptguard._model",
+    "ScanReport": "ckptguard._model",
     "load": "ckptguard._load",
     "patched": "ckptguard._load",
     "install": "ckptguard._load",
@@ -113,6 +111,7 @@ def scan(
     problems with a file are reported as verdict ``error``, never raised. A malformed policy
     raises :class:`PolicyError`.
     """
+    from ckptguard._model import scan_report  # noqa: PLC0415
     from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
     from ckptguard._scan import scan_paths  # noqa: PLC0415
 
@@ -121,7 +120,7 @@ def scan(
     resolved = resolve_policy(allow=allow, policy=policy)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    return scan_paths(list(paths), policy=resolved, jobs=jobs)
+    return scan_report(scan_paths(list(paths), policy=resolved, jobs=jobs))
 
 
 def convert(

@@ -17,8 +17,8 @@ from typing import Any
 from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
 from ckptguard._convert._plain import Converter, _seg
 from ckptguard._errors import CheckpointError
-from ckptguard._model import Verdict
 from ckptguard._policy import Policy
+from ckptguard._verdict import Verdict
 
 _STEP_KEYS = ("global_step", "step", "num_updates", "iteration", "iter", "steps", "update")
 _EPOCH_KEYS = ("epoch", "epochs", "current_epoch")

@@ -1,91 +1,38 @@
-"""Report objects: what a scan found, as frozen dataclasses.
+"""The public report model: what ``ckptguard.scan()`` returns, as frozen dataclasses.
 
-These are the library's return values and the input of every reporter (human, JSON, SARIF).
-Field names used in the JSON output are part of the public contract.
+Field names used in the JSON output are part of the public contract. The scanner itself works
+on the cheaper records of :mod:`ckptguard._results` (same fields, same derived properties);
+:func:`scan_report` and :func:`file_report` turn them into these dataclasses.
 """
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 
+from ckptguard._results import (
+    FileRecord,
+    FileView,
+    FindingRecord,
+    GlobalRecord,
+    GlobalView,
+    ScanRecord,
+    ScanView,
+)
+from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
-class Verdict(str, enum.Enum):
-    """Verdict on one global."""
-
-    SAFE = "safe"  # in a shipped, vetted profile
-    ALLOWED = "allowed"  # allowed by the user (flag, policy file, pyproject)
-    UNKNOWN = "unknown"  # neither vetted nor allowed: needs review
-    DANGEROUS = "dangerous"  # a code-execution/import/file/process/network primitive
-
-    def __str__(self) -> str:
-        return self.value
-
-
-class FileVerdict(str, enum.Enum):
-    """Verdict on a whole file: the worst of its globals and findings."""
-
-    SAFE = "safe"
-    REVIEW = "review"
-    DANGEROUS = "dangerous"
-    ERROR = "error"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def rank(self) -> int:
-        return _FILE_RANK[self]
-
-
-_FILE_RANK = {
-    FileVerdict.SAFE: 0,
-    FileVerdict.REVIEW: 1,
-    FileVerdict.DANGEROUS: 2,
-    FileVerdict.ERROR: 3,
-}
-
-
-class Severity(str, enum.Enum):
-    """Severity of a finding; maps onto the file verdict it forces."""
-
-    INFO = "info"  # no effect on the verdict
-    WARNING = "warning"  # file is at least `review`
-    DANGEROUS = "dangerous"  # file is at least `dangerous`
-    ERROR = "error"  # file is `error`
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def file_verdict(self) -> FileVerdict:
-        return _SEVERITY_TO_FILE[self]
-
-
-_SEVERITY_TO_FILE = {
-    Severity.INFO: FileVerdict.SAFE,
-    Severity.WARNING: FileVerdict.REVIEW,
-    Severity.DANGEROUS: FileVerdict.DANGEROUS,
-    Severity.ERROR: FileVerdict.ERROR,
-}
-
-_GLOBAL_TO_FILE = {
-    Verdict.SAFE: FileVerdict.SAFE,
-    Verdict.ALLOWED: FileVerdict.SAFE,
-    Verdict.UNKNOWN: FileVerdict.REVIEW,
-    Verdict.DANGEROUS: FileVerdict.DANGEROUS,
-}
-
-
-class Use(str, enum.Enum):
-    """How a pickle uses a global."""
-
-    CALL = "call"  # called: REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ
-    BUILD = "build"  # an object it made is given state with BUILD (__setstate__)
-    REFERENCE = "reference"  # only pushed (an argument, a persistent id, a dict value, ...)
-
-    def __str__(self) -> str:
-        return self.value
+__all__ = [
+    "FileReport",
+    "FileVerdict",
+    "Finding",
+    "GlobalRef",
+    "ScanReport",
+    "Severity",
+    "Use",
+    "Verdict",
+    "file_report",
+    "scan_report",
+    "worst_verdict",
+]
 
 
 @dataclass(frozen=True)
@@ -99,8 +46,11 @@ class Finding:
 
 
 @dataclass(frozen=True)
-class GlobalRef:
-    """One global a file's pickles would import, with its verdict."""
+class GlobalRef(GlobalView):
+    """One global a file's pickles would import, with its verdict.
+
+    ``qualified_name`` is ``module.name``; ``file_verdict`` the file verdict it forces.
+    """
 
     module: str
     name: str
@@ -110,18 +60,10 @@ class GlobalRef:
     uses: tuple[Use, ...] = ()  # sorted, distinct
     locations: tuple[str, ...] = ()  # pickles (members) that reference it
 
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.module}.{self.name}"
-
-    @property
-    def file_verdict(self) -> FileVerdict:
-        return _GLOBAL_TO_FILE[self.verdict]
-
 
 @dataclass(frozen=True)
-class FileReport:
-    """The scan result for one file."""
+class FileReport(FileView):
+    """The scan result for one file. ``needs_allow``: the unknown globals' qualified names."""
 
     path: str
     format: str  # "pytorch-zip", "pytorch-legacy", "torchscript", "pickle", "numpy", "numpy-npz",
@@ -133,42 +75,39 @@ class FileReport:
     size: int | None = None  # bytes on disk
     hint: str | None = None  # the next command to run, when the verdict is not safe
 
-    @property
-    def needs_allow(self) -> tuple[str, ...]:
-        """Qualified names of the unknown globals (what `--allow` would have to list)."""
-        return tuple(g.qualified_name for g in self.globals if g.verdict is Verdict.UNKNOWN)
-
 
 @dataclass(frozen=True)
-class ScanReport:
-    """The result of scanning one or more paths."""
+class ScanReport(ScanView):
+    """The result of scanning one or more paths. ``verdict``: the worst file verdict;
+    ``exit_code``: 0 all safe, 1 any review/dangerous, 2 any error."""
 
     files: tuple[FileReport, ...]
     skipped: tuple[str, ...] = field(default=())  # files met while walking directories that
     #                                              are not checkpoints (README.md, ...)
 
-    @property
-    def verdict(self) -> FileVerdict:
-        worst = FileVerdict.SAFE
-        for f in self.files:
-            if f.verdict.rank > worst.rank:
-                worst = f.verdict
-        return worst
 
-    @property
-    def exit_code(self) -> int:
-        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error."""
-        v = self.verdict
-        if v is FileVerdict.ERROR:
-            return 2
-        if v is FileVerdict.SAFE:
-            return 0
-        return 1
+def _finding(r: FindingRecord) -> Finding:
+    return Finding(r.rule, r.severity, r.message, r.location)
 
 
-def worst_verdict(verdicts: list[FileVerdict] | tuple[FileVerdict, ...]) -> FileVerdict:
-    worst = FileVerdict.SAFE
-    for v in verdicts:
-        if v.rank > worst.rank:
-            worst = v
-    return worst
+def _global(r: GlobalRecord) -> GlobalRef:
+    return GlobalRef(r.module, r.name, r.verdict, r.reason, r.count, r.uses, r.locations)
+
+
+def file_report(r: FileRecord) -> FileReport:
+    """The public report of one scanned file."""
+    return FileReport(
+        path=r.path,
+        format=r.format,
+        verdict=r.verdict,
+        globals=tuple(_global(g) for g in r.globals),
+        findings=tuple(_finding(f) for f in r.findings),
+        pickles=r.pickles,
+        size=r.size,
+        hint=r.hint,
+    )
+
+
+def scan_report(r: ScanRecord) -> ScanReport:
+    """The public report of a scan."""
+    return ScanReport(files=tuple(file_report(f) for f in r.files), skipped=r.skipped)

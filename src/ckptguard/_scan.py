@@ -13,19 +13,10 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ckptguard._errors import CheckpointError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff
-from ckptguard._model import (
-    FileReport,
-    FileVerdict,
-    Finding,
-    GlobalRef,
-    ScanReport,
-    Severity,
-    Use,
-    Verdict,
-    worst_verdict,
-)
 from ckptguard._pickle import GlobalUsage, PickleError
 from ckptguard._policy import Policy
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
+from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
 # Below this many files a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 8
@@ -61,12 +52,12 @@ def _collect(extracted: Extracted) -> dict[tuple[str, str], _Acc]:
     return acc
 
 
-def _judge(acc: dict[tuple[str, str], _Acc], policy: Policy) -> tuple[GlobalRef, ...]:
+def _judge(acc: dict[tuple[str, str], _Acc], policy: Policy) -> tuple[GlobalRecord, ...]:
     refs = []
     for (module, name), a in acc.items():
         verdict, reason = policy.classify(module, name)
         refs.append(
-            GlobalRef(
+            GlobalRecord(
                 module=module,
                 name=name,
                 verdict=verdict,
@@ -81,7 +72,7 @@ def _judge(acc: dict[tuple[str, str], _Acc], policy: Policy) -> tuple[GlobalRef,
     return tuple(refs)
 
 
-def _hint(path: str, refs: tuple[GlobalRef, ...], verdict: FileVerdict) -> str | None:
+def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> str | None:
     if verdict is FileVerdict.DANGEROUS:
         return _DANGEROUS_HINT
     if verdict is FileVerdict.REVIEW:
@@ -99,14 +90,14 @@ def _hint(path: str, refs: tuple[GlobalRef, ...], verdict: FileVerdict) -> str |
 
 def _error_report(
     path: str, err: CheckpointError, size: int | None, policy: Policy | None = None
-) -> FileReport:
-    return FileReport(
+) -> FileRecord:
+    return FileRecord(
         path=path,
         format=err.format or "unknown",
         verdict=FileVerdict.ERROR,
         globals=_partial_refs(err, policy) if policy is not None else (),
         findings=(
-            Finding(
+            FindingRecord(
                 rule="scan-error",
                 severity=Severity.ERROR,
                 message=err.problem,
@@ -118,7 +109,7 @@ def _error_report(
     )
 
 
-def _partial_refs(err: CheckpointError, policy: Policy) -> tuple[GlobalRef, ...]:
+def _partial_refs(err: CheckpointError, policy: Policy) -> tuple[GlobalRecord, ...]:
     """Globals a broken pickle referenced before it broke: still worth showing."""
     if not isinstance(err, PickleError) or not err.partial:
         return ()
@@ -135,7 +126,7 @@ def _add_usage(acc: dict[tuple[str, str], _Acc], g: GlobalUsage, where: str) -> 
     a.locations.append(where)
 
 
-def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileReport:
+def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
     """Scan one file. Never raises for problems with the file: they give verdict ``error``."""
     spath = os.fspath(path)
     try:
@@ -166,18 +157,18 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileReport:
     return report_for(spath, extracted, policy, size)
 
 
-def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None) -> FileReport:
+def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None) -> FileRecord:
     """Judge what a format reader extracted from the file at ``path``."""
     spath = path
     refs = _judge(_collect(extracted), policy)
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     for stream in extracted.pickles:
         findings.extend(stream.analysis.findings)
     findings.extend(extracted.findings)
     verdict = worst_verdict(
         [r.file_verdict for r in refs] + [f.severity.file_verdict for f in findings]
     )
-    return FileReport(
+    return FileRecord(
         path=spath,
         format=extracted.format,
         verdict=verdict,
@@ -228,7 +219,7 @@ def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str],
     return targets, skipped
 
 
-def _scan_one(args: tuple[str, Policy]) -> FileReport:
+def _scan_one(args: tuple[str, Policy]) -> FileRecord:
     return scan_file(args[0], args[1])
 
 
@@ -238,11 +229,11 @@ def scan_paths(
     policy: Policy,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> ScanReport:
+) -> ScanRecord:
     """Scan files and directories (recursively), in parallel when there are many files."""
     targets, skipped = collect_targets(paths)
     total = len(targets)
-    reports: list[FileReport] = []
+    reports: list[FileRecord] = []
     serial_until = total
     if jobs is None:
         # Most files scan in a millisecond (tensor data is never read) and a process pool costs
@@ -275,4 +266,4 @@ def scan_paths(
                 i += 1
                 if progress:
                     progress(i, total)
-    return ScanReport(files=tuple(reports), skipped=tuple(skipped))
+    return ScanRecord(files=tuple(reports), skipped=tuple(skipped))

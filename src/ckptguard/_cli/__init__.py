@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 from ckptguard._cli import _code, _convert, _inspect, _run, _scan
 from ckptguard._cli._argparse import Parser
@@ -25,7 +25,13 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_SUBCOMMANDS = (_scan, _run, _convert, _inspect, _code)
+_SUBCOMMANDS = {
+    "scan": _scan,
+    "run": _run,
+    "convert": _convert,
+    "inspect": _inspect,
+    "code": _code,
+}
 
 
 def _version() -> str:
@@ -34,7 +40,11 @@ def _version() -> str:
     return __version__
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(full: Collection[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser. With ``full`` (subcommand names), only those are built, which keeps
+    start-up short: ``main`` builds just the one the command line names. When ``full`` is
+    empty or names no known subcommand (help, a typo), the others are listed by name and help
+    so that the usage and error messages still show every command."""
     parser = Parser(
         prog="ckptguard",
         description=(
@@ -45,14 +55,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"ckptguard {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in _SUBCOMMANDS:
-        module.add_parser(sub)
+    for name, module in _SUBCOMMANDS.items():
+        if full is None or name in full:
+            module.add_parser(sub)
+        elif not full or not _SUBCOMMANDS.keys() >= set(full):  # help, or an error listing all
+            sub.add_parser(name, help=module.HELP)
     return parser
+
+
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the top level has no options with values)."""
+    return next((a for a in argv if not a.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    command = _command(argv)
+    parser = build_parser(full=() if command is None else (command,))
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help/--version exit 0, usage errors exit 2

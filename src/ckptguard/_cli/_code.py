@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
     from ckptguard._code._model import CodeReport
     from ckptguard._code._rules import Rule

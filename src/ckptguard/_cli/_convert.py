@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from typing import TYPE_CHECKING
 
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
     from ckptguard._policy import Policy
 
@@ -90,6 +89,8 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
         print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
         return 2
     if args.json:
+        import json  # noqa: PLC0415 - start-up time
+
         sys.stdout.write(json.dumps(_result_json(res), indent=2) + "\n")
     else:
         print(f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}")
@@ -123,6 +124,8 @@ def _in_place(args: argparse.Namespace, policy: Policy) -> int:
         if progress is not None:
             progress.close()
     if args.json:
+        import json  # noqa: PLC0415 - start-up time
+
         sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
     else:
         for o in outcomes:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 HELP = "show a checkpoint's structure (or list a directory's checkpoints) without executing it"
 
@@ -67,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
                 "best": best.path if best else None,
                 "checkpoints": [r.to_json() for r in rows],
             }
+            import json  # noqa: PLC0415 - start-up time
+
             sys.stdout.write(json.dumps(doc, indent=2) + "\n")
         else:
             sys.stdout.write(_table(rows, metric, best))
@@ -77,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.path}: no such file or directory")
     ins = inspect_file(args.path, policy=policy)
     if args.json:
+        import json  # noqa: PLC0415 - start-up time
+
         sys.stdout.write(json.dumps(ins.to_json(), indent=2) + "\n")
     else:
         sys.stdout.write(_render_file(ins, args.depth))

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import time
-from typing import TextIO
+
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 # Fewer files than this finish before a bar would be worth looking at.
 MIN_FILES = 4

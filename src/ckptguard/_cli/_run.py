@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import traceback
 
 HELP = "run a Python script or module with every torch.load going through ckptguard.load"
 
@@ -79,6 +78,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
         return 2
     except Exception:  # the application's own error: show it as Python would
+        import traceback  # noqa: PLC0415 - start-up time
+
         traceback.print_exc()
         return 1
     finally:

@@ -6,7 +6,9 @@ import argparse
 import os
 import sys
 
-from ckptguard._model import ScanReport  # already imported with the package: free
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from ckptguard._results import ScanRecord
 
 HELP = "scan checkpoints (files or directories) without executing anything"
 
@@ -58,7 +60,11 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="policy file (TOML); default: $CKPTGUARD_POLICY or [tool.ckptguard] in the "
         "nearest pyproject.toml",
     )
-    p.add_argument("--json", action="store_true", help="write one JSON document to stdout")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="write one JSON document to stdout (indented on a terminal, else one line)",
+    )
     p.add_argument(
         "--sarif", metavar="FILE", help="also write a SARIF 2.1.0 report to FILE ('-': stdout)"
     )
@@ -102,7 +108,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from ckptguard._reporters import _json  # noqa: PLC0415
 
-        sys.stdout.write(_json.dumps(report))
+        # indented for a person at a terminal, one compact line for programs (faster)
+        sys.stdout.write(_json.dumps(report, indent=2 if sys.stdout.isatty() else None))
         sys.stdout.write("\n")
     elif args.sarif != "-":
         from ckptguard._reporters import _human  # noqa: PLC0415
@@ -117,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
-def _write_sarif(report: ScanReport, target: str) -> None:
+def _write_sarif(report: ScanRecord, target: str) -> None:
     from ckptguard._cli._output import write_text  # noqa: PLC0415
     from ckptguard._reporters import _sarif  # noqa: PLC0415
 

@@ -29,8 +29,9 @@ from ckptguard._errors import (
     UnsafeCheckpointError,
     UsageError,
 )
-from ckptguard._model import FileReport, FileVerdict, Severity, Verdict
 from ckptguard._policy import Policy
+from ckptguard._results import FileRecord
+from ckptguard._verdict import FileVerdict, Severity, Verdict
 
 ARCHIVE = "archive"
 TARGETS = ("pt", "safetensors")
@@ -73,7 +74,7 @@ _AS = {
 }
 
 
-def refuse_unsafe(report: FileReport) -> None:
+def refuse_unsafe(report: FileRecord) -> None:
     """Raise when the scan says the file must not be touched (dangerous or unreadable)."""
     if report.verdict is FileVerdict.ERROR:
         problem = next(

@@ -16,8 +16,8 @@ from typing import Any
 
 from ckptguard._convert._model import FORMAT_KEY
 from ckptguard._errors import CheckpointError
-from ckptguard._model import Verdict
 from ckptguard._policy import Policy
+from ckptguard._verdict import Verdict
 
 _REBUILDABLE = ("value", "state", "dict", "list", "args", "content", "global", "set", "tensor")
 

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import mmap
 import zlib
 
+try:  # hashlib.blake2b is this very function; importing hashlib also loads OpenSSL (start-up)
+    from _blake2 import blake2b
+except ImportError:  # pragma: no cover - a Python built without the _blake2 module
+    from hashlib import blake2b
+
 from ckptguard._errors import CorruptCheckpointError
-from ckptguard._model import Finding, Severity
 from ckptguard._pickle import OPAQUE, PickleAnalysis, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
+from ckptguard._results import FindingRecord
+from ckptguard._verdict import Severity
 
 from ._types import PickleStream
 
@@ -25,8 +30,8 @@ def corrupt(
     return CorruptCheckpointError(problem, hint=hint, format=fmt)
 
 
-def error_finding(rule: str, message: str, location: str | None = None) -> Finding:
-    return Finding(rule=rule, severity=Severity.ERROR, message=message, location=location)
+def error_finding(rule: str, message: str, location: str | None = None) -> FindingRecord:
+    return FindingRecord(rule=rule, severity=Severity.ERROR, message=message, location=location)
 
 
 def inflate(raw: bytes, expected: int, name: str) -> bytes:
@@ -48,7 +53,7 @@ def inflate(raw: bytes, expected: int, name: str) -> bytes:
 
 def stream_digest(data: Buffer | memoryview) -> bytes:
     """The digest the loader compares against the pickle bytes torch hands to the unpickler."""
-    return hashlib.blake2b(data, digest_size=32).digest()
+    return blake2b(data, digest_size=32).digest()
 
 
 def analyse_stream(
@@ -61,14 +66,14 @@ def analyse_stream(
 
 def analyse_all(
     data: Buffer | memoryview, name: str, limits: PickleLimits
-) -> tuple[list[PickleStream], list[Finding]]:
+) -> tuple[list[PickleStream], list[FindingRecord]]:
     """Analyse every pickle in a row, the way repeated ``pickle.load`` calls would read them.
 
     Bytes after the last complete pickle that do not form another pickle are an ERROR finding;
     globals referenced before the point where they break are still reported.
     """
     streams: list[PickleStream] = []
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     pos, size, n = 0, len(data), 0
     while pos < size:
         n += 1

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ckptguard._model import Finding
 from ckptguard._pickle._types import PickleAnalysis, PickleLimits
+from ckptguard._results import FindingRecord
 
 from ._common import Buffer, corrupt, error_finding
 from ._torchzip import check_tensors, storage_element_size, valid_location
@@ -68,7 +68,9 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
     )
 
 
-def _walk_storages(buf: Buffer, pos: int, keys: list[str], main: PickleStream) -> list[Finding]:
+def _walk_storages(
+    buf: Buffer, pos: int, keys: list[str], main: PickleStream
+) -> list[FindingRecord]:
     """Check that the raw storage records after the pickles exactly fill the file."""
     elsize: dict[str, int] = {}
     numel: dict[str, int] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 from ._common import Buffer, corrupt
 from ._types import Extracted
@@ -44,6 +43,8 @@ def read_safetensors(buf: Buffer) -> Extracted:
         raise corrupt("safetensors header length is larger than the file", fmt="safetensors")
     try:
         text = bytes(buf[8 : 8 + n]).decode("utf-8").rstrip(" ")
+        import json  # noqa: PLC0415 - start-up time: most scans meet no safetensors file
+
         header = json.loads(text, object_pairs_hook=_no_duplicates)
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise corrupt("safetensors header is not valid UTF-8 JSON", fmt="safetensors") from None

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import zlib
 
-from ckptguard._model import Finding, Severity
 from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
 from ckptguard._pickle._types import PickleLimits
+from ckptguard._results import FindingRecord
+from ckptguard._verdict import Severity
 
 from ._common import Buffer, analyse_stream, corrupt, error_finding
 from ._npy import read_npy
@@ -64,10 +65,10 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
             streams.append(analyse_stream(data, m.name, limits))
         elif m.method:  # torch writes members stored; a deflated one must at least inflate
             verify_member(buf, m)
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     if torchscript:
         findings.append(
-            Finding(
+            FindingRecord(
                 "torchscript-code",
                 Severity.WARNING,
                 "TorchScript archive: torch.jit.load runs the TorchScript code in code/, which "
@@ -122,10 +123,10 @@ def valid_location(location: object) -> bool:
     return kind in _DEVICE_TYPES and (not colon or index.isdigit())
 
 
-def check_tensors(analysis: PickleAnalysis, where: str) -> list[Finding]:
+def check_tensors(analysis: PickleAnalysis, where: str) -> list[FindingRecord]:
     """Every tensor rebuilt from a storage must fit in it (torch refuses the file otherwise):
     storage_offset + sum((size - 1) * stride) < the storage's element count."""
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     pids = analysis.persistent_ids
     for key, args in analysis.calls:
         problem = _tensor_problem(args, pids)
@@ -169,9 +170,11 @@ def _tensor_problem(args: object, pids: tuple[object, ...]) -> str | None:
     return None
 
 
-def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: str) -> list[Finding]:
+def _check_storages(
+    stream: PickleStream, by_name: dict[str, Member], prefix: str
+) -> list[FindingRecord]:
     """Every persistent id must name an existing storage record large enough for it."""
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     for pid in stream.analysis.persistent_ids:
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             findings.append(
@@ -220,7 +223,7 @@ def _check_storages(stream: PickleStream, by_name: dict[str, Member], prefix: st
 
 def _read_npz(buf: Buffer, members: list[Member], limits: PickleLimits) -> Extracted:
     streams: list[PickleStream] = []
-    findings: list[Finding] = []
+    findings: list[FindingRecord] = []
     for m in members:
         if m.name.endswith("/"):
             continue

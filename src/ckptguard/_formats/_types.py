@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ckptguard._model import Finding
 from ckptguard._pickle import PickleAnalysis
 from ckptguard._record import Record
+from ckptguard._results import FindingRecord
 
 
 class PickleStream(Record):
@@ -28,14 +28,14 @@ class Extracted(Record):
     __slots__ = ("details", "findings", "format", "pickles")
     format: str  # see FORMATS in ckptguard._formats
     pickles: tuple[PickleStream, ...]
-    findings: tuple[Finding, ...]
+    findings: tuple[FindingRecord, ...]
     details: Mapping[str, str]  # e.g. {"archive": "model", "torch_version": "..."}
 
     def __init__(
         self,
         format: str,
         pickles: tuple[PickleStream, ...] = (),
-        findings: tuple[Finding, ...] = (),
+        findings: tuple[FindingRecord, ...] = (),
         details: Mapping[str, str] | None = None,
     ) -> None:
         self._set(

@@ -26,9 +26,10 @@ from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageErro
 from ckptguard._formats import Extracted, read_buffer, read_fd, read_file
 from ckptguard._load._engine import build_engine
 from ckptguard._load._refusal import refusal
-from ckptguard._model import FileReport, FileVerdict
 from ckptguard._policy import Policy, resolve_policy
+from ckptguard._results import FileRecord
 from ckptguard._scan import report_for
+from ckptguard._verdict import FileVerdict
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _TRUE = ("1", "y", "yes", "true")
@@ -45,7 +46,7 @@ class _Scanned:
     name: str  # the path as given, or "<file object>"
     target: str | IO[bytes]  # a path (zip checkpoints) or an in-memory copy of the scanned bytes
     extracted: Extracted
-    report: FileReport
+    report: FileRecord
 
 
 def _name_of(f: object) -> str:

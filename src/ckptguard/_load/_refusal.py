@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
-from ckptguard._model import FileReport, FileVerdict, Finding, GlobalRef, Severity, Verdict
+from ckptguard._model import FileReport, Finding, GlobalRef, file_report
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
+from ckptguard._verdict import FileVerdict, Severity, Verdict
 
 _MAX_LISTED = 12
 
@@ -28,7 +30,7 @@ class RefusedCheckpointError(UnsafeCheckpointError):
 _REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)
 
 
-def _global_line(g: GlobalRef) -> str:
+def _global_line(g: GlobalRecord) -> str:
     if g.verdict is Verdict.DANGEROUS:
         tail = "this file tries to run code or reach the system; it can never be allowed"
     else:
@@ -36,12 +38,12 @@ def _global_line(g: GlobalRef) -> str:
     return f"  - {g.qualified_name}: {g.verdict} ({g.reason}) - {tail}"
 
 
-def _finding_line(f: Finding) -> str:
+def _finding_line(f: FindingRecord) -> str:
     where = f" at {f.location}" if f.location else ""
     return f"  - [{f.rule}] {f.severity}: {f.message}{where}"
 
 
-def refusal(report: FileReport) -> CheckpointError:
+def refusal(report: FileRecord) -> CheckpointError:
     """The error for a scanned file whose verdict is not ``safe``."""
     path = report.path
     if report.verdict is FileVerdict.ERROR:
@@ -86,4 +88,4 @@ def refusal(report: FileReport) -> CheckpointError:
         )
     else:
         hint = f"review the findings: ckptguard scan {path}"
-    return RefusedCheckpointError("\n".join(lines), report=report, hint=hint)
+    return RefusedCheckpointError("\n".join(lines), report=file_report(report), hint=hint)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ckptguard._errors import CorruptCheckpointError
-from ckptguard._model import Finding, Use
 from ckptguard._record import Record
+from ckptguard._results import FindingRecord
+from ckptguard._verdict import Use
 
 
 class _Opaque:
@@ -131,7 +132,7 @@ class PickleAnalysis(Record):
     protocol: int  # highest PROTO argument seen (0 when there is none)
     end: int  # absolute offset just past the STOP opcode
     globals: tuple[GlobalUsage, ...]  # in order of first occurrence
-    findings: tuple[Finding, ...]
+    findings: tuple[FindingRecord, ...]
     persistent_ids: tuple[object, ...]  # folded persistent ids (OPAQUE parts where unknown)
     value: object  # folded top-level result (int, str, bytes, float, bool, None, tuple, list,
     #               dict, GlobalConst) or OPAQUE
@@ -144,7 +145,7 @@ class PickleAnalysis(Record):
         protocol: int,
         end: int,
         globals: tuple[GlobalUsage, ...],
-        findings: tuple[Finding, ...],
+        findings: tuple[FindingRecord, ...],
         persistent_ids: tuple[object, ...],
         value: object,
         opcodes: int,

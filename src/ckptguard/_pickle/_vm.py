@@ -15,7 +15,6 @@ import gc
 import mmap
 import struct
 
-from ckptguard._model import Finding, Severity, Use
 from ckptguard._pickle._types import (
     DEFAULT_LIMITS,
     OPAQUE,
@@ -26,6 +25,8 @@ from ckptguard._pickle._types import (
     PickleError,
     PickleLimits,
 )
+from ckptguard._results import FindingRecord
+from ckptguard._verdict import Severity, Use
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
@@ -184,6 +185,8 @@ def _unhashable(v: Any, depth: int = 0) -> bool:
     if t is tuple and depth < _MAX_FOLD_DEPTH:
         return any(_unhashable(x, depth + 1) for x in v)
     return False
+
+
 _BIG_STR = _Big("str")
 _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
@@ -222,7 +225,7 @@ class _Walker:
         self.first_offset: dict[tuple[str, str], int] = {}
         self.counts: dict[tuple[str, str], int] = {}
         self.built: set[tuple[str, str]] = set()
-        self.findings: list[Finding] = []
+        self.findings: list[FindingRecord] = []
         self.finding_counts: dict[str, int] = {}
         self.persistent_ids: list[object] = []
         self.calls: list[tuple[tuple[str, str], object]] = []
@@ -237,7 +240,9 @@ class _Walker:
         n = self.finding_counts.get(rule, 0)
         self.finding_counts[rule] = n + 1
         if n < _MAX_FINDINGS_PER_RULE:
-            self.findings.append(Finding(rule, severity, message, f"{self.where}@{self.op_pos}"))
+            self.findings.append(
+                FindingRecord(rule, severity, message, f"{self.where}@{self.op_pos}")
+            )
 
     def take(self, n: int) -> Any:
         pos = self.pos

@@ -34,6 +34,28 @@ if TYPE_CHECKING:
 ENV_VAR = "CKPTGUARD_POLICY"
 _KEYS = {"allow", "deny", "profiles"}
 
+# What a pyproject.toml must contain to define [tool.ckptguard], in any TOML spelling: a
+# [tool] or [tool.ckptguard...] header (also [[...]], quoted or spaced parts), or a key "tool"
+# (tool.ckptguard.allow = ..., tool = {ckptguard = ...}). Lines are compared without blanks,
+# quotes and byte order marks, so a match is conservative (a look-alike line only costs a
+# parse); an escape (\u0074ool) could spell either name, so one anywhere also counts.
+_HEADERS = (b"[tool]", b"[[tool]]", b"[tool.ckptguard]", b"[tool.ckptguard.", b"[[tool.ckptguard")
+_ROOT_KEYS = (b"tool=", b"tool.")
+_BLANKS_AND_QUOTES = b" \t\"'\xef\xbb\xbf"  # and a UTF-8 byte order mark
+
+
+def may_define_tool_table(raw: bytes) -> bool:
+    """False only when the TOML text ``raw`` certainly has no [tool.ckptguard] table."""
+    if b"\\u" in raw or b"\\U" in raw:
+        return True
+    if b"ckptguard" not in raw or b"tool" not in raw:
+        return False
+    for line in raw.splitlines():
+        key = line.translate(None, _BLANKS_AND_QUOTES)
+        if key.startswith(_HEADERS) or key.startswith(_ROOT_KEYS):
+            return True
+    return False
+
 
 def _entries(value: Any, key: str, where: str) -> tuple[Entry, ...]:
     if not isinstance(value, list):
@@ -124,9 +146,8 @@ def find_pyproject(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] 
     d = os.path.abspath(start)
     while True:
         candidate = os.path.join(d, "pyproject.toml")
-        # Every spelling of the table ([tool.ckptguard], tool.ckptguard.allow = ...,
-        # [tool] ckptguard = {...}) contains the word: other files are not parsed at all.
-        if os.path.isfile(candidate) and b"ckptguard" in (raw := _read_bytes(candidate)):
+        # Files that cannot define the table are not parsed at all.
+        if os.path.isfile(candidate) and may_define_tool_table(raw := _read_bytes(candidate)):
             doc = _parse_toml(raw, candidate)
             tool = doc.get("tool", {})
             table = tool.get("ckptguard") if isinstance(tool, dict) else None

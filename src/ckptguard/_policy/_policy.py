@@ -23,11 +23,11 @@ A user allow entry that is dangerous by rules 1, 2 or 4 is refused when the poli
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 
 from ckptguard._errors import PolicyError
-from ckptguard._model import Verdict
 from ckptguard._policy._data import shipped
+from ckptguard._record import Record
+from ckptguard._verdict import Verdict
 
 ALL_PROFILES = ("torch", "numpy", "python", "omegaconf", "lightning")
 
@@ -42,12 +42,15 @@ def _prefixes(dotted: str) -> Iterable[str]:
         yield ".".join(parts[:i])
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(Record):
     """A user allow/deny entry: ``module.Name`` or ``package.*``."""
 
+    __slots__ = ("pattern", "reason")
     pattern: str
     reason: str
+
+    def __init__(self, pattern: str, reason: str) -> None:
+        self._set(pattern=pattern, reason=reason)
 
     def matches(self, qualified: str) -> bool:
         if self.pattern.endswith(".*"):
@@ -66,32 +69,46 @@ def parse_entry(text: str, reason: str) -> Entry:
     return Entry(name, reason)
 
 
-@dataclass(frozen=True)
-class Policy:
-    """Which globals are safe, allowed, unknown or dangerous. Immutable; cheap to query."""
+class Policy(Record):
+    """Which globals are safe, allowed, unknown or dangerous. Immutable; cheap to query.
 
-    profiles: tuple[str, ...] = ALL_PROFILES
-    allowed: tuple[Entry, ...] = ()
-    denied: tuple[Entry, ...] = ()
-    source: str = "defaults"  # where the user part came from (for messages)
-    _safe: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
-    _cache: dict[tuple[str, str], tuple[Verdict, str]] = field(
-        default_factory=dict, repr=False, compare=False
-    )
+    Equal and hashed by its four fields; ``_safe`` (the enabled profiles' entries) and
+    ``_cache`` (verdicts computed so far) are derived.
+    """
 
-    def __post_init__(self) -> None:
+    __slots__ = ("profiles", "allowed", "denied", "source", "_safe", "_cache")  # noqa: RUF023
+    profiles: tuple[str, ...]
+    allowed: tuple[Entry, ...]
+    denied: tuple[Entry, ...]
+    source: str  # where the user part came from (for messages)
+    _safe: Mapping[str, str]
+    _cache: dict[tuple[str, str], tuple[Verdict, str]]
+
+    def __init__(
+        self,
+        profiles: tuple[str, ...] = ALL_PROFILES,
+        allowed: tuple[Entry, ...] = (),
+        denied: tuple[Entry, ...] = (),
+        source: str = "defaults",
+    ) -> None:
         data = shipped()
-        unknown = [p for p in self.profiles if p not in data.profiles]
+        unknown = [p for p in profiles if p not in data.profiles]
         if unknown:
             raise PolicyError(
                 f"unknown profile(s) {', '.join(unknown)}: choose from "
                 f"{', '.join(sorted(data.profiles))}"
             )
         safe: dict[str, str] = {}
-        for p in self.profiles:
+        for p in profiles:
             safe.update({k: f"{v} [profile {p}]" for k, v in data.profiles[p].items()})
-        object.__setattr__(self, "_safe", safe)
-        object.__setattr__(self, "_cache", {})
+        self._set(
+            profiles=tuple(profiles),
+            allowed=tuple(allowed),
+            denied=tuple(denied),
+            source=source,
+            _safe=safe,
+            _cache={},
+        )
         for entry in self.allowed:
             base = entry.pattern.removesuffix(".*")
             last = None if entry.pattern.endswith(".*") else base.rpartition(".")[2]
@@ -101,6 +118,18 @@ class Policy:
                     f"{entry.pattern} cannot be allowed: {reason}. ckptguard never allows "
                     "dangerous globals; if the file needs it, do not load it"
                 )
+
+    def _fields(self) -> tuple[object, ...]:
+        return (self.profiles, self.allowed, self.denied, self.source)
+
+    def __repr__(self) -> str:
+        return (
+            f"Policy(profiles={self.profiles!r}, allowed={self.allowed!r}, "
+            f"denied={self.denied!r}, source={self.source!r})"
+        )
+
+    def __reduce__(self) -> tuple[object, ...]:  # rebuilt (and re-validated) in a worker
+        return (Policy, self._fields())
 
     # ------------------------------------------------------------------ queries
     def classify(self, module: str, name: str) -> tuple[Verdict, str]:
@@ -181,11 +210,13 @@ class Policy:
         extra = tuple(parse_entry(n, reason) for n in names)
         if not extra:
             return self
-        return replace(self, allowed=self.allowed + extra)
+        return Policy(self.profiles, self.allowed + extra, self.denied, self.source)
 
     def with_denied(self, names: Iterable[str], *, reason: str = "denied by the user") -> Policy:
         extra = tuple(parse_entry(n, reason) for n in names)
-        return replace(self, denied=self.denied + extra) if extra else self
+        if not extra:
+            return self
+        return Policy(self.profiles, self.allowed, self.denied + extra, self.source)
 
 
 _DEFAULT: Policy | None = None

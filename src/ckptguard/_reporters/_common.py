@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from ckptguard._model import FileVerdict, ScanReport, Verdict
+from ckptguard._results import ScanRecord
+from ckptguard._verdict import FileVerdict, Verdict
 
 VERDICT_ORDER = (FileVerdict.SAFE, FileVerdict.REVIEW, FileVerdict.DANGEROUS, FileVerdict.ERROR)
 
 
-def summary(report: ScanReport) -> dict[str, int]:
+def summary(report: ScanRecord) -> dict[str, int]:
     """Counts per file verdict, plus ``files`` and ``skipped``."""
     counts = {v.value: 0 for v in VERDICT_ORDER}
     for f in report.files:

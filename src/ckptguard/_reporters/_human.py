@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import os
 import shlex
-from typing import TextIO
 
-from ckptguard._model import (
-    FileReport,
-    FileVerdict,
-    Finding,
-    GlobalRef,
-    ScanReport,
-    Severity,
-    Verdict,
-)
 from ckptguard._reporters._common import VERDICT_ORDER, summary
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
+from ckptguard._verdict import FileVerdict, Severity, Verdict
+
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import TextIO
 
 _RESET = "\x1b[0m"
 _STYLES = {
@@ -86,7 +82,7 @@ def _quote(text: str) -> str:
 
 
 def render(
-    report: ScanReport, *, verbose: bool = False, quiet: bool = False, color: bool = False
+    report: ScanRecord, *, verbose: bool = False, quiet: bool = False, color: bool = False
 ) -> str:
     """The whole human report, ending with a newline (empty when quiet and all is safe)."""
     paint = _Painter(color)
@@ -105,7 +101,7 @@ def render(
     return "".join(line + "\n" for line in lines)
 
 
-def summary_line(report: ScanReport, *, paint: _Painter | None = None) -> str:
+def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
     paint = paint or _Painter(False)
     counts = summary(report)
     n = counts["files"]
@@ -122,7 +118,7 @@ def summary_line(report: ScanReport, *, paint: _Painter | None = None) -> str:
 
 
 def render_file(
-    f: FileReport, *, verbose: bool = False, paint: _Painter | None = None
+    f: FileRecord, *, verbose: bool = False, paint: _Painter | None = None
 ) -> list[str]:
     paint = paint or _Painter(False)
     details = [clean(f.format)]
@@ -145,7 +141,7 @@ def render_file(
     return lines
 
 
-def _global_line(g: GlobalRef, paint: _Painter) -> str:
+def _global_line(g: GlobalRecord, paint: _Painter) -> str:
     uses = ", ".join(u.value for u in g.uses)
     usage = f"{g.count}x" + (f" {uses}" if uses else "")
     text = f"{_INDENT}{paint.label(g.verdict.value)} {clean(g.qualified_name)}  [{usage}]"
@@ -154,14 +150,14 @@ def _global_line(g: GlobalRef, paint: _Painter) -> str:
     return text
 
 
-def _finding_line(x: Finding, paint: _Painter) -> str:
+def _finding_line(x: FindingRecord, paint: _Painter) -> str:
     text = f"{_INDENT}{paint.label(x.severity.value)} {clean(x.rule)}: {clean(x.message)}"
     if x.location:
         text += paint(f"  (at {clean(x.location)})", "dim")
     return text
 
 
-def _next_step(f: FileReport, paint: _Painter) -> list[str]:
+def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
     step = paint("next:", "bold")
     pad = _INDENT * 3
     if f.verdict is FileVerdict.DANGEROUS:

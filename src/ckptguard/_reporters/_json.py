@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import json
 
-from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport
 from ckptguard._reporters._common import summary, tool_version
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 SCHEMA_VERSION = 1
 
 
-def global_to_dict(g: GlobalRef) -> dict[str, Any]:
+def global_to_dict(g: GlobalRecord) -> dict[str, Any]:
     return {
         "name": g.qualified_name,
         "verdict": g.verdict.value,
@@ -38,7 +38,7 @@ def global_to_dict(g: GlobalRef) -> dict[str, Any]:
     }
 
 
-def finding_to_dict(f: Finding) -> dict[str, Any]:
+def finding_to_dict(f: FindingRecord) -> dict[str, Any]:
     return {
         "rule": f.rule,
         "severity": f.severity.value,
@@ -47,7 +47,7 @@ def finding_to_dict(f: Finding) -> dict[str, Any]:
     }
 
 
-def file_to_dict(f: FileReport) -> dict[str, Any]:
+def file_to_dict(f: FileRecord) -> dict[str, Any]:
     return {
         "path": f.path,
         "format": f.format,
@@ -61,7 +61,7 @@ def file_to_dict(f: FileReport) -> dict[str, Any]:
     }
 
 
-def to_document(report: ScanReport) -> dict[str, Any]:
+def to_document(report: ScanRecord) -> dict[str, Any]:
     return {
         "tool": "ckptguard",
         "version": tool_version(),
@@ -74,5 +74,7 @@ def to_document(report: ScanReport) -> dict[str, Any]:
     }
 
 
-def dumps(report: ScanReport) -> str:
-    return json.dumps(to_document(report), indent=2, ensure_ascii=False)
+def dumps(report: ScanRecord, *, indent: int | None = 2) -> str:
+    """The document as text; ``indent=None`` gives one compact line (json's C encoder: several
+    times faster on large scans than indented output, which is pure Python)."""
+    return json.dumps(to_document(report), indent=indent, ensure_ascii=False)

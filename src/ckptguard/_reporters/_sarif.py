@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport, Severity, Verdict
 from ckptguard._reporters._common import tool_version
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
+from ckptguard._verdict import Severity, Verdict
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
@@ -77,7 +78,7 @@ def _rule(rule_id: str, short: str, full: str, level: str) -> dict[str, Any]:
     }
 
 
-def _global_result(f: FileReport, g: GlobalRef, location: dict[str, Any]) -> dict[str, Any]:
+def _global_result(f: FileRecord, g: GlobalRecord, location: dict[str, Any]) -> dict[str, Any]:
     if g.verdict is Verdict.DANGEROUS:
         rule, level = "global-dangerous", "error"
         text = (
@@ -105,7 +106,7 @@ def _global_result(f: FileReport, g: GlobalRef, location: dict[str, Any]) -> dic
     }
 
 
-def _finding_result(f: FileReport, x: Finding, location: dict[str, Any]) -> dict[str, Any]:
+def _finding_result(f: FileRecord, x: FindingRecord, location: dict[str, Any]) -> dict[str, Any]:
     text = f"{f.path}: {x.message}"
     if x.location:
         text += f" (at {x.location})"
@@ -123,7 +124,7 @@ def _finding_result(f: FileReport, x: Finding, location: dict[str, Any]) -> dict
     return result
 
 
-def to_document(report: ScanReport, *, base_dir: str | None = None) -> dict[str, Any]:
+def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str, Any]:
     """The SARIF log as a dict; ``base_dir`` (usually the working directory) is %SRCROOT%."""
     results: list[dict[str, Any]] = []
     rules: dict[str, dict[str, Any]] = {
@@ -175,5 +176,5 @@ def to_document(report: ScanReport, *, base_dir: str | None = None) -> dict[str,
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
-def dumps(report: ScanReport, *, base_dir: str | None = None) -> str:
+def dumps(report: ScanRecord, *, base_dir: str | None = None) -> str:
     return json.dumps(to_document(report, base_dir=base_dir), indent=2, ensure_ascii=False)

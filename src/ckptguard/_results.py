@@ -1,0 +1,157 @@
+"""What the scanner produces: slotted, immutable records (cheap to import and to create).
+
+The public report model (:mod:`ckptguard._model`: frozen dataclasses) is built from these
+records by ``ckptguard.scan()`` and wherever a report leaves the library (errors, results);
+the scanner, the CLI and the reporters work on the records, so that a ``ckptguard scan`` process
+never imports :mod:`dataclasses` (start-up time is what the CLI is measured on). Each record has
+exactly the fields of its public counterpart (a test keeps them in step), and both share their
+derived properties through the ``*View`` mixins below.
+"""
+
+from __future__ import annotations
+
+from ckptguard._record import Record
+from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
+
+
+class GlobalView:
+    """Derived properties of a global (shared by :class:`GlobalRecord` and ``GlobalRef``)."""
+
+    __slots__ = ()
+    module: str
+    name: str
+    verdict: Verdict
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.module}.{self.name}"
+
+    @property
+    def file_verdict(self) -> FileVerdict:
+        return self.verdict.file_verdict
+
+
+class FileView:
+    """Derived properties of a file's result (shared by :class:`FileRecord` and ``FileReport``)."""
+
+    __slots__ = ()
+    verdict: FileVerdict
+    globals: tuple[GlobalView, ...]
+
+    @property
+    def needs_allow(self) -> tuple[str, ...]:
+        """Qualified names of the unknown globals (what `--allow` would have to list)."""
+        return tuple(g.qualified_name for g in self.globals if g.verdict is Verdict.UNKNOWN)
+
+
+class ScanView:
+    """Derived properties of a scan (shared by :class:`ScanRecord` and ``ScanReport``)."""
+
+    __slots__ = ()
+    files: tuple[FileView, ...]
+
+    @property
+    def verdict(self) -> FileVerdict:
+        return worst_verdict([f.verdict for f in self.files])
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error."""
+        return self.verdict.exit_code
+
+
+class FindingRecord(Record):
+    """Something noteworthy about a file that is not a single global."""
+
+    __slots__ = ("rule", "severity", "message", "location")  # noqa: RUF023 - field order
+    rule: str  # stable id, e.g. "zip-duplicate-member", "pickle-truncated"
+    severity: Severity
+    message: str
+    location: str | None  # e.g. "archive/data.pkl@123" (member and byte offset)
+
+    def __init__(
+        self, rule: str, severity: Severity, message: str, location: str | None = None
+    ) -> None:
+        self._set(rule=rule, severity=severity, message=message, location=location)
+
+
+class GlobalRecord(Record, GlobalView):
+    """One global a file's pickles would import, with its verdict."""
+
+    __slots__ = ("module", "name", "verdict", "reason", "count", "uses", "locations")  # noqa: RUF023
+    module: str
+    name: str
+    verdict: Verdict
+    reason: str
+    count: int  # how many times the pickles reference it
+    uses: tuple[Use, ...]  # sorted, distinct
+    locations: tuple[str, ...]  # pickles (members) that reference it
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        module: str,
+        name: str,
+        verdict: Verdict,
+        reason: str,
+        count: int,
+        uses: tuple[Use, ...] = (),
+        locations: tuple[str, ...] = (),
+    ) -> None:
+        self._set(
+            module=module,
+            name=name,
+            verdict=verdict,
+            reason=reason,
+            count=count,
+            uses=uses,
+            locations=locations,
+        )
+
+
+class FileRecord(Record, FileView):
+    """The scan result for one file."""
+
+    __slots__ = (  # noqa: RUF023 - field order
+        "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
+    )  # fmt: skip
+    path: str
+    format: str  # see ckptguard._formats.FORMATS, or "git-lfs-pointer", "html", "unknown", ...
+    verdict: FileVerdict
+    globals: tuple[GlobalRecord, ...]
+    findings: tuple[FindingRecord, ...]
+    pickles: tuple[str, ...]  # names of the pickles that were analysed
+    size: int | None  # bytes on disk
+    hint: str | None  # the next command to run, when the verdict is not safe
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        path: str,
+        format: str,
+        verdict: FileVerdict,
+        globals: tuple[GlobalRecord, ...] = (),
+        findings: tuple[FindingRecord, ...] = (),
+        pickles: tuple[str, ...] = (),
+        size: int | None = None,
+        hint: str | None = None,
+    ) -> None:
+        self._set(
+            path=path,
+            format=format,
+            verdict=verdict,
+            globals=globals,
+            findings=findings,
+            pickles=pickles,
+            size=size,
+            hint=hint,
+        )
+
+
+class ScanRecord(Record, ScanView):
+    """The result of scanning one or more paths."""
+
+    __slots__ = ("files", "skipped")
+    files: tuple[FileRecord, ...]
+    skipped: tuple[str, ...]  # files met while walking directories that are not checkpoints
+
+    def __init__(self, files: tuple[FileRecord, ...], skipped: tuple[str, ...] = ()) -> None:
+        self._set(files=files, skipped=skipped)
