@@ -10,7 +10,7 @@ derived properties through the ``*View`` mixins below.
 
 from __future__ import annotations
 
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
 
@@ -72,7 +72,10 @@ class FindingRecord(Record):
     def __init__(
         self, rule: str, severity: Severity, message: str, location: str | None = None
     ) -> None:
-        self._set(rule=rule, severity=severity, message=message, location=location)
+        set_field(self, "rule", rule)
+        set_field(self, "severity", severity)
+        set_field(self, "message", message)
+        set_field(self, "location", location)
 
 
 class GlobalRecord(Record, GlobalView):
@@ -97,15 +100,13 @@ class GlobalRecord(Record, GlobalView):
         uses: tuple[Use, ...] = (),
         locations: tuple[str, ...] = (),
     ) -> None:
-        self._set(
-            module=module,
-            name=name,
-            verdict=verdict,
-            reason=reason,
-            count=count,
-            uses=uses,
-            locations=locations,
-        )
+        set_field(self, "module", module)
+        set_field(self, "name", name)
+        set_field(self, "verdict", verdict)
+        set_field(self, "reason", reason)
+        set_field(self, "count", count)
+        set_field(self, "uses", uses)
+        set_field(self, "locations", locations)
 
 
 class FileRecord(Record, FileView):
@@ -134,16 +135,14 @@ class FileRecord(Record, FileView):
         size: int | None = None,
         hint: str | None = None,
     ) -> None:
-        self._set(
-            path=path,
-            format=format,
-            verdict=verdict,
-            globals=globals,
-            findings=findings,
-            pickles=pickles,
-            size=size,
-            hint=hint,
-        )
+        set_field(self, "path", path)
+        set_field(self, "format", format)
+        set_field(self, "verdict", verdict)
+        set_field(self, "globals", globals)
+        set_field(self, "findings", findings)
+        set_field(self, "pickles", pickles)
+        set_field(self, "size", size)
+        set_field(self, "hint", hint)
 
 
 class ScanRecord(Record, ScanView):
@@ -154,4 +153,5 @@ class ScanRecord(Record, ScanView):
     skipped: tuple[str, ...]  # files met while walking directories that are not checkpoints
 
     def __init__(self, files: tuple[FileRecord, ...], skipped: tuple[str, ...] = ()) -> None:
-        self._set(files=files, skipped=skipped)
+        set_field(self, "files", files)
+        set_field(self, "skipped", skipped)

@@ -145,3 +145,37 @@ def test_help_wraps_to_columns_without_shutil(monkeypatch: pytest.MonkeyPatch) -
     assert max(len(line) for line in text.splitlines()) <= 50
     sub = build_parser()._subparsers._group_actions[0].choices["scan"]  # type: ignore[union-attr]
     assert "Directories are walked recursively" in sub.format_help()  # raw description kept
+
+
+def test_main_builds_only_the_subcommand_it_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    from ckptguard._cli import build_parser
+
+    choices = build_parser(full={"scan"})._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert list(choices) == ["scan"]
+    names = ("scan", "run", "convert", "inspect", "code")
+    assert main(["--help"]) == 0  # help lists every command, with its help line
+    out = capsys.readouterr().out
+    assert all(f"    {n} " in out for n in names), out
+    assert main(["sacn", "x.pt"]) == 2  # so does the error for a typo
+    err = capsys.readouterr().err
+    assert "invalid choice: 'sacn'" in err
+    assert all(f"'{n}'" in err for n in names), err
+    assert main(["inspect", "--help"]) == 0
+    assert "--sort" in capsys.readouterr().out
+
+
+def test_main_leaves_the_garbage_collector_as_it_found_it(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import gc
+
+    frozen: list[int] = []
+
+    def scan_paths(paths: list[str], **kwargs: Any) -> ScanReport:
+        frozen.append(gc.get_freeze_count())
+        return ScanReport(files=(S.SAFE_FILE,))
+
+    _fake_scanner(monkeypatch, scan_paths)
+    assert main(["scan", "a.pt", "--json"]) == 0
+    assert frozen[0] > 0  # import-time objects are out of the collector's way during the run
+    assert gc.get_freeze_count() == 0

@@ -67,3 +67,31 @@ def test_scan_does_not_import_torch_or_numpy(files: Files, tmp_path: Path) -> No
         check=False,
     )
     assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
+
+
+def test_scan_process_imports_only_what_it_needs(files: Files, tmp_path: Path) -> None:
+    # Start-up is most of a short scan's time (the CLI is benchmarked as a whole process):
+    # the report dataclasses, typing, tomllib, hashlib/OpenSSL and the other subcommands'
+    # modules are not needed to scan and print JSON.
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        "from ckptguard._cli import main\n"
+        "rc = main(['scan', '--json', sys.argv[1]])\n"
+        "heavy = ('dataclasses', 'typing', 'tomllib', 'hashlib', 'inspect', 'concurrent',\n"
+        "         'torch', 'numpy', 'ckptguard._model', 'ckptguard._code._rules')\n"
+        "new = set(sys.modules) - before\n"
+        "print(rc, sorted(m for m in new if m.startswith(heavy)), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env.pop("CKPTGUARD_POLICY", None)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(files.training)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
+    )
+    assert proc.stderr.strip() == "0 []", proc.stderr
+    assert json.loads(proc.stdout)["files"][0]["verdict"] == "safe"

@@ -286,3 +286,22 @@ def test_never_a_traceback_for_broken_files(
     verdicts = {Path(f["path"]).name: f["verdict"] for f in json.loads(out)["files"]}
     assert set(verdicts) == set(BROKEN)
     assert all(v != "safe" for v in verdicts.values()), verdicts
+
+
+def test_json_is_one_compact_line_for_programs(
+    files: Files, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(capsys, "scan", files.safe, files.enum, "--json")
+    assert code == 1
+    assert out.count("\n") == 1  # the document, then a newline
+    assert json.loads(out)["files"][1]["verdict"] == "review"
+
+
+def test_json_is_indented_on_a_terminal(
+    files: Files, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    code, out, _ = run(capsys, "scan", files.safe, "--json")
+    assert code == 0
+    assert out.startswith('{\n  "tool": "ckptguard"')
+    assert json.loads(out)["files"][0]["verdict"] == "safe"

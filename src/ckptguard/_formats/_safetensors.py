@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ._common import Buffer, corrupt
 from ._types import Extracted
 

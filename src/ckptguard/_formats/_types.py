@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from ckptguard._pickle import PickleAnalysis
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 from ckptguard._results import FindingRecord
 
 
@@ -19,7 +19,9 @@ class PickleStream(Record):
     #                (lets the loader check it unpickles exactly these bytes); else b""
 
     def __init__(self, name: str, analysis: PickleAnalysis, digest: bytes = b"") -> None:
-        self._set(name=name, analysis=analysis, digest=digest)
+        set_field(self, "name", name)
+        set_field(self, "analysis", analysis)
+        set_field(self, "digest", digest)
 
 
 class Extracted(Record):
@@ -38,9 +40,7 @@ class Extracted(Record):
         findings: tuple[FindingRecord, ...] = (),
         details: Mapping[str, str] | None = None,
     ) -> None:
-        self._set(
-            format=format,
-            pickles=pickles,
-            findings=findings,
-            details={} if details is None else details,
-        )
+        set_field(self, "format", format)
+        set_field(self, "pickles", pickles)
+        set_field(self, "findings", findings)
+        set_field(self, "details", {} if details is None else details)

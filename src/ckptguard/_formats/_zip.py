@@ -11,7 +11,7 @@ from __future__ import annotations
 import struct
 import zlib
 
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 
 from ._common import Buffer, corrupt, inflate
 
@@ -73,17 +73,15 @@ class Member(Record):
         data_offset: int,
         end_offset: int,
     ) -> None:
-        self._set(
-            name=name,
-            method=method,
-            flags=flags,
-            crc=crc,
-            compressed_size=compressed_size,
-            size=size,
-            header_offset=header_offset,
-            data_offset=data_offset,
-            end_offset=end_offset,
-        )
+        set_field(self, "name", name)
+        set_field(self, "method", method)
+        set_field(self, "flags", flags)
+        set_field(self, "crc", crc)
+        set_field(self, "compressed_size", compressed_size)
+        set_field(self, "size", size)
+        set_field(self, "header_offset", header_offset)
+        set_field(self, "data_offset", data_offset)
+        set_field(self, "end_offset", end_offset)
 
 
 def _u16(buf: Buffer, off: int) -> int:
@@ -150,7 +148,7 @@ def _decode_name(raw: bytes, flags: int) -> str:
         raise corrupt(
             f"zip member name {raw!r} is not valid UTF-8/ASCII: readers would decode it differently"
         ) from None
-    if not name or "\\" in name or name.startswith("/") or ".." in name.split("/"):
+    if not name or "\\" in name or name[0] == "/" or (".." in name and ".." in name.split("/")):
         raise corrupt(f"zip member name {name!r} is not a plain relative path")
     return name
 
@@ -206,24 +204,26 @@ def read_members(buf: Buffer) -> list[Member]:
 
 
 def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> list[Member]:
-    cd = buf[cd_offset : cd_offset + cd_size]
+    cd = bytes(buf[cd_offset : cd_offset + cd_size])
+    cd_len = len(cd)
+    entry = _CENTRAL_STRUCT.size
+    unpack = _CENTRAL_STRUCT.unpack_from
     members: list[Member] = []
     names: set[str] = set()
     pos = 0
     for _ in range(n_total):
-        if pos + _CENTRAL_STRUCT.size > len(cd):
+        if pos + entry > cd_len:
             raise corrupt("the zip central directory is shorter than its entry count says")
         (
             sig, _made, _need, flags, method, _t, _d, crc, csize, usize,
             nlen, elen, clen, disk, _iattr, _eattr, offset,
-        ) = _CENTRAL_STRUCT.unpack_from(cd, pos)  # fmt: skip
+        ) = unpack(cd, pos)  # fmt: skip
         if sig != _CENTRAL:
             raise corrupt("a zip central directory entry has a bad signature")
-        start = pos + _CENTRAL_STRUCT.size
-        raw_name = bytes(cd[start : start + nlen])
-        extra = bytes(cd[start + nlen : start + nlen + elen])
+        start = pos + entry
+        raw_name = cd[start : start + nlen]
         pos = start + nlen + elen + clen
-        if pos > len(cd):
+        if pos > cd_len:
             raise corrupt("a zip central directory entry runs past the directory")
         name = _decode_name(raw_name, flags)
         if name in names:
@@ -234,43 +234,43 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
         names.add(name)
         if flags & _FLAGS_REFUSED:
             raise corrupt(f"zip member {name!r} is encrypted or uses unsupported flag bits")
-        if method not in (_STORED, _DEFLATED):
+        if method != _STORED and method != _DEFLATED:  # noqa: PLR1714 - hot loop
             raise corrupt(f"zip member {name!r} uses compression method {method}")
-        need = [
-            k
-            for k, v, full in (
-                ("size", usize, 0xFFFFFFFF),
-                ("csize", csize, 0xFFFFFFFF),
-                ("offset", offset, 0xFFFFFFFF),
-                ("disk", disk, 0xFFFF),
-            )
-            if v == full
-        ]
-        values = {"size": usize, "csize": csize, "offset": offset, "disk": disk}
-        _zip64_extra(extra, need, values, name)
-        if values["disk"] != 0:
+        if elen or 0xFFFFFFFF in (usize, csize, offset) or disk == 0xFFFF:
+            need = [
+                k
+                for k, v, full in (
+                    ("size", usize, 0xFFFFFFFF),
+                    ("csize", csize, 0xFFFFFFFF),
+                    ("offset", offset, 0xFFFFFFFF),
+                    ("disk", disk, 0xFFFF),
+                )
+                if v == full
+            ]
+            values = {"size": usize, "csize": csize, "offset": offset, "disk": disk}
+            _zip64_extra(cd[start + nlen : start + nlen + elen], need, values, name)
+            usize, csize, offset, disk = (
+                values["size"], values["csize"], values["offset"], values["disk"],
+            )  # fmt: skip
+        if disk != 0:
             raise corrupt(f"zip member {name!r} is on another disk")
-        members.append(
-            _check_local(
-                buf, name, raw_name=raw_name, flags=flags, method=method, crc=crc, values=values
-            )
-        )
-    if pos != len(cd):
+        members.append(_check_local(buf, name, raw_name, flags, method, crc, csize, usize, offset))
+    if pos != cd_len:
         raise corrupt("the zip central directory holds more bytes than its entries")
     return members
 
 
-def _check_local(
+def _check_local(  # noqa: PLR0917 - a hot path: positional arguments are the cheap ones
     buf: Buffer,
     name: str,
-    *,
     raw_name: bytes,
     flags: int,
     method: int,
     crc: int,
-    values: dict[str, int],
+    csize: int,
+    usize: int,
+    off: int,
 ) -> Member:
-    off, csize, usize = values["offset"], values["csize"], values["size"]
     if method == _STORED and csize != usize:
         raise corrupt(f"stored zip member {name!r} has different compressed and real sizes")
     hdr = buf[off : off + _LOCAL_STRUCT.size]
@@ -290,33 +290,33 @@ def _check_local(
     data_offset = off + 30 + nlen + elen
     end = data_offset + csize
     if not flags & _FLAG_DESCRIPTOR:
-        lextra = bytes(buf[off + 30 + nlen : data_offset])
         lvals = {"size": lusize, "csize": lcsize}
         need = [k for k, v in (("size", lusize), ("csize", lcsize)) if v == 0xFFFFFFFF]
         if need:
-            _zip64_extra(lextra, need, lvals, name)
+            _zip64_extra(bytes(buf[off + 30 + nlen : data_offset]), need, lvals, name)
         if lcrc != crc or lvals["size"] != usize or lvals["csize"] != csize:
             raise corrupt(f"zip member {name!r}: local header sizes/CRC differ from the directory")
     else:
-        end = _check_descriptor(buf, name=name, pos=end, crc=crc, csize=csize, usize=usize)
+        end = _check_descriptor(buf, name, end, crc, csize, usize)
     if end > len(buf):
         raise corrupt(f"zip member {name!r} runs past the end of the file (truncated)")
     return Member(name, method, flags, crc, csize, usize, off, data_offset, end)
 
 
-def _check_descriptor(buf: Buffer, *, name: str, pos: int, crc: int, csize: int, usize: int) -> int:
+_DESCRIPTOR32 = struct.Struct("<III")
+_DESCRIPTOR64 = struct.Struct("<IQQ")
+
+
+def _check_descriptor(  # noqa: PLR0917 - hot path
+    buf: Buffer, name: str, pos: int, crc: int, csize: int, usize: int
+) -> int:
     """Validate the data descriptor after a member written with flag bit 3."""
     if buf[pos : pos + 4] == _DESCRIPTOR:
         pos += 4
-    for width in (4, 8):
-        raw = buf[pos : pos + 4 + 2 * width]
-        if len(raw) < 4 + 2 * width:
-            continue
-        d_crc = int.from_bytes(raw[:4], "little")
-        d_csize = int.from_bytes(raw[4 : 4 + width], "little")
-        d_usize = int.from_bytes(raw[4 + width :], "little")
-        if (d_crc, d_csize, d_usize) == (crc, csize, usize):
-            return pos + 4 + 2 * width
+    for layout in (_DESCRIPTOR32, _DESCRIPTOR64):
+        raw = buf[pos : pos + layout.size]
+        if len(raw) == layout.size and layout.unpack(raw) == (crc, csize, usize):
+            return pos + layout.size
     raise corrupt(f"zip member {name!r}: its data descriptor disagrees with the directory")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ckptguard._errors import CorruptCheckpointError
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Use
 
@@ -33,7 +33,8 @@ class GlobalConst(Record):
     name: str
 
     def __init__(self, module: str, name: str) -> None:
-        self._set(module=module, name=name)
+        set_field(self, "module", module)
+        set_field(self, "name", name)
 
 
 class PersistentRef(Record):
@@ -43,7 +44,7 @@ class PersistentRef(Record):
     index: int
 
     def __init__(self, index: int) -> None:
-        self._set(index=index)
+        set_field(self, "index", index)
 
 
 class PickleLimits(Record):
@@ -77,15 +78,13 @@ class PickleLimits(Record):
         max_container_items: int = 1_000_000,  # items folded into one list/tuple/dict constant
         max_string: int = 1 << 40,  # longest single string/bytes argument accepted at all
     ) -> None:
-        self._set(
-            max_opcodes=max_opcodes,
-            max_memo=max_memo,
-            max_stack=max_stack,
-            max_marks=max_marks,
-            max_const_len=max_const_len,
-            max_container_items=max_container_items,
-            max_string=max_string,
-        )
+        set_field(self, "max_opcodes", max_opcodes)
+        set_field(self, "max_memo", max_memo)
+        set_field(self, "max_stack", max_stack)
+        set_field(self, "max_marks", max_marks)
+        set_field(self, "max_const_len", max_const_len)
+        set_field(self, "max_container_items", max_container_items)
+        set_field(self, "max_string", max_string)
 
 
 DEFAULT_LIMITS = PickleLimits()
@@ -111,9 +110,12 @@ class GlobalUsage(Record):
         raw: tuple[str, str] | None = None,
         first_offset: int = 0,
     ) -> None:
-        self._set(
-            module=module, name=name, count=count, uses=uses, raw=raw, first_offset=first_offset
-        )
+        set_field(self, "module", module)
+        set_field(self, "name", name)
+        set_field(self, "count", count)
+        set_field(self, "uses", uses)
+        set_field(self, "raw", raw)
+        set_field(self, "first_offset", first_offset)
 
 
 class PickleAnalysis(Record):
@@ -151,16 +153,14 @@ class PickleAnalysis(Record):
         opcodes: int,
         calls: tuple[tuple[tuple[str, str], object], ...] = (),
     ) -> None:
-        self._set(
-            calls=calls,
-            protocol=protocol,
-            end=end,
-            globals=globals,
-            findings=findings,
-            persistent_ids=persistent_ids,
-            value=value,
-            opcodes=opcodes,
-        )
+        set_field(self, "calls", calls)
+        set_field(self, "protocol", protocol)
+        set_field(self, "end", end)
+        set_field(self, "globals", globals)
+        set_field(self, "findings", findings)
+        set_field(self, "persistent_ids", persistent_ids)
+        set_field(self, "value", value)
+        set_field(self, "opcodes", opcodes)
 
 
 class PickleError(CorruptCheckpointError):

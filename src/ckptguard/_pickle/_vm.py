@@ -229,6 +229,7 @@ class _Walker:
         self.finding_counts: dict[str, int] = {}
         self.persistent_ids: list[object] = []
         self.calls: list[tuple[tuple[str, str], object]] = []
+        self.consts: dict[tuple[str, str], GlobalConst] = {}  # folded globals, one per key
         self.opcodes = 0
         self.op_pos = start
 
@@ -660,7 +661,11 @@ class _Walker:
             stack = self.stack
 
     def _slow(self, op: int) -> PickleAnalysis | None:
-        """One opcode at ``self.op_pos`` (argument at ``self.pos``), with every check."""
+        """One opcode at ``self.op_pos`` (argument at ``self.pos``), with every check.
+
+        The opcodes that only this path handles and that every torch checkpoint uses come
+        first (the chain is tested in order).
+        """
         data = self.data
         size = self.size
         limits = self.limits
@@ -669,7 +674,127 @@ class _Walker:
         memo = self.memo
         ops = self.opcodes
         stack = self.stack
-        if op == 0x71:  # q BINPUT
+        if op == 0x63:  # c GLOBAL
+            module = self.text_name()
+            name = self.text_name()
+            stack.append(self.add_global(module, name))
+        elif op == 0x51:  # Q BINPERSID
+            pid = self.pop()
+            self.reference((pid,))
+            if type(pid) is tuple:
+                self.reference(pid)
+            self.persistent_ids.append(self.fold_bounded(pid, _FOLD_PID_BUDGET))
+            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
+        elif op == 0x73:  # s SETITEM
+            value = self.pop()
+            key = self.pop()
+            target = self.top()
+            self.reference((key, value))
+            self.mutate(target, "SETITEM", _Dict)
+            self.check_hashable((key,), "SETITEM")
+            if type(target) is _Dict:
+                self._dict_add(target, [key, value])
+        elif op == 0x62:  # b BUILD
+            state = self.pop()
+            inst = self.top()
+            self.reference((state,))
+            if type(state) is tuple:
+                self.reference(state)
+            if type(inst) is _Obj and inst.origin is not None:
+                self.built.add(inst.origin)
+            if state is not None:
+                self.mutate(inst, "BUILD")
+        elif op == 0x75:  # u SETITEMS
+            items = self.pop_mark()
+            if len(items) % 2:
+                self.fail("SETITEMS with an odd number of items")
+            target = self.top()
+            self.reference(items)
+            self.mutate(target, "SETITEMS", _Dict)
+            self.check_hashable(items[::2], "SETITEMS")
+            if type(target) is _Dict:
+                self._dict_add(target, items)
+        elif op == 0x4D:  # M BININT2
+            if self.pos + 2 > size:
+                self.fail("truncated: missing 2-byte argument")
+            stack.append(_U16(data, self.pos)[0])
+            self.pos += 2
+        elif op == 0x4A:  # J BININT
+            if self.pos + 4 > size:
+                self.fail("truncated: missing 4-byte argument")
+            stack.append(_I32(data, self.pos)[0])
+            self.pos += 4
+        elif op == 0x80:  # PROTO
+            proto = self.u8()
+            if proto > _HIGHEST_PROTOCOL:
+                self.fail(f"unsupported pickle protocol {proto}")
+            self.proto = proto
+            self.max_proto = max(self.max_proto, proto)
+        elif op == 0x95:  # FRAME
+            n = self.u64()
+            if n > size - self.pos:
+                self.fail(f"truncated: a {n}-byte frame exceeds the data")
+        elif op == 0x2E:  # . STOP
+            value = self.pop()
+            self.discard(self.stack)
+            for frame in self.metastack:
+                self.discard(frame)
+            self.reference((value,))
+            self.opcodes = ops
+            return PickleAnalysis(
+                protocol=self.max_proto,
+                end=self.pos,
+                globals=self.usages(),
+                findings=tuple(self.findings),
+                persistent_ids=tuple(self.persistent_ids),
+                calls=tuple(self.calls),
+                value=self.fold_bounded(value, _FOLD_VALUE_BUDGET) if self.fold_value else OPAQUE,
+                opcodes=ops,
+            )
+        elif op == 0x65:  # e APPENDS
+            items = self.pop_mark()
+            target = self.top()
+            self.reference(items)
+            self.mutate(target, "APPENDS", _List)
+            if type(target) is _List:
+                self._list_add(target, items)
+        elif op == 0x61:  # a APPEND
+            value = self.pop()
+            target = self.top()
+            self.reference((value,))
+            self.mutate(target, "APPEND", _List)
+            if type(target) is _List:
+                self._list_add(target, [value])
+        elif op == 0x87:  # TUPLE3
+            c = self.pop()
+            b = self.pop()
+            a = self.pop()
+            stack.append((a, b, c))
+        elif op == 0x93:  # STACK_GLOBAL
+            name_v = self.pop()
+            module_v = self.pop()
+            if type(module_v) is str and type(name_v) is str:
+                self.stack.append(self.add_global(module_v, name_v))
+            else:
+                self.reference((module_v, name_v))
+                self.finding(
+                    "pickle-dynamic-global",
+                    Severity.DANGEROUS,
+                    "STACK_GLOBAL's module or name is not a literal string: the global it "
+                    "imports cannot be known without executing the file",
+                )
+                self.stack.append(_Obj(None))
+        elif op == 0x81:  # NEWOBJ
+            args = self.pop()
+            cls = self.pop()
+            self.check_args(args, "NEWOBJ")
+            if type(args) is tuple:
+                self.reference(args)
+            self.stack.append(self.call(cls, "NEWOBJ"))
+        elif op == 0x8A:  # LONG1
+            n = self.u8()
+            stack.append(int.from_bytes(self.take(n), "little", signed=True))
+        elif op == 0x71:  # q BINPUT
             idx = self.u8()
             v = self.top()
             if type(v) is _Obj:
@@ -692,16 +817,6 @@ class _Walker:
             self.push_str(self.take_const(n), "utf-8", "surrogatepass")
         elif op == 0x4B:  # K BININT1
             stack.append(self.u8())
-        elif op == 0x4D:  # M BININT2
-            if self.pos + 2 > size:
-                self.fail("truncated: missing 2-byte argument")
-            stack.append(_U16(data, self.pos)[0])
-            self.pos += 2
-        elif op == 0x4A:  # J BININT
-            if self.pos + 4 > size:
-                self.fail("truncated: missing 4-byte argument")
-            stack.append(_I32(data, self.pos)[0])
-            self.pos += 4
         elif op == 0x28:  # ( MARK
             if len(self.metastack) >= max_marks:
                 self.fail(f"more than {max_marks} nested MARKs")
@@ -714,11 +829,6 @@ class _Walker:
             b = self.pop()
             a = self.pop()
             stack.append((a, b))
-        elif op == 0x87:  # TUPLE3
-            c = self.pop()
-            b = self.pop()
-            a = self.pop()
-            stack.append((a, b, c))
         elif op == 0x74:  # t TUPLE
             items = self.pop_mark()
             self.stack.append(tuple(items))
@@ -733,13 +843,6 @@ class _Walker:
             if type(func) is _Glob and func.key in RECORDED_CALLS:
                 self.record_call(func.key, args)
             self.stack.append(self.call(func, "REDUCE"))
-        elif op == 0x81:  # NEWOBJ
-            args = self.pop()
-            cls = self.pop()
-            self.check_args(args, "NEWOBJ")
-            if type(args) is tuple:
-                self.reference(args)
-            self.stack.append(self.call(cls, "NEWOBJ"))
         elif op == 0x92:  # NEWOBJ_EX
             kwargs = self.pop()
             args = self.pop()
@@ -753,53 +856,10 @@ class _Walker:
                 elif type(a) is _Dict:
                     self.reference(v for kv in a.items for v in kv)
             self.stack.append(self.call(cls, "NEWOBJ_EX"))
-        elif op == 0x62:  # b BUILD
-            state = self.pop()
-            inst = self.top()
-            self.reference((state,))
-            if type(state) is tuple:
-                self.reference(state)
-            if type(inst) is _Obj and inst.origin is not None:
-                self.built.add(inst.origin)
-            if state is not None:
-                self.mutate(inst, "BUILD")
         elif op == 0x7D:  # } EMPTY_DICT
             stack.append(_Dict())
         elif op == 0x5D:  # ] EMPTY_LIST
             stack.append(_List())
-        elif op == 0x75:  # u SETITEMS
-            items = self.pop_mark()
-            if len(items) % 2:
-                self.fail("SETITEMS with an odd number of items")
-            target = self.top()
-            self.reference(items)
-            self.mutate(target, "SETITEMS", _Dict)
-            self.check_hashable(items[::2], "SETITEMS")
-            if type(target) is _Dict:
-                self._dict_add(target, items)
-        elif op == 0x73:  # s SETITEM
-            value = self.pop()
-            key = self.pop()
-            target = self.top()
-            self.reference((key, value))
-            self.mutate(target, "SETITEM", _Dict)
-            self.check_hashable((key,), "SETITEM")
-            if type(target) is _Dict:
-                self._dict_add(target, [key, value])
-        elif op == 0x65:  # e APPENDS
-            items = self.pop_mark()
-            target = self.top()
-            self.reference(items)
-            self.mutate(target, "APPENDS", _List)
-            if type(target) is _List:
-                self._list_add(target, items)
-        elif op == 0x61:  # a APPEND
-            value = self.pop()
-            target = self.top()
-            self.reference((value,))
-            self.mutate(target, "APPEND", _List)
-            if type(target) is _List:
-                self._list_add(target, [value])
         elif op == 0x94:  # MEMOIZE
             v = self.top()
             if type(v) is _Obj:
@@ -836,51 +896,6 @@ class _Walker:
                 self.fail("truncated: missing 8-byte float")
             stack.append(_F64(data, self.pos)[0])
             self.pos += 8
-        elif op == 0x63:  # c GLOBAL
-            module = self.text_name()
-            name = self.text_name()
-            stack.append(self.add_global(module, name))
-        elif op == 0x93:  # STACK_GLOBAL
-            name_v = self.pop()
-            module_v = self.pop()
-            if type(module_v) is str and type(name_v) is str:
-                self.stack.append(self.add_global(module_v, name_v))
-            else:
-                self.reference((module_v, name_v))
-                self.finding(
-                    "pickle-dynamic-global",
-                    Severity.DANGEROUS,
-                    "STACK_GLOBAL's module or name is not a literal string: the global it "
-                    "imports cannot be known without executing the file",
-                )
-                self.stack.append(_Obj(None))
-        elif op == 0x80:  # PROTO
-            proto = self.u8()
-            if proto > _HIGHEST_PROTOCOL:
-                self.fail(f"unsupported pickle protocol {proto}")
-            self.proto = proto
-            self.max_proto = max(self.max_proto, proto)
-        elif op == 0x95:  # FRAME
-            n = self.u64()
-            if n > size - self.pos:
-                self.fail(f"truncated: a {n}-byte frame exceeds the data")
-        elif op == 0x2E:  # . STOP
-            value = self.pop()
-            self.discard(self.stack)
-            for frame in self.metastack:
-                self.discard(frame)
-            self.reference((value,))
-            self.opcodes = ops
-            return PickleAnalysis(
-                protocol=self.max_proto,
-                end=self.pos,
-                globals=self.usages(),
-                findings=tuple(self.findings),
-                persistent_ids=tuple(self.persistent_ids),
-                calls=tuple(self.calls),
-                value=self.fold_bounded(value, _FOLD_VALUE_BUDGET) if self.fold_value else OPAQUE,
-                opcodes=ops,
-            )
         elif op == 0x30:  # 0 POP
             if stack:
                 self.discard((stack.pop(),))
@@ -943,9 +958,6 @@ class _Walker:
                 stack.append(float(raw))
             except ValueError:
                 self.fail("FLOAT argument is not a number")
-        elif op == 0x8A:  # LONG1
-            n = self.u8()
-            stack.append(int.from_bytes(self.take(n), "little", signed=True))
         elif op == 0x8B:  # LONG4
             if self.pos + 4 > size:
                 self.fail("truncated: missing 4-byte length")
@@ -1020,13 +1032,6 @@ class _Walker:
                 self.fail("OBJ without a class")
             self.reference(items[1:])
             self.stack.append(self.call(items[0], "OBJ"))
-        elif op == 0x51:  # Q BINPERSID
-            pid = self.pop()
-            self.reference((pid,))
-            if type(pid) is tuple:
-                self.reference(pid)
-            self.persistent_ids.append(self.fold_bounded(pid, _FOLD_PID_BUDGET))
-            self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
         elif op == 0x50:  # P PERSID
             raw = self.line()
             self.persistent_ids.append(raw.decode("ascii", "replace"))
@@ -1114,7 +1119,10 @@ class _Walker:
         if depth >= _MAX_FOLD_DEPTH:
             return OPAQUE
         if t is _Glob:
-            return GlobalConst(*v.key)
+            const = self.consts.get(v.key)
+            if const is None:
+                const = self.consts[v.key] = GlobalConst(*v.key)
+            return const
         if t is _Obj:
             return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
         if t is tuple:

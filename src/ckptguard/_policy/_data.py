@@ -7,7 +7,7 @@ import os
 from types import MappingProxyType
 
 from ckptguard._errors import PolicyError
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 
 TYPE_CHECKING = False  # typing only for type checkers (start-up time)
 if TYPE_CHECKING:
@@ -31,12 +31,10 @@ class ShippedData(Record):
         dangerous_globals: MappingProxyType[str, str],
         dangerous_attributes: MappingProxyType[str, str],
     ) -> None:
-        self._set(
-            profiles=profiles,
-            dangerous_modules=dangerous_modules,
-            dangerous_globals=dangerous_globals,
-            dangerous_attributes=dangerous_attributes,
-        )
+        set_field(self, "profiles", profiles)
+        set_field(self, "dangerous_modules", dangerous_modules)
+        set_field(self, "dangerous_globals", dangerous_globals)
+        set_field(self, "dangerous_attributes", dangerous_attributes)
 
 
 def _table(doc: dict[str, Any], *path: str) -> dict[str, str]:

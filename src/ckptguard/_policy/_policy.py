@@ -26,7 +26,7 @@ from collections.abc import Iterable, Mapping
 
 from ckptguard._errors import PolicyError
 from ckptguard._policy._data import shipped
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 from ckptguard._verdict import Verdict
 
 ALL_PROFILES = ("torch", "numpy", "python", "omegaconf", "lightning")
@@ -50,7 +50,8 @@ class Entry(Record):
     reason: str
 
     def __init__(self, pattern: str, reason: str) -> None:
-        self._set(pattern=pattern, reason=reason)
+        set_field(self, "pattern", pattern)
+        set_field(self, "reason", reason)
 
     def matches(self, qualified: str) -> bool:
         if self.pattern.endswith(".*"):
@@ -101,14 +102,12 @@ class Policy(Record):
         safe: dict[str, str] = {}
         for p in profiles:
             safe.update({k: f"{v} [profile {p}]" for k, v in data.profiles[p].items()})
-        self._set(
-            profiles=tuple(profiles),
-            allowed=tuple(allowed),
-            denied=tuple(denied),
-            source=source,
-            _safe=safe,
-            _cache={},
-        )
+        set_field(self, "profiles", tuple(profiles))
+        set_field(self, "allowed", tuple(allowed))
+        set_field(self, "denied", tuple(denied))
+        set_field(self, "source", source)
+        set_field(self, "_safe", safe)
+        set_field(self, "_cache", {})
         for entry in self.allowed:
             base = entry.pattern.removesuffix(".*")
             last = None if entry.pattern.endswith(".*") else base.rpartition(".")[2]
