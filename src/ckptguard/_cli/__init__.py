@@ -12,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import gc
+import importlib
 import sys
 from collections.abc import Collection, Sequence
 
-from ckptguard._cli import _code, _convert, _inspect, _run, _scan
 from ckptguard._cli._argparse import Parser
 from ckptguard._errors import Error
+
+TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from typing import Any
 
 __all__ = ["EXIT_ERROR", "EXIT_FINDINGS", "EXIT_OK", "build_parser", "main"]
 
@@ -26,13 +30,8 @@ EXIT_FINDINGS = 1
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 
-_SUBCOMMANDS = {
-    "scan": _scan,
-    "run": _run,
-    "convert": _convert,
-    "inspect": _inspect,
-    "code": _code,
-}
+# Each lives in ckptguard._cli._<name>, imported only when the command line needs it.
+_SUBCOMMANDS = ("scan", "run", "convert", "inspect", "code")
 
 
 def _version() -> str:
@@ -56,12 +55,17 @@ def build_parser(full: Collection[str] | None = None) -> argparse.ArgumentParser
     )
     parser.add_argument("--version", action="version", version=f"ckptguard {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, module in _SUBCOMMANDS.items():
+    list_all = not full or not set(full) <= set(_SUBCOMMANDS)  # help, or an error listing all
+    for name in _SUBCOMMANDS:
         if full is None or name in full:
-            module.add_parser(sub)
-        elif not full or not _SUBCOMMANDS.keys() >= set(full):  # help, or an error listing all
-            sub.add_parser(name, help=module.HELP)
+            _module(name).add_parser(sub)
+        elif list_all:
+            sub.add_parser(name, help=_module(name).HELP)
     return parser
+
+
+def _module(name: str) -> Any:
+    return importlib.import_module(f"ckptguard._cli._{name}")
 
 
 def _command(argv: Sequence[str]) -> str | None:

@@ -14,13 +14,13 @@ from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
 
-from ._common import Buffer, analyse_all, corrupt
-from ._legacy import MAGIC_NUMBER, read_legacy
-from ._npy import MAGIC as NPY_MAGIC
-from ._npy import read_npy
+from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt
 from ._safetensors import looks_like_safetensors, read_safetensors
 from ._text import classify_text, text_error
 from ._torchzip import read_zip
+
+# The legacy and numpy readers are imported when a file needs them (start-up time: most
+# checkpoints are zip archives).
 from ._types import Extracted, PickleStream
 
 __all__ = [
@@ -52,6 +52,10 @@ MODEL_EXTENSIONS = frozenset(
         ".joblib", ".model", ".pt2", ".ptl", ".tar", ".mar", ".dat", ".data", ".h5",
     }
 )  # fmt: skip
+
+# Files up to this size are read into memory; larger ones are mapped (tensor data is never
+# read: only the pages of the zip directory and the pickles are touched).
+_READ_WHOLE = 1 << 20
 
 _ZIP_LOCAL = b"PK\x03\x04"
 _ZIP_EMPTY = b"PK\x05\x06"
@@ -102,6 +106,8 @@ def read_file(path: str | os.PathLike[str], *, limits: PickleLimits = DEFAULT_LI
             raise corrupt(
                 "the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty"
             )
+        if size <= _READ_WHOLE:  # one read is cheaper than mapping and unmapping
+            return _read(f.read(), limits)
         with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
             return _read(mm, limits)
 
@@ -130,6 +136,8 @@ def _read(buf: Buffer, limits: PickleLimits) -> Extracted:
     if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
         return read_zip(buf, limits)
     if head.startswith(NPY_MAGIC):
+        from ._npy import read_npy  # noqa: PLC0415
+
         return read_npy(buf, "array", limits)
     if looks_like_safetensors(buf):
         return read_safetensors(buf)
@@ -167,7 +175,9 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
         if kind is not None:  # prose that merely starts with an opcode character
             raise text_error(kind, head) from None
         raise CorruptCheckpointError(exc.problem, hint=exc.hint, format="pickle") from None
-    if first.value == MAGIC_NUMBER and type(first.value) is int:
+    if first.value == LEGACY_MAGIC_NUMBER and type(first.value) is int:
+        from ._legacy import read_legacy  # noqa: PLC0415
+
         return read_legacy(buf, first, limits)
     if first.end == len(buf):
         return Extracted("pickle", pickles=(PickleStream("pickle", first),))

@@ -20,6 +20,10 @@ from ._types import PickleStream
 
 Buffer = bytes | mmap.mmap
 
+# The magic numbers the dispatcher needs before it imports the reader they select.
+NPY_MAGIC = b"\x93NUMPY"  # numpy .npy files
+LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # the first pickle of a pre-1.6 torch.save file
+
 # A pickle member larger than this is refused rather than decompressed into memory.
 MAX_PICKLE_MEMBER = 4 << 30
 

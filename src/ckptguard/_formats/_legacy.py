@@ -9,7 +9,6 @@ from ._common import Buffer, corrupt, error_finding
 from ._torchzip import check_tensors, storage_element_size, valid_location
 from ._types import Extracted, PickleStream
 
-MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 _NAMES = ("magic number", "protocol version", "system info", "object", "storage keys")
 

@@ -6,10 +6,10 @@ import re
 
 from ckptguard._pickle._types import PickleLimits
 
+from ._common import NPY_MAGIC as MAGIC
 from ._common import analyse_all, corrupt, error_finding
 from ._types import Extracted
 
-MAGIC = b"\x93NUMPY"
 _MAX_HEADER = 64 * 1024
 _SIMPLE = re.compile(r"^[<>|=]?([?bBhHiIlLqQefdgFDGuifcbSUVaMm])(\d*)(\[[a-zA-Z0-9]+\])?$")
 

@@ -10,7 +10,6 @@ from ckptguard._results import FindingRecord
 from ckptguard._verdict import Severity
 
 from ._common import Buffer, analyse_stream, corrupt, error_finding
-from ._npy import read_npy
 from ._types import Extracted, PickleStream
 from ._zip import Member, read_member, read_members, verify_member
 
@@ -222,6 +221,8 @@ def _check_storages(
 
 
 def _read_npz(buf: Buffer, members: list[Member], limits: PickleLimits) -> Extracted:
+    from ._npy import read_npy  # noqa: PLC0415 - start-up time: few files are .npz
+
     streams: list[PickleStream] = []
     findings: list[FindingRecord] = []
     for m in members:

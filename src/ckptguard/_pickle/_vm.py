@@ -642,6 +642,20 @@ class _Walker:
                 stack.append(list_t())
                 pos += 1
                 continue
+            elif op == 0x63:  # c GLOBAL: two newline-terminated UTF-8 names
+                nl = data.find(b"\n", pos + 1)
+                nl2 = data.find(b"\n", nl + 1) if nl > 0 else -1
+                if nl2 > 0:
+                    try:
+                        module = str(data[pos + 1 : nl], "utf-8")
+                        name = str(data[nl + 1 : nl2], "utf-8")
+                    except UnicodeDecodeError:
+                        pass  # the slow path reports it
+                    else:
+                        self.op_pos = pos
+                        stack.append(self.add_global(module, name))
+                        pos = nl2 + 1
+                        continue
             elif op == 0x94 and stack:  # MEMOIZE
                 v = stack[-1]
                 if type(v) is obj_t:
@@ -1125,12 +1139,12 @@ class _Walker:
             return const
         if t is _Obj:
             return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
-        if t is tuple:
+        if t is tuple:  # torch storage ids, shapes, strides: mostly plain items, folded inline
             self._spend(len(v))
             plain = _PLAIN
-            if all(x is None or type(x) in plain for x in v):  # torch storage ids, shapes
-                return v
-            return tuple([self.fold(x, depth + 1) for x in v])
+            return tuple(
+                [x if x is None or type(x) in plain else self.fold(x, depth + 1) for x in v]
+            )
         if t is _List:
             if v.overflow:
                 return OPAQUE
