@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import marshal
 import os
+import sys
 from types import MappingProxyType
 
 from ckptguard._errors import PolicyError
@@ -13,7 +16,9 @@ TYPE_CHECKING = False  # typing only for type checkers (start-up time)
 if TYPE_CHECKING:
     from typing import Any
 
-POLICY_FILE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "policy.toml")
+POLICY_FILE = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), os.pardir, "data", "policy.toml")
+)
 
 
 class ShippedData(Record):
@@ -88,15 +93,73 @@ def parse_simple_toml(text: str) -> dict[str, Any] | None:
     return doc
 
 
-@functools.lru_cache(maxsize=1)
-def shipped() -> ShippedData:
-    with open(POLICY_FILE, "rb") as f:
+def load_policy_data(path: str) -> dict[str, Any]:
+    """The shipped policy file at ``path`` as a document, through a cache like Python's own.
+
+    Parsing the file is a measurable share of a short scan's start-up, so the parsed document
+    is kept in ``__pycache__/<name>.<cache tag>.marshal`` next to it, keyed by the file's size
+    and modification time as ``.pyc`` files are (and written under the same rule: not when
+    ``sys.dont_write_bytecode`` is set, never an error when the directory is read-only). A
+    cache that is stale, unreadable or not a document of strings is ignored and rewritten.
+    """
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        key = (st.st_size, st.st_mtime_ns)
+        cache = _cache_path(path)
+        doc = _read_cache(cache, key)
+        if doc is not None:
+            return doc
         text = f.read().decode("utf-8")
     doc = parse_simple_toml(text)
     if doc is None:  # pragma: no cover - the shipped file is kept inside the subset
         from ckptguard._policy._discovery import _parse_toml  # noqa: PLC0415
 
-        doc = _parse_toml(text.encode("utf-8"), POLICY_FILE)
+        doc = _parse_toml(text.encode("utf-8"), path)
+    if not sys.dont_write_bytecode:
+        _write_cache(cache, key, doc)
+    return doc
+
+
+def _cache_path(path: str) -> str:
+    head, name = os.path.split(path)
+    tag = sys.implementation.cache_tag or "python"
+    return os.path.join(head, "__pycache__", f"{name}.{tag}.marshal")
+
+
+def _read_cache(cache: str, key: tuple[int, int]) -> dict[str, Any] | None:
+    try:
+        with open(cache, "rb") as f:
+            # our own file beside the package, trusted as its .pyc files are
+            cached = marshal.loads(f.read())  # noqa: S302
+    except (OSError, ValueError, EOFError, TypeError):
+        return None
+    if not (isinstance(cached, tuple) and len(cached) == 2 and cached[0] == key):
+        return None
+    return cached[1] if _is_document(cached[1]) else None
+
+
+def _is_document(node: object) -> bool:
+    """A TOML document of nested tables of strings (all the shipped policy holds)."""
+    return isinstance(node, dict) and all(
+        isinstance(k, str) and (isinstance(v, str) or _is_document(v)) for k, v in node.items()
+    )
+
+
+def _write_cache(cache: str, key: tuple[int, int], doc: dict[str, Any]) -> None:
+    tmp = f"{cache}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(cache), exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(marshal.dumps((key, doc)))
+        os.replace(tmp, cache)
+    except OSError:  # a read-only installation: parse at every start instead
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+@functools.lru_cache(maxsize=1)
+def shipped() -> ShippedData:
+    doc = load_policy_data(POLICY_FILE)
     profiles = {
         name: MappingProxyType(_table(doc, "profiles", name, "globals"))
         for name in doc.get("profiles", {})
