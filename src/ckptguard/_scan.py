@@ -191,8 +191,8 @@ def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str],
     """Expand ``paths`` into (files to scan, files skipped as not checkpoints).
 
     A path named explicitly is always scanned (an unrecognised file is then an error). Inside
-    a directory every regular file is sniffed by content; files that are recognisably not
-    checkpoints (text, images, ...) and are not named like one are skipped.
+    a directory, files named like checkpoints are scanned too; every other regular file is
+    sniffed by content, and skipped when it is recognisably not a checkpoint (text, images).
     """
     targets: list[str] = []
     skipped: list[str] = []
@@ -207,12 +207,15 @@ def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str],
                 continue
             if not os.path.isfile(f):
                 continue
+            if os.path.splitext(f)[1].lower() in MODEL_EXTENSIONS:
+                targets.append(f)  # never skipped, whatever its content: no need to sniff it
+                continue
             try:
                 kind = sniff(f)
             except OSError:
                 targets.append(f)  # scan_file reports why it cannot be read
                 continue
-            if kind == "other" and os.path.splitext(f)[1].lower() not in MODEL_EXTENSIONS:
+            if kind == "other":
                 skipped.append(f)
             else:
                 targets.append(f)
