@@ -115,6 +115,9 @@ def _tricks(h: bytes) -> dict[str, Layout]:
         "first member not in a directory": Layout([Entry("data.pkl", h), *T(BENIGN)]),
         "no data.pkl": Layout([Entry("archive/weights.pkl", h), Entry("archive/version", b"3")]),
         "unsupported compression method": Layout(T(h, method=12, local_method=12)),
+        # found by the bit-flip fuzzer: zipfile (so picklescan, modelscan) refuses the archive,
+        # torch reads it
+        "version needed to extract that zipfile refuses": Layout(T(h, central_version=84)),
     }
 
 

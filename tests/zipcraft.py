@@ -33,6 +33,7 @@ class Entry:
     descriptor_crc: int | None = None
     offset: int | None = None  # central directory's local-header offset (default: real one)
     extra: bytes = b""
+    central_version: int | None = None  # "version needed to extract" in the directory
 
 
 @dataclass
@@ -112,7 +113,7 @@ def build_zip(layout: Layout) -> bytes:
             "<4sHHHHHHIIIHHHHHII",
             b"PK\x01\x02",
             45 if e.zip64 else 20,
-            45 if e.zip64 else 20,
+            e.central_version if e.central_version is not None else 45 if e.zip64 else 20,
             flags,
             e.method,
             0,

@@ -34,6 +34,9 @@ _FLAG_UTF8 = 0x800
 # Bits a reader may treat differently: encryption, patched data, strong encryption, masked headers
 _FLAGS_REFUSED = 0x1 | 0x20 | 0x40 | 0x2000
 _STORED, _DEFLATED = 0, 8
+# zipfile refuses members that declare a higher "version needed to extract" (6.3); PyTorch
+# ignores the field, so such a member is one the two would not both read.
+_MAX_EXTRACT_VERSION = 63
 _MAX_ENTRIES = 1_000_000
 
 
@@ -215,7 +218,7 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
         if pos + entry > cd_len:
             raise corrupt("the zip central directory is shorter than its entry count says")
         (
-            sig, _made, _need, flags, method, _t, _d, crc, csize, usize,
+            sig, _made, need, flags, method, _t, _d, crc, csize, usize,
             nlen, elen, clen, disk, _iattr, _eattr, offset,
         ) = unpack(cd, pos)  # fmt: skip
         if sig != _CENTRAL:
@@ -236,6 +239,12 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
             raise corrupt(f"zip member {name!r} is encrypted or uses unsupported flag bits")
         if method != _STORED and method != _DEFLATED:  # noqa: PLR1714 - hot loop
             raise corrupt(f"zip member {name!r} uses compression method {method}")
+        if need & 0xFF > _MAX_EXTRACT_VERSION:
+            raise corrupt(
+                f"zip member {name!r} needs zip version {(need & 0xFF) / 10:.1f} to extract: "
+                "Python's zipfile (and the scanners built on it) refuses such archives while "
+                "PyTorch reads them"
+            )
         if elen or 0xFFFFFFFF in (usize, csize, offset) or disk == 0xFFFF:
             need = [
                 k
