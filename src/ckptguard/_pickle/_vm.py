@@ -481,23 +481,34 @@ class _Walker:
         stack = self.stack
         pos = self.pos
         ops = 0
+        # Bounds are checked every 1024 opcodes (sizes grow by at most one item per opcode, so
+        # a bound is passed by at most 1023), or at every opcode under a limit that small.
+        period = 0x3FF if max_ops > 0x3FF else 0
         while True:
-            if pos >= size:
+            try:
+                op = data[pos]
+            except IndexError:
                 self.op_pos = pos
                 self.fail("truncated: the stream ends before its STOP opcode")
-            op = data[pos]
             ops += 1
-            if ops > max_ops:
+            if not ops & period:
                 self.op_pos = pos
-                self.fail(f"more than {max_ops} opcodes")
-            if not ops & 0x3FF:  # sizes grow by at most one item per opcode
-                self.op_pos = pos
+                if ops > max_ops:
+                    self.fail(f"more than {max_ops} opcodes")
                 if len(stack) > max_stack:
                     self.fail(f"more than {max_stack} items on the stack")
                 if len(memo) > max_memo:
                     self.fail(f"more than {max_memo} memo entries")
 
-            if op == 0x72:  # r LONG_BINPUT
+            if op == 0x71:  # q BINPUT
+                if pos + 2 <= size and stack:
+                    v = stack[-1]
+                    if type(v) is obj_t:
+                        v.memoized = True
+                    memo[data[pos + 1]] = v
+                    pos += 2
+                    continue
+            elif op == 0x72:  # r LONG_BINPUT
                 # (an index over max_memo takes the slow path, which refuses it)
                 if pos + 5 <= size and stack and u32(data, pos + 1)[0] <= max_memo:
                     v = stack[-1]
@@ -506,32 +517,6 @@ class _Walker:
                     memo[u32(data, pos + 1)[0]] = v
                     pos += 5
                     continue
-            elif op == 0x6A:  # j LONG_BINGET
-                if pos + 5 <= size:
-                    v = memo.get(u32(data, pos + 1)[0], missing)
-                    if v is not missing:
-                        if type(v) is glob_t:
-                            counts[v.key] += 1
-                        stack.append(v)
-                        pos += 5
-                        continue
-            elif op == 0x71:  # q BINPUT
-                if pos + 2 <= size and stack:
-                    v = stack[-1]
-                    if type(v) is obj_t:
-                        v.memoized = True
-                    memo[data[pos + 1]] = v
-                    pos += 2
-                    continue
-            elif op == 0x68:  # h BINGET
-                if pos + 2 <= size:
-                    v = memo.get(data[pos + 1], missing)
-                    if v is not missing:
-                        if type(v) is glob_t:
-                            counts[v.key] += 1
-                        stack.append(v)
-                        pos += 2
-                        continue
             elif op == 0x58:  # X BINUNICODE
                 if pos + 5 <= size:
                     end = pos + 5 + u32(data, pos + 1)[0]
@@ -554,16 +539,39 @@ class _Walker:
                         else:
                             pos = end
                             continue
-            elif op == 0x47:  # G BINFLOAT
-                if pos + 9 <= size:
-                    stack.append(f64(data, pos + 1)[0])
-                    pos += 9
+            elif op == 0x68:  # h BINGET
+                if pos + 2 <= size:
+                    v = memo.get(data[pos + 1], missing)
+                    if v is not missing:
+                        if type(v) is glob_t:
+                            counts[v.key] += 1
+                        stack.append(v)
+                        pos += 2
+                        continue
+            elif op == 0x6A:  # j LONG_BINGET
+                if pos + 5 <= size:
+                    v = memo.get(u32(data, pos + 1)[0], missing)
+                    if v is not missing:
+                        if type(v) is glob_t:
+                            counts[v.key] += 1
+                        stack.append(v)
+                        pos += 5
+                        continue
+            elif op == 0x4B:  # K BININT1
+                if pos + 2 <= size:
+                    stack.append(data[pos + 1])
+                    pos += 2
                     continue
             elif op == 0x28:  # ( MARK
                 if len(metastack) < max_marks:
                     metastack.append(stack)
                     stack = self.stack = []
                     pos += 1
+                    continue
+            elif op == 0x47:  # G BINFLOAT
+                if pos + 9 <= size:
+                    stack.append(f64(data, pos + 1)[0])
+                    pos += 9
                     continue
             elif op == 0x75:  # u SETITEMS
                 if metastack and not len(stack) & 1:
@@ -581,10 +589,6 @@ class _Walker:
                         self._dict_add(stack[-1], items)
                         pos += 1
                         continue
-            elif op == 0x7D:  # } EMPTY_DICT
-                stack.append(dict_t())
-                pos += 1
-                continue
             elif op == 0x52:  # R REDUCE
                 if len(stack) >= 2 and type(stack[-2]) is glob_t and type(stack[-1]) is tuple:
                     args = stack.pop()
@@ -599,25 +603,10 @@ class _Walker:
                     stack.append(obj_t(func.key))
                     pos += 1
                     continue
-            elif op == 0x88:  # NEWTRUE
-                stack.append(True)
+            elif op == 0x7D:  # } EMPTY_DICT
+                stack.append(dict_t())
                 pos += 1
                 continue
-            elif op == 0x89:  # NEWFALSE
-                stack.append(False)
-                pos += 1
-                continue
-            elif op == 0x86:  # TUPLE2
-                if len(stack) >= 2:
-                    b = stack.pop()
-                    stack[-1] = (stack[-1], b)
-                    pos += 1
-                    continue
-            elif op == 0x4B:  # K BININT1
-                if pos + 2 <= size:
-                    stack.append(data[pos + 1])
-                    pos += 2
-                    continue
             elif op == 0x74:  # t TUPLE
                 if metastack:
                     items = stack
@@ -625,9 +614,18 @@ class _Walker:
                     stack.append(tuple(items))
                     pos += 1
                     continue
-            elif op == 0x85:  # TUPLE1
-                if stack:
-                    stack[-1] = (stack[-1],)
+            elif op == 0x89:  # NEWFALSE
+                stack.append(False)
+                pos += 1
+                continue
+            elif op == 0x88:  # NEWTRUE
+                stack.append(True)
+                pos += 1
+                continue
+            elif op == 0x86:  # TUPLE2
+                if len(stack) >= 2:
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b)
                     pos += 1
                     continue
             elif op == 0x29:  # ) EMPTY_TUPLE
@@ -638,6 +636,11 @@ class _Walker:
                 stack.append(None)
                 pos += 1
                 continue
+            elif op == 0x85:  # TUPLE1
+                if stack:
+                    stack[-1] = (stack[-1],)
+                    pos += 1
+                    continue
             elif op == 0x5D:  # ] EMPTY_LIST
                 stack.append(list_t())
                 pos += 1
