@@ -144,27 +144,32 @@ def check_tensors(analysis: PickleAnalysis, where: str) -> list[FindingRecord]:
 
 
 def _ints(v: object) -> bool:
-    return isinstance(v, tuple) and all(type(x) is int for x in v)
+    return type(v) is tuple and set(map(type, v)) <= _INT
+
+
+_INT = {int}
 
 
 def _tensor_problem(args: object, pids: tuple[object, ...]) -> str | None:
-    if not (isinstance(args, tuple) and len(args) >= 4):
+    if not (type(args) is tuple and len(args) >= 4):
         return "has malformed arguments"
     ref, offset, size, stride = args[:4]
-    if not isinstance(ref, PersistentRef):
+    if type(ref) is not PersistentRef:
         return None  # not a storage of this file's records (e.g. a nested call): not checked
     pid = pids[ref.index] if 0 <= ref.index < len(pids) else None
-    if not (isinstance(pid, tuple) and len(pid) >= 5 and type(pid[4]) is int):
+    if not (type(pid) is tuple and len(pid) >= 5 and type(pid[4]) is int):
         return None  # reported by the storage checks
     if type(offset) is not int or offset < 0 or not _ints(size) or not _ints(stride):
         return "has malformed offset, size or stride"
     assert isinstance(size, tuple) and isinstance(stride, tuple)
-    if len(size) != len(stride) or any(d < 0 for d in size):
+    if len(size) != len(stride) or (size and min(size) < 0):
         return f"has size {size} and stride {stride} of different lengths or negative sizes"
-    if any(d == 0 for d in size):
+    if 0 in size:
         return None
-    needed = offset + 1 + sum((d - 1) * st for d, st in zip(size, stride, strict=True))
-    if needed > pid[4] or any(st < 0 for st in stride):
+    needed = offset + 1
+    for d, st in zip(size, stride, strict=True):
+        needed += (d - 1) * st
+    if needed > pid[4] or (stride and min(stride) < 0):
         return f"needs {needed} elements but its storage holds {pid[4]}"
     return None
 
