@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
-import zlib
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ckptguard._convert._emit import emit_pickle
@@ -144,7 +140,7 @@ def convert_file(
     except CheckpointError as exc:
         raise exc.with_path(src_path) from None
     dst_dir = os.path.dirname(os.path.abspath(dst_path))
-    fd, tmp = tempfile.mkstemp(prefix=".ckptguard-", suffix=".tmp", dir=dst_dir)
+    fd, tmp = _mkstemp(dst_dir)
     try:
         with os.fdopen(fd, "w+b") as out, open(src_path, "rb") as fin:
             written = _write_archive(out, fin.fileno(), src, data_pkl, result.storages)
@@ -249,13 +245,14 @@ def _verify(path: str, data_pkl: bytes, written: dict[str, tuple[int, int]]) -> 
     del tree_check
 
 
-def crc_file(path: str) -> int:
-    crc = 0
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(8 << 20), b""):
-            crc = zlib.crc32(chunk, crc)
-    return crc
-
-
-def convert_paths(paths: Iterable[str | os.PathLike[str]]) -> list[str]:
-    return [os.fspath(Path(p)) for p in paths]
+def _mkstemp(directory: str) -> tuple[int, str]:
+    """``tempfile.mkstemp(prefix=".ckptguard-", suffix=".tmp", dir=directory)`` (same name
+    pattern, mode 0600, O_EXCL) without importing ``tempfile`` (~3 ms of every start)."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        path = os.path.join(directory, f".ckptguard-{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(path, flags, 0o600), path
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name in {directory}")

@@ -11,8 +11,9 @@ from __future__ import annotations
 import os
 import struct
 import zlib
-from dataclasses import dataclass
 from typing import BinaryIO
+
+from ckptguard._record import Record
 
 ALIGN = 64
 # Copies start at the same offset modulo 64 KiB in SRC and DST, and the first copy call stops
@@ -24,14 +25,19 @@ _CHUNK = 8 << 20
 _MAX32 = 0xFFFFFFFF
 
 
-@dataclass(frozen=True)
-class Written:
+class Written(Record):
+    __slots__ = ("crc", "csize", "method", "name", "offset", "size")
     name: str
     method: int
     crc: int
     csize: int
     size: int
     offset: int
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self, name: str, method: int, crc: int, csize: int, size: int, offset: int
+    ) -> None:
+        self._set(name=name, method=method, crc=crc, csize=csize, size=size, offset=offset)
 
 
 class ZipWriter:
