@@ -1,8 +1,10 @@
-"""The zip64 layout of what convert writes, checked without writing 4 GiB."""
+"""The zip writer: the zip64 layout of what convert writes (checked without writing 4 GiB) and
+the padding that places copied records at their source offset modulo 64 KiB."""
 
 from __future__ import annotations
 
 import argparse
+import io
 import struct
 import zipfile
 from pathlib import Path
@@ -54,3 +56,35 @@ def test_zip64_fields_read_back_with_zipfile_and_torch(
             assert torch.equal(out["model"][k], t)
         assert np.array_equal(out["hist"].numpy(), obj["hist"])
         assert out["step"] == 7 and out["args"] == {"lr": 0.1}
+
+
+@pytest.mark.parametrize("zip64_at", [0xFFFFFFFF, 1])
+def test_padding_fits_the_extra_field(monkeypatch: pytest.MonkeyPatch, zip64_at: int) -> None:
+    """A record placed at its source offset modulo 64 KiB needs up to 0xFFFF bytes of padding,
+    but a header's extra fields (the FB head, the zip64 field) hold at most 0xFFFF bytes: then
+    the writer keeps the source offset modulo 4 KiB instead."""
+    monkeypatch.setattr(ZW, "_ZIP64_AT", zip64_at)
+    name, size = "archive/data/0", 4096
+    base = ZW.ZipWriter.header_size(name, size, size)
+    max_pad = ZW.ZipWriter.max_pad(size, size)
+    for pos in range(64):  # where the header starts
+        for pad in range((-(pos + base)) % 64, 1 << 16, 64):  # every padding that can be needed
+            if 1024 <= pad < (1 << 16) - 256:
+                continue
+            like = 3 * (1 << 16) + pos + base + pad
+            buf = io.BytesIO(b"x" * pos)
+            buf.seek(pos)
+            ZW.ZipWriter(buf)._local(name, 0, 0, size, size=size, like=like)
+            data_at = len(buf.getvalue())
+            assert data_at % 64 == 0 and data_at % 4096 == like % 4096
+            assert struct.unpack_from("<H", buf.getvalue(), pos + 28)[0] <= 0xFFFF
+            assert (data_at % (1 << 16) == like % (1 << 16)) == (pad <= max_pad)
+
+
+def test_records_join_one_copy_only_when_the_gap_header_can_pad_it() -> None:
+    name = "archive/data/1"
+    hdr = ZW.ZipWriter.header_size(name, 100, 100)
+    for pad, runs in ((0, 1), (100, 1), (ZW.ZipWriter.max_pad(100, 100), 1), (0xFFFF, 2), (-1, 2)):
+        first = ("archive/data/0", 0, 0, 0, 100, 100)
+        second = (name, 100 + hdr + pad, 0, 0, 100, 100)
+        assert len(ZW.ZipWriter.spans([first, second])) == runs
