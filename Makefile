@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_scan.py
 	$(PY) benchmarks/bench_load.py
 	$(PY) benchmarks/bench_code.py
+	$(PY) benchmarks/bench_convert.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -8,10 +8,13 @@ scalars and a numpy RNG state, an ``argparse.Namespace``). Then, interleaved aft
 each, ``--runs`` times: ``cp SRC DST`` and ``python -m ckptguard convert SRC DST --force``.
 Each command runs in its own child process; its peak RSS comes from ``os.wait4`` (the child's
 own rusage). The order rotates between runs and ``sync`` runs (untimed) before each command, so
-no command pays for the previous one's dirty pages. Prints a Markdown table (medians) and
-writes it to ``bench-data/convert.md``.
+no command pays for the previous one's dirty pages. Prints a Markdown table (medians; the
+ratio to ``cp`` both of the medians and as the median of each round's ratio, which cancels
+slow phases of a shared machine's disk) and writes it to ``bench-data/convert.md``.
 Timings are wall clock (time.perf_counter); the page cache is warm for both (the source is
-read once before timing), which is the fair comparison for a copy-bound tool.
+read once before timing), which is the fair comparison for a copy-bound tool. Children run
+without ``PYTHONDONTWRITEBYTECODE`` (bytecode cached, as for an installed package) and without
+``CKPTGUARD_POLICY``.
 """
 
 from __future__ import annotations
@@ -56,9 +59,18 @@ def make_input(path: Path, size_gib: float) -> Path:
     return path
 
 
+def child_env() -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env.pop("CKPTGUARD_POLICY", None)
+    # ckptguard runs as an installed package would: with its bytecode cached (the warm-up run
+    # writes the .pyc files), as benchmarks/bench_scan.py does.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    return env
+
+
 def run_child(argv: list[str]) -> tuple[float, float]:
     """(wall seconds, peak RSS in MiB) of one child process."""
-    env = dict(os.environ, PYTHONPATH=str(SRC))
+    env = child_env()
     start = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -112,13 +124,19 @@ def main() -> None:
         f"convert benchmark: {size / (1 << 30):.2f} GiB checkpoint, {args.runs} runs, medians; "
         f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "",
-        "| command | wall time (median) | vs cp | peak RSS (max) |",
-        "|---|---|---|---|",
+        "| command | wall time (median) | fastest | vs cp | vs cp, per round | peak RSS (max) |",
+        "|---|---|---|---|---|---|",
     ]
     for name, rows in results.items():
         wall = statistics.median(w for w, _ in rows)
+        fastest = min(w for w, _ in rows)
+        cps = [c for c, _ in results["cp"]]
+        rounds = statistics.median(w / c for (w, _), c in zip(rows, cps, strict=True))
         rss = max(r for _, r in rows)
-        lines.append(f"| `{name}` | {wall:.2f} s | {wall / cp_med:.2f}x | {rss:.0f} MiB |")
+        lines.append(
+            f"| `{name}` | {wall:.2f} s | {fastest:.2f} s | {wall / cp_med:.2f}x | "
+            f"{rounds:.2f}x | {rss:.0f} MiB |"
+        )
     text = "\n".join(lines) + "\n"
     print(text)
     (DATA / "convert.md").write_text(text)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckptguard._convert._model import (
@@ -105,12 +104,14 @@ class ConvertError(CheckpointError):
     """The checkpoint holds something that has no weights-only form: convert refuses it."""
 
 
-@dataclass
 class Result:
-    root: Any
-    types: dict[str, dict[str, str]] = field(default_factory=dict)
-    storages: dict[str, OStorage] = field(default_factory=dict)  # key -> storage (old and new)
-    notes: list[str] = field(default_factory=list)
+    __slots__ = ("notes", "root", "storages", "types")
+
+    def __init__(self, root: Any) -> None:
+        self.root = root
+        self.types: dict[str, dict[str, str]] = {}
+        self.storages: dict[str, OStorage] = {}  # key -> storage (old and new)
+        self.notes: list[str] = []
 
 
 def _seg(key: Any) -> str:

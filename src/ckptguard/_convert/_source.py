@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import mmap
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from ckptguard._errors import CorruptCheckpointError
@@ -19,26 +18,36 @@ from ckptguard._formats._torchzip import storage_element_size
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS
 from ckptguard._pickle._tree import PersId, TList, Tree, TTuple, build_tree
+from ckptguard._record import Record as _Frozen
+
+# Plain slotted classes, not dataclasses: start-up time (see ckptguard._record).
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(_Frozen):
     """Where a storage's bytes are in the source file."""
 
+    __slots__ = ("crc", "csize", "method", "offset", "size")
     offset: int
     csize: int  # bytes on disk
     size: int  # bytes once decompressed
     method: int  # 0 stored, 8 deflated (zip only)
     crc: int | None  # None for legacy storages (computed while copying)
 
+    def __init__(self, offset: int, csize: int, size: int, method: int, crc: int | None) -> None:
+        self._set(offset=offset, csize=csize, size=size, method=method, crc=crc)
 
-@dataclass
+
 class Source:
-    path: str
-    format: str  # "pytorch-zip", "pytorch-legacy", "pickle"
-    tree: Tree
-    records: dict[str, Record] = field(default_factory=dict)
-    size: int = 0
+    __slots__ = ("format", "path", "records", "size", "tree")
+
+    def __init__(
+        self, path: str, fmt: str, tree: Tree, records: dict[str, Record] | None = None
+    ) -> None:
+        self.path = path
+        self.format = fmt  # "pytorch-zip", "pytorch-legacy", "pickle"
+        self.tree = tree
+        self.records: dict[str, Record] = {} if records is None else records
+        self.size = 0
 
     @property
     def storage_sizes(self) -> dict[str, int]:
