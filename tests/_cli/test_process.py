@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import ckptguard
 from tests._cli.conftest import Files
 
@@ -50,48 +52,39 @@ def test_python_m_scan_exit_codes(files: Files, tmp_path: Path) -> None:
     assert "usage:" in proc.stderr
 
 
-def test_scan_does_not_import_torch_or_numpy(files: Files, tmp_path: Path) -> None:
-    code = (
-        "import sys; from ckptguard._cli import main; rc = main(['scan', '-q', sys.argv[1]]); "
-        "bad = [m for m in ('torch', 'numpy', 'rich') if m in sys.modules]; "
-        "print(rc, bad)"
-    )
-    env = dict(os.environ, PYTHONPATH=str(SRC))
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(files.safe)],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=120,
-        check=False,
-    )
-    assert proc.stdout.strip() == "0 []", proc.stdout + proc.stderr
-
-
-def test_scan_process_imports_only_what_it_needs(files: Files, tmp_path: Path) -> None:
-    # Start-up is most of a short scan's time (the CLI is benchmarked as a whole process):
-    # the report dataclasses, typing, tomllib, hashlib/OpenSSL and the other subcommands'
-    # modules are not needed to scan and print JSON.
-    code = (
-        "import sys; before = set(sys.modules)\n"
-        "from ckptguard._cli import main\n"
-        "rc = main(['scan', '--json', sys.argv[1]])\n"
-        "heavy = ('dataclasses', 'typing', 'tomllib', 'hashlib', 'inspect', 'concurrent',\n"
-        "         'torch', 'numpy', 'ckptguard._model', 'ckptguard._code._rules')\n"
-        "new = set(sys.modules) - before\n"
-        "print(rc, sorted(m for m in new if m.startswith(heavy)), file=sys.stderr)\n"
-    )
+def _python(code: str, *args: object, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PYTHONPATH=str(SRC))
     env.pop("CKPTGUARD_POLICY", None)
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(files.training)],
+    return subprocess.run(
+        [sys.executable, "-c", code, *map(str, args)],
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd,
         timeout=120,
         check=False,
     )
+
+
+# Start-up is most of a short scan's time (the CLI is benchmarked as a whole process): the
+# report dataclasses, typing, tomllib, hashlib/OpenSSL and the other subcommands' modules are
+# not needed to scan, and torch and numpy never are.
+_IMPORTED_BY_A_SCAN = (
+    "import sys; before = set(sys.modules)\n"
+    "from ckptguard._cli import main\n"
+    "rc = main(['scan', *sys.argv[1:]])\n"
+    "heavy = ('dataclasses', 'typing', 'tomllib', 'hashlib', 'inspect', 'concurrent', 'rich',\n"
+    "         'torch', 'numpy', 'ckptguard._model', 'ckptguard._code._rules')\n"
+    "new = set(sys.modules) - before\n"
+    "print(rc, sorted(m for m in new if m.startswith(heavy)), file=sys.stderr)\n"
+)
+
+
+@pytest.mark.parametrize("output", ["-q", "--json", "-v"])
+def test_scan_process_imports_only_what_it_needs(
+    files: Files, tmp_path: Path, output: str
+) -> None:
+    proc = _python(_IMPORTED_BY_A_SCAN, output, files.training, cwd=tmp_path)
     assert proc.stderr.strip() == "0 []", proc.stderr
-    assert json.loads(proc.stdout)["files"][0]["verdict"] == "safe"
+    if output == "--json":
+        assert json.loads(proc.stdout)["files"][0]["verdict"] == "safe"

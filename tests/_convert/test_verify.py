@@ -5,7 +5,6 @@ refused, never renamed over DST, and removed.
 
 from __future__ import annotations
 
-import argparse
 import mmap
 import os
 import struct
@@ -21,19 +20,7 @@ from ckptguard import CorruptCheckpointError, convert
 from ckptguard._convert import _convert as C
 from ckptguard._convert import _zipwrite as ZW
 from ckptguard._formats._zip import Member, read_members
-
-
-def source(path: Path) -> tuple[Path, dict[str, Any]]:
-    """A checkpoint that needs converting, with storage records of a few KiB (copied in one
-    span) and a numpy array (a new record)."""
-    obj = {
-        "model": {f"w{i}": torch.randn(3000 + 500 * i) for i in range(4)},
-        "args": argparse.Namespace(lr=0.1),
-        "step": np.int64(7),
-        "hist": np.arange(2000, dtype=np.float32),
-    }
-    torch.save(obj, path)
-    return path, obj
+from tests._convert.sources import source
 
 
 def members(fd: int) -> dict[str, Member]:

@@ -3,12 +3,10 @@ the padding that places copied records at their source offset modulo 64 KiB."""
 
 from __future__ import annotations
 
-import argparse
 import io
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,19 +14,7 @@ import torch
 
 from ckptguard import convert
 from ckptguard._convert import _zipwrite as ZW
-
-
-def source(path: Path) -> tuple[Path, dict[str, Any]]:
-    """A checkpoint that needs converting, with storage records of a few KiB (copied in one
-    span) and a numpy array (a new record)."""
-    obj = {
-        "model": {f"w{i}": torch.randn(3000 + 500 * i) for i in range(4)},
-        "args": argparse.Namespace(lr=0.1),
-        "step": np.int64(7),
-        "hist": np.arange(2000, dtype=np.float32),
-    }
-    torch.save(obj, path)
-    return path, obj
+from tests._convert.sources import source
 
 
 def test_zip64_fields_read_back_with_zipfile_and_torch(

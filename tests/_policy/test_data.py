@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from ckptguard._policy import _data
-from ckptguard._policy._data import POLICY_FILE, load_policy_data, parse_simple_toml
+from ckptguard._policy._data import POLICY_FILE, load_shipped_toml, parse_simple_toml
 
 
 @pytest.fixture
@@ -37,10 +37,10 @@ def test_the_parsed_policy_is_cached_and_reused(
     policy_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses = _count_parses(monkeypatch)
-    first = load_policy_data(str(policy_copy))
+    first = load_shipped_toml(str(policy_copy))
     assert len(parses) == 1
     assert list((policy_copy.parent / "__pycache__").glob("policy.toml.*.marshal"))
-    assert load_policy_data(str(policy_copy)) == first
+    assert load_shipped_toml(str(policy_copy)) == first
     assert len(parses) == 1
     assert first == parse_simple_toml(policy_copy.read_text(encoding="utf-8"))
 
@@ -49,14 +49,14 @@ def test_an_edited_policy_file_is_parsed_again(
     policy_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parses = _count_parses(monkeypatch)
-    load_policy_data(str(policy_copy))
+    load_shipped_toml(str(policy_copy))
     text = policy_copy.read_text(encoding="utf-8")
     policy_copy.write_text(
         text.replace("\n[dangerous.globals]\n", '\n[dangerous.globals]\n"x.y" = "test entry"\n'),
         encoding="utf-8",
     )
     os.utime(policy_copy, ns=(1, 1))  # even with an old timestamp: the size changed
-    doc = load_policy_data(str(policy_copy))
+    doc = load_shipped_toml(str(policy_copy))
     assert len(parses) == 2
     assert doc["dangerous"]["globals"]["x.y"] == "test entry"
 
@@ -67,11 +67,11 @@ def test_an_edited_policy_file_is_parsed_again(
 def test_a_damaged_cache_is_ignored_and_replaced(
     policy_copy: Path, monkeypatch: pytest.MonkeyPatch, garbage: bytes
 ) -> None:
-    good = load_policy_data(str(policy_copy))
+    good = load_shipped_toml(str(policy_copy))
     (cache,) = (policy_copy.parent / "__pycache__").glob("*.marshal")
     cache.write_bytes(garbage)
     parses = _count_parses(monkeypatch)
-    assert load_policy_data(str(policy_copy)) == good
+    assert load_shipped_toml(str(policy_copy)) == good
     assert len(parses) == 1
     assert cache.read_bytes() != garbage
 
@@ -81,18 +81,18 @@ def test_a_cache_holding_other_types_is_ignored(
 ) -> None:
     import marshal
 
-    good = load_policy_data(str(policy_copy))
+    good = load_shipped_toml(str(policy_copy))
     (cache,) = (policy_copy.parent / "__pycache__").glob("*.marshal")
     key, _ = marshal.loads(cache.read_bytes())
     cache.write_bytes(marshal.dumps((key, {"dangerous": {"globals": {"os.system": 1}}})))
-    assert load_policy_data(str(policy_copy)) == good
+    assert load_shipped_toml(str(policy_copy)) == good
 
 
 def test_no_cache_is_written_when_python_writes_no_bytecode(
     policy_copy: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "dont_write_bytecode", True)
-    assert load_policy_data(str(policy_copy))["dangerous"]
+    assert load_shipped_toml(str(policy_copy))["dangerous"]
     assert not (policy_copy.parent / "__pycache__").exists()
 
 
@@ -101,7 +101,7 @@ def test_an_unwritable_cache_location_still_loads(
 ) -> None:
     (policy_copy.parent / "__pycache__").write_text("a file where the directory would be")
     parses = _count_parses(monkeypatch)
-    good = load_policy_data(str(policy_copy))
-    assert load_policy_data(str(policy_copy)) == good
+    good = load_shipped_toml(str(policy_copy))
+    assert load_shipped_toml(str(policy_copy)) == good
     assert len(parses) == 2  # parsed at every start, never an error
     assert {p.name for p in policy_copy.parent.iterdir()} == {"policy.toml", "__pycache__"}

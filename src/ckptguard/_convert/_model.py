@@ -11,7 +11,7 @@ import functools
 import os
 from typing import Any
 
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 
 FORMAT_KEY = "__ckptguard__"
 FORMAT_VERSION = 1
@@ -28,7 +28,8 @@ class OGlobal(Record):
     name: str
 
     def __init__(self, module: str, name: str) -> None:
-        self._set(module=module, name=name)
+        set_field(self, "module", module)
+        set_field(self, "name", name)
 
     @property
     def qualified_name(self) -> str:
@@ -108,54 +109,15 @@ class OOpaque(_Node):
         self.what = what
 
 
-WEIGHTS_ONLY_FILE = os.path.join(os.path.dirname(__file__), os.pardir, "data", "weights_only.toml")
+WEIGHTS_ONLY_FILE = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), os.pardir, "data", "weights_only.toml")
+)
 
 
 @functools.lru_cache(maxsize=1)
 def weights_only_globals() -> frozenset[str]:
     """Qualified names stock ``torch.load(weights_only=True)`` resolves (data/weights_only.toml)."""
-    with open(WEIGHTS_ONLY_FILE, "rb") as f:
-        text = f.read().decode("utf-8")
-    names = parse_names_toml(text)
-    if names is None:  # pragma: no cover - the shipped file is kept inside the subset
-        import sys  # noqa: PLC0415
+    from ckptguard._policy._data import load_shipped_toml  # noqa: PLC0415
 
-        if sys.version_info >= (3, 11):
-            import tomllib  # noqa: PLC0415
-        else:
-            import tomli as tomllib  # noqa: PLC0415
-        names = [n for section in tomllib.loads(text).values() for n in section["names"]]
-    return frozenset(names)
-
-
-def parse_names_toml(text: str) -> list[str] | None:
-    """Every ``names`` entry of the subset of TOML data/weights_only.toml is written in, quickly;
-    None for anything outside it (the caller then uses ``tomllib``; a test checks that both
-    agree on the shipped file). Saves importing ``tomllib`` at every ``convert``.
-
-    The subset: blank lines, ``#`` comments, ``[table]`` headers, ``reason = "..."`` and
-    ``names = [`` followed by one ``"module.name",`` per line and a closing ``]``; strings
-    hold no quote or backslash.
-    """
-    names: list[str] = []
-    in_list = False
-    for raw_line in text.splitlines():
-        line = raw_line.strip()
-        if not line or line.startswith("#"):
-            continue
-        if "\\" in line or line.count('"') not in (0, 2):
-            return None
-        if in_list:
-            if line == "]":
-                in_list = False
-            elif line.startswith('"') and line.endswith('",'):
-                names.append(line[1:-2])
-            else:
-                return None
-        elif line.startswith("[") and line.endswith("]") and line[1:-1].isidentifier():
-            continue
-        elif line == "names = [":
-            in_list = True
-        elif not (line.startswith('reason = "') and line.endswith('"')):
-            return None
-    return None if in_list else names
+    doc = load_shipped_toml(WEIGHTS_ONLY_FILE)
+    return frozenset(name for section in doc.values() for name in section["names"])

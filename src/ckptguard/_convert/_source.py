@@ -19,6 +19,7 @@ from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS
 from ckptguard._pickle._tree import PersId, TList, Tree, TTuple, build_tree
 from ckptguard._record import Record as _Frozen
+from ckptguard._record import set_field
 
 # Plain slotted classes, not dataclasses: start-up time (see ckptguard._record).
 
@@ -34,7 +35,11 @@ class Record(_Frozen):
     crc: int | None  # None for legacy storages (computed while copying)
 
     def __init__(self, offset: int, csize: int, size: int, method: int, crc: int | None) -> None:
-        self._set(offset=offset, csize=csize, size=size, method=method, crc=crc)
+        set_field(self, "offset", offset)
+        set_field(self, "csize", csize)
+        set_field(self, "size", size)
+        set_field(self, "method", method)
+        set_field(self, "crc", crc)
 
 
 class Source:

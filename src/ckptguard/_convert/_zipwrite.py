@@ -13,7 +13,7 @@ import struct
 import zlib
 from typing import BinaryIO
 
-from ckptguard._record import Record
+from ckptguard._record import Record, set_field
 
 ALIGN = 64
 # Copies start at the same offset modulo 64 KiB in SRC and DST, and the first copy call stops
@@ -41,7 +41,12 @@ class Written(Record):
     def __init__(  # noqa: PLR0917 - mirrors the fields
         self, name: str, method: int, crc: int, csize: int, size: int, offset: int
     ) -> None:
-        self._set(name=name, method=method, crc=crc, csize=csize, size=size, offset=offset)
+        set_field(self, "name", name)
+        set_field(self, "method", method)
+        set_field(self, "crc", crc)
+        set_field(self, "csize", csize)
+        set_field(self, "size", size)
+        set_field(self, "offset", offset)
 
 
 class ZipWriter:

@@ -54,19 +54,31 @@ def _table(doc: dict[str, Any], *path: str) -> dict[str, str]:
 
 
 def parse_simple_toml(text: str) -> dict[str, Any] | None:
-    """Parse the subset of TOML the shipped policy file is written in, quickly; None otherwise.
+    """Parse the subset of TOML the shipped data files are written in, quickly; None otherwise.
 
-    The subset: blank lines, ``#`` comments, ``[dotted.table]`` headers and
-    ``"key" = "value"`` / ``key = "value"`` lines whose strings hold no quote or backslash. It
-    saves importing and running ``tomllib`` at every start (a test checks that it agrees with
-    ``tomllib`` on the shipped file); anything outside the subset returns None and the caller
-    falls back to ``tomllib``.
+    The subset: blank lines, ``#`` comments, ``[dotted.table]`` headers,
+    ``"key" = "value"`` / ``key = "value"`` lines, and ``key = [`` followed by one
+    ``"value",`` per line and a closing ``]``; strings hold no quote or backslash. It saves
+    importing and running ``tomllib`` at every start (a test checks that it agrees with
+    ``tomllib`` on every shipped file); anything outside the subset returns None and the
+    caller falls back to ``tomllib``.
     """
     doc: dict[str, Any] = {}
     table = doc
+    items: list[str] | None = None  # the open multi-line array, if any
     for raw_line in text.splitlines():
         line = raw_line.strip()
         if not line or line.startswith("#"):
+            continue
+        if "\\" in line:
+            return None
+        if items is not None:
+            if line == "]":
+                items = None
+            elif line.count('"') == 2 and line.startswith('"') and line.endswith('",'):
+                items.append(line[1:-2])
+            else:
+                return None
             continue
         if line.startswith("["):
             if not line.endswith("]") or line.startswith("[["):
@@ -79,7 +91,7 @@ def parse_simple_toml(text: str) -> dict[str, Any] | None:
                 table = nxt
             continue
         key, sep, value = line.partition(" = ")
-        if not sep or value.count('"') != 2 or not (value[0] == value[-1] == '"'):
+        if not sep:
             return None
         if key.startswith('"'):
             if key.count('"') != 2 or not key.endswith('"'):
@@ -87,14 +99,20 @@ def parse_simple_toml(text: str) -> dict[str, Any] | None:
             key = key[1:-1]
         elif not key.replace("_", "a").isalnum():
             return None
-        if "\\" in key or "\\" in value or key in table:
+        if key in table:
+            return None
+        if value == "[":
+            items = table[key] = []
+            continue
+        if value.count('"') != 2 or not (value[0] == value[-1] == '"'):
             return None
         table[key] = value[1:-1]
-    return doc
+    return None if items is not None else doc
 
 
-def load_policy_data(path: str) -> dict[str, Any]:
-    """The shipped policy file at ``path`` as a document, through a cache like Python's own.
+def load_shipped_toml(path: str) -> dict[str, Any]:
+    """A data file shipped in the package (policy.toml, weights_only.toml) as a document,
+    through a cache like Python's own.
 
     Parsing the file is a measurable share of a short scan's start-up, so the parsed document
     is kept in ``__pycache__/<name>.<cache tag>.marshal`` next to it, keyed by the file's size
@@ -139,9 +157,15 @@ def _read_cache(cache: str, key: tuple[int, int]) -> dict[str, Any] | None:
 
 
 def _is_document(node: object) -> bool:
-    """A TOML document of nested tables of strings (all the shipped policy holds)."""
+    """A TOML document of nested tables of strings and lists of strings (the subset)."""
     return isinstance(node, dict) and all(
-        isinstance(k, str) and (isinstance(v, str) or _is_document(v)) for k, v in node.items()
+        isinstance(k, str)
+        and (
+            isinstance(v, str)
+            or (isinstance(v, list) and all(isinstance(x, str) for x in v))
+            or _is_document(v)
+        )
+        for k, v in node.items()
     )
 
 
@@ -159,7 +183,7 @@ def _write_cache(cache: str, key: tuple[int, int], doc: dict[str, Any]) -> None:
 
 @functools.lru_cache(maxsize=1)
 def shipped() -> ShippedData:
-    doc = load_policy_data(POLICY_FILE)
+    doc = load_shipped_toml(POLICY_FILE)
     profiles = {
         name: MappingProxyType(_table(doc, "profiles", name, "globals"))
         for name in doc.get("profiles", {})
