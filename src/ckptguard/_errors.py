@@ -7,11 +7,15 @@ renders both for people. Only the CLI prints them and chooses an exit code.
 
 from __future__ import annotations
 
+from ckptguard._verdict import Severity, Verdict
+
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from ckptguard._model import FileReport, Finding, GlobalRef
 
 
 class Error(Exception):
@@ -74,4 +78,36 @@ class CorruptCheckpointError(CheckpointError):
 
 
 class UnsafeCheckpointError(CheckpointError):
-    """The file needs globals that the policy does not allow."""
+    """The file needs globals that the policy does not allow, or tries to run code.
+
+    ``report`` is the scan report behind the refusal (a :class:`~ckptguard.FileReport`, when
+    the refusal comes from a scan); ``globals`` are its refused globals (unknown or
+    dangerous) and ``findings`` its findings above ``info``.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: str | Path | None = None,
+        hint: str | None = None,
+        format: str | None = None,
+        report: FileReport | None = None,
+    ) -> None:
+        super().__init__(problem, path=path, hint=hint, format=format)
+        self.report = report
+
+    @property
+    def globals(self) -> tuple[GlobalRef, ...]:
+        if self.report is None:
+            return ()
+        return tuple(g for g in self.report.globals if g.verdict in _REFUSED)
+
+    @property
+    def findings(self) -> tuple[Finding, ...]:
+        if self.report is None:
+            return ()
+        return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
+
+
+_REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)

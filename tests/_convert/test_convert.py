@@ -247,10 +247,13 @@ def test_hostile_files_are_refused_and_nothing_is_written(
     else:
         src.write_bytes(payload)
     dst = tmp_path / "out.pt"
-    with pytest.raises(UnsafeCheckpointError):
+    with pytest.raises(UnsafeCheckpointError) as info:
         convert(src, dst)
     assert not dst.exists()
     assert not (tmp_path / "MARKER").exists()
+    # the refusal carries the scan behind it, as load's does
+    assert info.value.report is not None and info.value.report.verdict.value == "dangerous"
+    assert info.value.globals or info.value.findings
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".ckptguard")] == []
 
 

@@ -3,30 +3,11 @@
 from __future__ import annotations
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
-from ckptguard._model import FileReport, Finding, GlobalRef, file_report
+from ckptguard._model import file_report
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._verdict import FileVerdict, Severity, Verdict
 
 _MAX_LISTED = 12
-
-
-class RefusedCheckpointError(UnsafeCheckpointError):
-    """An :class:`UnsafeCheckpointError` that carries the scan report behind the refusal."""
-
-    def __init__(self, problem: str, *, report: FileReport, hint: str | None) -> None:
-        super().__init__(problem, path=report.path, hint=hint, format=report.format)
-        self.report = report
-
-    @property
-    def globals(self) -> tuple[GlobalRef, ...]:
-        """The globals that are not allowed (unknown or dangerous)."""
-        return tuple(g for g in self.report.globals if g.verdict in _REFUSED)
-
-    @property
-    def findings(self) -> tuple[Finding, ...]:
-        return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
-
-
 _REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)
 
 
@@ -88,4 +69,6 @@ def refusal(report: FileRecord) -> CheckpointError:
         )
     else:
         hint = f"review the findings: ckptguard scan {path}"
-    return RefusedCheckpointError("\n".join(lines), report=file_report(report), hint=hint)
+    return UnsafeCheckpointError(
+        "\n".join(lines), path=path, hint=hint, format=report.format, report=file_report(report)
+    )
