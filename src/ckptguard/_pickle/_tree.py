@@ -12,20 +12,20 @@ process (EXT*, out-of-band buffers) and STACK_GLOBAL operands that are not liter
 
 from __future__ import annotations
 
-import _compat_pickle
 import codecs
-import struct
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any
 
+from ckptguard._pickle._reader import (
+    F64,
+    HIGHEST_PROTOCOL,
+    I32,
+    U16,
+    WALK_ERRORS,
+    Reader,
+    map_name,
+)
 from ckptguard._pickle._types import DEFAULT_LIMITS, PickleError, PickleLimits
-
-_HIGHEST_PROTOCOL = 5
-_I32 = struct.Struct("<i").unpack_from
-_U16 = struct.Struct("<H").unpack_from
-_U32 = struct.Struct("<I").unpack_from
-_U64 = struct.Struct("<Q").unpack_from
-_F64 = struct.Struct(">d").unpack_from
 
 
 @dataclass(frozen=True)
@@ -92,34 +92,10 @@ class Tree:
     protocol: int
 
 
-class _Fail(Exception):
-    pass
-
-
-def _map_name(module: str, name: str) -> tuple[str, str]:
-    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
-    if mapped is not None:
-        return mapped
-    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
-
-
-class _Builder:
+class _Builder(Reader):
     def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
-        self.data = data
-        self.pos = start
-        self.size = len(data)
-        self.where = where
-        self.limits = limits
-        self.proto = 0
-        self.max_proto = 0
-        self.stack: list[Any] = []
-        self.metastack: list[list[Any]] = []
-        self.memo: dict[int, Any] = {}
-        self.op_pos = start
+        super().__init__(data, start, where, limits)
         self.items = 0  # container items added so far (bounded by max_stack)
-
-    def fail(self, problem: str) -> NoReturn:
-        raise _Fail(problem)
 
     def take(self, n: int) -> bytes:
         pos, end = self.pos, self.pos + n
@@ -130,48 +106,17 @@ class _Builder:
         self.pos = end
         return bytes(self.data[pos:end])
 
-    def line(self) -> bytes:
-        end = self.data.find(b"\n", self.pos)
-        if end < 0:
-            self.fail("truncated: a text argument has no terminating newline")
-        raw = bytes(self.data[self.pos : end])
-        self.pos = end + 1
-        return raw
-
     def uint(self, width: int) -> int:
         raw = self.take(width)
         return int.from_bytes(raw, "little")
-
-    def pop(self) -> Any:
-        if not self.stack:
-            self.fail("stack underflow")
-        return self.stack.pop()
-
-    def top(self) -> Any:
-        if not self.stack:
-            self.fail("stack underflow")
-        return self.stack[-1]
-
-    def pop_mark(self) -> list[Any]:
-        if not self.metastack:
-            self.fail("an opcode needs a MARK but none is open")
-        items = self.stack
-        self.stack = self.metastack.pop()
-        return items
 
     def count(self, n: int) -> None:
         self.items += n
         if self.items > self.limits.max_stack:
             self.fail(f"more than {self.limits.max_stack} container items")
 
-    def name(self) -> str:
-        try:
-            return self.line().decode("utf-8")
-        except UnicodeDecodeError:
-            self.fail("a GLOBAL/INST name is not valid UTF-8")
-
     def glob(self, module: str, name: str) -> Global:
-        key = _map_name(module, name) if self.proto < 3 else (module, name)
+        key = map_name(module, name) if self.proto < 3 else (module, name)
         return Global(*key)
 
     def put(self, idx: int) -> None:
@@ -222,26 +167,8 @@ class _Builder:
     def run(self) -> Tree:
         try:
             return self._run()
-        except _Fail as exc:
-            raise self.error(str(exc)) from None
-        except (
-            ValueError,
-            OverflowError,
-            struct.error,
-            IndexError,
-            KeyError,
-            TypeError,
-            MemoryError,
-            RecursionError,
-        ) as exc:
-            raise self.error(f"malformed pickle ({type(exc).__name__}: {exc})") from None
-
-    def error(self, problem: str) -> PickleError:
-        return PickleError(
-            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
-            offset=self.op_pos,
-            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
-        )
+        except WALK_ERRORS as exc:  # fail closed on anything the walk did not anticipate
+            raise self.malformed(exc) from None
 
     def _run(self) -> Tree:
         limits = self.limits
@@ -282,7 +209,7 @@ class _Builder:
             elif op == 0x55:  # SHORT_BINSTRING
                 stack.append(self.text(self.take(self.uint(1)), "latin-1"))
             elif op == 0x54:  # BINSTRING
-                (n,) = _I32(self.take(4), 0)
+                (n,) = I32(self.take(4), 0)
                 if n < 0:
                     self.fail("BINSTRING with a negative length")
                 stack.append(self.text(self.take(n), "latin-1"))
@@ -302,9 +229,9 @@ class _Builder:
             elif op == 0x4B:  # BININT1
                 stack.append(self.uint(1))
             elif op == 0x4D:  # BININT2
-                stack.append(_U16(self.take(2), 0)[0])
+                stack.append(U16(self.take(2), 0)[0])
             elif op == 0x4A:  # BININT
-                stack.append(_I32(self.take(4), 0)[0])
+                stack.append(I32(self.take(4), 0)[0])
             elif op == 0x49:  # INT
                 raw = self.line()
                 stack.append({b"00": False, b"01": True}.get(raw))
@@ -315,12 +242,12 @@ class _Builder:
             elif op == 0x8A:  # LONG1
                 stack.append(int.from_bytes(self.take(self.uint(1)), "little", signed=True))
             elif op == 0x8B:  # LONG4
-                (n,) = _I32(self.take(4), 0)
+                (n,) = I32(self.take(4), 0)
                 if n < 0 or n > limits.max_const_len:
                     self.fail(f"LONG4 of {n} bytes")
                 stack.append(int.from_bytes(self.take(n), "little", signed=True))
             elif op == 0x47:  # BINFLOAT
-                stack.append(_F64(self.take(8), 0)[0])
+                stack.append(F64(self.take(8), 0)[0])
             elif op == 0x46:  # FLOAT
                 try:
                     stack.append(float(self.line()))
@@ -392,8 +319,8 @@ class _Builder:
                 items = self.pop_mark()
                 self.appends(self.top(), items)
             elif op == 0x63:  # GLOBAL
-                module = self.name()
-                stack.append(self.glob(module, self.name()))
+                module = self.text_name()
+                stack.append(self.glob(module, self.text_name()))
             elif op == 0x93:  # STACK_GLOBAL
                 name = self.pop()
                 module = self.pop()
@@ -414,8 +341,8 @@ class _Builder:
                 cls = self.pop()
                 self.stack.append(Call(cls, args, kwargs, op="NEWOBJ_EX"))
             elif op == 0x69:  # INST
-                module = self.name()
-                g = self.glob(module, self.name())
+                module = self.text_name()
+                g = self.glob(module, self.text_name())
                 items = self.pop_mark()
                 self.stack.append(Call(g, TTuple(tuple(items)), op="INST"))
             elif op == 0x6F:  # OBJ
@@ -446,7 +373,7 @@ class _Builder:
                 stack.append(self.top())
             elif op == 0x80:  # PROTO
                 proto = self.uint(1)
-                if proto > _HIGHEST_PROTOCOL:
+                if proto > HIGHEST_PROTOCOL:
                     self.fail(f"unsupported pickle protocol {proto}")
                 self.proto = proto
                 self.max_proto = max(self.max_proto, proto)

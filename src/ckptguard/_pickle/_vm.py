@@ -13,8 +13,18 @@ from __future__ import annotations
 import codecs
 import gc
 import mmap
-import struct
 
+from ckptguard._pickle._reader import (
+    F64,
+    HIGHEST_PROTOCOL,
+    I32,
+    U16,
+    U32,
+    U64,
+    WALK_ERRORS,
+    Reader,
+    map_name,
+)
 from ckptguard._pickle._types import (
     DEFAULT_LIMITS,
     OPAQUE,
@@ -32,10 +42,9 @@ from ckptguard._verdict import Severity, Use
 # module-level TYPE_CHECKING constant).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from typing import Any
 
 
-_HIGHEST_PROTOCOL = 5
 _PLAIN = frozenset((int, float, str, bytes, bool))
 _MAX_FINDINGS_PER_RULE = 20
 _MAX_FOLD_DEPTH = 64
@@ -46,17 +55,6 @@ RECORDED_CALLS = frozenset(
     {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 )
 _MAX_RECORDED_CALLS = 1_000_000
-
-_U16 = struct.Struct("<H").unpack_from
-_U32 = struct.Struct("<I").unpack_from
-_I32 = struct.Struct("<i").unpack_from
-_U64 = struct.Struct("<Q").unpack_from
-_F64 = struct.Struct(">d").unpack_from
-
-
-class _Fail(Exception):
-    """Internal: the stream is malformed at the current opcode."""
-
 
 class _FoldBudget(Exception):
     """Internal: folding a value into a constant needs more work than it may take."""
@@ -192,34 +190,15 @@ _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
 
 
-def _map_name(module: str, name: str) -> tuple[str, str]:
-    """CPython's protocol < 3 fix_imports renames (Python 2 names to Python 3 names)."""
-    import _compat_pickle  # noqa: PLC0415 - only protocol 0-2 pickles need it (start-up time)
-
-    mapped = _compat_pickle.NAME_MAPPING.get((module, name))
-    if mapped is not None:
-        return mapped
-    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
-
-
-class _Walker:
+class _Walker(Reader):
     """State of one walk; :func:`analyze_pickle` is the entry point."""
 
     def __init__(
         self, data: Any, start: int, where: str, limits: PickleLimits, fold_value: bool = True
     ) -> None:
-        self.data = data
+        super().__init__(data, start, where, limits)
         self.fold_value = fold_value
         self.fold_budget = 0
-        self.pos = start
-        self.size = len(data)
-        self.where = where
-        self.limits = limits
-        self.proto = 0
-        self.max_proto = 0
-        self.stack: list[Any] = []
-        self.metastack: list[list[Any]] = []
-        self.memo: dict[int, Any] = {}
         self.globs: dict[tuple[str, str], list[_Glob]] = {}
         self.raw_names: dict[tuple[str, str], tuple[str, str]] = {}
         self.first_offset: dict[tuple[str, str], int] = {}
@@ -231,12 +210,8 @@ class _Walker:
         self.calls: list[tuple[tuple[str, str], object]] = []
         self.consts: dict[tuple[str, str], GlobalConst] = {}  # folded globals, one per key
         self.opcodes = 0
-        self.op_pos = start
 
     # ----------------------------------------------------------------- helpers
-    def fail(self, problem: str) -> NoReturn:
-        raise _Fail(problem)
-
     def finding(self, rule: str, severity: Severity, message: str) -> None:
         n = self.finding_counts.get(rule, 0)
         self.finding_counts[rule] = n + 1
@@ -264,14 +239,6 @@ class _Walker:
         self.pos = end
         return None
 
-    def line(self) -> bytes:
-        pos = self.pos
-        end = self.data.find(b"\n", pos)
-        if end < 0:
-            self.fail("truncated: a text argument has no terminating newline")
-        self.pos = end + 1
-        return bytes(self.data[pos:end])
-
     def u8(self) -> int:
         pos = self.pos
         if pos >= self.size:
@@ -282,34 +249,16 @@ class _Walker:
     def u32(self) -> int:
         if self.pos + 4 > self.size:
             self.fail("truncated: missing 4-byte argument")
-        (v,) = _U32(self.data, self.pos)
+        (v,) = U32(self.data, self.pos)
         self.pos += 4
         return int(v)
 
     def u64(self) -> int:
         if self.pos + 8 > self.size:
             self.fail("truncated: missing 8-byte argument")
-        (v,) = _U64(self.data, self.pos)
+        (v,) = U64(self.data, self.pos)
         self.pos += 8
         return int(v)
-
-    def pop(self) -> Any:
-        stack = self.stack
-        if not stack:
-            self.fail("stack underflow")
-        return stack.pop()
-
-    def top(self) -> Any:
-        if not self.stack:
-            self.fail("stack underflow")
-        return self.stack[-1]
-
-    def pop_mark(self) -> list[Any]:
-        if not self.metastack:
-            self.fail("an opcode needs a MARK but none is open")
-        items = self.stack
-        self.stack = self.metastack.pop()
-        return items
 
     def push_str(self, raw: Any, encoding: str, errors: str = "strict") -> None:
         if raw is None or len(raw) > self.limits.max_const_len:
@@ -337,7 +286,7 @@ class _Walker:
 
     def add_global(self, module: str, name: str) -> _Glob:
         raw = (module, name)
-        key = _map_name(module, name) if self.proto < 3 else raw
+        key = map_name(module, name) if self.proto < 3 else raw
         if key != raw:
             self.raw_names.setdefault(key, raw)
         g = _Glob(key)
@@ -350,13 +299,6 @@ class _Walker:
             lst.append(g)
             self.counts[key] += 1
         return g
-
-    def text_name(self) -> str:
-        raw = self.line()
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            self.fail("a GLOBAL/INST name is not valid UTF-8")
 
     def call(self, func: Any, opname: str) -> _Obj:
         if type(func) is _Glob:
@@ -430,27 +372,13 @@ class _Walker:
     def run(self) -> PickleAnalysis:
         try:
             return self._run()
-        except _Fail as exc:
-            raise self.error(str(exc)) from None
-        except (
-            ValueError,
-            OverflowError,
-            struct.error,
-            IndexError,
-            KeyError,
-            TypeError,
-            MemoryError,
-            RecursionError,
-        ) as exc:  # fail closed on anything the walk did not anticipate
-            raise self.error(f"malformed pickle ({type(exc).__name__}: {exc})") from None
+        except WALK_ERRORS as exc:  # fail closed on anything the walk did not anticipate
+            raise self.malformed(exc) from None
 
     def error(self, problem: str) -> PickleError:
-        return PickleError(
-            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
-            offset=self.op_pos,
-            partial=self.usages(),
-            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
-        )
+        err = super().error(problem)
+        err.partial = self.usages()  # the globals seen before the failure are still reported
+        return err
 
     def _run(self) -> PickleAnalysis:
         """The opcode loop: frequent opcodes inline, everything else in :meth:`_slow`.
@@ -470,8 +398,8 @@ class _Walker:
         memo = self.memo
         metastack = self.metastack
         counts = self.counts
-        u32 = _U32
-        f64 = _F64
+        u32 = U32
+        f64 = F64
         glob_t = _Glob
         obj_t = _Obj
         dict_t = _Dict
@@ -734,16 +662,16 @@ class _Walker:
         elif op == 0x4D:  # M BININT2
             if self.pos + 2 > size:
                 self.fail("truncated: missing 2-byte argument")
-            stack.append(_U16(data, self.pos)[0])
+            stack.append(U16(data, self.pos)[0])
             self.pos += 2
         elif op == 0x4A:  # J BININT
             if self.pos + 4 > size:
                 self.fail("truncated: missing 4-byte argument")
-            stack.append(_I32(data, self.pos)[0])
+            stack.append(I32(data, self.pos)[0])
             self.pos += 4
         elif op == 0x80:  # PROTO
             proto = self.u8()
-            if proto > _HIGHEST_PROTOCOL:
+            if proto > HIGHEST_PROTOCOL:
                 self.fail(f"unsupported pickle protocol {proto}")
             self.proto = proto
             self.max_proto = max(self.max_proto, proto)
@@ -911,7 +839,7 @@ class _Walker:
         elif op == 0x47:  # G BINFLOAT
             if self.pos + 8 > size:
                 self.fail("truncated: missing 8-byte float")
-            stack.append(_F64(data, self.pos)[0])
+            stack.append(F64(data, self.pos)[0])
             self.pos += 8
         elif op == 0x30:  # 0 POP
             if stack:
@@ -941,7 +869,7 @@ class _Walker:
         elif op == 0x54:  # T BINSTRING
             if self.pos + 4 > size:
                 self.fail("truncated: missing 4-byte length")
-            (n,) = _I32(data, self.pos)
+            (n,) = I32(data, self.pos)
             self.pos += 4
             if n < 0:
                 self.fail("BINSTRING with a negative length")
@@ -978,7 +906,7 @@ class _Walker:
         elif op == 0x8B:  # LONG4
             if self.pos + 4 > size:
                 self.fail("truncated: missing 4-byte length")
-            (n,) = _I32(data, self.pos)
+            (n,) = I32(data, self.pos)
             self.pos += 4
             if n < 0:
                 self.fail("LONG4 with a negative length")
