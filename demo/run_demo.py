@@ -7,6 +7,7 @@ It writes its example files into ``demo-checkpoints/`` and never loads the hosti
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import shutil
 import struct
@@ -138,7 +139,10 @@ def ckptguard(*args: str, capture: bool = False) -> subprocess.CompletedProcess[
         check=False,
     )
     if capture:
-        sys.stdout.write(proc.stdout)
+        out = proc.stdout
+        if "--json" in args:  # one compact line when piped, as here: indent it for reading
+            out = json.dumps(json.loads(out), indent=2) + "\n"
+        sys.stdout.write(out)
         sys.stderr.write(proc.stderr)
     meaning = EXIT_MEANING.get(proc.returncode, "unexpected")
     print(f"(exit status {proc.returncode}: {meaning})", flush=True)
