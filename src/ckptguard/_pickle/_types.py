@@ -70,7 +70,7 @@ class PickleLimits(Record):
     def __init__(
         self,
         *,
-        max_opcodes: int = 100_000_000,
+        max_opcodes: int = 100_000_000,  # (limits over 1023 are checked every 1024 opcodes)
         max_memo: int = 20_000_000,  # memo entries
         max_stack: int = 20_000_000,  # items on the stack (checked every 1024 opcodes)
         max_marks: int = 100_000,  # nesting depth (MARKs open at once)
