@@ -6,6 +6,8 @@ import pickle
 from collections import OrderedDict
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckptguard._convert._emit import emit_pickle
 from ckptguard._convert._plain import Converter
@@ -105,3 +107,62 @@ def test_deep_nesting_is_refused_by_the_converter_not_a_crash() -> None:
 
     with pytest.raises(ConvertError, match="nested"):
         Converter({}).run(tree.root)
+
+
+def _shape(node: object, seen: dict[int, int] | None = None) -> object:
+    """A tree as comparable plain data, sharing shown as back-references."""
+    seen = {} if seen is None else seen
+    if isinstance(node, (TList, TTuple, TDict, Call, PersId)):
+        if id(node) in seen:
+            return ("ref", seen[id(node)])
+        seen[id(node)] = len(seen)
+    if isinstance(node, (TList, TTuple)):
+        return (type(node).__name__, [_shape(x, seen) for x in node.items])
+    if isinstance(node, TDict):
+        return ("dict", [(_shape(k, seen), _shape(v, seen)) for k, v in node.items])
+    if isinstance(node, Call):
+        return (
+            "call", node.op, _shape(node.func, seen), _shape(node.args, seen),
+            _shape(node.state, seen), node.has_state,
+            [(_shape(k, seen), _shape(v, seen)) for k, v in node.dictitems],
+            [_shape(x, seen) for x in node.listitems],
+        )  # fmt: skip
+    if isinstance(node, PersId):
+        return ("pid", _shape(node.pid, seen))
+    return (type(node).__name__, node)
+
+
+_leaves = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False)
+    | st.text(max_size=8) | st.binary(max_size=8)
+)  # fmt: skip
+_values = st.recursive(
+    _leaves,
+    lambda inner: st.lists(inner, max_size=5)
+    | st.tuples(inner, inner)
+    | st.lists(inner, max_size=4).map(tuple)
+    | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=5)
+    | st.builds(OrderedDict, st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    max_leaves=30,
+)
+
+
+@given(value=_values, shared=st.booleans(), proto=st.integers(0, 5))
+@settings(max_examples=300, deadline=None)
+def test_the_fast_path_builds_the_same_tree_as_the_exact_one(
+    value: object, shared: bool, proto: int
+) -> None:
+    obj = [value, value] if shared else value  # memo references to shared containers
+    data = pickle.dumps(obj, protocol=proto)
+    fast = build_tree(data)
+    exact = build_tree(data, limits=PickleLimits(max_memo=1000))  # small limit: exact path
+    assert (fast.end, fast.protocol) == (exact.end, exact.protocol)
+    assert _shape(fast.root) == _shape(exact.root)
+
+
+@pytest.mark.parametrize("cut", [1, 2, 5, 9, 17])
+def test_the_fast_path_fails_closed_on_truncation_like_the_exact_one(cut: int) -> None:
+    data = pickle.dumps({"a": [1.5, "x" * 300, (1, 2)], "b": {"c": None}}, protocol=2)
+    for limits in (PickleLimits(), PickleLimits(max_memo=1000)):
+        with pytest.raises(PickleError, match=r"truncated|malformed"):
+            build_tree(data[:-cut], limits=limits)

@@ -25,6 +25,7 @@ from ckptguard._errors import (
     UnsafeCheckpointError,
     UsageError,
 )
+from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord
 from ckptguard._verdict import FileVerdict, Severity, Verdict
@@ -118,6 +119,21 @@ def convert_file(
 ) -> ConvertResult:
     """Convert one file (see :func:`ckptguard.convert`). ``backup``: in-place mode, rename SRC
     to this path before DST (== SRC) replaces it."""
+    # The trees of a pickle-heavy file are millions of objects that live until the end: with
+    # the collector on, every later allocation would make it walk them again.
+    with gc_paused():
+        return _convert_file(src_path, dst_path, to, force, policy, backup, fsync)
+
+
+def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
+    src_path: str,
+    dst_path: str,
+    to: str,
+    force: bool,
+    policy: Policy,
+    backup: str | None,
+    fsync: bool,
+) -> ConvertResult:
     from ckptguard._scan import scan_file  # noqa: PLC0415
 
     if to not in TARGETS:
@@ -234,8 +250,9 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
     fields, every local header against the central directory, members tiling the file with no
     gap, overlap or trailing bytes: a truncated or damaged file fails here); exactly the
     expected members; data.pkl and the small records byte-identical (and CRC-checked); the
-    scan of the new file with the default policy ``safe`` and every global it names in the
-    weights-only table; the object pickle parses into a tree again; every storage record's
+    scan of the new file with the default policy ``safe`` (its symbolic unpickler walks the
+    whole object pickle, and every persistent id must name a large enough storage record) and
+    every global it names in the weights-only table; every storage record's
     size and CRC as expected, and its first and last 4 KiB identical to SRC's bytes (or to the
     new record's bytes). Not re-read: the middle of the copied records (their CRC32 over the
     whole file would cost ~0.17 s per GiB); the kernel copied them between those checked ends.
@@ -287,7 +304,6 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
                     want = os.pread(fs.fileno(), k, origin + at)
                 if mm[m.data_offset + at : m.data_offset + at + k] != want:
                     raise fail(f"{name}: its bytes differ from the source's")
-    open_source(path)  # the object pickle parses into a tree again
 
 
 def _mkstemp(directory: str) -> tuple[int, str]:

@@ -24,6 +24,7 @@ from typing import IO, Any
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd, read_file
+from ckptguard._gc import gc_paused
 from ckptguard._load._engine import build_engine
 from ckptguard._load._refusal import refusal
 from ckptguard._policy import Policy, resolve_policy
@@ -225,7 +226,10 @@ def load(
     """
     drop_unsafe_kwargs(kwargs, stacklevel=2)
     resolved = resolve_policy(allow=allow, policy=policy)
-    obj = _load(f, map_location, resolved, mmap, kwargs)
+    # Scanning and unpickling an optimizer state build hundreds of thousands of objects that
+    # all live on: the cyclic collector would walk them again and again (a quarter of the load).
+    with gc_paused():
+        obj = _load(f, map_location, resolved, mmap, kwargs)
     if restore_types:
         from ckptguard._convert import restore_types as restore  # noqa: PLC0415
 
@@ -259,8 +263,7 @@ def _load(
         # torch.load would take a file *named* .safetensors for a safetensors file
         target = open(target, "rb")  # noqa: SIM115 - closed below
         opened = True
-    # The scan's records (one per persistent id on big optimizer states) are no longer needed:
-    # dropping them keeps the garbage collector from rescanning them while torch unpickles.
+    # The scan's records (one per persistent id on big optimizer states) are no longer needed.
     del scanned
     try:
         return _torch_load()(

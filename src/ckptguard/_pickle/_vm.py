@@ -11,9 +11,9 @@ the input size and bounded by :class:`PickleLimits`.
 from __future__ import annotations
 
 import codecs
-import gc
 import mmap
 
+from ckptguard._gc import gc_paused
 from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
@@ -1157,12 +1157,5 @@ def analyze_pickle(
         buf = data
     if start < 0 or start > len(buf):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
-    # The walk allocates millions of small acyclic objects; the cyclic garbage collector would
-    # rescan the growing heap again and again (half the time on large pickles).
-    gc_was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gc_paused():
         return _Walker(buf, start, where, limits, fold_value).run()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
