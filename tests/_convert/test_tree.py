@@ -166,3 +166,30 @@ def test_the_fast_path_fails_closed_on_truncation_like_the_exact_one(cut: int) -
     for limits in (PickleLimits(), PickleLimits(max_memo=1000)):
         with pytest.raises(PickleError, match=r"truncated|malformed"):
             build_tree(data[:-cut], limits=limits)
+
+
+def _build_or_error(data: bytes, limits: PickleLimits) -> object:
+    try:
+        tree = build_tree(data, limits=limits)
+    except PickleError:
+        return "error"
+    return (tree.end, tree.protocol, _shape(tree.root))
+
+
+_SEED = pickle.dumps(
+    [{"a": [1.5, "é", b"x", (1, 2, 3), None, True], "b": OrderedDict(c=[])}, (7,), "s" * 40],
+    protocol=2,
+)
+
+
+@given(flips=st.lists(st.tuples(st.integers(0, len(_SEED) - 1), st.integers(0, 255)), max_size=4))
+@settings(max_examples=400, deadline=None)
+def test_damaged_pickles_get_the_same_answer_from_the_fast_path(
+    flips: list[tuple[int, int]],
+) -> None:
+    data = bytearray(_SEED)
+    for at, byte in flips:
+        data[at] = byte
+    fast = _build_or_error(bytes(data), PickleLimits())
+    exact = _build_or_error(bytes(data), PickleLimits(max_memo=1000))
+    assert fast == exact
