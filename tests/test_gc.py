@@ -38,7 +38,7 @@ def test_paused_inside_and_restored_after_even_on_errors(enabled: bool) -> None:
 
 
 @pytest.mark.usefixtures("gc_state")
-def test_load_and_convert_leave_the_collector_on(tmp_path: Path) -> None:
+def test_load_convert_scan_and_inspect_leave_the_collector_on(tmp_path: Path) -> None:
     gc.enable()
     good = F.training_checkpoint(tmp_path / "t.pt")
     assert ckptguard.load(good)["step"] is not None
@@ -50,4 +50,6 @@ def test_load_and_convert_leave_the_collector_on(tmp_path: Path) -> None:
     ckptguard.convert(enum, tmp_path / "out.pt")
     assert gc.isenabled()
     assert ckptguard.scan(tmp_path).files
+    assert gc.isenabled()
+    assert ckptguard.inspect(good) is not None
     assert gc.isenabled()

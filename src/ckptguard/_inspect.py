@@ -17,6 +17,7 @@ from typing import Any
 from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
 from ckptguard._convert._plain import Converter, _seg
 from ckptguard._errors import CheckpointError
+from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy
 from ckptguard._verdict import Verdict
 
@@ -264,6 +265,11 @@ def _metadata(root: Any) -> tuple[int | None, int | None, dict[str, float]]:
 
 def inspect_file(path: str | os.PathLike[str], *, policy: Policy) -> Inspection:
     """Describe one checkpoint. Problems with the file are returned (``error``), not raised."""
+    with gc_paused():  # the tree of a pickle-heavy file: millions of objects, all kept
+        return _inspect_file(path, policy)
+
+
+def _inspect_file(path: str | os.PathLike[str], policy: Policy) -> Inspection:
     from ckptguard._convert._source import open_source  # noqa: PLC0415
     from ckptguard._scan import scan_file  # noqa: PLC0415
 
