@@ -18,6 +18,8 @@ from ckptguard._errors import UsageError
 
 _BATCH = 1000
 _MAX_DEPTH = 1000
+_U32 = struct.Struct("<I").pack
+_F64 = struct.Struct(">d").pack
 
 
 class _Emitter:
@@ -56,7 +58,7 @@ class _Emitter:
 
     def text(self, s: str) -> None:
         raw = s.encode("utf-8", "surrogatepass")
-        self.w(b"X" + struct.pack("<I", len(raw)) + raw)
+        self.w(b"X" + _U32(len(raw)) + raw)
 
     def integer(self, v: int) -> None:
         if 0 <= v < 256:
@@ -86,12 +88,27 @@ class _Emitter:
         self.w({1: b"\x85", 2: b"\x86", 3: b"\x87"}.get(len(items), b"t"))
 
     def setitems(self, pairs: list[tuple[Any, Any]], depth: int) -> None:
+        # str keys and float/str values (metrics, histories) are written inline: the same
+        # bytes as save() writes for them, without a call per item
+        w = self.w
+        save = self.save
         for i in range(0, len(pairs), _BATCH):
-            self.w(b"(")
+            w(b"(")
             for k, v in pairs[i : i + _BATCH]:
-                self.save(k, depth + 1)
-                self.save(v, depth + 1)
-            self.w(b"u")
+                if type(k) is str:
+                    raw = k.encode("utf-8", "surrogatepass")
+                    w(b"X" + _U32(len(raw)) + raw)
+                else:
+                    save(k, depth + 1)
+                t = type(v)
+                if t is float:
+                    w(b"G" + _F64(v))
+                elif t is str:
+                    raw = v.encode("utf-8", "surrogatepass")
+                    w(b"X" + _U32(len(raw)) + raw)
+                else:
+                    save(v, depth + 1)
+            w(b"u")
 
     def appends(self, items: list[Any], depth: int) -> None:
         for i in range(0, len(items), _BATCH):
@@ -111,7 +128,7 @@ class _Emitter:
         elif t is int:
             self.integer(v)
         elif t is float:
-            self.w(b"G" + struct.pack(">d", v))
+            self.w(b"G" + _F64(v))
         elif t is str:
             self.text(v)
         elif id(v) in self.memo:

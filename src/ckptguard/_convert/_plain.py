@@ -114,6 +114,11 @@ class Result:
         self.notes: list[str] = []
 
 
+# Values that convert keeps as they are (see Converter.value): no path, memo or check needed.
+# int is not here: a huge one is refused.
+_PLAIN = frozenset({type(None), bool, str, float, bytes})
+
+
 def _seg(key: Any) -> str:
     text = key if isinstance(key, str) else repr(key)
     return text.replace("~", "~0").replace("/", "~1")
@@ -212,11 +217,13 @@ class Converter:
 
     def _value(self, node: Any, path: str, depth: int, strict: bool) -> Any:
         t = type(node)
+        plain = _PLAIN  # plain items are kept as they are, with no path built for them
         if t is TList:
             out_list: list[Any] = []
             self.memo[id(node)] = out_list  # lists may contain themselves
             out_list.extend(
-                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+                v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                for i, v in enumerate(node.items)
             )
             return out_list
         if t is TDict:
@@ -226,7 +233,10 @@ class Converter:
             return out_dict
         if t is TTuple:
             return tuple(
-                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+                [
+                    v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                    for i, v in enumerate(node.items)
+                ]
             )
         if t is TSet:
             items = [
@@ -257,13 +267,20 @@ class Converter:
         depth: int,
         strict: bool,
     ) -> None:
+        plain = _PLAIN  # plain keys and values are kept as they are, with no path built
         for k, v in items:
-            ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
-            try:
-                hash(ck)
-            except TypeError:
-                ck = self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
-            out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
+            if type(k) in plain:
+                ck = k
+            else:
+                ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
+                try:
+                    hash(ck)
+                except TypeError:
+                    ck = self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+            if type(v) in plain:
+                out[ck] = v
+            else:
+                out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
 
     # ------------------------------------------------------------------ calls
     def call(self, node: Call, path: str, depth: int, strict: bool) -> Any:
