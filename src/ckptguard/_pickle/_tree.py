@@ -180,7 +180,10 @@ class _Builder(Reader):
         A frequent opcode whose preconditions do not hold (truncated argument, empty stack,
         not a dict, ...) is not handled inline: it falls through to :meth:`_op`, which fails
         with the diagnosis. Bounds are checked every 1024 opcodes (sizes grow by at most one
-        item per opcode); under a limit that small, every opcode takes the exact path.
+        item per opcode); under a limit that small, every opcode takes the exact path. The
+        scanner's VM (``_vm._Walker._run``) has a loop of the same shape on purpose: the two
+        push different values (tree nodes here, usage-tracking symbols there), and a shared
+        loop would cost both the calls that inlining saves.
         """
         limits = self.limits
         max_ops = limits.max_opcodes
