@@ -8,6 +8,8 @@ Generates its inputs once into ``bench-data/`` (gitignored; delete it to regener
 * ``pickle-heavy.pt``  Adam state for many small parameters plus a dict of 100k+ small Python
                         values and numpy scalars: a data.pkl of tens of MB
 * ``many-small/``      a directory of 50 small checkpoints (state_dicts and training checkpoints)
+* ``many-small-500/``  the same kind, 500 of them: with the 50, it gives each tool's cost per
+                        file (the slope), which decides the ratio on large directories
 
 then times whole processes, interleaved (ckptguard, picklescan, ckptguard, ...) after one warm-up
 each, ``--runs`` times: ``python -m ckptguard scan PATH --json > /dev/null`` against
@@ -291,12 +293,13 @@ def main(argv: list[str] | None = None) -> int:
     large = make_large(DATA / f"large-{size_tag}gib.pt", args.size_gib)
     heavy = make_pickle_heavy(DATA / "pickle-heavy.pt")
     many = make_many_small(DATA / "many-small")
+    many500 = make_many_small(DATA / "many-small-500", count=500)
     print(f"  ready in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
 
     # what each tool says (sanity: same files, both finish)
     env = _env()
     verdicts = {}
-    for p in (large, heavy, many):
+    for p in (large, heavy, many, many500):
         out = subprocess.run(ckptguard_cmd(p), capture_output=True, text=True, env=env, check=False)
         try:
             doc = json.loads(out.stdout)
@@ -309,8 +312,17 @@ def main(argv: list[str] | None = None) -> int:
         (f"{large.name} (state_dict, {args.size_gib:g} GiB)", large),
         (f"{heavy.name} (data.pkl {human(data_pkl_size(heavy) or 0)})", heavy),
         (f"{many.name}/ (50 files)", many),
+        (f"{many500.name}/ (500 files)", many500),
     ):
         rows.append(bench_processes(label, path, args.runs))
+    # cost per file: the slope between the 50- and the 500-file directories
+    per_file = {
+        tool: (
+            statistics.median(getattr(rows[3], tool)) - statistics.median(getattr(rows[2], tool))
+        )
+        / 450
+        for tool in ("ckptguard", "picklescan")
+    }
 
     baseline: list[float] = []
     for _ in range(args.runs):
@@ -340,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Process start-up: `python -c pass` {fmt(baseline)}, "
         f"`python -m ckptguard --version` {fmt(version_times)}.",
+        f"Per file (slope from 50 to 500 small files): ckptguard "
+        f"{per_file['ckptguard'] * 1000:.2f} ms, picklescan {per_file['picklescan'] * 1000:.2f} ms "
+        f"({per_file['ckptguard'] / per_file['picklescan']:.2f}x).",
         "Exit status (ckptguard / picklescan): "
         + "; ".join(f"{r.label.split(' ')[0]} {r.ckptguard_rc}/{r.picklescan_rc}" for r in rows)
         + ". ckptguard verdicts: "
