@@ -54,22 +54,25 @@ def _collect(extracted: Extracted) -> dict[tuple[str, str], _Acc]:
 
 def _judge(acc: dict[tuple[str, str], _Acc], policy: Policy) -> tuple[GlobalRecord, ...]:
     refs = []
+    classify = policy.classify
     for (module, name), a in acc.items():
-        verdict, reason = policy.classify(module, name)
+        verdict, reason = classify(module, name)
+        # Use is a str enum: sorted() orders its members by their values
         refs.append(
             GlobalRecord(
-                module=module,
-                name=name,
-                verdict=verdict,
-                reason=reason,
-                count=a.count,
-                uses=tuple(sorted(a.uses, key=lambda u: u.value)),
-                locations=tuple(a.locations),
+                module, name, verdict, reason, a.count, tuple(sorted(a.uses)), tuple(a.locations)
             )
         )
-    order = {Verdict.DANGEROUS: 0, Verdict.UNKNOWN: 1, Verdict.ALLOWED: 2, Verdict.SAFE: 3}
-    refs.sort(key=lambda r: (order[r.verdict], r.module, r.name))
+    refs.sort(key=_report_order)
     return tuple(refs)
+
+
+_ORDER = {Verdict.DANGEROUS: 0, Verdict.UNKNOWN: 1, Verdict.ALLOWED: 2, Verdict.SAFE: 3}
+
+
+def _report_order(r: GlobalRecord) -> tuple[int, str, str]:
+    """Dangerous first, then unknown, allowed and safe; by name within each."""
+    return (_ORDER[r.verdict], r.module, r.name)
 
 
 def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> str | None:
