@@ -7,7 +7,7 @@ renders both for people. Only the CLI prints them and chooses an exit code.
 
 from __future__ import annotations
 
-from ckptguard._verdict import Severity, Verdict
+from ckptguard._verdict import REFUSED, Severity
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
@@ -101,7 +101,7 @@ class UnsafeCheckpointError(CheckpointError):
     def globals(self) -> tuple[GlobalRef, ...]:
         if self.report is None:
             return ()
-        return tuple(g for g in self.report.globals if g.verdict in _REFUSED)
+        return tuple(g for g in self.report.globals if g.verdict in REFUSED)
 
     @property
     def findings(self) -> tuple[Finding, ...]:
@@ -109,5 +109,3 @@ class UnsafeCheckpointError(CheckpointError):
             return ()
         return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
 
-
-_REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)

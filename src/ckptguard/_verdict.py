@@ -74,6 +74,9 @@ class Use(str, enum.Enum):
         return self.value
 
 
+# What a load refuses: every global that is neither vetted nor allowed.
+REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)
+
 _FILE_RANK = {
     FileVerdict.SAFE: 0,
     FileVerdict.REVIEW: 1,

@@ -5,10 +5,9 @@ from __future__ import annotations
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
 from ckptguard._model import file_report
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
-from ckptguard._verdict import FileVerdict, Severity, Verdict
+from ckptguard._verdict import REFUSED, FileVerdict, Severity, Verdict
 
 _MAX_LISTED = 12
-_REFUSED = (Verdict.UNKNOWN, Verdict.DANGEROUS)
 
 
 def _global_line(g: GlobalRecord) -> str:
@@ -36,7 +35,7 @@ def refusal(report: FileRecord) -> CheckpointError:
             hint=report.hint or f"ckptguard scan {path}  (for the full diagnosis)",
             format=report.format,
         )
-    bad = [g for g in report.globals if g.verdict in _REFUSED]
+    bad = [g for g in report.globals if g.verdict in REFUSED]
     dangerous = [g for g in bad if g.verdict is Verdict.DANGEROUS]
     unknown = [g for g in bad if g.verdict is Verdict.UNKNOWN]
     findings = [f for f in report.findings if f.severity is not Severity.INFO]

@@ -39,6 +39,9 @@ MALFORMED = (
 )
 
 
+MISSING = object()  # "no such memo entry", for memo.get() in the inlined opcode loops
+
+
 class Fail(Exception):
     """Internal: the stream is malformed at the current opcode."""
 

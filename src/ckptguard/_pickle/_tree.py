@@ -21,6 +21,7 @@ from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
     I32,
+    MISSING,
     U16,
     U32,
     WALK_ERRORS,
@@ -83,8 +84,6 @@ class PersId:
 
     pid: Any
 
-
-_MISSING = object()
 
 Node = Any  # None | bool | int | float | str | bytes | Global | TList | ... (documentation)
 
@@ -203,7 +202,7 @@ class _Builder(Reader):
         ttuple = TTuple
         tlist = TList
         call = Call
-        missing = _MISSING
+        missing = MISSING
         stack = self.stack
         pos = self.pos
         ops = 0
@@ -551,9 +550,7 @@ class _Builder(Reader):
             state = self.pop()
             target = self.top()
             if type(target) is not Call or target.has_state:
-                self.fail(
-                    f"BUILD on a {_kind(target)}: only a freshly built object takes state"
-                )
+                self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
             target.state, target.has_state = state, True
         elif op == 0x51:  # BINPERSID
             self.stack.append(PersId(self.pop()))

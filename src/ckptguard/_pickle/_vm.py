@@ -18,6 +18,7 @@ from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
     I32,
+    MISSING,
     U16,
     U32,
     U64,
@@ -55,6 +56,7 @@ RECORDED_CALLS = frozenset(
     {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 )
 _MAX_RECORDED_CALLS = 1_000_000
+
 
 class _FoldBudget(Exception):
     """Internal: folding a value into a constant needs more work than it may take."""
@@ -118,7 +120,6 @@ class _Big:
         self.kind = kind
 
 
-_MISSING = object()
 # Values whose type the walk knows: an opcode that needs another type fails in the real unpickler.
 _CONSTANT_TYPES = frozenset({int, float, str, bytes, bool, type(None), tuple, _Big})
 _CONTAINER_TYPES = frozenset({_List, _Dict, _Set})
@@ -404,7 +405,7 @@ class _Walker(Reader):
         obj_t = _Obj
         dict_t = _Dict
         list_t = _List
-        missing = _MISSING
+        missing = MISSING
         recorded = RECORDED_CALLS
         stack = self.stack
         pos = self.pos

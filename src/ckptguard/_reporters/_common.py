@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ckptguard._results import ScanRecord
-from ckptguard._verdict import FileVerdict, Verdict
+from ckptguard._verdict import FileVerdict
 
 VERDICT_ORDER = (FileVerdict.SAFE, FileVerdict.REVIEW, FileVerdict.DANGEROUS, FileVerdict.ERROR)
 
@@ -20,11 +20,3 @@ def tool_version() -> str:
     from ckptguard import __version__  # noqa: PLC0415
 
     return __version__
-
-
-GLOBAL_VERDICT_ORDER = {
-    Verdict.DANGEROUS: 0,
-    Verdict.UNKNOWN: 1,
-    Verdict.ALLOWED: 2,
-    Verdict.SAFE: 3,
-}
