@@ -6,12 +6,24 @@ transformers, ``torch.hub``), so replacing both attributes reaches them without 
 site-packages. Code that bound the function to another name before the patch (``from torch
 import load``) keeps the original: ``ckptguard code`` finds such call sites.
 
-Patches nest: each :func:`patched` block restores what was there when it started, and
-:func:`install` / :func:`uninstall` manage one process-wide layer underneath.
+One *window* is open while any :func:`patched` block (in any thread) is open or
+:func:`install` is in force. While it is open both attributes hold one dispatcher; it closes,
+and the functions that were there when it opened are put back, only when the last block exits
+and :func:`uninstall` has been called (a count under a lock). Which policy a load uses is
+decided per call, from the calling thread (and asyncio task):
+
+1. the innermost :func:`patched` block open in that thread or task;
+2. else the :func:`install` policy;
+3. else the default policy (a thread that opened no block while another thread's block holds
+   the window open still loads through ckptguard: the window never lets a load through unsafe).
+
+A dispatcher reference kept after the window closes (``f = torch.load`` inside a block) keeps
+loading through ckptguard, by the same rules.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import threading
@@ -24,12 +36,46 @@ from ckptguard._errors import CheckpointError, UsageError
 from ckptguard._policy import Policy, resolve_policy
 
 _MARK = "__ckptguard_original__"
-_lock = threading.RLock()
-_installed: list[tuple[Any, Any]] = []  # (torch.load, torch.serialization.load) before install
 
 
 class RefusedLoadWarning(UserWarning):
     """A load inside the patch was refused (shown even if the caller swallows the error)."""
+
+
+class _Layer:
+    """One open :func:`patched` block: its policy (identity marks the entry to remove)."""
+
+    __slots__ = ("policy",)
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+
+# The calling thread's/task's open blocks, innermost last. A ContextVar is per thread (a new
+# thread starts with an empty context) and per asyncio task; unlike a threading.local it also
+# follows asyncio.to_thread and contextvars.copy_context().run into the worker.
+_blocks: contextvars.ContextVar[tuple[_Layer, ...]] = contextvars.ContextVar(
+    "ckptguard_patched_blocks", default=()
+)
+
+
+class _Window:
+    """Process-wide state of the patch; every field is read and written under ``lock``."""
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.open_blocks = 0  # patched() blocks open in all threads together
+        self.installed: Policy | None = None  # the install() policy
+        self.default: Policy | None = None  # for loads outside any block, resolved on opening
+        self.before: tuple[Any, Any] | None = None  # (torch.load, torch.serialization.load)
+        self.dispatcher: Callable[..., Any] | None = None
+
+    @property
+    def is_open(self) -> bool:
+        return self.open_blocks > 0 or self.installed is not None
+
+
+_window = _Window()
 
 
 def original_torch_load() -> Callable[..., Any]:
@@ -42,7 +88,20 @@ def original_torch_load() -> Callable[..., Any]:
     return fn  # type: ignore[no-any-return]
 
 
-def _make_wrapper(original: Callable[..., Any], policy: Policy) -> Callable[..., Any]:
+def current_policy() -> Policy:
+    """The policy a ``torch.load`` made now, from this thread, goes through."""
+    blocks = _blocks.get()
+    if blocks:
+        return blocks[-1].policy
+    with _window.lock:
+        if _window.installed is not None:
+            return _window.installed
+        if _window.default is None:
+            _window.default = resolve_policy()
+        return _window.default
+
+
+def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
     from ckptguard._load._load import drop_unsafe_kwargs, load  # noqa: PLC0415
 
     @functools.wraps(original)
@@ -55,6 +114,7 @@ def _make_wrapper(original: Callable[..., Any], policy: Policy) -> Callable[...,
         mmap: bool | None = None,
         **pickle_load_args: Any,
     ) -> Any:
+        policy = current_policy()
         if weights_only is not None:
             pickle_load_args["weights_only"] = weights_only
         if pickle_module is not None:
@@ -79,26 +139,43 @@ def _make_wrapper(original: Callable[..., Any], policy: Policy) -> Callable[...,
     return torch_load
 
 
-def _swap(policy: Policy) -> tuple[Any, Any]:
+def _open_window() -> None:
+    """Put the dispatcher in place if the window is closed (call with the lock held)."""
+    if _window.is_open:
+        return
     import torch  # noqa: PLC0415
     import torch.serialization  # noqa: PLC0415
 
+    default = resolve_policy()  # a bad $CKPTGUARD_POLICY fails here, before anything changes
     before = (torch.load, torch.serialization.load)
-    wrapper = _make_wrapper(torch.serialization.load, policy)
-    torch.load = wrapper
-    torch.serialization.load = wrapper
-    return before
+    dispatcher = _make_dispatcher(torch.serialization.load)
+    _window.default, _window.before, _window.dispatcher = default, before, dispatcher
+    torch.load = dispatcher
+    torch.serialization.load = dispatcher
 
 
-def _restore(before: tuple[Any, Any]) -> None:
+def _close_window_if_unused() -> None:
+    """Put back what was there when the window opened, once nothing holds it open (lock held).
+
+    An attribute that other code replaced after the window opened is left as that code set it
+    (it wraps the dispatcher, or chose to bypass it; putting the old function back under it
+    would undo a patch that is not ours to undo).
+    """
+    if _window.is_open or _window.before is None:
+        return
     import torch  # noqa: PLC0415
     import torch.serialization  # noqa: PLC0415
 
-    torch.load, torch.serialization.load = before
+    load_before, serialization_before = _window.before
+    if torch.load is _window.dispatcher:
+        torch.load = load_before
+    if torch.serialization.load is _window.dispatcher:
+        torch.serialization.load = serialization_before
+    _window.before = _window.dispatcher = _window.default = None
 
 
 def _policy(allow: Iterable[str], policy: str | os.PathLike[str] | Policy | None) -> Policy:
-    # Resolved once, when the patch goes in: a bad policy fails here, not at the first load.
+    # Resolved once, when the block opens: a bad policy fails here, not at the first load.
     return resolve_policy(allow=allow, policy=policy)
 
 
@@ -108,19 +185,28 @@ def patched(
 ) -> Iterator[None]:
     """Within the block, every ``torch.load`` in the process goes through ``ckptguard.load``.
 
-    Calls that pass ``weights_only=False`` or ``pickle_module=`` still load through the policy
-    (with a :class:`~ckptguard.LoadWarning`). On exit the previous functions are restored
-    exactly, even when the block raises. The patch is process-wide: other threads loading
-    while it is in place go through ckptguard too.
+    Loads made by the thread (or asyncio task) that opened the block use its ``allow`` and
+    ``policy``; blocks nest, the innermost applies. Other threads keep loading through
+    ckptguard while any block is open, each with its own innermost block's policy, else the
+    :func:`install` policy, else the default policy. Calls that pass ``weights_only=False`` or
+    ``pickle_module=`` still load through the policy (with a :class:`~ckptguard.LoadWarning`).
+    The original functions come back when the last block in the process exits (and
+    :func:`install` is not in force), also when blocks raise.
     """
-    resolved = _policy(allow, policy)
-    with _lock:
-        before = _swap(resolved)
+    layer = _Layer(_policy(allow, policy))
+    with _window.lock:
+        _open_window()
+        _window.open_blocks += 1
+    _blocks.set((*_blocks.get(), layer))
     try:
         yield
     finally:
-        with _lock:
-            _restore(before)
+        # Remove this block's own entry (not "the innermost"): right even when blocks are
+        # exited out of order (an ExitStack, __exit__ called by hand).
+        _blocks.set(tuple(b for b in _blocks.get() if b is not layer))
+        with _window.lock:
+            _window.open_blocks -= 1
+            _close_window_if_unused()
 
 
 def install(
@@ -128,29 +214,29 @@ def install(
 ) -> None:
     """Route ``torch.load`` through ``ckptguard.load`` for the rest of the process.
 
-    Calling it again replaces the policy; :func:`uninstall` restores the functions that were
-    there before the first call.
+    Threads outside any :func:`patched` block load with this policy; calling it again
+    replaces the policy. :func:`uninstall` ends it; the original functions come back once no
+    :func:`patched` block is open either.
     """
     resolved = _policy(allow, policy)
-    with _lock:
-        if _installed:
+    with _window.lock:
+        if _window.installed is not None:
             import torch  # noqa: PLC0415
 
-            if getattr(torch.load, _MARK, None) is None:
+            if torch.load is not _window.dispatcher:
                 raise UsageError(
                     "torch.load was replaced by other code after ckptguard.install()",
                     hint="call ckptguard.uninstall() first, or patch in the other order",
                 )
-            _restore(_installed[-1])
-            _installed.pop()
-        _installed.append(_swap(resolved))
+        _open_window()
+        _window.installed = resolved
 
 
 def uninstall() -> None:
     """Undo :func:`install` (no-op when it is not installed)."""
-    with _lock:
-        if _installed:
-            _restore(_installed.pop())
+    with _window.lock:
+        _window.installed = None
+        _close_window_if_unused()
 
 
 def is_installed() -> bool:
