@@ -10,9 +10,11 @@ HELP = "run a Python script or module with every torch.load going through ckptgu
 
 DESCRIPTION = """\
 Run SCRIPT (or -m MODULE) as __main__ with torch.load and torch.serialization.load routed
-through ckptguard.load for the whole process: every checkpoint the application loads, also
-inside Lightning, fairseq or transformers, is scanned and loaded only if the policy allows it,
-even where the code passes weights_only=False. No code edits, no site-packages edits."""
+through ckptguard.load for the whole process, until it exits: every checkpoint the
+application loads, also inside Lightning, fairseq or transformers, and also from threads that
+outlive the main module or from atexit handlers, is scanned and loaded only if the policy
+allows it, even where the code passes weights_only=False. No code edits, no site-packages
+edits."""
 
 EPILOG = """\
 exit status: the application's own; 2 when a checkpoint was refused and the application did
@@ -50,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     import runpy  # noqa: PLC0415
 
     from ckptguard._errors import CheckpointError, UsageError  # noqa: PLC0415
-    from ckptguard._load import install, uninstall  # noqa: PLC0415
+    from ckptguard._load import install  # noqa: PLC0415
 
     target: list[str] = list(args.target)
     if target[:1] == ["--"]:
@@ -60,8 +62,11 @@ def run(args: argparse.Namespace) -> int:
     if args.module is None and not os.path.isfile(target[0]):
         raise UsageError(f"no such script: {target[0]}", hint="ckptguard run SCRIPT.py [ARGS...]")
 
+    # The guard stays in until the process exits: after the main module returns, Python
+    # still joins the script's non-daemon threads, runs its atexit handlers and lets daemon
+    # threads run, and any of them may load a checkpoint. Nothing here uninstalls it, and
+    # sys.argv / sys.path stay as the script saw them (its threads may still read them).
     install(allow=args.allow, policy=args.policy)
-    saved_argv, saved_path0 = sys.argv[:], sys.path[0] if sys.path else None
     try:
         if args.module is not None:
             sys.argv = [args.module, *target]
@@ -82,11 +87,6 @@ def run(args: argparse.Namespace) -> int:
 
         traceback.print_exc()
         return 1
-    finally:
-        uninstall()
-        sys.argv = saved_argv
-        if saved_path0 is not None and sys.path and sys.path[0] != saved_path0:
-            sys.path.pop(0)
     return 0
 
 
