@@ -14,6 +14,7 @@ import io
 import os
 import pickle
 import random
+import struct
 import subprocess
 import sys
 import warnings
@@ -336,7 +337,7 @@ def test_other_accelerators_and_unknown_keys_warn() -> None:
 
 @cpu_only
 def test_cuda_states_on_a_cpu_only_machine_warn_and_the_rest_restores() -> None:
-    fake_cuda = [torch.zeros(16, dtype=torch.uint8), torch.ones(16, dtype=torch.uint8)]
+    fake_cuda = [philox(0), philox(1, offset=8)]
     state = {**capture_rng_state(), "cuda": fake_cuda}
     want = draws()
     random.seed(0)
@@ -369,8 +370,13 @@ class FakeCuda:
                             lambda state, device=0: self.set.append((device, state)))
 
 
+def philox(seed: int, offset: int = 0, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+    """A CUDA generator state as torch.cuda.get_rng_state() writes it (seed, offset % 4 == 0)."""
+    return torch.tensor(list(struct.pack("<Qq", seed, offset)), dtype=dtype)
+
+
 def cuda_states(n: int) -> list[torch.Tensor]:
-    return [torch.full((16,), i, dtype=torch.uint8) for i in range(n)]
+    return [philox(i) for i in range(n)]
 
 
 def test_more_saved_cuda_states_than_devices(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -384,7 +390,7 @@ def test_more_saved_cuda_states_than_devices(monkeypatch: pytest.MonkeyPatch) ->
 def test_fewer_saved_cuda_states_than_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     fake = FakeCuda(monkeypatch, devices=3)
     with pytest.warns(RngStateWarning, match=r"1 device, this machine has 3.*1\.\.2 keep"):
-        restore_rng_state({"torch.cuda": [torch.full((16,), 7, dtype=torch.int64)]})
+        restore_rng_state({"torch.cuda": [philox(7, dtype=torch.int64)]})
     assert [(d, int(t[0])) for d, t in fake.set] == [(0, 7)]
     assert fake.set[0][1].dtype == torch.uint8
 
@@ -393,7 +399,7 @@ def test_single_cuda_tensor_goes_to_the_current_device(monkeypatch: pytest.Monke
     fake = FakeCuda(monkeypatch, devices=2)  # HF Trainer, distributed: get_rng_state()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        restore_rng_state({"cuda": torch.full((16,), 3, dtype=torch.uint8)})
+        restore_rng_state({"cuda": philox(3, offset=4)})
     assert [(d, int(t[0])) for d, t in fake.set] == [(1, 3)]
 
 

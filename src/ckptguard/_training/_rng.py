@@ -10,10 +10,13 @@ state first and only then sets the generators, so a malformed state changes noth
 
 from __future__ import annotations
 
+import functools
+import math
 import operator
 import random
+import struct
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +30,19 @@ FORMAT_VERSION = 1
 FORMAT_KEY = "format_version"
 
 _MT_KEYS = 624  # words in an MT19937 state (numpy's legacy global RNG)
+_WORD = 2**32
+_UPPER_BIT = 0x80000000
+
+# torch's CPU generator state (CPUGeneratorImplState, 5056 bytes in torch 2.x): the_initial_seed
+# u64, left i32, seeded i32, next u64, state u64[624] (32-bit words), normal_x/_y/_rho f64,
+# normal_is_valid i32, padding, next_float_normal_sample f32, its validity flag (a C++ bool).
+_TORCH_CPU = struct.Struct("<QiiQ624Qdddi4xfB3x")
+
+_DEGENERATE_HINT = (
+    "no generator produces this state: the file is damaged or was edited. Re-capture it with "
+    "ckptguard.training.capture_rng_state(), or seed the generators instead of restoring "
+    "(random.seed, numpy.random.seed, torch.manual_seed)"
+)
 
 
 class RngStateWarning(UserWarning):
@@ -194,17 +210,50 @@ def _parse_python(value: object, key: str) -> tuple[int, tuple[int, ...], float 
         raise _bad(key, f"expected random.getstate()'s (version, state, gauss) or a dict "
                         f"with those keys, not {_kind(value)}")
     words = tuple(int(w) for w in _int_vector(internal, key, "the Mersenne Twister state").tolist())
+    if len(words) != _MT_KEYS + 1:
+        raise _bad(key, f"the Mersenne Twister state is the wrong size: {len(words)} integers, "
+                        f"expected {_MT_KEYS + 1} (624 words and the position)",
+                   hint="expected random.getstate(): (3, 625 ints, None or float)")
+    # CPython's setstate silently truncates words to 32 bits; a state it truncates is not one
+    # that random.getstate() wrote.
+    _check_mt(words[:_MT_KEYS], key, "the Mersenne Twister state", degenerate=False)
+    if not 0 <= words[-1] <= _MT_KEYS:
+        raise _bad(key, f"the Mersenne Twister position must be in 0..{_MT_KEYS}, "
+                        f"not {words[-1]}")
     result = (
         _as_int(version, key, "the version"),
         words,
-        None if gauss is None else _as_float(gauss, key, "gauss"),
+        None if gauss is None else _finite(_as_float(gauss, key, "gauss"), key, "gauss"),
     )
     try:
         random.Random().setstate(result)  # noqa: S311 - validation only
     except (TypeError, ValueError, OverflowError) as exc:
         raise _bad(key, f"random.setstate rejects it: {exc}",
                    hint="expected random.getstate(): (3, 625 ints, None or float)") from None
+    _check_mt(words[:_MT_KEYS], key, "the Mersenne Twister state")
     return result
+
+
+def _finite(value: float, key: str, what: str) -> float:
+    if not math.isfinite(value):
+        raise _bad(key, f"{what} must be a finite number, not {value}", hint=_DEGENERATE_HINT)
+    return value
+
+
+def _check_mt(words: Sequence[int], key: str, what: str, *, degenerate: bool = True) -> None:
+    """Refuse MT19937 words outside 32 bits, and (``degenerate``) the states that generate
+    only zeros: the next regeneration reads the top bit of word 0 and all of words 1..623, and
+    when those are all zero every later word is zero too (the all-zero state is one of them)."""
+    for i, w in enumerate(words):
+        if not 0 <= w < _WORD:
+            raise _bad(key, f"{what}: word {i} is {w}, not an unsigned 32-bit word",
+                       hint=_DEGENERATE_HINT)
+    if degenerate and not words[0] & _UPPER_BIT and not any(words[1:]):
+        how = ("all zero" if not words[0] else
+               "zero but for the low bits of word 0, which the generator never reads again")
+        raise _bad(key, f"{what} is degenerate ({how}): the Mersenne Twister would return "
+                        "only zeros from now on",
+                   hint=_DEGENERATE_HINT)
 
 
 def _parse_numpy(value: object, key: str) -> _NumpyState:
@@ -251,10 +300,71 @@ def _parse_numpy(value: object, key: str) -> _NumpyState:
         raise _bad(key, f"pos must be in 0..{_MT_KEYS}, not {state.pos}")
     if state.has_gauss not in (0, 1):
         raise _bad(key, f"has_gauss must be 0 or 1, not {state.has_gauss}")
+    _finite(state.cached_gaussian, key, "cached_gaussian")
+    _check_mt(words.tolist(), key, "the MT19937 keys")
     return state
 
 
+def _check_torch_cpu(tensor: Any, key: str) -> None:
+    """What torch's CPU generator reads from its state, checked field by field.
+
+    torch itself checks only ``seeded``, ``left`` in 1..624 and ``next`` <= 624: it truncates
+    64-bit words to 32 bits, takes a flag byte other than 0/1 as a C++ bool (undefined
+    behaviour), and with ``left + next > 625`` reads past the end of its 624-word array on the
+    next draws.
+    """
+    if tensor.numel() != _TORCH_CPU.size:  # another torch's layout: torch's own check below
+        return
+    (_seed, left, seeded, next_, *rest) = _TORCH_CPU.unpack(bytes(tensor.tolist()))
+    words, (normal_x, _normal_y, normal_rho, normal_valid, next_float, next_float_valid) = (
+        rest[:_MT_KEYS], rest[_MT_KEYS:])
+    what = "the torch CPU generator state"
+    if seeded != 1:
+        raise _bad(key, f"{what}: 'seeded' is {seeded}, not 1", hint=_DEGENERATE_HINT)
+    if not 1 <= left <= _MT_KEYS or not 0 <= next_ <= _MT_KEYS or left + next_ > _MT_KEYS + 1:
+        raise _bad(key, f"{what}: position left={left}, next={next_} is not one the generator "
+                        f"reaches (1 <= left, next <= 624, left + next <= 625); the next draws "
+                        f"would read past its state", hint=_DEGENERATE_HINT)
+    if normal_valid not in (0, 1) or next_float_valid not in (0, 1):
+        raise _bad(key, f"{what}: the cached normal sample flags must be 0 or 1, not "
+                        f"{normal_valid} and {next_float_valid}", hint=_DEGENERATE_HINT)
+    if normal_valid:
+        _finite(normal_x, key, f"{what}'s cached normal_x")
+        _finite(normal_rho, key, f"{what}'s cached normal_rho")
+    if next_float_valid:
+        _finite(next_float, key, f"{what}'s cached float normal sample")
+    _check_mt(words, key, f"{what}'s Mersenne Twister")
+    try:
+        torch.Generator().set_state(tensor)  # whatever else this torch checks; nothing global
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise _bad(key, f"torch rejects {what}: {exc}", hint=_DEGENERATE_HINT) from None
+
+
+_PHILOX = struct.Struct("<Qq")  # CUDA (Philox) generator state: seed u64, offset i64
+
+
+def _check_cuda(tensor: Any, key: str, what: str) -> None:
+    """torch's CUDA generator state: 16 bytes (seed, offset) or 8 (seed only); the offset is a
+    non-negative multiple of 4 (torch refuses others, after it has set the seed)."""
+    if tensor.numel() == _PHILOX.size:
+        _seed, offset = _PHILOX.unpack(bytes(tensor.tolist()))
+        if offset < 0 or offset % 4:
+            raise _bad(key, f"{what}: the Philox offset {offset} is not a non-negative "
+                            "multiple of 4", hint=_DEGENERATE_HINT)
+    elif tensor.numel() != _PHILOX.size // 2:
+        raise _bad(key, f"{what} has {tensor.numel()} bytes, expected {_PHILOX.size}",
+                   hint="expected torch.cuda.get_rng_state_all(): one 16-byte uint8 tensor "
+                        "per device")
+
+
 def _parse_cuda(value: object, key: str) -> tuple[list[Any], bool]:
+    states, current = _cuda_tensors(value, key)
+    for i, tensor in enumerate(states):
+        _check_cuda(tensor, key, "the CUDA generator state" if current else f"device {i}'s state")
+    return states, current
+
+
+def _cuda_tensors(value: object, key: str) -> tuple[list[Any], bool]:
     if isinstance(value, torch.Tensor):
         if value.dim() == 1:  # torch.cuda.get_rng_state(): the current device's
             return [_byte_tensor(value, key, "the CUDA generator state")], True
@@ -313,11 +423,15 @@ def _parse(state: object) -> _Parsed:
     cuda = found["cuda"]
     cuda_states, current = (None, False) if cuda is None or cuda[1] is None \
         else _parse_cuda(cuda[1], cuda[0])
+    torch_cpu = None
+    if cpu is not None:
+        torch_cpu = _byte_tensor(cpu[1], cpu[0], "the torch CPU generator state",
+                                 size=torch.get_rng_state().numel())
+        _check_torch_cpu(torch_cpu, cpu[0])
     return _Parsed(
         python=None if python is None else _parse_python(python[1], python[0]),
         numpy=None if numpy is None else _parse_numpy(numpy[1], numpy[0]),
-        torch_cpu=None if cpu is None else _byte_tensor(
-            cpu[1], cpu[0], "the torch CPU generator state", size=torch.get_rng_state().numel()),
+        torch_cpu=torch_cpu,
         cuda=cuda_states,
         cuda_current_device=current,
     )
@@ -423,12 +537,31 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                     raise _bad("cuda", f"device {index}'s state has {tensor.numel()} bytes, "
                                        f"expected {expected}")
 
-    # Everything is checked: set the generators.
+    # Everything is checked: set the generators. Should one still refuse (a torch that checks
+    # more than this version), the ones already set are put back, so nothing changes.
+    steps: list[tuple[Callable[[], object], Callable[[], object]]] = []
     if parsed.python is not None:
-        random.setstate(parsed.python)
+        steps.append((functools.partial(random.setstate, parsed.python),
+                      functools.partial(random.setstate, random.getstate())))
     if np_state is not None:
-        import_numpy().random.set_state(np_state)
+        np_random = import_numpy().random
+        steps.append((functools.partial(np_random.set_state, np_state),
+                      functools.partial(np_random.set_state, np_random.get_state())))
     if parsed.torch_cpu is not None:
-        torch.set_rng_state(parsed.torch_cpu)
+        steps.append((functools.partial(torch.set_rng_state, parsed.torch_cpu),
+                      functools.partial(torch.set_rng_state, torch.get_rng_state())))
     for index, tensor in cuda_plan:
-        torch.cuda.set_rng_state(tensor, index)
+        steps.append((functools.partial(torch.cuda.set_rng_state, tensor, index),
+                      functools.partial(torch.cuda.set_rng_state,
+                                        torch.cuda.get_rng_state(index), index)))
+    done: list[Callable[[], object]] = []
+    for apply, undo in steps:
+        try:
+            apply()
+        except (RuntimeError, TypeError, ValueError) as exc:
+            for put_back in reversed(done):
+                put_back()
+            raise CorruptCheckpointError(
+                f"RNG state refused while restoring it, nothing changed: {exc}",
+                hint=_DEGENERATE_HINT) from None
+        done.append(undo)
