@@ -49,9 +49,10 @@ def _inputs() -> dict[str, list[str]]:
 
 
 def _count_files(paths: list[str]) -> int:
+    from ckptguard._code._files import Found
     from ckptguard._code._runner import iter_python_files
 
-    return sum(1 for p in iter_python_files(paths) if isinstance(p, str))
+    return sum(1 for p in iter_python_files(paths) if isinstance(p, Found))
 
 
 def _median_time(fn: Callable[[], object], runs: int) -> float:

@@ -73,11 +73,19 @@ def test_broken_source_is_an_error(
     assert path.read_bytes() == data  # --fix never touches it
 
 
-def test_symlinked_file_fixed_through_the_link(tmp_path: Path) -> None:
+def test_named_symlink_is_checked_but_never_written_through(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A link named on the command line is read through; --fix does not write through it
+    (it names the target to fix instead). See tests/_code/test_tree_bounds.py."""
     real = tmp_path / "real.py"
     real.write_text(HEAD + TAIL)
     link = tmp_path / "link.py"
     link.symlink_to(real)
-    assert main(["code", str(link), "--fix"]) == 0
+    assert main(["code", str(link)]) == 1  # checked: the finding is reported
+    capsys.readouterr()
+    assert main(["code", str(link), "--fix"]) == 2
+    err = capsys.readouterr().err
+    assert "never writes through" in err and f"ckptguard code --fix {real}" in err
     assert link.is_symlink()
-    assert "ckptguard.load(p)" in real.read_text()
+    assert real.read_text() == HEAD + TAIL

@@ -14,10 +14,12 @@ HELP = "find (and --fix) risky torch.load / pickle.load call sites in Python sou
 
 DESCRIPTION = """\
 Check Python files (directories are walked for *.py, skipping .git, virtualenvs and build
-directories) for torch.load calls that can run code from a checkpoint, torch.load used as a
-value or monkey-patched, and pickle/dill/joblib loads. Names are resolved through imports
-(import torch as th, from torch import load as f, torch.serialization.load). Nothing is
-imported or executed. --fix rewrites fixable calls ([*]) to ckptguard.load(...).
+directories; symbolic links met there are listed as skipped, never followed; only regular
+files up to 10 MiB are read) for torch.load calls that can run code from a checkpoint,
+torch.load used as a value or monkey-patched, and pickle/dill/joblib loads. Names are
+resolved through imports (import torch as th, from torch import load as f,
+torch.serialization.load). Nothing is imported or executed. --fix rewrites fixable calls
+([*]) to ckptguard.load(...), never through a symbolic link.
 
 Suppress a finding with a comment on the line where the call starts or ends:
   # ckptguard: ignore[CKG101]      (or a rule name, several comma-separated; bare: all rules)"""
@@ -132,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     rules = _rules(args.select, args.ignore)
     report = check_paths(args.paths, rules=rules, fix=args.fix, diff=args.diff, jobs=args.jobs)
 
+    sys.stderr.write(_render_skipped(report))
     sys.stderr.write(_code.render_errors(report, color=use_color(sys.stderr)))
     if args.sarif:
         _write_sarif(report, args.sarif)
@@ -143,6 +146,13 @@ def run(args: argparse.Namespace) -> int:
     elif args.sarif != "-":
         sys.stdout.write(_code.render(report, color=use_color(sys.stdout), fix=args.fix))
     return report.exit_code
+
+
+def _render_skipped(report: CodeReport) -> str:
+    """One note per path deliberately not read (links met while walking a directory)."""
+    from ckptguard._reporters._human import clean  # noqa: PLC0415
+
+    return "".join(f"{clean(s.path)}: skipped: {clean(s.reason)}\n" for s in report.skipped)
 
 
 def _write_sarif(report: CodeReport, target: str) -> None:

@@ -49,6 +49,14 @@ class CodeError:
 
 
 @dataclass(frozen=True)
+class CodeSkip:
+    """A path deliberately not read (a symbolic link met while walking a directory)."""
+
+    path: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class FileResult:
     path: str
     findings: tuple[CodeFinding, ...] = ()  # what remains (after --fix: what was not fixed)
@@ -61,6 +69,7 @@ class FileResult:
 class CodeReport:
     files: tuple[FileResult, ...] = ()
     errors: tuple[CodeError, ...] = field(default=())  # paths that are not files at all
+    skipped: tuple[CodeSkip, ...] = field(default=())  # links not followed while walking
 
     @property
     def findings(self) -> tuple[CodeFinding, ...]:

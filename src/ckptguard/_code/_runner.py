@@ -3,37 +3,40 @@
 Files named on the command line are always checked; directories are walked for ``*.py`` files,
 skipping VCS, virtualenv, cache and build directories (and any directory holding a
 ``pyvenv.cfg``). A file that cannot be read or parsed is an error result, never "clean".
+What is read and written, and how it stays inside the tree given: see :mod:`._files`.
 """
 
 from __future__ import annotations
 
 import ast
-import contextlib
 import difflib
 import functools
 import os
 import re
 import sys
-import tempfile
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import libcst as cst
 
 from ckptguard._code import _names
+from ckptguard._code._files import (
+    MAX_SOURCE_BYTES,
+    SKIP_DIRS,
+    Failed,
+    Found,
+    Skipped,
+    Unreadable,
+    discover,
+    read_source,
+    replace_source,
+)
 from ckptguard._code._fixer import apply_fixes
-from ckptguard._code._model import CodeError, CodeFinding, CodeReport, FileResult
+from ckptguard._code._model import CodeError, CodeFinding, CodeReport, CodeSkip, FileResult
 from ckptguard._code._rules import RULES, Rule
 from ckptguard._code._visitor import Site, analyze
 
-SKIP_DIRS = frozenset(
-    {
-        ".bzr", ".direnv", ".eggs", ".git", ".hg", ".mypy_cache", ".nox", ".pytest_cache",
-        ".ruff_cache", ".svn", ".tox", ".venv", "__pycache__", "__pypackages__", "_build",
-        "buck-out", "build", "dist", "node_modules", "site-packages", "venv",
-    }
-)  # fmt: skip
+__all__ = ["MAX_SOURCE_BYTES", "SKIP_DIRS", "check_file", "check_paths", "check_source"]
 
 
 # A module can only have findings if it names one of the functions and one of the modules
@@ -143,33 +146,16 @@ def _finding(path: str, site: Site) -> CodeFinding:
     )
 
 
-def iter_python_files(paths: Sequence[str]) -> Iterator[str | CodeError]:
-    """Files to check, in a stable order; a CodeError for a path that does not exist."""
-    for path in paths:
-        if os.path.isdir(path):
-            yield from _walk(path)
-        elif os.path.isfile(path):
-            yield path
+def iter_python_files(paths: Sequence[str]) -> Iterator[Found | CodeSkip | CodeError]:
+    """Files to check, in a stable order; a CodeSkip for a link not followed; a CodeError
+    for a path that cannot be checked (missing, a FIFO or device, a directory not listed)."""
+    for item in discover(paths):
+        if isinstance(item, Skipped):
+            yield CodeSkip(item.path, item.reason)
+        elif isinstance(item, Failed):
+            yield CodeError(item.path, item.message, hint=item.hint)
         else:
-            yield CodeError(
-                path,
-                "no such file or directory",
-                hint="check the path; ckptguard code takes Python files and directories",
-            )
-
-
-def _walk(root: str) -> Iterator[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(
-            d
-            for d in dirnames
-            if d not in SKIP_DIRS
-            and not d.endswith(".egg-info")
-            and not os.path.exists(os.path.join(dirpath, d, "pyvenv.cfg"))
-        )
-        for name in sorted(filenames):
-            if name.endswith(".py"):
-                yield os.path.join(dirpath, name)
+            yield item
 
 
 def check_paths(
@@ -183,14 +169,17 @@ def check_paths(
     """Check (and with ``fix``, rewrite; with ``diff``, only preview) every file under paths,
     in ``jobs`` worker processes (default 1: most files are only byte-filtered, and on a busy
     2-core machine two workers measured no faster than one)."""
-    files: list[str] = []
+    files: list[Found] = []
     errors: list[CodeError] = []
+    skipped: list[CodeSkip] = []
     for item in iter_python_files(paths):
         if isinstance(item, CodeError):
             errors.append(item)
+        elif isinstance(item, CodeSkip):
+            skipped.append(item)
         else:
             files.append(item)
-    one = functools.partial(check_file, rules=frozenset(rules), fix=fix, diff=diff)
+    one = functools.partial(_check_found, rules=frozenset(rules), fix=fix, diff=diff)
     if jobs is None or jobs <= 1 or len(files) < 2:
         results = [one(f) for f in files]
     else:
@@ -199,16 +188,45 @@ def check_paths(
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             chunk = max(1, len(files) // (jobs * 8))
             results = list(pool.map(one, files, chunksize=chunk))
-    return CodeReport(tuple(results), tuple(errors))
+    return CodeReport(tuple(results), tuple(errors), tuple(skipped))
 
 
 def check_file(
-    path: str, *, rules: Collection[Rule] = RULES, fix: bool = False, diff: bool = False
+    path: str,
+    *,
+    rules: Collection[Rule] = RULES,
+    fix: bool = False,
+    diff: bool = False,
+    tree: str | None = None,
 ) -> FileResult:
+    """Check one file (found under directory ``tree``, or named by the user when None)."""
+    return _check_found(Found(path, tree), rules=rules, fix=fix, diff=diff)
+
+
+def _check_found(
+    found: Found, *, rules: Collection[Rule] = RULES, fix: bool = False, diff: bool = False
+) -> FileResult:
+    path = found.path
     try:
-        data = Path(path).read_bytes()
-    except OSError as exc:
-        return FileResult(path, error=CodeError(path, f"cannot read: {exc.strerror or exc}"))
+        source = read_source(found)
+    except Unreadable as exc:
+        return FileResult(path, error=CodeError(path, exc.message, hint=exc.hint))
+    try:
+        return _check_read(path, source.data, rules=rules, fix=fix, diff=diff,
+                           write=functools.partial(replace_source, source))  # fmt: skip
+    finally:
+        source.close()
+
+
+def _check_read(
+    path: str,
+    data: bytes,
+    *,
+    rules: Collection[Rule],
+    fix: bool,
+    diff: bool,
+    write: Callable[[bytes], None],
+) -> FileResult:
     try:
         result = check_source(data, path, rules=rules, fix=fix or diff)
     except UnparsableSource as exc:
@@ -242,7 +260,9 @@ def check_file(
     if diff:
         return FileResult(path, findings, diff=_unified_diff(path, data, result.fixed_source))
     try:
-        _write_atomically(Path(path).resolve(), result.fixed_source)  # through a symlink
+        write(result.fixed_source)
+    except Unreadable as exc:
+        return FileResult(path, findings, error=CodeError(path, exc.message, hint=exc.hint))
     except OSError as exc:
         return FileResult(
             path, findings, error=CodeError(path, f"cannot write: {exc.strerror or exc}")
@@ -265,21 +285,3 @@ def _unified_diff(path: str, old: bytes, new: bytes) -> str:
     return "".join(
         line if line.endswith("\n") else line + "\n\\ No newline at end of file\n" for line in lines
     )
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Replace path's content in one step (a temporary file in the same directory, then
-    os.replace), keeping its permission bits."""
-    mode = path.stat().st_mode & 0o7777
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".ckptguard", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise

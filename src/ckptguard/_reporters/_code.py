@@ -16,9 +16,10 @@ from ckptguard._reporters._human import _Painter, clean
 
 
 def dumps(report: CodeReport) -> str:
-    return json.dumps(
-        {"findings": [x.as_dict() for x in report.findings]}, indent=2, ensure_ascii=False
-    )
+    doc: dict[str, object] = {"findings": [x.as_dict() for x in report.findings]}
+    if report.skipped:  # links not followed while walking (only when there are any)
+        doc["skipped"] = [{"path": s.path, "reason": s.reason} for s in report.skipped]
+    return json.dumps(doc, indent=2, ensure_ascii=False)
 
 
 def render_finding(x: CodeFinding, paint: _Painter) -> str:
