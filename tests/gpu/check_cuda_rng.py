@@ -179,6 +179,33 @@ def main() -> None:
         assert messages and f"this machine has {count}" in messages[0], messages
         return f"warned: {messages[0]}"
 
+    def bad_philox_offset() -> str:
+        """ckptguard's Philox rule matches torch's, and a refused CUDA state changes nothing
+        (torch itself sets the seed before it refuses the offset)."""
+        state = capture_rng_state()
+        raw = bytearray(bytes(state["cuda"][0].tolist()))
+        raw[8] = (raw[8] & ~3) | 2  # offset no longer a multiple of 4
+        bad = torch.tensor(list(raw), dtype=torch.uint8)
+        g = torch.Generator(device="cuda:0")
+        try:
+            g.set_state(bad)
+            stock = "accepted"
+        except RuntimeError as exc:
+            stock = str(exc).splitlines()[0]
+        other = capture_rng_state()  # valid CPU / Python / numpy parts to restore with it
+        random.seed(99)
+        before = (random.getstate(), torch.cuda.get_rng_state(0), torch.get_rng_state())
+        try:
+            restore_rng_state({**other, "cuda": [bad]})
+        except ckptguard.CorruptCheckpointError as exc:
+            refused = exc.problem
+        else:
+            raise AssertionError("restore_rng_state accepted a bad Philox offset")
+        assert random.getstate() == before[0]
+        assert torch.equal(torch.cuda.get_rng_state(0), before[1])
+        assert torch.equal(torch.get_rng_state(), before[2])
+        return f"torch: {stock}; ckptguard: {refused}; no generator changed"
+
     check("capture form on CUDA", capture_form)
     check("CUDA-saved state, map_location='cpu', restore", restore_from("cpu"))
     check("CUDA-saved state, map_location='cuda', restore", restore_from("cuda"))
@@ -187,6 +214,7 @@ def main() -> None:
     check("legacy accelerate-style file mapped onto CUDA", legacy_mapped_onto_cuda)
     check("legacy CUDA list, stock API (for reference)", legacy_cuda_device_list_stock)
     check("more saved CUDA states than devices", more_states_than_devices)
+    check("bad Philox offset refused, nothing changed", bad_philox_offset)
     print("FAILED: " + ", ".join(FAILED) if FAILED else "all CUDA checks passed")
     sys.exit(1 if FAILED else 0)
 
