@@ -10,7 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
+import signal
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,7 @@ import pytest
 import torch
 
 import ckptguard
-from ckptguard._load import is_installed
+from ckptguard._load import _patch, is_installed
 from ckptguard._load._patch import current_policy
 from tests import factories
 from tests._load import hostile
@@ -320,3 +323,38 @@ def test_asyncio_tasks_keep_their_own_policies(enum_file: Path) -> None:
     assert allowed == ["loaded", "loaded"]
     assert default == ["refused", "refused"]
     assert not is_installed()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_loads_while_a_parent_thread_held_the_lock(enum_file: Path) -> None:
+    """DataLoader workers fork; a lock another thread held at the fork must not hang them.
+    The child is outside any block, so its load consults the window's lock."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with ckptguard.patched(allow=[factories.USER_ENUM]), _patch._window.lock:
+            holding.set()
+            wait(release)
+
+    holder = Worker(hold)
+    holder.start()
+    wait(holding)
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: load, report by exit status, never return into pytest
+            code = 1
+            try:
+                code = 0 if outcome(enum_file) == "refused" else 3  # the default policy
+            finally:
+                os._exit(code)
+        deadline = time.monotonic() + TIMEOUT
+        while (done := os.waitpid(pid, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if done[0] == 0:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child hung on the patch's lock")
+        assert os.waitstatus_to_exitcode(done[1]) == 0
+    finally:
+        release.set()
+        holder.finish()

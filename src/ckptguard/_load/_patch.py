@@ -78,6 +78,15 @@ class _Window:
 _window = _Window()
 
 
+def _after_fork_in_child() -> None:
+    # A forked child (DataLoader workers, multiprocessing "fork") has one thread: a lock held
+    # by another thread of the parent at the fork would never be released there.
+    _window.lock = threading.RLock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def original_torch_load() -> Callable[..., Any]:
     """PyTorch's own ``torch.serialization.load`` beneath any ckptguard patches."""
     import torch.serialization  # noqa: PLC0415
