@@ -20,36 +20,33 @@ from tests._load import hostile
 
 REPO = Path(__file__).resolve().parents[2]
 
-LATE_THREAD = """\
-import sys, threading, time, torch
+LATE = """\
+import atexit, sys, threading, time, torch
 
-def late_load(path):
-    while threading.main_thread().is_alive():  # until the main module has returned
-        time.sleep(0.01)
+def late_load(who, path):
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as exc:
-        print("thread refused:", type(exc).__name__, flush=True)
+        print(who, "refused", path, type(exc).__name__, flush=True)
     else:
-        print("thread loaded:", sorted(obj) if isinstance(obj, dict) else type(obj), flush=True)
+        print(who, "loaded", path, sorted(obj) if isinstance(obj, dict) else type(obj), flush=True)
 
-threading.Thread(target=late_load, args=(sys.argv[1],)).start()  # not a daemon
+def after_main(paths):
+    while threading.main_thread().is_alive():  # until the main module has returned
+        time.sleep(0.01)
+    for path in paths:
+        late_load("thread", path)
+
+thread_paths, atexit_paths = sys.argv[1].split(","), sys.argv[2:]
+threading.Thread(target=after_main, args=(thread_paths,)).start()  # not a daemon
+for path in atexit_paths:
+    atexit.register(late_load, "atexit", path)
 print("main returns", flush=True)
 """
 
-AT_EXIT = """\
-import atexit, sys, torch
-
-def late_load(path):
-    try:
-        torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as exc:
-        print("atexit refused:", type(exc).__name__, flush=True)
-    else:
-        print("atexit loaded", flush=True)
-
-atexit.register(late_load, sys.argv[1])
-"""
+# The script's own patched() block, opened and closed before main returns, must not lift the
+# guard `run` installed.
+WITH_BLOCK = "import ckptguard\nwith ckptguard.patched():\n    pass\n" + LATE
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
 
@@ -57,62 +54,59 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]
 def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-        timeout=120, check=False,
+        timeout=180, check=False,
     )  # fmt: skip
 
 
-def _evil(tmp_path: Path) -> tuple[Path, Path]:
-    marker = tmp_path / "PWNED"
-    return hostile.torch_zip_with_pickle(tmp_path / "evil.pt", hostile.os_system(marker)), marker
+@pytest.fixture
+def evil(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
+    """Two hostile files (one per late loader), each with its own marker."""
+    out = {}
+    for who in ("thread", "atexit"):
+        marker = tmp_path / f"PWNED-{who}"
+        path = hostile.torch_zip_with_pickle(tmp_path / f"{who}.pt", hostile.os_system(marker))
+        out[who] = (path, marker)
+    return out
 
 
-@pytest.mark.parametrize("script", [LATE_THREAD, AT_EXIT], ids=["non-daemon-thread", "atexit"])
-def test_payload_is_live_without_ckptguard(tmp_path: Path, script: str) -> None:
-    """Liveness: the same script under plain python really runs the payload after main."""
-    (tmp_path / "app.py").write_text(script)
-    evil, marker = _evil(tmp_path)
-    proc = _python("app.py", str(evil), cwd=tmp_path)
+def test_payloads_are_live_without_ckptguard(
+    tmp_path: Path, evil: dict[str, tuple[Path, Path]]
+) -> None:
+    """Liveness: under plain python, both late loads really run their payloads."""
+    (tmp_path / "app.py").write_text(LATE)
+    proc = _python("app.py", str(evil["thread"][0]), str(evil["atexit"][0]), cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert marker.exists()
+    assert evil["thread"][1].exists() and evil["atexit"][1].exists()
 
 
-@pytest.mark.parametrize("script", [LATE_THREAD, AT_EXIT], ids=["non-daemon-thread", "atexit"])
-def test_loads_after_main_returns_are_refused(tmp_path: Path, script: str) -> None:
-    (tmp_path / "app.py").write_text(script)
-    evil, marker = _evil(tmp_path)
-    proc = _python("-m", "ckptguard", "run", "app.py", str(evil), cwd=tmp_path)
-    assert "refused: UnsafeCheckpointError" in proc.stdout, proc.stdout + proc.stderr
-    assert "ckptguard refused a torch.load" in proc.stderr
-    assert not marker.exists()
-
-
-def test_benign_file_loads_from_the_late_thread(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(LATE_THREAD)
-    path = factories.training_checkpoint(tmp_path / "train.pt")  # the default refuses it
-    proc = _python("-m", "ckptguard", "run", "app.py", str(path), cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "main returns" in proc.stdout
-    assert "thread loaded: ['best_acc'" in proc.stdout, proc.stdout + proc.stderr
-
-
-def test_allow_flag_applies_to_the_late_thread(tmp_path: Path) -> None:
-    (tmp_path / "app.py").write_text(LATE_THREAD)
-    path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
-    refused = _python("-m", "ckptguard", "run", "app.py", str(path), cwd=tmp_path)
-    assert "thread refused: UnsafeCheckpointError" in refused.stdout
-    allowed = _python(
-        "-m", "ckptguard", "run", "--allow", factories.USER_ENUM, "app.py", str(path),
+def test_loads_after_main_returns_are_refused(
+    tmp_path: Path, evil: dict[str, tuple[Path, Path]]
+) -> None:
+    (tmp_path / "app.py").write_text(WITH_BLOCK)
+    proc = _python(
+        "-m", "ckptguard", "run", "app.py", str(evil["thread"][0]), str(evil["atexit"][0]),
         cwd=tmp_path,
     )  # fmt: skip
-    assert "thread loaded:" in allowed.stdout, allowed.stdout + allowed.stderr
+    out = proc.stdout + proc.stderr
+    assert f"thread refused {evil['thread'][0]} UnsafeCheckpointError" in proc.stdout, out
+    assert f"atexit refused {evil['atexit'][0]} UnsafeCheckpointError" in proc.stdout, out
+    assert "ckptguard refused a torch.load" in proc.stderr
+    assert not evil["thread"][1].exists() and not evil["atexit"][1].exists()
 
 
-def test_a_patched_block_in_the_script_does_not_end_the_guard(tmp_path: Path) -> None:
-    """The script's own `with ckptguard.patched()` ending must not lift run's guard."""
-    (tmp_path / "app.py").write_text(
-        "import ckptguard\nwith ckptguard.patched():\n    pass\n" + LATE_THREAD
-    )
-    evil, marker = _evil(tmp_path)
-    proc = _python("-m", "ckptguard", "run", "app.py", str(evil), cwd=tmp_path)
-    assert "thread refused: UnsafeCheckpointError" in proc.stdout, proc.stdout + proc.stderr
-    assert not marker.exists()
+def test_benign_files_load_late_with_the_run_policy(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(LATE)
+    train = factories.training_checkpoint(tmp_path / "train.pt")  # the default refuses it
+    enum = factories.user_enum_checkpoint(tmp_path / "enum.pt")  # needs --allow
+    proc = _python("-m", "ckptguard", "run", "app.py", f"{train},{enum}", str(enum), cwd=tmp_path)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out
+    assert f"thread loaded {train} ['best_acc'" in proc.stdout, out
+    assert f"thread refused {enum} UnsafeCheckpointError" in proc.stdout, out
+    assert f"atexit refused {enum} UnsafeCheckpointError" in proc.stdout, out
+    allowed = _python(
+        "-m", "ckptguard", "run", "--allow", factories.USER_ENUM, "app.py", str(enum), str(enum),
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert f"thread loaded {enum}" in allowed.stdout, allowed.stdout + allowed.stderr
+    assert f"atexit loaded {enum}" in allowed.stdout, allowed.stdout + allowed.stderr
