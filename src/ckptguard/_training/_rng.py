@@ -313,8 +313,16 @@ def _check_torch_cpu(tensor: Any, key: str) -> None:
     behaviour), and with ``left + next > 625`` reads past the end of its 624-word array on the
     next draws.
     """
-    if tensor.numel() != _TORCH_CPU.size:  # another torch's layout: torch's own check below
-        return
+    if tensor.numel() == _TORCH_CPU.size:  # else another torch's layout: its own check only
+        _check_torch_cpu_fields(tensor, key)
+    try:
+        torch.Generator().set_state(tensor)  # whatever else this torch checks; nothing global
+    except (RuntimeError, TypeError, ValueError) as exc:
+        raise _bad(key, f"torch rejects the torch CPU generator state: {exc}",
+                   hint=_DEGENERATE_HINT) from None
+
+
+def _check_torch_cpu_fields(tensor: Any, key: str) -> None:
     (_seed, left, seeded, next_, *rest) = _TORCH_CPU.unpack(bytes(tensor.tolist()))
     words, (normal_x, _normal_y, normal_rho, normal_valid, next_float, next_float_valid) = (
         rest[:_MT_KEYS], rest[_MT_KEYS:])
@@ -334,10 +342,6 @@ def _check_torch_cpu(tensor: Any, key: str) -> None:
     if next_float_valid:
         _finite(next_float, key, f"{what}'s cached float normal sample")
     _check_mt(words, key, f"{what}'s Mersenne Twister")
-    try:
-        torch.Generator().set_state(tensor)  # whatever else this torch checks; nothing global
-    except (RuntimeError, TypeError, ValueError) as exc:
-        raise _bad(key, f"torch rejects {what}: {exc}", hint=_DEGENERATE_HINT) from None
 
 
 _PHILOX = struct.Struct("<Qq")  # CUDA (Philox) generator state: seed u64, offset i64
