@@ -243,3 +243,15 @@ def test_unlistable_directory_is_an_error_not_clean(tree: Path) -> None:
         locked.chmod(0o755)
     assert report.exit_code == 2
     assert any(e.path == str(locked) for e in report.all_errors)
+
+
+def test_skipped_notes_escape_control_characters(
+    tree: Path, outside: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Link names and targets come from the tree: escape sequences must not reach a terminal."""
+    evil = tree / "\x1b[2J\x1b[32mclean.py"
+    evil.symlink_to(f"{outside}\x1b[0m")
+    assert main(["code", str(tree)]) == 1
+    err = capsys.readouterr().err
+    assert "\x1b" not in err
+    assert "skipped: symbolic link" in err and "\\x1b[2J" in err

@@ -358,3 +358,31 @@ def test_a_forked_child_loads_while_a_parent_thread_held_the_lock(enum_file: Pat
     finally:
         release.set()
         holder.finish()
+
+
+def test_blocks_raising_in_many_threads_still_restore(enum_file: Path) -> None:
+    """Some threads' blocks raise while the others' are open: the others stay routed (with
+    their own policies), and the original returns once all have ended."""
+    original = torch.load
+    n = 6
+    all_open = threading.Barrier(n, timeout=TIMEOUT)
+    raisers_out = threading.Barrier(n, timeout=TIMEOUT)
+
+    def body(i: int) -> str:
+        try:
+            with ckptguard.patched(allow=[factories.USER_ENUM] if i % 2 else []):
+                all_open.wait()
+                if i % 3 == 0:
+                    raise KeyError(i)
+                raisers_out.wait()  # the raising threads have left their blocks
+                return outcome(enum_file)
+        except KeyError:
+            raisers_out.wait()
+            return "raised"
+
+    workers = [Worker(functools.partial(body, i)) for i in range(n)]
+    for w in workers:
+        w.start()
+    expected = ["raised" if i % 3 == 0 else "loaded" if i % 2 else "refused" for i in range(n)]
+    assert [w.finish() for w in workers] == expected
+    assert torch.load is original and not is_installed()
