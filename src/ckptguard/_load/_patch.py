@@ -66,7 +66,7 @@ class _Window:
         self.lock = threading.RLock()
         self.open_blocks = 0  # patched() blocks open in all threads together
         self.installed: Policy | None = None  # the install() policy
-        self.default: Policy | None = None  # for loads outside any block, resolved on opening
+        self.default: Policy | None = None  # for loads outside any block (resolved lazily)
         self.before: tuple[Any, Any] | None = None  # (torch.load, torch.serialization.load)
         self.dispatcher: Callable[..., Any] | None = None
 
@@ -155,10 +155,12 @@ def _open_window() -> None:
     import torch  # noqa: PLC0415
     import torch.serialization  # noqa: PLC0415
 
-    default = resolve_policy()  # a bad $CKPTGUARD_POLICY fails here, before anything changes
     before = (torch.load, torch.serialization.load)
     dispatcher = _make_dispatcher(torch.serialization.load)
-    _window.default, _window.before, _window.dispatcher = default, before, dispatcher
+    # The default policy is resolved at the first load that needs it (a thread outside any
+    # block): opening a block costs no policy discovery, and a bad $CKPTGUARD_POLICY fails
+    # that load (closed), not blocks that bring their own policy.
+    _window.default, _window.before, _window.dispatcher = None, before, dispatcher
     torch.load = dispatcher
     torch.serialization.load = dispatcher
 
