@@ -386,3 +386,24 @@ def test_blocks_raising_in_many_threads_still_restore(enum_file: Path) -> None:
     expected = ["raised" if i % 3 == 0 else "loaded" if i % 2 else "refused" for i in range(n)]
     assert [w.finish() for w in workers] == expected
     assert torch.load is original and not is_installed()
+
+
+def test_other_code_wrapping_the_dispatcher(enum_file: Path) -> None:
+    """A library that wraps torch.load after the window opened: its wrapper keeps going
+    through ckptguard, ckptguard's own load does not recurse into it, and closing the window
+    leaves the library's function in place."""
+    original = torch.load
+    with ckptguard.patched(allow=[factories.USER_ENUM]):
+        inner = torch.load
+        calls: list[object] = []
+
+        def library_wrapper(*args: Any, **kwargs: Any) -> Any:
+            calls.append(args[0])
+            return inner(*args, **kwargs)
+
+        torch.load = torch.serialization.load = library_wrapper
+        assert outcome(enum_file) == "loaded"
+        assert calls == [enum_file]
+        assert _patch.original_torch_load() is original
+    assert torch.load is library_wrapper  # not ckptguard's to undo
+    torch.load = torch.serialization.load = original

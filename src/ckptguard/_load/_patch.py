@@ -88,10 +88,14 @@ os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def original_torch_load() -> Callable[..., Any]:
-    """PyTorch's own ``torch.serialization.load`` beneath any ckptguard patches."""
+    """PyTorch's own ``torch.serialization.load`` beneath any ckptguard patches.
+
+    While the window is open this is what the window replaced, even if other code has since
+    wrapped the dispatcher (calling that wrapper would come back into ckptguard).
+    """
     import torch.serialization  # noqa: PLC0415
 
-    fn: Any = torch.serialization.load
+    fn: Any = _window.dispatcher or torch.serialization.load
     while hasattr(fn, _MARK):
         fn = getattr(fn, _MARK)
     return fn  # type: ignore[no-any-return]
