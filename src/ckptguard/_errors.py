@@ -108,4 +108,3 @@ class UnsafeCheckpointError(CheckpointError):
         if self.report is None:
             return ()
         return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
-

@@ -101,7 +101,8 @@ def _error_report(
         globals=_partial_refs(err, policy) if policy is not None else (),
         findings=(
             FindingRecord(
-                rule="scan-error",
+                # the format readers name the rule a file breaks (FormatError.rule)
+                rule=getattr(err, "rule", "scan-error"),
                 severity=Severity.ERROR,
                 message=err.problem,
                 location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,

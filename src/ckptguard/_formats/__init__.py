@@ -14,8 +14,9 @@ from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
 
-from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt
+from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt, error_finding
 from ._safetensors import looks_like_safetensors, read_safetensors
+from ._tar import tar_would_open
 from ._text import classify_text, text_error
 from ._torchzip import read_zip
 
@@ -135,6 +136,35 @@ def _read(buf: Buffer, limits: PickleLimits) -> Extracted:
     head = bytes(buf[:4096])
     if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
         return read_zip(buf, limits)
+    if tar_would_open(head):
+        return _read_tar_polyglot(buf, head, limits)
+    return _read_other(buf, head, limits)
+
+
+_TAR_PROBLEM = (
+    "the first 512 bytes are a header Python's tarfile accepts (checksum valid; old V7 tars "
+    "need no 'ustar' magic): torch.load, given a path or an open file, opens such a file as a "
+    "tar archive and unpickles the tar's members instead of the bytes ckptguard analysed"
+)
+
+
+def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
+    """A file that tarfile opens: an error whatever else it is (its pickles still reported)."""
+    try:
+        found = _read_other(buf, head, limits)
+    except CorruptCheckpointError as exc:
+        raise corrupt(
+            f"{_TAR_PROBLEM} (read as a checkpoint: {exc.problem})",
+            hint="PyTorch's pre-0.4 tar format is not supported: load it once with a trusted "
+            "old PyTorch in a sandbox and re-save it",
+            fmt="tar",
+            rule="format-tar",
+        ) from None
+    finding = error_finding("format-tar", _TAR_PROBLEM, "byte 0")
+    return Extracted(found.format, found.pickles, (finding, *found.findings), found.details)
+
+
+def _read_other(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     if head.startswith(NPY_MAGIC):
         from ._npy import read_npy  # noqa: PLC0415
 

@@ -392,6 +392,27 @@ def verify_member(buf: Buffer, m: Member, chunk: int = 1 << 20) -> None:
         raise corrupt(f"zip member {m.name!r} fails its CRC check: the file is damaged")
 
 
+def member_head(buf: Buffer, m: Member, n: int) -> bytes:
+    """The first ``n`` bytes of a member's content (fewer when shorter or broken)."""
+    if m.method != _DEFLATED:
+        return bytes(buf[m.data_offset : m.data_offset + min(n, m.size)])
+    d = zlib.decompressobj(-15)
+    pos, end, out = m.data_offset, m.data_offset + m.compressed_size, b""
+    try:
+        while len(out) < n and not d.eof:
+            if d.unconsumed_tail:
+                chunk = d.unconsumed_tail
+            elif pos < end:
+                chunk = bytes(buf[pos : min(end, pos + 64)])
+                pos += len(chunk)
+            else:
+                break
+            out += d.decompress(chunk, n - len(out))
+    except zlib.error:
+        return out  # verify_member reports the broken member
+    return out[:n]
+
+
 def read_member(buf: Buffer, m: Member, *, verify_crc: bool = True) -> bytes:
     """The decompressed bytes of a member, CRC-checked."""
     raw = bytes(buf[m.data_offset : m.data_offset + m.compressed_size])
