@@ -108,3 +108,4 @@ class UnsafeCheckpointError(CheckpointError):
         if self.report is None:
             return ()
         return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
+

@@ -138,13 +138,11 @@ _leaves = (
 )  # fmt: skip
 _values = st.recursive(
     _leaves,
-    lambda inner: (
-        st.lists(inner, max_size=5)
-        | st.tuples(inner, inner)
-        | st.lists(inner, max_size=4).map(tuple)
-        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=5)
-        | st.builds(OrderedDict, st.dictionaries(st.text(max_size=4), inner, max_size=3))
-    ),
+    lambda inner: st.lists(inner, max_size=5)
+    | st.tuples(inner, inner)
+    | st.lists(inner, max_size=4).map(tuple)
+    | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=5)
+    | st.builds(OrderedDict, st.dictionaries(st.text(max_size=4), inner, max_size=3)),
     max_leaves=30,
 )
 

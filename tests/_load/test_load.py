@@ -364,6 +364,7 @@ def test_uninstalled_module_of_an_allowed_class_is_a_clear_error(tmp_path: Path)
     assert "ckptguard convert" in str(info.value)
 
 
+
 @pytest.mark.parametrize("put", [b"r\xff\xff\xff\x7f", b"p4294967295\n"])
 def test_memo_index_bomb_is_refused_before_unpickling(tmp_path: Path, put: bytes) -> None:
     """CPython's unpickler sizes its memo table by the largest PUT index: a huge index would

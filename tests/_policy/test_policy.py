@@ -303,16 +303,8 @@ def test_simple_toml_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        'a = "x\\"y"\n',
-        "a = 'x'\n",
-        'a = """x"""\n',
-        "[[t]]\n",
-        'a = "x" # c\n',
-        "a = 1\n",
-        'a = ["x.y"]\n',
-        'a = [\n  "x.y",\n',
-        'a = [\n  "x",\n  1,\n]\n',
-        'a = [\n"x"\n]\n',
+        'a = "x\\"y"\n', "a = 'x'\n", 'a = """x"""\n', "[[t]]\n", 'a = "x" # c\n', "a = 1\n",
+        'a = ["x.y"]\n', 'a = [\n  "x.y",\n', 'a = [\n  "x",\n  1,\n]\n', 'a = [\n"x"\n]\n',
         'a = "x"\na = "y"\n',
     ],
 )
