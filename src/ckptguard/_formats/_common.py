@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import zlib
 
 try:  # hashlib.blake2b is this very function; importing hashlib also loads OpenSSL (start-up)
@@ -16,9 +15,9 @@ from ckptguard._pickle._types import PickleLimits
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Severity
 
+from ._framing import Buffer as Buffer  # noqa: PLC0414 - re-exported
+from ._framing import frame_tail
 from ._types import PickleStream
-
-Buffer = bytes | mmap.mmap
 
 # The magic numbers the dispatcher needs before it imports the reader they select.
 NPY_MAGIC = b"\x93NUMPY"  # numpy .npy files
@@ -96,7 +95,7 @@ def analyse_stream(
 
 
 def analyse_all(
-    data: Buffer | memoryview, name: str, limits: PickleLimits
+    data: Buffer, name: str, limits: PickleLimits
 ) -> tuple[list[PickleStream], list[FindingRecord]]:
     """Analyse every pickle in a row, the way repeated ``pickle.load`` calls would read them.
 
@@ -128,6 +127,17 @@ def analyse_all(
         streams.append(PickleStream(label, analysis))
         if analysis.end <= pos:  # defensive: the analyser must always make progress
             raise corrupt(f"pickle analysis made no progress at byte {pos}")
+        problem = frame_tail(data, pos, analysis.end) if analysis.end < size else None
+        if problem is not None:
+            findings.append(
+                error_finding(
+                    "format-frame-tail",
+                    f"{label}: {problem}; a loader that reads the pickles one after the other "
+                    "would start the next one elsewhere than ckptguard did",
+                    f"{name}@{pos}",
+                )
+            )
+            break
         pos = analysis.end
     return streams, findings
 

@@ -1,0 +1,75 @@
+"""Where does the next pickle of a sequence start, for each way a loader feeds the unpickler?
+
+CPython's C unpickler reads a FRAME's whole body into its buffer at once. Fed from a file
+object without ``peek`` (``io.BytesIO``: torch's legacy loader on a buffer, numpy on some
+streams) the file is then positioned at the frame's end, so when a STOP sits inside a frame
+with bytes after it, the next ``pickle.load`` starts at the frame's end; fed from a
+``BufferedReader`` (which has ``peek``) it may start just after the STOP instead, depending on
+buffer sizes. A pickle whose STOP leaves part of its frame unread therefore starts its
+successor at offsets that depend on the stream type: for a sequence of pickles (the legacy
+torch format, several pickles in one file) that is an ambiguity ckptguard refuses.
+
+:func:`frame_tail` walks the opcodes of one already analysed pickle (only when it holds a
+0x95 byte at all, so frameless pickles cost one ``find``) and reports such a STOP.
+"""
+
+from __future__ import annotations
+
+import mmap
+
+Buffer = bytes | mmap.mmap  # what the format readers read from (re-exported by _common)
+
+# opcode -> size of its fixed argument (no entry: no argument)
+_FIXED = {
+    **dict.fromkeys(b"KhqU\x80\x82\x8a\x8cC", 1),
+    **dict.fromkeys(b"M\x83", 2),
+    **dict.fromkeys(b"JjrTXB\x84\x8b", 4),
+    **dict.fromkeys(b"G\x95\x8d\x8e\x96", 8),
+}
+# opcodes whose fixed argument is the length of the data that follows it
+_COUNTED = {
+    ord("U"): 1, 0x8C: 1, ord("C"): 1, 0x8A: 1,
+    ord("T"): 4, ord("X"): 4, ord("B"): 4, 0x8B: 4,
+    0x8D: 8, 0x8E: 8, 0x96: 8,
+}  # fmt: skip
+_LINES = {**dict.fromkeys(b"ILFSVPgp", 1), **dict.fromkeys(b"ci", 2)}
+_FRAME, _STOP = 0x95, 0x2E
+
+
+def frame_tail(data: Buffer, start: int, end: int) -> str | None:
+    """Why the pickle at ``data[start:end]`` (``end``: just past its STOP) ends its sequence
+    ambiguously, or None. Also refuses opcodes that run past the end of their frame (the C
+    unpickler then drops the frame's last bytes and reads the argument from after it)."""
+    if data.find(b"\x95", start, end) < 0:
+        return None
+    pos, frame_end = start, -1
+    while pos < end:
+        op = data[pos]
+        at = pos
+        pos += 1
+        width = _FIXED.get(op)
+        if width is not None:
+            arg = int.from_bytes(data[pos : pos + width], "little", signed=op in b"T\x8b")
+            pos += width
+            if op in _COUNTED:
+                pos += max(arg, 0)
+            elif op == _FRAME:
+                if frame_end > at:
+                    return f"a FRAME at byte {at} starts inside the frame that ends at {frame_end}"
+                frame_end = pos + arg
+                continue
+        else:
+            for _ in range(_LINES.get(op, 0)):
+                nl = data.find(b"\n", pos, end)
+                pos = end + 1 if nl < 0 else nl + 1
+        if frame_end > at and pos > frame_end:
+            return f"the opcode at byte {at} runs past the end of its frame (byte {frame_end})"
+        if op == _STOP:
+            if frame_end > pos:
+                return (
+                    f"the STOP at byte {at} leaves {frame_end - pos} bytes of its frame unread: "
+                    "the next pickle.load starts after the frame when the file is an io.BytesIO, "
+                    "right after the STOP when it is a buffered file"
+                )
+            return None
+    return f"no STOP where the pickle analysis ended (byte {end})"
