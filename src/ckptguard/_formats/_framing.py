@@ -73,3 +73,34 @@ def frame_tail(data: Buffer, start: int, end: int) -> str | None:
                 )
             return None
     return f"no STOP where the pickle analysis ended (byte {end})"
+
+
+_REACHING = frozenset(b"ci\x93\x82\x83\x84")  # GLOBAL, INST, STACK_GLOBAL, EXT1/2/4
+_KNOWN = frozenset(
+    b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}\x80\x81\x82\x83\x84\x85\x86\x87\x88"
+    b"\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
+)
+
+
+def reaches_code(data: Buffer, until: int) -> bool:
+    """Whether an opcode that can reach code (a global or an extension-registry entry) starts
+    at or before byte ``until`` when ``data`` is read as a pickle from its first byte."""
+    pos, end = 0, min(until, len(data) - 1)
+    while pos <= end:
+        op = data[pos]
+        if op in _REACHING:
+            return True
+        if op not in _KNOWN or op == _STOP:
+            return False
+        pos += 1
+        width = _FIXED.get(op)
+        if width is not None:
+            arg = int.from_bytes(data[pos : pos + width], "little", signed=op in b"T\x8b")
+            pos += width + (max(arg, 0) if op in _COUNTED else 0)
+        else:
+            for _ in range(_LINES.get(op, 0)):
+                nl = data.find(b"\n", pos)
+                if nl < 0:
+                    return False
+                pos = nl + 1
+    return False
