@@ -101,6 +101,14 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
     torchscript = [rel for rel in by_name if is_torchscript_name(rel)]
     fmt = "torchscript" if torchscript else "pytorch-zip"
     if "data.pkl" not in by_name:
+        variant = next((rel for rel in by_name if rel.lower() == "data.pkl"), None)
+        if variant is not None:
+            raise corrupt(
+                f"zip member {prefix}{variant} instead of {prefix}data.pkl: torch's record "
+                "lookups ignore letter case, so torch.load unpickles it as data.pkl",
+                fmt="zip",
+                rule="zip-case-variant",
+            )
         raise corrupt(f"zip archive without {prefix}data.pkl: not a PyTorch checkpoint", fmt="zip")
     streams: list[PickleStream] = []
     for rel, m in by_name.items():
