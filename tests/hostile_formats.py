@@ -14,6 +14,7 @@ import io
 import pickle
 import struct
 import tarfile
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -144,7 +145,6 @@ def npy(descr: object, body: bytes, shape: tuple[int, ...] = (1,)) -> bytes:
 
 
 def npz(members: dict[str, bytes]) -> bytes:
-    import zipfile  # noqa: PLC0415
 
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as z:
