@@ -93,7 +93,7 @@ def _safe(data: bytes) -> tuple[str, bytes] | None:
 
 
 def _members(data: bytes, prefix: str) -> set[str]:
-    import zipfile  # noqa: PLC0415 - only to list what the archive holds
+    import zipfile
 
     with zipfile.ZipFile(io.BytesIO(data)) as z:
         return {n[len(prefix) + 1 :] for n in z.namelist()}

@@ -290,8 +290,38 @@ def _read_npz(buf: Buffer, members: list[Member], limits: PickleLimits) -> Extra
 def _read_npy_member(buf: Buffer, m: Member, limits: PickleLimits) -> Extracted:
     from ._npy import read_npy  # noqa: PLC0415 - start-up time: few files are .npz
 
-    data = read_member(buf, m) if m.method else None
-    return read_npy(data if data is not None else _Slice(buf, m), m.name, limits)
+    if not m.method:
+        return read_npy(_Slice(buf, m), m.name, limits)
+    # a deflated member (numpy.savez_compressed): its header is inflated alone, the rest only
+    # when it is an object array's pickle (bounded like every pickle member); numeric data is
+    # only checked, in bounded memory
+    member = _Deflated(buf, m)
+    found = read_npy(member, m.name, limits)
+    if member.whole is None:
+        verify_member(buf, m)
+    return found
+
+
+class _Deflated:
+    """A deflated member, inflated only as far as it is read (its header), or whole on demand."""
+
+    _HEAD = 12 + (64 << 10)  # a .npy preamble and the largest header read_npy accepts
+
+    def __init__(self, buf: Buffer, m: Member) -> None:
+        self.buf, self.m = buf, m
+        self.head = member_head(buf, m, self._HEAD)
+        self.whole: bytes | None = None
+
+    def __len__(self) -> int:
+        return self.m.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.m.size)
+        if stop <= len(self.head):
+            return self.head[start:stop]
+        if self.whole is None:
+            self.whole = read_member(self.buf, self.m)
+        return self.whole[start:stop]
 
 
 class _Slice:
