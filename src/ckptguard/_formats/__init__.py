@@ -15,7 +15,7 @@ from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
 
 from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt, error_finding
-from ._framing import reaches_code
+from ._framing import importable, reaches_code
 from ._safetensors import looks_like_safetensors, read_safetensors
 from ._tar import tar_would_open
 from ._text import classify_text, text_error
@@ -125,8 +125,8 @@ def _not_a_pickle(data: Buffer) -> bool:
     except PickleError as exc:
         failed_at = exc.offset if exc.offset is not None else len(data)
         return (
-            not exc.partial
-            and failed_at <= _SNIFF_FAIL_WITHIN
+            failed_at <= _SNIFF_FAIL_WITHIN
+            and not any(importable(g.module) for g in exc.partial)
             and not reaches_code(data, failed_at)
         )
     return False

@@ -82,6 +82,12 @@ _KNOWN = frozenset(
 )
 
 
+def importable(module: str) -> bool:
+    """Whether ``module`` is a dotted name an import could find (the only ones a pickle's
+    find_class can load: anything else fails with ModuleNotFoundError)."""
+    return all(part.isidentifier() for part in module.split("."))
+
+
 def reaches_code(data: Buffer, until: int) -> bool:
     """Whether an opcode that can reach code (a global or an extension-registry entry) starts
     at or before byte ``until`` when ``data`` is read as a pickle from its first byte."""
@@ -89,7 +95,14 @@ def reaches_code(data: Buffer, until: int) -> bool:
     while pos <= end:
         op = data[pos]
         if op in _REACHING:
-            return True
+            if op not in b"ci":
+                return True
+            # GLOBAL and INST read a module line and a name line before they import anything,
+            # and only a dotted identifier names a module an import can find
+            first = data.find(b"\n", pos + 1)
+            if first < 0 or data.find(b"\n", first + 1) < 0:
+                return False
+            return importable(bytes(data[pos + 1 : first]).decode("utf-8", "replace"))
         if op not in _KNOWN or op == _STOP:
             return False
         pos += 1
