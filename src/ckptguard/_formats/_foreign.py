@@ -9,8 +9,6 @@ files); ckptguard's verdicts are about pickles and the formats that carry them.
 
 from __future__ import annotations
 
-import re
-
 # suffix (lower case) -> (format id, what it is)
 _BY_SUFFIX = {
     ".onnx": ("onnx", "an ONNX model"),
@@ -34,13 +32,22 @@ _BY_SUFFIX = {
     ".pdmodel": ("paddle", "a PaddlePaddle model"),
     ".nemo": ("nemo", "a NeMo archive"),
 }
-# TensorFlow checkpoint shards: variables.data-00000-of-00001
-_TF_SHARD = re.compile(r"\.data-\d{5}-of-\d{5}$")
 # first bytes -> (format id, what it is)
 _BY_MAGIC = (
     (b"GGUF", "gguf", "a GGUF model (llama.cpp)"),
     (b"\x89HDF\r\n\x1a\n", "hdf5", "an HDF5 file (e.g. Keras weights)"),
 )
+
+
+def _tf_shard(name: str) -> bool:
+    """TensorFlow checkpoint shards: variables.data-00000-of-00001 (no ``re``: start-up time)."""
+    tail = name[-20:]
+    return (
+        len(tail) == 20
+        and tail.startswith(".data-")
+        and tail[11:15] == "-of-"
+        and (tail[6:11] + tail[15:]).isdigit()
+    )
 
 
 def foreign_model(path: str, head: bytes | None = None) -> tuple[str, str] | None:
@@ -51,7 +58,7 @@ def foreign_model(path: str, head: bytes | None = None) -> tuple[str, str] | Non
         hit = _BY_SUFFIX.get(low[dot:])
         if hit is not None:
             return hit
-    if _TF_SHARD.search(low):
+    if _tf_shard(low):
         return ("tensorflow", "a TensorFlow checkpoint shard")
     if head is not None:
         for magic, fmt, what in _BY_MAGIC:
