@@ -58,7 +58,7 @@ def classify_descr(descr: object) -> tuple[int, bool]:
             return 8, True
         raise DtypeError(f"dtype {descr!r}")
     if type(descr) is tuple:  # a subarray: (base, shape)
-        if len(descr) != 2:
+        if len(descr) != 2 or type(descr[0]) is tuple:  # numpy folds nested subarrays oddly
             raise DtypeError(f"subarray dtype {descr!r}")
         size, obj = classify_descr(descr[0])
         return size * _count(_shape(descr[1])), obj
@@ -92,7 +92,7 @@ def _shape(shape: object) -> tuple[int, ...]:
     dims = (shape,) if type(shape) is int else shape
     if type(dims) is not tuple or len(dims) > _MAX_DIMS or any(type(d) is not int for d in dims):
         raise DtypeError(f"subarray shape {shape!r}")
-    if any(d < 0 for d in dims):
+    if any(d <= 0 for d in dims):  # numpy refuses or folds empty subarrays inconsistently
         raise DtypeError(f"subarray shape {shape!r}")
     return dims
 
