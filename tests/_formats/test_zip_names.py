@@ -46,6 +46,7 @@ def _set_directory_bit(data: bytes, index: int) -> bytes:
     return bytes(out)
 
 
+DIR = "zip-directory-attribute"
 CASES = {
     "DATA.PKL beside data.pkl": (_archive(Entry("archive/DATA.PKL", BENIGN)), "zip-case-collision"),
     "Version beside version": (_archive(Entry("archive/Version", b"3\n")), "zip-case-collision"),
@@ -58,9 +59,9 @@ CASES = {
     ),
     "CONSTANTS.PKL": (_archive(Entry("archive/CONSTANTS.PKL", BENIGN)), "torch-torchscript"),
     "Code/ directory": (_archive(Entry("archive/Code/m.py", b"x")), "torch-torchscript"),
-    "data.pkl with the DOS directory bit": (_set_directory_bit(_archive(), 0), "zip-directory-attribute"),
-    "version with the DOS directory bit": (_set_directory_bit(_archive(), 2), "zip-directory-attribute"),
-    "directory name holding data": (_archive(Entry("archive/dir/", b"data")), "zip-directory-attribute"),
+    "data.pkl with the DOS directory bit": (_set_directory_bit(_archive(), 0), DIR),
+    "version with the DOS directory bit": (_set_directory_bit(_archive(), 2), DIR),
+    "directory name holding data": (_archive(Entry("archive/dir/", b"data")), DIR),
 }  # fmt: skip
 
 
