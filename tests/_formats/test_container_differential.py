@@ -10,6 +10,7 @@ bytes ckptguard analysed) for every letter-case spelling of "data.pkl" torch may
 from __future__ import annotations
 
 import io
+import struct
 from dataclasses import replace
 
 import pytest
@@ -61,7 +62,9 @@ def archives(draw: st.DrawFn) -> bytes:
         Entry(f"{prefix}/byteorder", b"little"),
         Entry(f"{prefix}/version", b"3\n"),
     ]
-    extra = draw(st.lists(st.tuples(_REL, st.sampled_from([BENIGN, OTHER, b"3\n"])), max_size=3))
+    extra = draw(
+        st.lists(st.tuples(_REL, st.sampled_from([BENIGN, OTHER, b"3\n", b""])), max_size=3)
+    )
     entries = core + [Entry(f"{prefix}/{rel}", data) for rel, data in extra]
     order = draw(st.permutations(range(len(entries))))
     entries = [entries[i] for i in order]
@@ -71,12 +74,19 @@ def archives(draw: st.DrawFn) -> bytes:
     for e in entries:
         method = draw(st.sampled_from([STORED, STORED, DEFLATED]))
         flags = draw(st.sampled_from([0, 0, FLAG_DESCRIPTOR]))
-        styled.append(replace(e, method=method, flags=flags))
-    data = bytearray(build_zip(Layout(styled)))
+        zip64 = draw(st.sampled_from([False, False, True]))
+        styled.append(replace(e, method=method, flags=flags, zip64=zip64))
+    data = bytearray(build_zip(Layout(styled, zip64_end=draw(st.booleans()))))
     for _ in range(draw(st.integers(0, 2))):
         at = draw(st.integers(0, len(data) - 1))
         data[at] ^= draw(st.integers(1, 255))
     return bytes(data)
+
+
+def _directory_bit(data: bytes) -> bytes:
+    out = bytearray(data)
+    struct.pack_into("<I", out, out.find(b"PK\x01\x02") + 38, 0x10)
+    return bytes(out)
 
 
 def _safe(data: bytes) -> tuple[str, bytes] | None:
@@ -113,6 +123,8 @@ def _members(data: bytes, prefix: str) -> set[str]:
                 (("data.pkl", BENIGN), ("version", b"3\n"), ("constants.pkl" + "X" * 9, BENIGN))])
     )
 )  # fmt: skip
+@example(_directory_bit(build_zip(Layout([Entry("archive/data.pkl", BENIGN),
+                                          Entry("archive/version", b"3\n")]))))  # fmt: skip
 def test_a_safe_archive_reads_the_same_in_torch(data: bytes) -> None:
     safe = _safe(data)
     if safe is None:
