@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ckptguard._errors import CheckpointError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
+from ckptguard._formats._common import FormatError
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
 from ckptguard._pickle import GlobalUsage, PickleError
@@ -159,6 +160,17 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
         )
         return _error_report(spath, err, size)
     except CheckpointError as exc:
+        plain = getattr(exc, "rule", "scan-error") == "scan-error"
+        foreign = foreign_model(spath) if plain and not isinstance(exc, PickleError) else None
+        if foreign is not None:
+            exc = FormatError(
+                f"{foreign[1]}: ckptguard does not read this format, so it was not checked "
+                f"({exc.problem})",
+                rule="format-not-read",
+                hint="check it with a tool for that format; ckptguard reads PyTorch, pickle, "
+                "numpy and safetensors files",
+                format=foreign[0],
+            )
         return _error_report(spath, exc, size, policy)
     return report_for(spath, extracted, policy, size)
 

@@ -148,3 +148,11 @@ def test_cli_output_names_what_was_not_scanned(
     capsys.readouterr()
     run = json.loads(sarif.read_text())["runs"][0]
     assert [r["ruleId"] for r in run["results"]] == ["format-not-read"]
+
+
+def test_a_model_of_another_format_named_explicitly_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07\x12\x04onnx")
+    rep = ckptguard.scan(path).files[0]
+    assert rep.verdict is FileVerdict.ERROR and rep.format == "onnx"
+    assert rep.findings[0].rule == "format-not-read"
