@@ -214,6 +214,8 @@ def _walk(root: str, skipped: list[SkippedRecord]) -> Iterable[str]:
         kept = []
         for d in sorted(dirnames):
             if d in _VCS_DIRS:
+                where = os.path.normpath(os.path.join(dirpath, d))
+                skipped.append(SkippedRecord(where, "a version-control directory (not walked)"))
                 continue
             if os.path.islink(os.path.join(dirpath, d)):
                 entries.append(d)  # reported below, not followed

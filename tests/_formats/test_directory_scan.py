@@ -156,3 +156,12 @@ def test_a_model_of_another_format_named_explicitly_says_so(tmp_path: Path) -> N
     rep = ckptguard.scan(path).files[0]
     assert rep.verdict is FileVerdict.ERROR and rep.format == "onnx"
     assert rep.findings[0].rule == "format-not-read"
+
+
+def test_version_control_directories_are_listed_not_walked(tmp_path: Path) -> None:
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "objects.pkl").write_bytes(pickle.dumps([1]))
+    (tmp_path / "ok.pkl").write_bytes(pickle.dumps([1]))
+    report = ckptguard.scan(tmp_path)
+    assert [Path(f.path).name for f in report.files] == ["ok.pkl"]
+    assert [(Path(s.path).name, s.model_format) for s in report.skipped] == [(".git", None)]
