@@ -15,6 +15,7 @@ PAIRS = [
     (_results.FindingRecord, _model.Finding),
     (_results.GlobalRecord, _model.GlobalRef),
     (_results.FileRecord, _model.FileReport),
+    (_results.SkippedRecord, _model.Skipped),
     (_results.ScanRecord, _model.ScanReport),
 ]
 

@@ -134,7 +134,9 @@ def test_directory_scan_recurses_and_skips_non_checkpoints(ckdir: Path, tmp_path
     assert set(by_name) == {"weights.bin", "enum.ckpt"}
     assert by_name["weights.bin"].verdict is FileVerdict.SAFE
     assert by_name["enum.ckpt"].verdict is FileVerdict.REVIEW
-    assert any(s.endswith("README.md") for s in report.skipped)
+    assert [(Path(s.path).name, s.reason, s.model_format) for s in report.skipped] == [
+        ("README.md", "not a checkpoint (text)", None)
+    ]
     assert report.exit_code == 1
 
 

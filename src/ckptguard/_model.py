@@ -17,6 +17,8 @@ from ckptguard._results import (
     GlobalView,
     ScanRecord,
     ScanView,
+    SkippedRecord,
+    SkippedView,
 )
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
@@ -27,6 +29,7 @@ __all__ = [
     "GlobalRef",
     "ScanReport",
     "Severity",
+    "Skipped",
     "Use",
     "Verdict",
     "file_report",
@@ -77,13 +80,24 @@ class FileReport(FileView):
 
 
 @dataclass(frozen=True)
+class Skipped(SkippedView):
+    """A file met while walking a directory that was not scanned, and why."""
+
+    path: str
+    reason: str  # e.g. "a text file, not a checkpoint"
+    model_format: str | None = None  # a model format ckptguard does not read ("onnx",
+    #                                  "tensorflow", ...): the scan's verdict is then error
+
+
+@dataclass(frozen=True)
 class ScanReport(ScanView):
-    """The result of scanning one or more paths. ``verdict``: the worst file verdict;
+    """The result of scanning one or more paths. ``verdict``: the worst file verdict, and
+    ``error`` when nothing was scanned or a model file ckptguard does not read was skipped;
     ``exit_code``: 0 all safe, 1 any review/dangerous, 2 any error."""
 
     files: tuple[FileReport, ...]
-    skipped: tuple[str, ...] = field(default=())  # files met while walking directories that
-    #                                              are not checkpoints (README.md, ...)
+    skipped: tuple[Skipped, ...] = field(default=())  # files met while walking directories
+    #                                                  that were not scanned, with the reason
 
 
 def _finding(r: FindingRecord) -> Finding:
@@ -108,6 +122,13 @@ def file_report(r: FileRecord) -> FileReport:
     )
 
 
+def _skipped(r: SkippedRecord) -> Skipped:
+    return Skipped(r.path, r.reason, r.model_format)
+
+
 def scan_report(r: ScanRecord) -> ScanReport:
     """The public report of a scan."""
-    return ScanReport(files=tuple(file_report(f) for f in r.files), skipped=r.skipped)
+    return ScanReport(
+        files=tuple(file_report(f) for f in r.files),
+        skipped=tuple(_skipped(s) for s in r.skipped),
+    )

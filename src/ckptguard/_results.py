@@ -44,19 +44,40 @@ class FileView:
         return tuple(g.qualified_name for g in self.globals if g.verdict is Verdict.UNKNOWN)
 
 
+class SkippedView:
+    """What a not-scanned file carries (shared by :class:`SkippedRecord` and ``Skipped``)."""
+
+    __slots__ = ()
+    path: str
+    reason: str
+    model_format: str | None
+
+
 class ScanView:
     """Derived properties of a scan (shared by :class:`ScanRecord` and ``ScanReport``)."""
 
     __slots__ = ()
     files: tuple[FileView, ...]
+    skipped: tuple[SkippedView, ...]
 
     @property
     def verdict(self) -> FileVerdict:
-        return worst_verdict([f.verdict for f in self.files])
+        """The worst file verdict; ``error`` also when nothing was scanned at all, or when a
+        model file of a format ckptguard does not read was skipped (it was not checked)."""
+        verdicts = [f.verdict for f in self.files]
+        if not self.files or any(s.model_format is not None for s in self.skipped):
+            verdicts.append(FileVerdict.ERROR)
+        return worst_verdict(verdicts)
+
+    @property
+    def unread_models(self) -> tuple[SkippedView, ...]:
+        """The skipped files that are models of a format ckptguard does not read."""
+        return tuple(s for s in self.skipped if s.model_format is not None)
 
     @property
     def exit_code(self) -> int:
-        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error."""
+        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error (or
+        nothing was scanned, or a model file of a format ckptguard does not read was skipped)."""
         return self.verdict.exit_code
 
 
@@ -145,13 +166,30 @@ class FileRecord(Record, FileView):
         set_field(self, "hint", hint)
 
 
+class SkippedRecord(Record, SkippedView):
+    """A file met while walking a directory that was not scanned, and why."""
+
+    __slots__ = ("path", "reason", "model_format")  # noqa: RUF023 - field order
+    path: str
+    reason: str  # e.g. "a text file, not a checkpoint", "an ONNX model: ckptguard does not ..."
+    model_format: str | None  # a model format ckptguard does not read ("onnx", ...): makes the
+    #                           scan's verdict error; None for files that are not models
+
+    def __init__(self, path: str, reason: str, model_format: str | None = None) -> None:
+        set_field(self, "path", path)
+        set_field(self, "reason", reason)
+        set_field(self, "model_format", model_format)
+
+
 class ScanRecord(Record, ScanView):
     """The result of scanning one or more paths."""
 
     __slots__ = ("files", "skipped")
     files: tuple[FileRecord, ...]
-    skipped: tuple[str, ...]  # files met while walking directories that are not checkpoints
+    skipped: tuple[SkippedRecord, ...]  # files met while walking directories, not scanned
 
-    def __init__(self, files: tuple[FileRecord, ...], skipped: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, files: tuple[FileRecord, ...], skipped: tuple[SkippedRecord, ...] = ()
+    ) -> None:
         set_field(self, "files", files)
         set_field(self, "skipped", skipped)

@@ -12,10 +12,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from ckptguard._errors import CheckpointError
-from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff
+from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
+from ckptguard._formats._common import FormatError
+from ckptguard._formats._foreign import foreign_model
+from ckptguard._formats._text import classify_text
 from ckptguard._pickle import GlobalUsage, PickleError
 from ckptguard._policy import Policy
-from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
+from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord, SkippedRecord
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
 # Below this many files a process pool costs more than it saves.
@@ -101,7 +104,8 @@ def _error_report(
         globals=_partial_refs(err, policy) if policy is not None else (),
         findings=(
             FindingRecord(
-                rule="scan-error",
+                # the format readers name the rule a file breaks (FormatError.rule)
+                rule=getattr(err, "rule", "scan-error"),
                 severity=Severity.ERROR,
                 message=err.problem,
                 location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,
@@ -156,6 +160,17 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
         )
         return _error_report(spath, err, size)
     except CheckpointError as exc:
+        plain = getattr(exc, "rule", "scan-error") == "scan-error"
+        foreign = foreign_model(spath) if plain and not isinstance(exc, PickleError) else None
+        if foreign is not None:
+            exc = FormatError(
+                f"{foreign[1]}: ckptguard does not read this format, so it was not checked "
+                f"({exc.problem})",
+                rule="format-not-read",
+                hint="check it with a tool for that format; ckptguard reads PyTorch, pickle, "
+                "numpy and safetensors files",
+                format=foreign[0],
+            )
         return _error_report(spath, exc, size, policy)
     return report_for(spath, extracted, policy, size)
 
@@ -183,46 +198,95 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
     )
 
 
-def _walk(root: str) -> Iterable[str]:
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if d not in {".git", ".hg", ".svn"})
-        for name in sorted(filenames):
+_VCS_DIRS = frozenset({".git", ".hg", ".svn"})
+
+
+def _walk(root: str, skipped: list[SkippedRecord]) -> Iterable[str]:
+    """Every entry under ``root`` that is not a directory, sorted; what the walk cannot enter
+    (unreadable directories, links to directories) goes to ``skipped`` with the reason."""
+
+    def unreadable(exc: OSError) -> None:
+        where = os.path.normpath(exc.filename) if exc.filename else root
+        skipped.append(SkippedRecord(where, f"cannot read this directory: {exc.strerror or exc}"))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable):
+        entries = list(filenames)
+        kept = []
+        for d in sorted(dirnames):
+            if d in _VCS_DIRS:
+                where = os.path.normpath(os.path.join(dirpath, d))
+                skipped.append(SkippedRecord(where, "a version-control directory (not walked)"))
+                continue
+            if os.path.islink(os.path.join(dirpath, d)):
+                entries.append(d)  # reported below, not followed
+            else:
+                kept.append(d)
+        dirnames[:] = kept
+        for name in sorted(entries):
             yield os.path.normpath(os.path.join(dirpath, name))
 
 
-def collect_targets(paths: Sequence[str | os.PathLike[str]]) -> tuple[list[str], list[str]]:
-    """Expand ``paths`` into (files to scan, files skipped as not checkpoints).
+def collect_targets(
+    paths: Sequence[str | os.PathLike[str]],
+) -> tuple[list[str], list[SkippedRecord]]:
+    """Expand ``paths`` into (files to scan, files not scanned with the reason).
 
     A path named explicitly is always scanned (an unrecognised file is then an error). Inside
-    a directory, files named like checkpoints are scanned too; every other regular file is
-    sniffed by content, and skipped when it is recognisably not a checkpoint (text, images).
+    a directory, files named like checkpoints are scanned too; every other file is sniffed by
+    content (:func:`~ckptguard._formats.sniff`) and scanned unless the stock loaders could not
+    run anything from it. Everything not scanned is listed with its reason; model files of a
+    format ckptguard does not read carry that format (the scan's verdict is then ``error``).
     """
     targets: list[str] = []
-    skipped: list[str] = []
+    skipped: list[SkippedRecord] = []
     for p in paths:
         path = os.fspath(p)
         if not os.path.isdir(path):
             targets.append(path)
             continue
-        for f in _walk(path):
-            if os.path.islink(f) and not os.path.exists(f):
-                skipped.append(f)
-                continue
-            if not os.path.isfile(f):
-                continue
-            if os.path.splitext(f)[1].lower() in MODEL_EXTENSIONS:
+        for f in _walk(path, skipped):
+            reason = _not_a_file(f)
+            if reason is not None:
+                skipped.append(SkippedRecord(f, reason))
+            elif os.path.splitext(f)[1].lower() in MODEL_EXTENSIONS:
                 targets.append(f)  # never skipped, whatever its content: no need to sniff it
-                continue
-            try:
-                kind = sniff(f)
-            except OSError:
-                targets.append(f)  # scan_file reports why it cannot be read
-                continue
-            if kind == "other":
-                skipped.append(f)
             else:
-                targets.append(f)
+                _triage(f, targets, skipped)
     return targets, skipped
+
+
+def _not_a_file(f: str) -> str | None:
+    if os.path.islink(f):
+        if not os.path.exists(f):
+            return "a broken symbolic link"
+        if os.path.isdir(f):
+            return "a symbolic link to a directory (not followed)"
+    if not os.path.isfile(f):
+        return "not a regular file (a pipe, socket or device)"
+    return None
+
+
+def _triage(f: str, targets: list[str], skipped: list[SkippedRecord]) -> None:
+    try:
+        kind, head = sniff_head(f)
+    except OSError:
+        targets.append(f)  # scan_file reports why it cannot be read
+        return
+    if kind != "other":
+        targets.append(f)
+        return
+    foreign = foreign_model(f, head)
+    if foreign is not None:
+        fmt, what = foreign
+        skipped.append(
+            SkippedRecord(f, f"{what}: ckptguard does not read this format (not checked)", fmt)
+        )
+        return
+    what = _NOT_CHECKPOINTS.get(classify_text(head) or "", "no format ckptguard knows")
+    skipped.append(SkippedRecord(f, f"not a checkpoint ({what})"))
+
+
+_NOT_CHECKPOINTS = {"git-lfs-pointer": "a Git LFS pointer", "html": "an HTML page", "text": "text"}
 
 
 def _scan_one(args: tuple[str, Policy]) -> FileRecord:

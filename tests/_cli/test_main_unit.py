@@ -61,7 +61,7 @@ def test_exit_code_follows_the_report(
         ((S.SAFE_FILE, S.REVIEW_FILE), 1),
         ((S.DANGEROUS_FILE,), 1),
         ((S.ERROR_FILE, S.DANGEROUS_FILE), 2),
-        ((), 0),
+        ((), 2),  # nothing scanned: never a clean exit
     ],
 )
 def test_exit_codes(files: tuple[Any, ...], code: int, monkeypatch: pytest.MonkeyPatch) -> None:

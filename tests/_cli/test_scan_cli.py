@@ -219,7 +219,9 @@ def test_directory_recursion_skips_non_checkpoints(
     doc = json.loads(out)
     scanned = sorted(Path(f["path"]).relative_to(root).as_posix() for f in doc["files"])
     assert scanned == ["a/b/weights.bin", "a/training.pt", "top.pt"]
-    assert [Path(p).name for p in doc["skipped"]] == ["README.md"]
+    assert [(Path(s["path"]).name, s["model_format"]) for s in doc["skipped"]] == [
+        ("README.md", None)
+    ]
     code, out, _ = run(capsys, "scan", root)
     assert "1 skipped" in out.splitlines()[-1]
 

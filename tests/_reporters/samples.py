@@ -9,6 +9,7 @@ from ckptguard._model import (
     GlobalRef,
     ScanReport,
     Severity,
+    Skipped,
     Use,
     Verdict,
 )
@@ -86,5 +87,5 @@ ERROR_FILE = FileReport(
 
 REPORT = ScanReport(
     files=(SAFE_FILE, REVIEW_FILE, DANGEROUS_FILE, ERROR_FILE),
-    skipped=("ckpts/README.md",),
+    skipped=(Skipped("ckpts/README.md", "not a checkpoint (text)"),),
 )

@@ -42,7 +42,9 @@ def test_values() -> None:
     assert err["hint"].startswith("run: git lfs pull")
     assert doc["tool"] == "ckptguard"
     assert doc["version"] == __version__
-    assert doc["skipped"] == ["ckpts/README.md"]
+    assert doc["skipped"] == [
+        {"path": "ckpts/README.md", "reason": "not a checkpoint (text)", "model_format": None}
+    ]
     assert doc["summary"] == {
         "files": 4,
         "safe": 1,
@@ -50,6 +52,7 @@ def test_values() -> None:
         "dangerous": 1,
         "error": 1,
         "skipped": 1,
+        "unread_models": 0,
     }
     assert doc["verdict"] == "error"
     assert doc["exit_code"] == 2

@@ -92,3 +92,6 @@ def test_absolute_path_inside_base_dir_is_relative(tmp_path: Path) -> None:
 def test_empty_report_is_valid() -> None:
     run = check_sarif(_sarif.to_document(ScanReport(files=())))
     assert run["results"] == []
+    # a scan that read nothing is not a success
+    assert run["invocations"][0]["executionSuccessful"] is False
+    assert run["properties"]["verdict"] == "error"

@@ -15,11 +15,17 @@ HELP = "scan checkpoints (files or directories) without executing anything"
 DESCRIPTION = """\
 Read each checkpoint without unpickling, importing or executing anything, and list the Python
 globals its pickles would import, each judged safe / allowed / unknown / dangerous.
-Directories are walked recursively; files that are not checkpoints are skipped."""
+Directories are walked recursively. A file there is scanned when its name or its content
+says it may be a checkpoint or a pickle; every other file is listed as not scanned, with the
+reason (-v shows them all). A model file of a format ckptguard does not read (TensorFlow
+SavedModel, Keras, ONNX, GGUF, TFLite, ...) is never passed over in silence: it makes the
+scan an error, and so does a scan that found nothing to scan."""
 
 EPILOG = """\
 exit status: 0 every file is safe, 1 a file needs review or is dangerous,
-             2 a file could not be scanned (missing, truncated, not a checkpoint) or bad usage
+             2 a file could not be scanned (missing, truncated, ambiguous, not a
+               checkpoint), a model file of a format ckptguard does not read was found,
+               nothing was scanned, or bad usage
 
 examples:
   ckptguard scan model.ckpt

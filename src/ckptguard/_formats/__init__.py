@@ -14,8 +14,10 @@ from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
 
-from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt
+from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt, error_finding
+from ._framing import importable, reaches_code
 from ._safetensors import looks_like_safetensors, read_safetensors
+from ._tar import tar_would_open
 from ._text import classify_text, text_error
 from ._torchzip import read_zip
 
@@ -32,6 +34,7 @@ __all__ = [
     "read_fd",
     "read_file",
     "sniff",
+    "sniff_head",
 ]
 
 FORMATS = (
@@ -71,31 +74,67 @@ _OTHER_MAGIC = {
 }
 
 
+# Every pickle opcode: pickle.load accepts a stream that starts with any of them.
+PICKLE_OPCODES = frozenset(
+    b"().012BCFGIJKLMNPQRSTUVX]abcdeghijlopqrstu}\x80\x81\x82\x83\x84\x85\x86\x87\x88"
+    b"\x89\x8a\x8b\x8c\x8d\x8e\x8f\x90\x91\x92\x93\x94\x95\x96\x97\x98"
+)
+# A file whose first byte is an opcode is only called "not a pickle" when ckptguard's pickle
+# analysis of the whole file (read up to this size) fails early, before any global, at a
+# point where pickle.load fails as well: a larger file is scanned in full.
+_SNIFF_WHOLE = 64 << 20
+_SNIFF_FAIL_WITHIN = 256
+
+
 def sniff(path: str | os.PathLike[str]) -> str:
-    """Cheap guess of a file's format from its first bytes: a format name or ``"other"``."""
+    """Cheap guess of a file's format from its bytes: a format name or ``"other"``.
+
+    ``"other"`` is a promise that the stock loaders would not run anything from the file: it
+    does not start like a zip, npy or safetensors file, and either its first byte is no pickle
+    opcode (pickle.load fails on it at once), or a pickle analysis of the whole file fails
+    within its first bytes with no global, and no opcode that reaches code comes before.
+    """
+    return sniff_head(path)[0]
+
+
+def sniff_head(path: str | os.PathLike[str]) -> tuple[str, bytes]:
+    """:func:`sniff` and the first 4096 bytes of the file."""
     with open(path, "rb") as f:
         head = f.read(4096)
+        size = os.fstat(f.fileno()).st_size
     if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
-        return "zip"
+        return "zip", head
     if head.startswith(NPY_MAGIC):
-        return "numpy"
+        return "numpy", head
     if len(head) >= 10 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2:
-        return "safetensors"
-    if head[:1] == b"\x80" and head[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
-        return "pickle"
-    if head[:1] and head[0] in _PICKLE_START:
-        # protocol 0/1 pickles are text-like: only a real parse tells them from prose
-        try:
-            analyze_pickle(head if len(head) < 4096 else _whole(path), where="sniff")
-        except PickleError as exc:
-            return "pickle" if exc.partial else "other"
-        return "pickle"
-    return "other"
+        return "safetensors", head
+    if tar_would_open(head):
+        return "tar", head
+    if not head or head[0] not in PICKLE_OPCODES:
+        return "other", head
+    if head[:1] == b"\x80" or size > _SNIFF_WHOLE:
+        return "pickle", head
+    data = head if size <= len(head) else _whole(path)
+    return ("other" if _not_a_pickle(data) else "pickle"), head
+
+
+def _not_a_pickle(data: Buffer) -> bool:
+    """pickle.load would fail on ``data`` before reaching any code (see :func:`sniff`)."""
+    try:
+        analyze_pickle(data, where="sniff")
+    except PickleError as exc:
+        failed_at = exc.offset if exc.offset is not None else len(data)
+        return (
+            failed_at <= _SNIFF_FAIL_WITHIN
+            and not any(importable(g.module) for g in exc.partial)
+            and not reaches_code(data, failed_at)
+        )
+    return False
 
 
 def _whole(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as f:
-        return f.read(64 << 20)
+        return f.read(_SNIFF_WHOLE)
 
 
 def read_file(path: str | os.PathLike[str], *, limits: PickleLimits = DEFAULT_LIMITS) -> Extracted:
@@ -135,6 +174,35 @@ def _read(buf: Buffer, limits: PickleLimits) -> Extracted:
     head = bytes(buf[:4096])
     if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
         return read_zip(buf, limits)
+    if tar_would_open(head):
+        return _read_tar_polyglot(buf, head, limits)
+    return _read_other(buf, head, limits)
+
+
+_TAR_PROBLEM = (
+    "the first 512 bytes are a header Python's tarfile accepts (checksum valid; old V7 tars "
+    "need no 'ustar' magic): torch.load, given a path or an open file, opens such a file as a "
+    "tar archive and unpickles the tar's members instead of the bytes ckptguard analysed"
+)
+
+
+def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
+    """A file that tarfile opens: an error whatever else it is (its pickles still reported)."""
+    try:
+        found = _read_other(buf, head, limits)
+    except CorruptCheckpointError as exc:
+        raise corrupt(
+            f"{_TAR_PROBLEM} (read as a checkpoint: {exc.problem})",
+            hint="PyTorch's pre-0.4 tar format is not supported: load it once with a trusted "
+            "old PyTorch in a sandbox and re-save it",
+            fmt="tar",
+            rule="format-tar",
+        ) from None
+    finding = error_finding("format-tar", _TAR_PROBLEM, "byte 0")
+    return Extracted(found.format, found.pickles, (finding, *found.findings), found.details)
+
+
+def _read_other(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     if head.startswith(NPY_MAGIC):
         from ._npy import read_npy  # noqa: PLC0415
 
@@ -150,7 +218,7 @@ def _read(buf: Buffer, limits: PickleLimits) -> Extracted:
     for magic, what in _OTHER_MAGIC.items():
         if head.startswith(magic):
             raise corrupt(f"this is {what}, not a PyTorch checkpoint", fmt="other")
-    if head[0] in _PICKLE_START:
+    if head[0] in _PICKLE_START or (head[0] in PICKLE_OPCODES and not _not_a_pickle(buf)):
         return _read_pickles(buf, head, limits)
     kind = classify_text(head)
     if kind is not None:

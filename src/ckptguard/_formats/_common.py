@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mmap
 import zlib
 
 try:  # hashlib.blake2b is this very function; importing hashlib also loads OpenSSL (start-up)
@@ -16,22 +15,43 @@ from ckptguard._pickle._types import PickleLimits
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Severity
 
+from ._framing import Buffer as Buffer  # noqa: PLC0414 - re-exported
+from ._framing import frame_tail
 from ._types import PickleStream
-
-Buffer = bytes | mmap.mmap
 
 # The magic numbers the dispatcher needs before it imports the reader they select.
 NPY_MAGIC = b"\x93NUMPY"  # numpy .npy files
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # the first pickle of a pre-1.6 torch.save file
 
-# A pickle member larger than this is refused rather than decompressed into memory.
-MAX_PICKLE_MEMBER = 4 << 30
+# A deflated member that ckptguard must read whole (a pickle, a .npy header) may inflate to at
+# most INFLATE_RATIO times its compressed size (at least INFLATE_FLOOR, at most INFLATE_MAX):
+# the bound is checked on the declared size before inflating, and the inflater never produces
+# more than the declared size, so a member that lies about its size is caught too. torch.save
+# stores members uncompressed; pickles compress well under 100:1.
+INFLATE_FLOOR = 32 << 20
+INFLATE_RATIO = 100
+INFLATE_MAX = 1 << 30
+
+
+class FormatError(CorruptCheckpointError):
+    """A file the format readers refuse, with the stable id of the rule it breaks."""
+
+    def __init__(
+        self, problem: str, *, rule: str, hint: str | None = None, format: str | None = None
+    ) -> None:
+        super().__init__(problem, hint=hint, format=format)
+        self.rule = rule
 
 
 def corrupt(
-    problem: str, *, hint: str | None = None, fmt: str | None = None
+    problem: str, *, hint: str | None = None, fmt: str | None = None, rule: str = "scan-error"
 ) -> CorruptCheckpointError:
-    return CorruptCheckpointError(problem, hint=hint, format=fmt)
+    return FormatError(problem, rule=rule, hint=hint, format=fmt)
+
+
+def inflate_limit(compressed_size: int) -> int:
+    """The most bytes a deflated member of ``compressed_size`` bytes may inflate to."""
+    return min(INFLATE_MAX, max(INFLATE_FLOOR, INFLATE_RATIO * compressed_size))
 
 
 def error_finding(rule: str, message: str, location: str | None = None) -> FindingRecord:
@@ -40,8 +60,14 @@ def error_finding(rule: str, message: str, location: str | None = None) -> Findi
 
 def inflate(raw: bytes, expected: int, name: str) -> bytes:
     """Decompress a raw-deflate member, refusing anything but exactly ``expected`` bytes."""
-    if expected > MAX_PICKLE_MEMBER:
-        raise corrupt(f"zip member {name!r} declares {expected} bytes: too large to analyse")
+    limit = inflate_limit(len(raw))
+    if expected > limit:
+        raise corrupt(
+            f"zip member {name!r} declares {expected} bytes inflated from {len(raw)}: more than "
+            f"ckptguard inflates for a member it must read ({limit} bytes); refused unread",
+            hint="if the file is yours, re-save it with torch.save (members stored, not deflated)",
+            rule="zip-inflate-limit",
+        )
     d = zlib.decompressobj(-15)
     try:
         out = d.decompress(raw, expected + 1)
@@ -69,7 +95,7 @@ def analyse_stream(
 
 
 def analyse_all(
-    data: Buffer | memoryview, name: str, limits: PickleLimits
+    data: Buffer, name: str, limits: PickleLimits
 ) -> tuple[list[PickleStream], list[FindingRecord]]:
     """Analyse every pickle in a row, the way repeated ``pickle.load`` calls would read them.
 
@@ -101,6 +127,17 @@ def analyse_all(
         streams.append(PickleStream(label, analysis))
         if analysis.end <= pos:  # defensive: the analyser must always make progress
             raise corrupt(f"pickle analysis made no progress at byte {pos}")
+        problem = frame_tail(data, pos, analysis.end) if analysis.end < size else None
+        if problem is not None:
+            findings.append(
+                error_finding(
+                    "format-frame-tail",
+                    f"{label}: {problem}; a loader that reads the pickles one after the other "
+                    "would start the next one elsewhere than ckptguard did",
+                    f"{name}@{pos}",
+                )
+            )
+            break
         pos = analysis.end
     return streams, findings
 

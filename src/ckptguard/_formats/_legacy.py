@@ -6,6 +6,7 @@ from ckptguard._pickle._types import PickleAnalysis, PickleLimits
 from ckptguard._results import FindingRecord
 
 from ._common import Buffer, corrupt, error_finding
+from ._framing import frame_tail
 from ._torchzip import check_tensors, storage_element_size, valid_location
 from ._types import Extracted, PickleStream
 
@@ -18,11 +19,25 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
     from ckptguard._pickle import analyze_pickle  # noqa: PLC0415
 
     streams = [PickleStream("pickle 1 (magic number)", first)]
-    pos = first.end
-    for i, label in enumerate(_NAMES[1:], 2):
+    framing: list[FindingRecord] = []
+    pos = 0
+    for i, label in enumerate(_NAMES, 1):
         name = f"pickle {i} ({label})"
-        a = analyze_pickle(buf, start=pos, where=name, limits=limits)
-        streams.append(PickleStream(name, a))
+        a = first if i == 1 else analyze_pickle(buf, start=pos, where=name, limits=limits)
+        if i > 1:
+            streams.append(PickleStream(name, a))
+        # torch.load reads these pickles one after the other from one file object: each must
+        # start where every stream type the unpickler may be fed leaves the previous one
+        problem = frame_tail(buf, pos, a.end)
+        if problem is not None and not framing:
+            framing.append(
+                error_finding(
+                    "torch-legacy-frame",
+                    f"legacy torch file, {name}: {problem}; ckptguard cannot tell which bytes "
+                    "torch.load would unpickle next",
+                    f"{name}@{pos}",
+                )
+            )
         pos = a.end
     version = streams[1].analysis.value
     if version != PROTOCOL_VERSION:
@@ -36,7 +51,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
             "legacy torch file: the storage-key list is not a list of strings",
             fmt="pytorch-legacy",
         )
-    findings = _walk_storages(buf, pos, keys, streams[3])
+    findings = framing + _walk_storages(buf, pos, keys, streams[3])
     findings += check_tensors(streams[3].analysis, streams[3].name)
     for pid in streams[3].analysis.persistent_ids:
         if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", "module")):

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import zlib
-
 from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
 from ckptguard._pickle._types import PickleLimits
 from ckptguard._results import FindingRecord
-from ckptguard._verdict import Severity
 
-from ._common import Buffer, analyse_stream, corrupt, error_finding
+from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
 from ._types import Extracted, PickleStream
-from ._zip import Member, read_member, read_members, verify_member
+from ._zip import Member, member_head, read_member, read_members, verify_member
 
 # Element sizes of the storage classes torch writes into persistent ids.
 _STORAGE_ELEMENT_SIZE = {
@@ -28,6 +25,53 @@ _PICKLE_MAGIC = (b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
 def storage_element_size(storage_type: object) -> int | None:
     name = storage_type.name if isinstance(storage_type, GlobalConst) else storage_type
     return _STORAGE_ELEMENT_SIZE.get(name) if isinstance(name, str) else None
+
+
+# torch's record listing (PyTorchFileReader.get_all_records, which torch.load's TorchScript test
+# reads) copies at most this many bytes of a member name: a longer name is listed cut short.
+TORCH_NAME_MAX = 511
+
+
+def torch_name_findings(members: list[Member]) -> list[FindingRecord]:
+    """Names torch's reader would see differently from their full, exact spelling.
+
+    torch's record lookups (``get_record("data.pkl")``, storages, ``version``) ignore ASCII
+    letter case and return whichever of several matching members its sorted directory search
+    meets first; its record listing cuts names at :data:`TORCH_NAME_MAX` bytes. Either way
+    torch may read other bytes than the member ckptguard analysed under that name.
+    """
+    findings: list[FindingRecord] = []
+    folded: dict[bytes, str] = {}
+    for m in members:
+        raw = m.name.encode()
+        if len(raw) > TORCH_NAME_MAX:
+            findings.append(
+                error_finding(
+                    "zip-long-name",
+                    f"zip member name of {len(raw)} bytes: torch's record listing cuts names at "
+                    f"{TORCH_NAME_MAX} bytes (to {raw[:TORCH_NAME_MAX][-40:]!r}...), so torch.load "
+                    "would see another name than the one ckptguard read",
+                    m.name[:80],
+                )
+            )
+        key = raw.lower()  # miniz folds ASCII letters only, like bytes.lower()
+        other = folded.setdefault(key, m.name)
+        if other != m.name:
+            findings.append(
+                error_finding(
+                    "zip-case-collision",
+                    f"zip members {other!r} and {m.name!r} differ only in letter case: torch's "
+                    "record lookups ignore case and may read either one",
+                    m.name,
+                )
+            )
+    return findings
+
+
+def is_torchscript_name(rel: str) -> bool:
+    """A member that makes torch.load hand the archive to torch.jit.load (any letter case)."""
+    low = rel.lower()
+    return low == "constants.pkl" or low.startswith("code/")
 
 
 def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
@@ -52,27 +96,41 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
             "PyTorch and other readers would see different files",
             fmt="zip",
         )
+    findings = torch_name_findings(members)
     by_name = {m.name[len(prefix) :]: m for m in members}
-    torchscript = "constants.pkl" in by_name or any(n.startswith("code/") for n in by_name)
+    torchscript = [rel for rel in by_name if is_torchscript_name(rel)]
     fmt = "torchscript" if torchscript else "pytorch-zip"
     if "data.pkl" not in by_name:
+        variant = next((rel for rel in by_name if rel.lower() == "data.pkl"), None)
+        if variant is not None:
+            raise corrupt(
+                f"zip member {prefix}{variant} instead of {prefix}data.pkl: torch's record "
+                "lookups ignore letter case, so torch.load unpickles it as data.pkl",
+                fmt="zip",
+                rule="zip-case-variant",
+            )
         raise corrupt(f"zip archive without {prefix}data.pkl: not a PyTorch checkpoint", fmt="zip")
     streams: list[PickleStream] = []
     for rel, m in by_name.items():
         if _is_pickle_member(buf, rel, m):
             data = read_member(buf, m)
             streams.append(analyse_stream(data, m.name, limits))
-        elif m.method:  # torch writes members stored; a deflated one must at least inflate
-            verify_member(buf, m)
-    findings: list[FindingRecord] = []
+        else:
+            if m.method:  # torch writes members stored; a deflated one must at least inflate
+                verify_member(buf, m)
+            if m.size >= len(NPY_MAGIC) and member_head(buf, m, len(NPY_MAGIC)) == NPY_MAGIC:
+                # numpy.load opens any member that starts like a .npy file as one
+                sub = _read_npy_member(buf, m, limits)
+                streams.extend(sub.pickles)
+                findings.extend(sub.findings)
     if torchscript:
         findings.append(
-            FindingRecord(
-                "torchscript-code",
-                Severity.WARNING,
-                "TorchScript archive: torch.jit.load runs the TorchScript code in code/, which "
-                "ckptguard does not vet",
-                prefix + "code/",
+            error_finding(
+                "torch-torchscript",
+                f"TorchScript archive ({prefix}{torchscript[0]}): torch.load hands such files to "
+                "torch.jit.load, which runs the TorchScript code and pickles ckptguard does not "
+                "vet",
+                prefix + torchscript[0],
             )
         )
     data_stream = next(s for s in streams if s.name == prefix + "data.pkl")
@@ -89,19 +147,11 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
 
 def _is_pickle_member(buf: Buffer, rel: str, m: Member) -> bool:
     """Every *.pkl member, and any other member that starts like a pickle (outside data/)."""
-    if rel.endswith(".pkl"):
+    if rel.lower().endswith(".pkl"):  # torch's lookups ignore case
         return True
     if rel.startswith(("data/", "code/", ".data/")) or rel in _SMALL_RECORDS or m.size < 2:
         return False
-    if m.method:  # inflate just the first bytes
-        try:
-            raw = bytes(buf[m.data_offset : m.data_offset + min(m.compressed_size, 64)])
-            head = zlib.decompressobj(-15).decompress(raw, 2)
-        except zlib.error:
-            return False  # verify_member reports the broken member
-    else:
-        head = bytes(buf[m.data_offset : m.data_offset + 2])
-    return head in _PICKLE_MAGIC
+    return member_head(buf, m, 2) in _PICKLE_MAGIC
 
 
 # Device types a storage location may name ("cuda:1", "cpu", ...): anything else makes
@@ -226,18 +276,52 @@ def _check_storages(
 
 
 def _read_npz(buf: Buffer, members: list[Member], limits: PickleLimits) -> Extracted:
-    from ._npy import read_npy  # noqa: PLC0415 - start-up time: few files are .npz
-
     streams: list[PickleStream] = []
     findings: list[FindingRecord] = []
     for m in members:
         if m.name.endswith("/"):
             continue
-        head = read_member(buf, m) if m.method else None
-        sub = read_npy(head if head is not None else _Slice(buf, m), m.name, limits)
+        sub = _read_npy_member(buf, m, limits)
         streams.extend(sub.pickles)
         findings.extend(sub.findings)
     return Extracted(format="numpy-npz", pickles=tuple(streams), findings=tuple(findings))
+
+
+def _read_npy_member(buf: Buffer, m: Member, limits: PickleLimits) -> Extracted:
+    from ._npy import read_npy  # noqa: PLC0415 - start-up time: few files are .npz
+
+    if not m.method:
+        return read_npy(_Slice(buf, m), m.name, limits)
+    # a deflated member (numpy.savez_compressed): its header is inflated alone, the rest only
+    # when it is an object array's pickle (bounded like every pickle member); numeric data is
+    # only checked, in bounded memory
+    member = _Deflated(buf, m)
+    found = read_npy(member, m.name, limits)
+    if member.whole is None:
+        verify_member(buf, m)
+    return found
+
+
+class _Deflated:
+    """A deflated member, inflated only as far as it is read (its header), or whole on demand."""
+
+    _HEAD = 12 + (64 << 10)  # a .npy preamble and the largest header read_npy accepts
+
+    def __init__(self, buf: Buffer, m: Member) -> None:
+        self.buf, self.m = buf, m
+        self.head = member_head(buf, m, self._HEAD)
+        self.whole: bytes | None = None
+
+    def __len__(self) -> int:
+        return self.m.size
+
+    def __getitem__(self, s: slice) -> bytes:
+        start, stop, _ = s.indices(self.m.size)
+        if stop <= len(self.head):
+            return self.head[start:stop]
+        if self.whole is None:
+            self.whole = read_member(self.buf, self.m)
+        return self.whole[start:stop]
 
 
 class _Slice:

@@ -31,6 +31,7 @@ _LOC64_STRUCT = struct.Struct("<4sIQI")
 _FLAG_ENCRYPTED = 0x1
 _FLAG_DESCRIPTOR = 0x8
 _FLAG_UTF8 = 0x800
+_DOS_DIRECTORY = 0x10  # external attributes: the MS-DOS directory bit (miniz honours it)
 # Bits a reader may treat differently: encryption, patched data, strong encryption, masked headers
 _FLAGS_REFUSED = 0x1 | 0x20 | 0x40 | 0x2000
 _STORED, _DEFLATED = 0, 8
@@ -219,7 +220,7 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
             raise corrupt("the zip central directory is shorter than its entry count says")
         (
             sig, _made, need, flags, method, _t, _d, crc, csize, usize,
-            nlen, elen, clen, disk, _iattr, _eattr, offset,
+            nlen, elen, clen, disk, _iattr, eattr, offset,
         ) = unpack(cd, pos)  # fmt: skip
         if sig != _CENTRAL:
             raise corrupt("a zip central directory entry has a bad signature")
@@ -235,6 +236,14 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
                 "copies"
             )
         names.add(name)
+        if (eattr & _DOS_DIRECTORY and name[-1] != "/") or (name[-1] == "/" and usize):
+            # miniz (torch) takes the DOS directory bit for a directory and then "extracts" it
+            # without writing (torch reads uninitialised memory); zipfile reads the data
+            raise corrupt(
+                f"zip member {name!r} is a directory by its DOS attribute or its name but holds "
+                "a file's data, or the other way round: zipfile and PyTorch read it differently",
+                rule="zip-directory-attribute",
+            )
         if flags & _FLAGS_REFUSED:
             raise corrupt(f"zip member {name!r} is encrypted or uses unsupported flag bits")
         if method != _STORED and method != _DEFLATED:  # noqa: PLR1714 - hot loop
@@ -390,6 +399,27 @@ def verify_member(buf: Buffer, m: Member, chunk: int = 1 << 20) -> None:
         )
     if crc != m.crc:
         raise corrupt(f"zip member {m.name!r} fails its CRC check: the file is damaged")
+
+
+def member_head(buf: Buffer, m: Member, n: int) -> bytes:
+    """The first ``n`` bytes of a member's content (fewer when shorter or broken)."""
+    if m.method != _DEFLATED:
+        return bytes(buf[m.data_offset : m.data_offset + min(n, m.size)])
+    d = zlib.decompressobj(-15)
+    pos, end, out = m.data_offset, m.data_offset + m.compressed_size, b""
+    try:
+        while len(out) < n and not d.eof:
+            if d.unconsumed_tail:
+                chunk = d.unconsumed_tail
+            elif pos < end:
+                chunk = bytes(buf[pos : min(end, pos + 64)])
+                pos += len(chunk)
+            else:
+                break
+            out += d.decompress(chunk, n - len(out))
+    except zlib.error:
+        return out  # verify_member reports the broken member
+    return out[:n]
 
 
 def read_member(buf: Buffer, m: Member, *, verify_crc: bool = True) -> bytes:

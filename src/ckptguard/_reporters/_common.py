@@ -9,11 +9,17 @@ VERDICT_ORDER = (FileVerdict.SAFE, FileVerdict.REVIEW, FileVerdict.DANGEROUS, Fi
 
 
 def summary(report: ScanRecord) -> dict[str, int]:
-    """Counts per file verdict, plus ``files`` and ``skipped``."""
+    """Counts per file verdict, plus ``files``, ``skipped`` and ``unread_models`` (skipped
+    model files of formats ckptguard does not read)."""
     counts = {v.value: 0 for v in VERDICT_ORDER}
     for f in report.files:
         counts[f.verdict.value] += 1
-    return {"files": len(report.files), **counts, "skipped": len(report.skipped)}
+    return {
+        "files": len(report.files),
+        **counts,
+        "skipped": len(report.skipped),
+        "unread_models": len(report.unread_models),
+    }
 
 
 def tool_version() -> str:

@@ -91,9 +91,14 @@ def render(
         if quiet and f.verdict is FileVerdict.SAFE:
             continue
         lines.extend(render_file(f, verbose=verbose, paint=paint))
-    if verbose and report.skipped:
+    unread = report.unread_models
+    if unread:  # always shown: these make the scan an error
+        lines.append(paint("not scanned (model formats ckptguard does not read):", "error"))
+        lines.extend(f"{_INDENT}{clean(s.path)}: {clean(s.reason)}" for s in unread)
+    others = [s for s in report.skipped if s.model_format is None]
+    if verbose and others:
         lines.append(paint("skipped (not checkpoints):", "dim"))
-        lines.extend(paint(f"{_INDENT}{clean(p)}", "dim") for p in report.skipped)
+        lines.extend(paint(f"{_INDENT}{clean(s.path)}: {clean(s.reason)}", "dim") for s in others)
     if not quiet:
         if lines:
             lines.append("")
@@ -106,14 +111,21 @@ def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
     counts = summary(report)
     n = counts["files"]
     if n == 0:
-        head = "no checkpoint files found"
+        head = paint("no checkpoint files found: nothing was scanned (error)", "error")
     else:
         parts = [
             paint(f"{counts[v.value]} {v.value}", v.value) for v in VERDICT_ORDER if counts[v.value]
         ]
         head = f"{n} file{'s' if n != 1 else ''} scanned: " + ", ".join(parts)
-    if counts["skipped"]:
-        head += f"; {counts['skipped']} skipped (not checkpoints)"
+    others = counts["skipped"] - counts["unread_models"]
+    if others:
+        head += f"; {others} skipped (not checkpoints)"
+    if counts["unread_models"]:
+        head += "; " + paint(
+            f"{counts['unread_models']} model file{'s' if counts['unread_models'] != 1 else ''} "
+            "not scanned (format not read: error)",
+            "error",
+        )
     return head
 
 

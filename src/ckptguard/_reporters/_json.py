@@ -22,7 +22,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: skipped entries are objects (path, reason, model_format)
 
 
 def global_to_dict(g: GlobalRecord) -> dict[str, Any]:
@@ -70,7 +70,12 @@ def to_document(report: ScanRecord) -> dict[str, Any]:
         "exit_code": report.exit_code,
         "summary": summary(report),
         "files": [file_to_dict(f) for f in report.files],
-        "skipped": list(report.skipped),
+        # files met while walking directories that were not scanned, and why; a non-null
+        # model_format (a model ckptguard does not read) makes the scan's verdict "error"
+        "skipped": [
+            {"path": s.path, "reason": s.reason, "model_format": s.model_format}
+            for s in report.skipped
+        ],
     }
 
 

@@ -45,6 +45,12 @@ _BUILTIN_RULES: dict[str, tuple[str, str, str]] = {
         "module.Name or in [tool.ckptguard] in pyproject.toml.",
         "warning",
     ),
+    "format-not-read": (
+        "Model file of a format ckptguard does not read",
+        "A directory scan met a model file (SavedModel, Keras, ONNX, GGUF, ...) that ckptguard "
+        "does not read, so it was not checked: the scan's verdict is error, never safe.",
+        "error",
+    ),
     "scan-error": (
         "Checkpoint could not be scanned",
         "The file is missing, unreadable, truncated, inconsistent or not a checkpoint. "
@@ -124,6 +130,24 @@ def _finding_result(f: FileRecord, x: FindingRecord, location: dict[str, Any]) -
     return result
 
 
+def _scan_results(report: ScanRecord, base_dir: str | None) -> list[dict[str, Any]]:
+    """Results about files the scan met but did not read: model files of other formats."""
+    results: list[dict[str, Any]] = []
+    for s in report.unread_models:
+        results.append(
+            {
+                "ruleId": "format-not-read",
+                "level": "error",
+                "message": {"text": f"{s.path}: not scanned: {s.reason}"},
+                "locations": [
+                    {"physicalLocation": {"artifactLocation": _artifact_location(s.path, base_dir)}}
+                ],
+                "properties": {"modelFormat": s.model_format},
+            }
+        )
+    return results
+
+
 def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str, Any]:
     """The SARIF log as a dict; ``base_dir`` (usually the working directory) is %SRCROOT%."""
     results: list[dict[str, Any]] = []
@@ -151,6 +175,7 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
                 )
             results.append(_finding_result(f, x, location))
 
+    results.extend(_scan_results(report, base_dir))
     rule_list = [rules[k] for k in sorted(rules)]
     index = {r["id"]: i for i, r in enumerate(rule_list)}
     for r in results:
@@ -169,8 +194,20 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
         "artifacts": artifacts,
         "results": results,
         "columnKind": "unicodeCodePoints",
-        "properties": {"skipped": list(report.skipped), "verdict": report.verdict.value},
+        "properties": {
+            "skipped": [{"path": x.path, "reason": x.reason} for x in report.skipped],
+            "verdict": report.verdict.value,
+        },
     }
+    if not report.files:  # a scan that read nothing is an error, never safe
+        run["invocations"] = [
+            {
+                "executionSuccessful": False,
+                "toolExecutionNotifications": [
+                    {"level": "error", "message": {"text": "no file was scanned"}}
+                ],
+            }
+        ]
     if base_dir is not None:
         run["originalUriBaseIds"] = {SRCROOT: {"uri": Path(base_dir).resolve().as_uri() + "/"}}
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
