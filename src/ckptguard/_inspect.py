@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
-from ckptguard._convert._plain import Converter, _seg
+from ckptguard._convert._plain import Converter, _seg, bounded_repr
 from ckptguard._errors import CheckpointError
 from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy
@@ -124,14 +124,26 @@ class Inspection:
         }
 
 
+# Values the describer shows once: a second reference to the same one (a shared sub-list, a
+# cycle) is shown as {"type": "ref", "ref": path of the first}. Linear in the pickle however
+# often it shares; empty ones are cheap and shown as they are.
+_SHOWN_ONCE = (dict, list, tuple, OSet, OCall)
+
+
 class _Describer:
     def __init__(self, types: dict[str, dict[str, str]]) -> None:
         self.types = types
         self.tensors = 0
         self.tensor_bytes = 0
         self.seen_storages: set[str] = set()
+        self.shown: dict[int, str] = {}  # id of a container shown -> its path
 
     def node(self, v: Any, path: str, depth: int = 0) -> dict[str, Any]:
+        if type(v) in _SHOWN_ONCE and (type(v) not in (dict, list, tuple) or v):
+            first = self.shown.get(id(v))
+            if first is not None:
+                return {"type": "ref", "ref": first or "/", "what": f"same as {first or '/'}"}
+            self.shown[id(v)] = path
         out = self._node(v, path, depth)
         rec = self.types.get(path)
         if rec is not None:
@@ -155,10 +167,7 @@ class _Describer:
             pairs = list(v.items()) if t is dict else list(enumerate(seq))
             kind = "set" if t is OSet else t.__name__
             items = [
-                {
-                    "key": k if type(k) in (str, int, float, bool) else repr(k),
-                    "value": self.node(x, f"{path}/{_seg(k)}", depth + 1),
-                }
+                {"key": _key(k), "value": self.node(x, f"{path}/{_seg(k)}", depth + 1)}
                 for k, x in pairs[:_MAX_CHILDREN]
             ]
             return {"type": kind, "len": len(pairs), "items": items}
@@ -241,6 +250,13 @@ class _Describer:
         if type(st) is OStorage:
             out["storage"] = st.key
         return out
+
+
+def _key(k: Any) -> Any:
+    """A dict key as shown: plain keys as they are, others by a bounded description."""
+    if type(k) in (str, int, bool) or (type(k) is float and math.isfinite(k)):
+        return k
+    return bounded_repr(k)
 
 
 def _metadata(root: Any) -> tuple[int | None, int | None, dict[str, float]]:

@@ -93,7 +93,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except Error as exc:  # PolicyError, UsageError, ...: a message, never a traceback
-        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        from ckptguard._cli._output import print_error  # noqa: PLC0415
+
+        print_error(exc)  # escaped: problems quote names and paths from files
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("ckptguard: interrupted", file=sys.stderr)
@@ -106,11 +108,15 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get("CKPTGUARD_DEBUG"):
             raise
-        print(
-            f"ckptguard: internal error: {type(exc).__name__}: {exc}\n"
-            "  this is a bug in ckptguard; please report it "
-            "(set CKPTGUARD_DEBUG=1 to see the traceback)",
-            file=sys.stderr,
+        from ckptguard._cli._output import write_lines  # noqa: PLC0415
+
+        write_lines(
+            sys.stderr,
+            [
+                f"ckptguard: internal error: {type(exc).__name__}: {exc}",
+                "  this is a bug in ckptguard; please report it "
+                "(set CKPTGUARD_DEBUG=1 to see the traceback)",
+            ],
         )
         return EXIT_ERROR
     finally:

@@ -22,6 +22,7 @@ docs/convert.md). Anything that cannot be expressed raises :class:`ConvertError`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from collections.abc import Callable
@@ -119,8 +120,83 @@ class Result:
 _PLAIN = frozenset({type(None), bool, str, float, bytes})
 
 
+REPR_LIMIT = 1024  # characters of a key's description in a path or a message
+# The most values a dict key or set element may expand to (shared tuples nest: each level can
+# double it). Hashing it, as the loader does, walks all of them.
+MAX_KEY_VALUES = 100_000
+
+
+def _describe(v: Any, budget: list[int], out: list[str]) -> None:
+    """Append a description of ``v`` to ``out`` while ``budget[0]`` (characters) lasts."""
+    if budget[0] <= 0:
+        return
+    t = type(v)
+    if t in (tuple, list, TTuple, TList):
+        items = v.items if t in (TTuple, TList) else v
+        opening, closing = ("[", "]") if t in (list, TList) else ("(", ")")
+        out.append(opening)
+        budget[0] -= 1
+        for i, x in enumerate(items):
+            if budget[0] <= 0:
+                break
+            if i:
+                out.append(", ")
+                budget[0] -= 2
+            _describe(x, budget, out)
+        if t in (tuple, TTuple) and len(items) == 1:
+            out.append(",")
+        out.append(closing)
+        text = ""
+    elif t is str or t is bytes:
+        text = repr(v[: budget[0]])
+    elif t is int:
+        text = repr(v) if v.bit_length() <= 256 else f"<int of {v.bit_length()} bits>"
+    elif v is None or t in (bool, float, complex):
+        text = repr(v)
+    elif t in (Global, OGlobal):
+        text = v.qualified_name
+    elif t is Call:
+        func = v.func.qualified_name if type(v.func) is Global else "?"
+        text = f"{func}(...)"
+    elif t is OCall:
+        text = f"{v.func.qualified_name}(...)"
+    else:
+        text = f"<{t.__name__}>"
+    out.append(text)
+    budget[0] -= len(text)
+
+
+def bounded_repr(v: Any, limit: int = REPR_LIMIT) -> str:
+    """``repr(v)`` for small plain values; for others (tree nodes, shared tuple chains that
+    expand exponentially, huge strings) a description of at most about ``limit`` characters,
+    computed in time proportional to ``limit``."""
+    budget = [limit]
+    out: list[str] = []
+    _describe(v, budget, out)
+    text = "".join(out)
+    if budget[0] > 0 and _is_plain(v, limit):
+        return repr(v)  # complete and small: exactly repr (paths must parse back)
+    return text if budget[0] > 0 else text[:limit] + "..."
+
+
+def _is_plain(v: Any, limit: int) -> bool:
+    todo = [v]
+    seen = 0
+    while todo:
+        x = todo.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        t = type(x)
+        if t is tuple:
+            todo.extend(x)
+        elif not (x is None or t in (bool, int, float, str, bytes, complex)):
+            return False
+    return True
+
+
 def _seg(key: Any) -> str:
-    text = key if isinstance(key, str) else repr(key)
+    text = key if isinstance(key, str) else bounded_repr(key)
     return text.replace("~", "~0").replace("/", "~1")
 
 
@@ -162,6 +238,8 @@ class Converter:
         self.allowed = weights_only_globals()
         self.memo: dict[int, Any] = {}
         self.busy: set[int] = set()
+        self.key_sizes: dict[int, tuple[Any, int]] = {}  # id(tuple) -> (it, values it expands to)
+        self.native: dict[int, bool] = {}  # id(TTuple key) -> converted without a change
         self.result = Result(root=None)
         self.next_key = 0
         for key in storage_sizes:
@@ -242,6 +320,7 @@ class Converter:
             items = [
                 self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
             ]
+            items = self.checked_items(list(zip(node.items, items, strict=True)), path, "set")
             if node.frozen and not self.record(
                 path, Global("builtins", "frozenset"), "set", strict
             ):
@@ -268,19 +347,124 @@ class Converter:
         strict: bool,
     ) -> None:
         plain = _PLAIN  # plain keys and values are kept as they are, with no path built
+        changed: dict[Any, Any] | None = None  # keys conversion changed -> their original
         for k, v in items:
             if type(k) in plain:
                 ck = k
+                if changed is not None and ck in changed:  # equal to a converted key
+                    ck = self.collision(path, changed[ck], k, ck)
             else:
-                ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
-                try:
-                    hash(ck)
-                except TypeError:
-                    ck = self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+                ck = self.key(k, path, depth, strict)
+                if not self.unchanged(k, ck):
+                    if ck in out:
+                        first = changed.get(ck, ck) if changed is not None else ck
+                        ck = self.collision(path, first, k, ck)
+                    if changed is None:
+                        changed = {}
+                    changed.setdefault(ck, k)
+                elif changed is not None and ck in changed:
+                    ck = self.collision(path, changed[ck], k, ck)
             if type(v) in plain:
                 out[ck] = v
             else:
                 out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
+
+    # ------------------------------------------------------------------ keys
+    def key(self, k: Any, path: str, depth: int, strict: bool) -> Any:
+        """A dict key (or set element) converted; refused when it is unhashable or expands
+        to more than MAX_KEY_VALUES values (hashing it would walk them all)."""
+        ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
+        if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
+            return self.refuse(
+                path,
+                f"a dict key or set element that expands to more than {MAX_KEY_VALUES} values "
+                "(shared tuples)",
+                hint="this file cannot be rewritten safely; do not load it with a plain "
+                "unpickler either (hashing the key takes exponential time)",
+            )
+        try:
+            hash(ck)
+        except TypeError:
+            return self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+        return ck
+
+    def key_size(self, v: tuple[Any, ...]) -> int:
+        """How many values ``v`` expands to (memoized by identity: linear however it shares;
+        counts stop a little past the bound)."""
+        got = self.key_sizes.get(id(v))
+        if got is not None:
+            return got[1]
+        n = 1
+        for x in v:
+            n += self.key_size(x) if type(x) is tuple else 1
+            if n > MAX_KEY_VALUES:
+                break
+        self.key_sizes[id(v)] = (v, n)
+        return n
+
+    def unchanged(self, k: Any, ck: Any) -> bool:
+        """Whether ``ck`` equals other converted keys exactly when the originals would be equal
+        once loaded: plain values, tuples of them, and kept torch objects. A key made from an
+        object (an Enum member -> its value, a numpy dtype -> its name, a global -> its name)
+        is changed: it may now equal a key it differed from."""
+        if ck is k or type(ck) in (OGlobal, OCall, OStorage, OSet, OOpaque):
+            return True
+        if type(k) is TTuple and type(ck) is tuple:
+            got = self.native.get(id(k))
+            if got is None:
+                got = all(self.unchanged(x, cx) for x, cx in zip(k.items, ck, strict=True))
+                self.native[id(k)] = got
+            return got
+        return False
+
+    def collision(self, path: str, first: Any, second: Any, ck: Any) -> Any:
+        """Two keys that differ in the file are equal after conversion: one entry would be
+        lost. convert refuses (inspect shows a marker key)."""
+        problem = (
+            f"two keys become equal after conversion: {bounded_repr(first, 200)} and "
+            f"{bounded_repr(second, 200)} are both {bounded_repr(ck, 200)}, so one entry would "
+            "be lost"
+        )
+        if self.lenient:
+            return OOpaque(f"{bounded_repr(second, 200)} (collides with another key)")
+        return self.refuse(
+            path,
+            problem,
+            hint="convert never drops an entry; keep loading this file with "
+            "ckptguard.load(..., allow=[...]), or give the entries distinct keys where the "
+            "file was made",
+        )
+
+    def checked_items(self, pairs: list[tuple[Any, Any]], path: str, what: str) -> list[Any]:
+        """The converted elements of a set or the keys of an OrderedDict's items (``pairs``
+        of original and converted), refused when two differ in the file but are equal after
+        conversion (the loader would merge them), or when one is too large to hash."""
+        out: list[Any] = []
+        seen: dict[Any, tuple[Any, bool]] | None = None
+        for k, converted in pairs:
+            ck = converted
+            if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
+                ck = self.refuse(
+                    path, f"a {what} element that expands to more than {MAX_KEY_VALUES} values"
+                )
+            same = self.unchanged(k, ck)
+            if seen is None and not same:
+                seen = {}
+                for (o, _c), c in zip(pairs, out, strict=False):  # all unchanged so far
+                    with contextlib.suppress(TypeError):
+                        seen.setdefault(c, (o, True))
+            if seen is not None:
+                try:
+                    prev = seen.get(ck)
+                except TypeError:  # unhashable: the loader fails on it, as the source would
+                    prev = None
+                if prev is not None and (not same or not prev[1]):
+                    ck = self.collision(path, prev[0], k, ck)
+                else:
+                    with contextlib.suppress(TypeError):
+                        seen.setdefault(ck, (k, same))
+            out.append(ck)
+        return out
 
     # ------------------------------------------------------------------ calls
     def call(self, node: Call, path: str, depth: int, strict: bool) -> Any:
@@ -336,10 +520,13 @@ class Converter:
         if node.has_state:
             out.state = self.value(node.state, f"{path}/#state", depth, strict=not is_container)
             out.has_state = True
-        for k, v in node.dictitems:
-            if not is_container:
-                return self.refuse(path, f"items set on a {qn}")
-            ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=False)
+        if node.dictitems and not is_container:
+            return self.refuse(path, f"items set on a {qn}")
+        keys = [self.key(k, path, depth, False) for k, _v in node.dictitems]
+        keys = self.checked_items(
+            [(k, ck) for (k, _v), ck in zip(node.dictitems, keys, strict=True)], path, "key"
+        )
+        for ck, (_k, v) in zip(keys, node.dictitems, strict=True):
             out.dictitems.append((ck, self.value(v, f"{path}/{_seg(ck)}", depth, strict=False)))
         if node.listitems:
             return self.refuse(path, f"items appended to a {qn}")
@@ -430,8 +617,11 @@ class Converter:
             return self.value(v, path, depth + 1, strict=False)
         if type(v) is TDict:
             out: dict[Any, Any] = {}
-            for k, val in v.items:
-                ck = self.value(k, f"{path}/{_seg(k)}#key", depth + 1, strict=False)
+            keys = [self.key(k, path, depth + 1, False) for k, _val in v.items]
+            keys = self.checked_items(
+                [(k, ck) for (k, _val), ck in zip(v.items, keys, strict=True)], path, "key"
+            )
+            for ck, (_k, val) in zip(keys, v.items, strict=True):
                 out[ck] = self.omega_value(val, f"{path}/{_seg(ck)}", depth + 1)
             return out
         if type(v) is TList:
