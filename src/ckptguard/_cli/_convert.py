@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _one(args: argparse.Namespace, policy: Policy) -> int:
+    from ckptguard._cli._output import print_error, write_json, write_lines  # noqa: PLC0415
     from ckptguard._convert import convert_file  # noqa: PLC0415
     from ckptguard._errors import CheckpointError, UnsafeCheckpointError  # noqa: PLC0415
 
@@ -83,19 +84,17 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
     try:
         res = convert_file(src, dst, to=args.to, force=args.force, policy=policy, fsync=args.fsync)
     except UnsafeCheckpointError as exc:
-        print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
+        print_error(exc, "ckptguard: ")
         return 1
     except CheckpointError as exc:
-        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        print_error(exc)
         return 2
     if args.json:
-        import json  # noqa: PLC0415 - start-up time
-
-        sys.stdout.write(json.dumps(_result_json(res), indent=2) + "\n")
+        write_json(_result_json(res))
     else:
-        print(f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}")
-        for note in res.notes:
-            print(f"  note: {note}")
+        lines = [f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}"]
+        lines += [f"  note: {note}" for note in res.notes]
+        write_lines(sys.stdout, lines)
     return 0
 
 
@@ -123,18 +122,18 @@ def _in_place(args: argparse.Namespace, policy: Policy) -> int:
     finally:
         if progress is not None:
             progress.close()
-    if args.json:
-        import json  # noqa: PLC0415 - start-up time
+    from ckptguard._cli._output import write_json, write_lines  # noqa: PLC0415
 
-        sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
+    if args.json:
+        write_json([o.to_json() for o in outcomes])
     else:
-        for o in outcomes:
-            print(f"{o.status:>9}  {o.path}: {o.message}")
+        lines = [f"{o.status:>9}  {o.path}: {o.message}" for o in outcomes]
         counts = {
             s: sum(1 for o in outcomes if o.status == s)
             for s in ("converted", "unchanged", "refused", "error")
         }
-        print(", ".join(f"{n} {s}" for s, n in counts.items()))
+        lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+        write_lines(sys.stdout, lines)
     if any(o.status == "error" for o in outcomes):
         return 2
     return 1 if any(o.status == "refused" for o in outcomes) else 0
