@@ -117,6 +117,11 @@ def _render_file(ins: Any, depth: int) -> str:
     if ins.error:
         lines.append(f"  error: {ins.error}")
         lines.append(f"  next: ckptguard scan {_quote(ins.path)}")
+    elif ins.verdict == "dangerous":
+        lines.append(
+            f"  next: do not load this file (it tries to run code); details: ckptguard scan "
+            f"{_quote(ins.path)}"
+        )
     if ins.tree is not None:
         lines.append(f"  {ins.tensors} tensors, {human_bytes(ins.tensor_bytes)} of tensor data")
         _render_node(ins.tree, "", lines, "", depth)

@@ -160,6 +160,8 @@ def _describe(v: Any, budget: list[int], out: list[str]) -> None:
         text = f"{func}(...)"
     elif t is OCall:
         text = f"{v.func.qualified_name}(...)"
+    elif t is OOpaque:
+        text = f"<{v.what}>"
     else:
         text = f"<{t.__name__}>"
     out.append(text)
