@@ -230,10 +230,20 @@ def _write_and_replace(  # noqa: PLR0917 - the steps of one conversion
             moved = True
         os.replace(final, dst_path)
         temps.remove(final)
-    except BaseException:
+    except BaseException as exc:
+        if isinstance(exc, CheckpointError):
+            exc.with_path(src_path)
         if moved and not os.path.exists(src_path):
             with contextlib.suppress(OSError):
                 os.replace(backup or "", src_path)  # SRC back where it was
+        if isinstance(exc, OSError):  # a full disk, a read-only directory, ...
+            raise CheckpointError(
+                f"cannot write the converted file: {exc.strerror or exc}; nothing was "
+                "written and the source is unchanged",
+                path=dst_path,
+                hint=f"free some space or write elsewhere: ckptguard convert {src_path} "
+                f"OTHER_DIR/{os.path.basename(dst_path)}",
+            ) from exc
         raise
     finally:
         for path in temps:
@@ -320,7 +330,9 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
     def fail(what: str) -> CorruptCheckpointError:
         return CorruptCheckpointError(
             f"internal: the converted file did not verify ({what}); nothing was written",
-            hint="please report this as a ckptguard bug",
+            path=src_path,
+            hint="please report this as a ckptguard bug; the source is unchanged and loads "
+            f"with ckptguard.load({src_path!r})",
         )
 
     report = scan_file(path, default_policy())
