@@ -157,7 +157,20 @@ def _describe(v: Any, budget: list[int], out: list[str]) -> None:
         text = v.qualified_name
     elif t is Call:
         func = v.func.qualified_name if type(v.func) is Global else "?"
-        text = f"{func}(...)"
+        args = v.args.items if type(v.args) is TTuple else None
+        if args is None or v.has_state or v.dictitems or v.listitems:
+            text = f"{func}(...)"
+        else:
+            out.append(f"{func}(")
+            budget[0] -= len(func) + 1
+            for i, x in enumerate(args):
+                if budget[0] <= 0:
+                    break
+                if i:
+                    out.append(", ")
+                    budget[0] -= 2
+                _describe(x, budget, out)
+            text = ")"
     elif t is OCall:
         text = f"{v.func.qualified_name}(...)"
     elif t is OOpaque:
@@ -423,18 +436,18 @@ class Converter:
         """Two keys that differ in the file are equal after conversion: one entry would be
         lost. convert refuses (inspect shows a marker key)."""
         problem = (
-            f"two keys become equal after conversion: {bounded_repr(first, 200)} and "
-            f"{bounded_repr(second, 200)} are both {bounded_repr(ck, 200)}, so one entry would "
-            "be lost"
+            f"two keys (or set elements) become equal after conversion: "
+            f"{bounded_repr(first, 200)} and {bounded_repr(second, 200)} would both be "
+            f"{bounded_repr(ck, 200)}, so one entry would be lost"
         )
         if self.lenient:
             return OOpaque(f"{bounded_repr(second, 200)} (collides with another key)")
         return self.refuse(
             path,
             problem,
-            hint="convert never drops an entry; keep loading this file with "
-            "ckptguard.load(..., allow=[...]), or give the entries distinct keys where the "
-            "file was made",
+            hint="convert never drops an entry: keep loading the original with "
+            "ckptguard.load(SRC, allow=[...]) (ckptguard scan SRC lists what to allow), or "
+            "give the entries distinct keys where the file was made",
         )
 
     def checked_items(self, pairs: list[tuple[Any, Any]], path: str, what: str) -> list[Any]:

@@ -1,0 +1,110 @@
+"""convert never loses an entry: keys (or set elements) that differ in the file but become equal
+after conversion (an Enum member and its value, a numpy dtype and its name, a global and its
+name, a path and its text...) are refused with an error that names both; nothing is written."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from ckptguard._cli import main
+from ckptguard._convert._convert import convert_file
+from ckptguard._errors import CheckpointError
+from ckptguard._inspect import inspect_file
+from ckptguard._policy import default_policy
+from tests import hostile_output as H
+from tests._reporters.textcheck import terminal_problems
+from tests.pickleasm import EMPTY_DICT, MARK, SETITEMS, binint1, call, glob, program, ustr
+
+# what the error must show of each colliding pair
+SHOWN = {
+    "enum-and-value": ("mypkg.colors.Color(1)", "1"),
+    "dtype-and-name": ("numpy.dtype(", "'float32'"),
+    "global-and-name": ("mypkg.models.Net", "'mypkg.models.Net'"),
+    "path-and-str": ("pathlib.PurePosixPath('a')", "'a'"),
+    "ordered-dict-enum": ("mypkg.colors.Color(1)", "1"),
+    "set-enum": ("mypkg.colors.Color('a')", "'a'"),
+}
+
+
+def _write(tmp_path: Path, build: Callable[[], bytes]) -> Path:
+    path = tmp_path / "src.pkl"
+    path.write_bytes(build())
+    return path
+
+
+@pytest.mark.parametrize("to", ["pt", "safetensors"])
+@pytest.mark.parametrize("kind", sorted(H.COLLISIONS))
+def test_keys_that_collide_after_conversion_are_refused(tmp_path: Path, kind: str, to: str) -> None:
+    src = _write(tmp_path, H.COLLISIONS[kind])
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(CheckpointError) as info:
+        convert_file(str(src), str(tmp_path / f"out.{to}"), to=to, policy=default_policy())
+    text = info.value.diagnostics()
+    assert "become equal after conversion" in text and "one entry would be lost" in text
+    for shown in SHOWN[kind]:
+        assert shown in text, text
+    assert info.value.path == str(src) and info.value.hint and "ckptguard" in info.value.hint
+    assert sorted(os.listdir(tmp_path)) == before
+    assert hashlib.sha256(src.read_bytes()).hexdigest() == digest
+
+
+def test_the_cli_refuses_a_collision_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    src = _write(tmp_path, H.enum_key_and_value)
+    assert main(["convert", str(src), str(tmp_path / "out.pt")]) == 2
+    err = capsys.readouterr().err
+    assert str(src) in err and "mypkg.colors.Color(1) and 1" in err and "hint:" in err
+    assert terminal_problems(err) == []
+    assert not (tmp_path / "out.pt").exists()
+
+
+def test_keys_that_stay_distinct_convert_and_keep_every_entry(tmp_path: Path) -> None:
+    data = program(
+        EMPTY_DICT,
+        MARK,
+        call(glob("mypkg.colors", "Color"), binint1(1)),
+        ustr("enum"),
+        binint1(2),
+        ustr("int"),
+        SETITEMS,
+    )
+    src = tmp_path / "src.pkl"
+    src.write_bytes(data)
+    dst = tmp_path / "out.pt"
+    convert_file(str(src), str(dst), policy=default_policy())
+    out = torch.load(dst, weights_only=True)
+    assert {k: v for k, v in out.items() if k != "__ckptguard__"} == {1: "enum", 2: "int"}
+
+
+def test_keys_equal_in_the_file_itself_merge_as_the_loader_merges_them(tmp_path: Path) -> None:
+    # {1: "a", 1.0: "b", True: "c"} is one entry for pickle.loads too: nothing is lost by
+    # conversion, so it is not refused
+    data = program(
+        EMPTY_DICT, MARK, binint1(1), ustr("a"), b"G?\xf0\x00\x00\x00\x00\x00\x00", ustr("b"),
+        b"\x88", ustr("c"), SETITEMS,
+    )  # fmt: skip
+    src = tmp_path / "src.pkl"
+    src.write_bytes(data)
+    dst = tmp_path / "out.pt"
+    convert_file(str(src), str(dst), policy=default_policy())
+    assert torch.load(dst, weights_only=True) == pickle.loads(data) == {1: "c"}
+
+
+@pytest.mark.parametrize("kind", sorted(H.COLLISIONS))
+def test_inspect_shows_both_colliding_entries(tmp_path: Path, kind: str) -> None:
+    src = _write(tmp_path, H.COLLISIONS[kind])
+    ins = inspect_file(str(src), policy=default_policy())
+    assert ins.tree is not None
+    node = ins.tree
+    if kind == "set-enum":
+        node = node["items"][0]["value"]
+    assert node["len"] == 2, node
