@@ -215,6 +215,65 @@ def _seg(key: Any) -> str:
     return text.replace("~", "~0").replace("/", "~1")
 
 
+class KeySeg:
+    """A path segment named by a dict key (its text is only made when a path is needed)."""
+
+    __slots__ = ("key", "suffix")
+
+    def __init__(self, key: Any, suffix: str = "") -> None:
+        self.key = key
+        self.suffix = suffix
+
+
+# A place in the structure, built lazily: "" (the top) or (parent, segment), a segment being a
+# list index, a fixed name ("args", "#state", ...) or a KeySeg. Building a child costs one
+# tuple whatever the keys above it hold; the "/a/0/b" text (see docs/convert.md) is made only
+# for a recorded type or an error, and bounded.
+Path = Any
+MAX_PATH_CHARS = 64 * 1024  # a recorded path longer than this is refused (inspect: skipped)
+MAX_RECORDED_CHARS = 32 << 20  # all recorded paths together
+
+
+class Paths:
+    """Turns lazy paths into text, each dict key's segment made once (by key identity)."""
+
+    def __init__(self) -> None:
+        self.segs: dict[int, tuple[Any, str]] = {}
+
+    def seg(self, s: Any) -> str:
+        if type(s) is int:
+            return str(s)
+        if type(s) is str:
+            return s
+        key = s.key
+        suffix: str = s.suffix
+        got = self.segs.get(id(key))
+        if got is None:
+            got = (key, _seg(key))  # the key is kept alive: its id stays its own
+            self.segs[id(key)] = got
+        return got[1] + suffix
+
+    def text(self, path: Path, limit: int = MAX_PATH_CHARS) -> str | None:
+        """``/a/0/b``, or None when it is longer than ``limit`` characters."""
+        parts: list[str] = []
+        size = 0
+        while path != "":
+            path, s = path
+            part = self.seg(s)
+            size += len(part) + 1
+            if size > limit:
+                return None
+            parts.append(part)
+        return "/" + "/".join(reversed(parts)) if parts else ""
+
+    def shown(self, path: Path, limit: int = 200) -> str:
+        """The path for a message: ``/`` for the top, cut after ``limit`` characters."""
+        text = self.text(path)
+        if text is None:
+            return f"(a path longer than {MAX_PATH_CHARS} characters)"
+        return (text[:limit] + "...") if len(text) > limit else (text or "/")
+
+
 def _unwrap_bytes(node: Any) -> bytes | None:
     """bytes, or protocol 2's ``_codecs.encode(text, 'latin1')`` spelling of them."""
     if type(node) is bytes:
@@ -256,6 +315,8 @@ class Converter:
         self.key_sizes: dict[int, tuple[Any, int]] = {}  # id(tuple) -> (it, values it expands to)
         self.native: dict[int, bool] = {}  # id(TTuple key) -> converted without a change
         self.result = Result(root=None)
+        self.paths = Paths()
+        self.recorded_chars = 0
         self.next_key = 0
         for key in storage_sizes:
             if key.isdigit():
@@ -266,26 +327,44 @@ class Converter:
         self.result.root = self.value(root, "", 0, strict=False)
         return self.result
 
-    def refuse(self, path: str, problem: str, hint: str | None = None) -> Any:
+    def refuse(self, path: Path, problem: str, hint: str | None = None) -> Any:
         if self.lenient:
             return OOpaque(problem)
         raise ConvertError(
-            f"cannot convert the value at {path or '/'}: {problem}",
+            f"cannot convert the value at {self.paths.shown(path)}: {problem}",
             hint=hint
             or "this file cannot be rewritten for weights-only loading; keep loading "
             "it with ckptguard.load(..., allow=[...])",
         )
 
-    def record(self, path: str, g: Global, how: str, strict: bool) -> bool:
+    def record(self, path: Path, g: Global, how: str, strict: bool) -> bool:
         if strict:
             return False
+        text = self.paths.text(path)
+        if text is not None:
+            self.recorded_chars += len(text)
+        if text is None or self.recorded_chars > MAX_RECORDED_CHARS:
+            if self.lenient:  # inspect: the type is not shown there
+                return True
+            what = (
+                f"longer than {MAX_PATH_CHARS} characters"
+                if text is None
+                else f"together longer than {MAX_RECORDED_CHARS} characters"
+            )
+            raise ConvertError(
+                f"cannot record the original type {g.qualified_name} at "
+                f"{self.paths.shown(path)}: the paths of converted values are {what} (the keys "
+                "above them are too long)",
+                hint="this file cannot be rewritten with its types recorded; keep loading it "
+                "with ckptguard.load(SRC, allow=[...])",
+            )
         self.result.types.setdefault(
-            path, {"type": g.qualified_name, "module": g.module, "as": how}
+            text, {"type": g.qualified_name, "module": g.module, "as": how}
         )
         return True
 
     # ------------------------------------------------------------------ dispatch
-    def value(self, node: Any, path: str, depth: int, *, strict: bool) -> Any:
+    def value(self, node: Any, path: Path, depth: int, *, strict: bool) -> Any:
         t = type(node)
         if node is None or t in (bool, str, float, bytes):
             return node
@@ -308,14 +387,14 @@ class Converter:
         self.memo[key] = out
         return out
 
-    def _value(self, node: Any, path: str, depth: int, strict: bool) -> Any:
+    def _value(self, node: Any, path: Path, depth: int, strict: bool) -> Any:
         t = type(node)
         plain = _PLAIN  # plain items are kept as they are, with no path built for them
         if t is TList:
             out_list: list[Any] = []
             self.memo[id(node)] = out_list  # lists may contain themselves
             out_list.extend(
-                v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                v if type(v) in plain else self.value(v, (path, i), depth, strict=strict)
                 for i, v in enumerate(node.items)
             )
             return out_list
@@ -327,13 +406,13 @@ class Converter:
         if t is TTuple:
             return tuple(
                 [
-                    v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                    v if type(v) in plain else self.value(v, (path, i), depth, strict=strict)
                     for i, v in enumerate(node.items)
                 ]
             )
         if t is TSet:
             items = [
-                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+                self.value(v, (path, i), depth, strict=strict) for i, v in enumerate(node.items)
             ]
             items = self.checked_items(list(zip(node.items, items, strict=True)), path, "set")
             if node.frozen and not self.record(
@@ -357,7 +436,7 @@ class Converter:
         self,
         out: dict[Any, Any],
         items: list[tuple[Any, Any]],
-        path: str,
+        path: Path,
         depth: int,
         strict: bool,
     ) -> None:
@@ -382,13 +461,13 @@ class Converter:
             if type(v) in plain:
                 out[ck] = v
             else:
-                out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
+                out[ck] = self.value(v, (path, KeySeg(ck)), depth, strict=strict)
 
     # ------------------------------------------------------------------ keys
-    def key(self, k: Any, path: str, depth: int, strict: bool) -> Any:
+    def key(self, k: Any, path: Path, depth: int, strict: bool) -> Any:
         """A dict key (or set element) converted; refused when it is unhashable or expands
         to more than MAX_KEY_VALUES values (hashing it would walk them all)."""
-        ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
+        ck = self.value(k, (path, KeySeg(k, "#key")), depth, strict=strict)
         if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
             return self.refuse(
                 path,
@@ -432,7 +511,7 @@ class Converter:
             return got
         return False
 
-    def collision(self, path: str, first: Any, second: Any, ck: Any) -> Any:
+    def collision(self, path: Path, first: Any, second: Any, ck: Any) -> Any:
         """Two keys that differ in the file are equal after conversion: one entry would be
         lost. convert refuses (inspect shows a marker key)."""
         problem = (
@@ -450,7 +529,7 @@ class Converter:
             "give the entries distinct keys where the file was made",
         )
 
-    def checked_items(self, pairs: list[tuple[Any, Any]], path: str, what: str) -> list[Any]:
+    def checked_items(self, pairs: list[tuple[Any, Any]], path: Path, what: str) -> list[Any]:
         """The converted elements of a set or the keys of an OrderedDict's items (``pairs``
         of original and converted), refused when two differ in the file but are equal after
         conversion (the loader would merge them), or when one is too large to hash."""
@@ -482,7 +561,7 @@ class Converter:
         return out
 
     # ------------------------------------------------------------------ calls
-    def call(self, node: Call, path: str, depth: int, strict: bool) -> Any:
+    def call(self, node: Call, path: Path, depth: int, strict: bool) -> Any:
         func = node.func
         if type(func) is not Global:
             return self.refuse(path, "a call of a computed value (not a global)")
@@ -518,14 +597,14 @@ class Converter:
             return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
         return self.obj(node, cls, args, path, depth)
 
-    def keep(self, node: Call, func: Global, path: str, depth: int) -> Any:
+    def keep(self, node: Call, func: Global, path: Path, depth: int) -> Any:
         qn = func.qualified_name
         if node.op in ("NEWOBJ_EX",) and not (type(node.kwargs) is TDict and not node.kwargs.items):
             return self.refuse(path, f"{qn} called with keyword arguments")
         if node.has_state and qn not in _BUILDABLE and not qn.startswith("torch._utils."):
             return self.refuse(path, f"{qn} with pickled state (weights-only loading refuses it)")
         is_container = qn in ("collections.OrderedDict", "collections.Counter")
-        args = self.value(node.args, f"{path}/#args", depth, strict=True)
+        args = self.value(node.args, (path, "#args"), depth, strict=True)
         if type(args) is not tuple:
             return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
         out = OCall(
@@ -533,7 +612,7 @@ class Converter:
         )
         self.memo[id(node)] = out
         if node.has_state:
-            out.state = self.value(node.state, f"{path}/#state", depth, strict=not is_container)
+            out.state = self.value(node.state, (path, "#state"), depth, strict=not is_container)
             out.has_state = True
         if node.dictitems and not is_container:
             return self.refuse(path, f"items set on a {qn}")
@@ -542,19 +621,19 @@ class Converter:
             [(k, ck) for (k, _v), ck in zip(node.dictitems, keys, strict=True)], path, "key"
         )
         for ck, (_k, v) in zip(keys, node.dictitems, strict=True):
-            out.dictitems.append((ck, self.value(v, f"{path}/{_seg(ck)}", depth, strict=False)))
+            out.dictitems.append((ck, self.value(v, (path, KeySeg(ck)), depth, strict=False)))
         if node.listitems:
             return self.refuse(path, f"items appended to a {qn}")
         return out
 
-    def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: str, depth: int) -> Any:
+    def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: Path, depth: int) -> Any:
         has_items = bool(node.dictitems) or bool(node.listitems)
         if node.op == "NEWOBJ_EX" and type(node.kwargs) is TDict and node.kwargs.items:
             out: Any = {}
             self.memo[id(node)] = out
-            out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
+            out["args"] = self.value(TTuple(args), (path, "args"), depth, strict=False)
             kw: dict[Any, Any] = {}
-            self.fill_dict(kw, node.kwargs.items, f"{path}/kwargs", depth, False)
+            self.fill_dict(kw, node.kwargs.items, (path, "kwargs"), depth, False)
             out["kwargs"] = kw
             how = "call"
         elif node.has_state or has_items:
@@ -576,7 +655,7 @@ class Converter:
                 out = []
                 self.memo[id(node)] = out
                 out.extend(
-                    self.value(v, f"{path}/{i}", depth, strict=False)
+                    self.value(v, (path, i), depth, strict=False)
                     for i, v in enumerate(node.listitems)
                 )
                 how = "list"
@@ -587,15 +666,15 @@ class Converter:
                 out = {}
                 self.memo[id(node)] = out
                 if args:
-                    out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
-                out["state"] = self.value(state, f"{path}/state", depth, strict=False)
+                    out["args"] = self.value(TTuple(args), (path, "args"), depth, strict=False)
+                out["state"] = self.value(state, (path, "state"), depth, strict=False)
                 if node.dictitems:
                     items: dict[Any, Any] = {}
-                    self.fill_dict(items, node.dictitems, f"{path}/items", depth, False)
+                    self.fill_dict(items, node.dictitems, (path, "items"), depth, False)
                     out["items"] = items
                 if node.listitems:
                     out["list"] = [
-                        self.value(v, f"{path}/list/{i}", depth, strict=False)
+                        self.value(v, ((path, "list"), i), depth, strict=False)
                         for i, v in enumerate(node.listitems)
                     ]
                 how = "parts"
@@ -603,12 +682,12 @@ class Converter:
             out = self.value(args[0], path, depth, strict=False)
             how = "value"
         else:
-            out = [self.value(v, f"{path}/{i}", depth, strict=False) for i, v in enumerate(args)]
+            out = [self.value(v, (path, i), depth, strict=False) for i, v in enumerate(args)]
             how = "args"
         self.record(path, cls, how, False)
         return out
 
-    def omegaconf(self, node: Call, cls: Global, path: str, depth: int) -> Any:
+    def omegaconf(self, node: Call, cls: Global, path: Path, depth: int) -> Any:
         state = node.state
         content: Any = None
         if type(state) is TDict:
@@ -619,7 +698,7 @@ class Converter:
         self.record(path, cls, "content", False)
         return out
 
-    def omega_value(self, v: Any, path: str, depth: int) -> Any:
+    def omega_value(self, v: Any, path: Path, depth: int) -> Any:
         if depth > MAX_DEPTH:
             return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
         if type(v) is Call and type(v.func) is Global and v.func.module.startswith("omegaconf."):
@@ -637,14 +716,14 @@ class Converter:
                 [(k, ck) for (k, _val), ck in zip(v.items, keys, strict=True)], path, "key"
             )
             for ck, (_k, val) in zip(keys, v.items, strict=True):
-                out[ck] = self.omega_value(val, f"{path}/{_seg(ck)}", depth + 1)
+                out[ck] = self.omega_value(val, (path, KeySeg(ck)), depth + 1)
             return out
         if type(v) is TList:
-            return [self.omega_value(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v.items)]
+            return [self.omega_value(x, (path, i), depth + 1) for i, x in enumerate(v.items)]
         return self.value(v, path, depth + 1, strict=False)
 
     # ------------------------------------------------------------------ storages
-    def storage(self, pid: Any, path: str) -> Any:
+    def storage(self, pid: Any, path: Path) -> Any:
         items = pid.items if type(pid) is TTuple else None
         if not items or len(items) not in (5, 6) or items[0] != "storage":
             return self.refuse(path, "a persistent id that is not a torch storage reference")
@@ -719,7 +798,7 @@ class Converter:
             return None
         return code
 
-    def ndarray(self, node: Call, path: str, strict: bool) -> Any:
+    def ndarray(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         state = node.state.items if type(node.state) is TTuple else ()
         if not args or args[0] != Global("numpy", "ndarray") or len(state) != 5:
@@ -736,7 +815,7 @@ class Converter:
             return self.refuse(path, "a numpy array inside a torch object")
         return self.new_tensor(raw, code, tuple(shape), bool(fortran))
 
-    def frombuffer(self, node: Call, path: str, strict: bool) -> Any:
+    def frombuffer(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         if len(args) != 4:
             return self.refuse(path, "a numpy _frombuffer call with unexpected arguments")
@@ -754,7 +833,7 @@ class Converter:
             return self.refuse(path, "a numpy array inside a torch object")
         return self.new_tensor(raw_b, code, tuple(shape), order == "F")
 
-    def np_scalar(self, node: Call, path: str, strict: bool) -> Any:
+    def np_scalar(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         if len(args) != 2:
             return self.refuse(path, "a numpy scalar with unexpected arguments")

@@ -54,6 +54,17 @@ class _Encoder:
         self.storages: set[tuple[int, int]] = set()
         self.busy: set[int] = set()
         self.left = MAX_VALUES
+        self.left_chars = MAX_METADATA_BYTES
+
+    def spend(self, n: int, path: _Path) -> None:
+        self.left_chars -= n
+        if self.left_chars < 0:
+            raise self.fail(
+                path,
+                f"the structure needs more than {MAX_METADATA_BYTES} bytes of safetensors "
+                "metadata (which cannot share: each reference to a shared string, list or dict "
+                "is written out again)",
+            )
 
     def fail(self, p: _Path, problem: str, hint: str = _TO_PT) -> ConvertError:
         return ConvertError(f"cannot write the value at {_path_text(p)}: {problem}", hint=hint)
@@ -70,7 +81,10 @@ class _Encoder:
             )
         if depth > _MAX_DEPTH:
             raise self.fail(path, f"nested more than {_MAX_DEPTH} levels deep")
-        if v is None or isinstance(v, (bool, str)):
+        if isinstance(v, str):  # a shared string is written out again at each reference too
+            self.spend(len(v), path)
+            return v
+        if v is None or isinstance(v, bool):
             return v
         if type(v) is int:
             return v
@@ -83,6 +97,7 @@ class _Encoder:
         if isinstance(v, torch.device):
             return {"$device": str(v)}
         if isinstance(v, bytes):
+            self.spend(len(v) * 4 // 3, path)
             return {"$bytes": base64.b64encode(v).decode()}
         if isinstance(v, complex):
             return {"$complex": [v.real, v.imag]}
