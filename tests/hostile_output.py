@@ -256,3 +256,20 @@ COLLISIONS = {
     "ordered-dict-enum": enum_in_ordered_dict,
     "set-enum": enum_in_set,
 }
+
+
+def long_key_paths(depth: int, n: int, key_len: int, *, enum_at_bottom: bool = False) -> bytes:
+    """``{K: {K: ... {K: [E] * n}}}``, ``depth`` dicts deep, ``K`` one ``key_len``-character
+    string (fetched from the memo: two bytes per use) and ``E`` one shared empty list (or an
+    Enum member, whose original type convert records under a path ``depth * key_len`` long).
+    A converter that builds each child's path text does ``n * depth * key_len`` work."""
+    parts = [EMPTY_DICT, ustr("k" * key_len), binput(0)]
+    for _ in range(depth):
+        parts += [EMPTY_DICT, binget(0)]
+    if enum_at_bottom:
+        parts += [call(glob("mypkg.colors", "Color"), binint1(1))]
+    else:
+        parts += [EMPTY_LIST]
+    parts += [binput(1), POP, EMPTY_LIST, MARK, *[binget(1)] * n, b"e"]
+    parts += [SETITEM] * (depth + 1)
+    return program(*parts)

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -142,3 +143,18 @@ def test_error_messages_escape_the_paths_they_name(
         assert terminal_problems(err) == [], err
         assert err.count("\n") == len(err.splitlines()) and "\\x1b[2J" in err
         assert "hint:" in err
+
+
+@pytest.mark.parametrize("build", [H.forged_keys, H.surrogate_names])
+def test_load_refuses_the_hostile_output_samples(
+    tmp_path: Path, build: Callable[[str], bytes]
+) -> None:
+    import ckptguard
+
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "sample.pkl"
+    path.write_bytes(build(str(marker)))
+    with pytest.raises(ckptguard.UnsafeCheckpointError) as info:
+        ckptguard.load(str(path))
+    assert "os.system" in {g.qualified_name for g in info.value.globals}
+    assert not marker.exists()

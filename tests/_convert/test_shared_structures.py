@@ -137,3 +137,53 @@ def test_a_small_shared_tuple_key_converts() -> None:
     root = Converter({}).run(tree.root).root
     (key,) = root
     assert key[0] is key[1] and len(repr(key)) > 2**5
+
+
+def _count_segment_text(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Count the characters of every path segment made (the work paths cost)."""
+    from ckptguard._convert import _plain
+
+    made = [0]
+    real = _plain._seg
+
+    def seg(key: Any) -> str:
+        text = real(key)
+        made[0] += len(text)
+        return text
+
+    monkeypatch.setattr(_plain, "_seg", seg)
+    return made
+
+
+def test_long_keys_above_many_values_cost_no_path_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 100 dicts deep under one 20,000-character key, then 100,000 references to a shared
+    # list: building each reference's path would make 100,000 strings of 2 MB each
+    data = H.long_key_paths(100, 100_000, 20_000)
+    src = _write(tmp_path, data)
+    made = _count_segment_text(monkeypatch)
+    dst = tmp_path / "out.pt"
+    convert_file(str(src), str(dst), policy=default_policy())
+    ins = inspect_file(str(src), policy=default_policy())
+    assert ins.error is None
+    assert made[0] <= 2 * len(data)
+    assert dst.stat().st_size <= len(data) + 64 * 1024  # the key is written once, too
+    out = torch.load(dst, weights_only=True)
+    node = out
+    for _ in range(101):
+        (node,) = node.values()
+    assert len(node) == 100_000 and node[0] is node[-1]
+
+
+def test_a_recorded_type_under_too_long_a_path_is_refused(tmp_path: Path) -> None:
+    data = H.long_key_paths(100, 10, 20_000, enum_at_bottom=True)
+    src = _write(tmp_path, data)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(CheckpointError, match="longer than 65536 characters") as info:
+        convert_file(str(src), str(tmp_path / "out.pt"), policy=default_policy())
+    assert info.value.hint and "ckptguard.load" in info.value.hint
+    assert len(info.value.diagnostics()) < 2000  # the path is not printed whole
+    assert sorted(os.listdir(tmp_path)) == before
+    ins = inspect_file(str(src), policy=default_policy())  # inspect shows it, untyped
+    assert ins.error is None and ins.tree is not None

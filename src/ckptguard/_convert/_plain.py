@@ -473,8 +473,8 @@ class Converter:
                 path,
                 f"a dict key or set element that expands to more than {MAX_KEY_VALUES} values "
                 "(shared tuples)",
-                hint="this file cannot be rewritten safely; do not load it with a plain "
-                "unpickler either (hashing the key takes exponential time)",
+                hint="this file cannot be rewritten safely, and a plain unpickler would hang "
+                "hashing the key; do not load it (details: ckptguard scan SRC)",
             )
         try:
             hash(ck)
