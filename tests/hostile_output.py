@@ -273,3 +273,15 @@ def long_key_paths(depth: int, n: int, key_len: int, *, enum_at_bottom: bool = F
     parts += [binput(1), POP, EMPTY_LIST, MARK, *[binget(1)] * n, b"e"]
     parts += [SETITEM] * (depth + 1)
     return program(*parts)
+
+
+def shared_config(depth: int) -> bytes:
+    """``{"cfg": DictConfig}`` whose ``_content`` is ``D[depth]``, ``D[i+1] = {"a": D[i],
+    "b": D[i]}``: omegaconf content, which convert unwraps on its own path."""
+    parts = [EMPTY_DICT, ustr("x"), binint1(1), SETITEM, binput(0), POP]
+    for i in range(depth):  # the configs' content, built first
+        parts += [EMPTY_DICT, binput(i + 1), MARK, ustr("a"), binget(i), ustr("b"), binget(i)]
+        parts += [SETITEMS, POP]
+    cfg = call(glob("omegaconf.dictconfig", "DictConfig"))
+    state = EMPTY_DICT + ustr("_content") + binget(depth) + SETITEM
+    return program(*parts, EMPTY_DICT, ustr("cfg"), cfg, state, b"b", SETITEM)

@@ -187,3 +187,17 @@ def test_a_recorded_type_under_too_long_a_path_is_refused(tmp_path: Path) -> Non
     assert sorted(os.listdir(tmp_path)) == before
     ins = inspect_file(str(src), policy=default_policy())  # inspect shows it, untyped
     assert ins.error is None and ins.tree is not None
+
+
+def test_a_config_whose_content_shares_is_converted_once(tmp_path: Path) -> None:
+    src = _write(tmp_path, H.shared_config(DEPTH))
+    dst = tmp_path / "out.pt"
+    convert_file(str(src), str(dst), policy=default_policy())
+    node = torch.load(dst, weights_only=True)["cfg"]
+    for _ in range(DEPTH):
+        assert node["a"] is node["b"]
+        node = node["a"]
+    assert node == {"x": 1}
+    ins = inspect_file(str(src), policy=default_policy())
+    assert ins.tree is not None
+    assert ins.tree["items"][0]["value"]["original_type"] == "omegaconf.dictconfig.DictConfig"

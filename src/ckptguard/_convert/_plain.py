@@ -313,6 +313,7 @@ class Converter:
         self.memo: dict[int, Any] = {}
         self.busy: set[int] = set()
         self.key_sizes: dict[int, tuple[Any, int]] = {}  # id(tuple) -> (it, values it expands to)
+        self.omega_memo: dict[int, Any] = {}  # id(config node) -> its content
         self.native: dict[int, bool] = {}  # id(TTuple key) -> converted without a change
         self.result = Result(root=None)
         self.paths = Paths()
@@ -699,8 +700,27 @@ class Converter:
         return out
 
     def omega_value(self, v: Any, path: Path, depth: int) -> Any:
+        """A config's content, each node interpreted once (memoized by identity, as in
+        :meth:`value`): shared sub-configs stay shared and cost nothing more."""
         if depth > MAX_DEPTH:
             return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
+        t = type(v)
+        if t is not Call and t is not TDict and t is not TList:
+            return self.value(v, path, depth + 1, strict=False)
+        key = id(v)
+        if key in self.omega_memo:
+            return self.omega_memo[key]
+        if key in self.busy:
+            return self.refuse(path, "a config that contains itself")
+        self.busy.add(key)
+        try:
+            out = self._omega_value(v, path, depth)
+        finally:
+            self.busy.discard(key)
+        self.omega_memo[key] = out
+        return out
+
+    def _omega_value(self, v: Any, path: Path, depth: int) -> Any:
         if type(v) is Call and type(v.func) is Global and v.func.module.startswith("omegaconf."):
             if v.func.name in ("DictConfig", "ListConfig"):
                 return self.omegaconf(v, v.func, path, depth + 1)
@@ -711,6 +731,7 @@ class Converter:
             return self.value(v, path, depth + 1, strict=False)
         if type(v) is TDict:
             out: dict[Any, Any] = {}
+            self.omega_memo[id(v)] = out  # configs may contain themselves through it
             keys = [self.key(k, path, depth + 1, False) for k, _val in v.items]
             keys = self.checked_items(
                 [(k, ck) for (k, _val), ck in zip(v.items, keys, strict=True)], path, "key"
@@ -719,7 +740,12 @@ class Converter:
                 out[ck] = self.omega_value(val, (path, KeySeg(ck)), depth + 1)
             return out
         if type(v) is TList:
-            return [self.omega_value(x, (path, i), depth + 1) for i, x in enumerate(v.items)]
+            out_list: list[Any] = []
+            self.omega_memo[id(v)] = out_list
+            out_list.extend(
+                self.omega_value(x, (path, i), depth + 1) for i, x in enumerate(v.items)
+            )
+            return out_list
         return self.value(v, path, depth + 1, strict=False)
 
     # ------------------------------------------------------------------ storages
