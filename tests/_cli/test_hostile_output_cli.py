@@ -158,3 +158,24 @@ def test_load_refuses_the_hostile_output_samples(
         ckptguard.load(str(path))
     assert "os.system" in {g.qualified_name for g in info.value.globals}
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("encoding", ["ascii", "latin-1"])
+def test_a_terminal_that_cannot_spell_a_name_gets_escapes_not_a_crash(
+    tmp_path: Path, encoding: str
+) -> None:
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "modèle-模型.pkl"
+    path.write_bytes(H.surrogate_names(str(marker)))
+    env = {**os.environ, "PYTHONIOENCODING": encoding}
+    cli = [sys.executable, "-m", "ckptguard"]
+    proc = subprocess.run(
+        [*cli, "scan", str(path), "--json"], capture_output=True, env=env, timeout=120
+    )
+    assert proc.returncode == 1, proc.stderr
+    doc = json.loads(proc.stdout.decode(encoding))  # the encoding the stream was given
+    assert doc["files"][0]["path"] == str(path)
+    proc = subprocess.run([*cli, "scan", str(path)], capture_output=True, env=env, timeout=120)
+    assert proc.returncode == 1 and b"Traceback" not in proc.stderr
+    assert proc.stdout.startswith(b"DANGEROUS")
+    assert not marker.exists()

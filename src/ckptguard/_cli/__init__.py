@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
     if argv is None:
         argv = sys.argv[1:]
+    _never_fail_to_encode()
     command = _command(argv)
     parser = build_parser(full=() if command is None else (command,))
     try:
@@ -123,6 +124,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.unfreeze()
     _flush_stdout()
     return code
+
+
+def _never_fail_to_encode() -> None:
+    """See :func:`ckptguard._cli._output.escape_unencodable` (a latin-1 or ASCII locale)."""
+    from ckptguard._cli._output import escape_unencodable  # noqa: PLC0415
+
+    escape_unencodable(sys.stdout)
+    escape_unencodable(sys.stderr)
 
 
 def _flush_stdout() -> None:

@@ -18,14 +18,54 @@ if TYPE_CHECKING:
     from ckptguard._errors import Error
 
 
+_ERRORS = "ckptguard.escape"
+
+
+def _escape_unencodable(exc: UnicodeError) -> tuple[str, int]:
+    """Codec error handler: each character the stream cannot encode as ``\\uXXXX`` (a pair of
+    them beyond the BMP). That is valid inside a JSON string (the only place our JSON has
+    non-ASCII characters) and readable in human text, which never holds a raw backslash
+    escape of its own meaning."""
+    if not isinstance(exc, UnicodeEncodeError):
+        raise exc
+    out: list[str] = []
+    for c in exc.object[exc.start : exc.end]:
+        n = ord(c)
+        if n < 0x10000:
+            out.append(f"\\u{n:04x}")
+        else:
+            n -= 0x10000
+            out.append(f"\\u{0xD800 + (n >> 10):04x}\\u{0xDC00 + (n & 0x3FF):04x}")
+    return "".join(out), exc.end
+
+
+def escape_unencodable(stream: TextIO) -> None:
+    """Make ``stream`` write what its encoding cannot spell (a latin-1 or ASCII locale) as
+    ``\\uXXXX`` escapes instead of failing: every output then stays valid (JSON parses,
+    SARIF to stdout too) and nothing crashes."""
+    import codecs  # noqa: PLC0415
+
+    try:
+        codecs.lookup_error(_ERRORS)
+    except LookupError:
+        codecs.register_error(_ERRORS, _escape_unencodable)
+    reconfigure = getattr(stream, "reconfigure", None)
+    if reconfigure is None:
+        return
+    try:
+        reconfigure(errors=_ERRORS)
+    except (ValueError, OSError):  # a closed or odd stream
+        return
+
+
 def write(stream: TextIO, text: str) -> None:
     """Write finished text to ``stream``. A stream whose encoding cannot spell a character
-    (a latin-1 or ASCII terminal) gets ``\\N``-style escapes instead of a crash."""
+    (a latin-1 or ASCII terminal) gets ``\\uXXXX`` escapes instead of a crash."""
     try:
         stream.write(text)
-    except UnicodeEncodeError:
+    except UnicodeEncodeError:  # a stream escape_unencodable could not set up
         encoding = getattr(stream, "encoding", None) or "ascii"
-        stream.write(text.encode(encoding, "backslashreplace").decode(encoding))
+        stream.write(text.encode(encoding, _ERRORS).decode(encoding))
 
 
 def write_lines(stream: TextIO, lines: list[str]) -> None:

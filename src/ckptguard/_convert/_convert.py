@@ -226,8 +226,8 @@ def _write_and_replace(  # noqa: PLR0917 - the steps of one conversion
                     hint=f"pass --force to replace it: ckptguard convert --in-place --force "
                     f"{os.path.dirname(src_path) or '.'}",
                 )
+            moved = True  # before the rename: an interrupt right after it still restores
             os.replace(src_path, backup)
-            moved = True
         os.replace(final, dst_path)
         temps.remove(final)
     except BaseException as exc:
