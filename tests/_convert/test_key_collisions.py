@@ -108,3 +108,23 @@ def test_inspect_shows_both_colliding_entries(tmp_path: Path, kind: str) -> None
     if kind == "set-enum":
         node = node["items"][0]["value"]
     assert node["len"] == 2, node
+
+
+def test_the_same_key_object_twice_is_not_a_collision(tmp_path: Path) -> None:
+    # SETITEMS with one memoized Enum member as the key twice: one entry for pickle too
+    data = program(
+        EMPTY_DICT,
+        MARK,
+        call(glob("mypkg.colors", "Color"), binint1(1)),
+        b"q\x01",  # BINPUT 1
+        ustr("first"),
+        b"h\x01",  # BINGET 1
+        ustr("second"),
+        SETITEMS,
+    )
+    src = tmp_path / "src.pkl"
+    src.write_bytes(data)
+    dst = tmp_path / "out.pt"
+    convert_file(str(src), str(dst), policy=default_policy())
+    out = torch.load(dst, weights_only=True)
+    assert {k: v for k, v in out.items() if k != "__ckptguard__"} == {1: "second"}

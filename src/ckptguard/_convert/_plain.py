@@ -453,7 +453,8 @@ class Converter:
                 if not self.unchanged(k, ck):
                     if ck in out:
                         first = changed.get(ck, ck) if changed is not None else ck
-                        ck = self.collision(path, first, k, ck)
+                        if first is not k:  # the same object twice is one entry anyway
+                            ck = self.collision(path, first, k, ck)
                     if changed is None:
                         changed = {}
                     changed.setdefault(ck, k)
@@ -553,7 +554,7 @@ class Converter:
                     prev = seen.get(ck)
                 except TypeError:  # unhashable: the loader fails on it, as the source would
                     prev = None
-                if prev is not None and (not same or not prev[1]):
+                if prev is not None and (not same or not prev[1]) and prev[0] is not k:
                     ck = self.collision(path, prev[0], k, ck)
                 else:
                     with contextlib.suppress(TypeError):
