@@ -7,6 +7,8 @@ from __future__ import annotations
 import hashlib
 import os
 import pickle
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -128,3 +130,33 @@ def test_the_same_key_object_twice_is_not_a_collision(tmp_path: Path) -> None:
     convert_file(str(src), str(dst), policy=default_policy())
     out = torch.load(dst, weights_only=True)
     assert {k: v for k, v in out.items() if k != "__ckptguard__"} == {1: "second"}
+
+
+_STUBS = """
+import enum, pickle, sys, types
+mods = {name: types.ModuleType(name) for name in ("mypkg", "mypkg.colors", "mypkg.models")}
+class Color(enum.Enum):
+    R = 1
+    A = "a"
+class Net:
+    pass
+Color.__module__ = Net.__module__ = "x"
+mods["mypkg.colors"].Color = Color
+mods["mypkg.models"].Net = Net
+sys.modules.update(mods)
+obj = pickle.loads(open(sys.argv[1], "rb").read())
+node = obj["s"] if isinstance(obj, dict) and "s" in obj else obj
+print(len(node))
+"""
+
+
+@pytest.mark.parametrize("kind", sorted(H.COLLISIONS))
+def test_the_real_loader_keeps_both_entries(tmp_path: Path, kind: str) -> None:
+    """Liveness of the samples: pickle.loads, with the classes importable, gives two entries
+    (so a conversion that merged them would really lose one)."""
+    src = _write(tmp_path, H.COLLISIONS[kind])
+    proc = subprocess.run(
+        [sys.executable, "-c", _STUBS, str(src)], capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "2"
