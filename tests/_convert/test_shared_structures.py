@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors import safe_open
 
 from ckptguard._convert import _safetensors as S
 from ckptguard._convert import read_safetensors_checkpoint
@@ -204,3 +205,18 @@ def test_a_config_whose_content_shares_is_converted_once(tmp_path: Path) -> None
     ins = inspect_file(str(src), policy=default_policy())
     assert ins.tree is not None
     assert ins.tree["items"][0]["value"]["original_type"] == "omegaconf.dictconfig.DictConfig"
+
+
+def test_safetensors_names_from_long_keys_stay_short_and_unique(tmp_path: Path) -> None:
+    long_key = "k" * 5000
+    obj = {long_key: {"a": torch.ones(2), "b": torch.zeros(3)}, "x": {long_key: torch.ones(1)}}
+    src = tmp_path / "src.pt"
+    torch.save(obj, src)
+    dst = tmp_path / "out.safetensors"
+    convert_file(str(src), str(dst), to="safetensors", policy=default_policy())
+    with safe_open(str(dst), "pt") as f:
+        names = list(f.keys())
+    assert len(names) == 3 and all(len(n) <= 600 for n in names)
+    back: Any = read_safetensors_checkpoint(str(dst))
+    assert torch.equal(back[long_key]["b"], torch.zeros(3))
+    assert torch.equal(back["x"][long_key], torch.ones(1))

@@ -124,13 +124,18 @@ REPR_LIMIT = 1024  # characters of a key's description in a path or a message
 # The most values a dict key or set element may expand to (shared tuples nest: each level can
 # double it). Hashing it, as the loader does, walks all of them.
 MAX_KEY_VALUES = 100_000
+_DESCRIBE_DEPTH = 50  # nesting shown in a description (deeper: "...")
 
 
-def _describe(v: Any, budget: list[int], out: list[str]) -> None:
+def _describe(v: Any, budget: list[int], out: list[str], depth: int = 0) -> None:
     """Append a description of ``v`` to ``out`` while ``budget[0]`` (characters) lasts."""
     if budget[0] <= 0:
         return
     t = type(v)
+    if depth > _DESCRIBE_DEPTH:
+        out.append("...")
+        budget[0] -= 3
+        return
     if t in (tuple, list, TTuple, TList):
         items = v.items if t in (TTuple, TList) else v
         opening, closing = ("[", "]") if t in (list, TList) else ("(", ")")
@@ -142,7 +147,7 @@ def _describe(v: Any, budget: list[int], out: list[str]) -> None:
             if i:
                 out.append(", ")
                 budget[0] -= 2
-            _describe(x, budget, out)
+            _describe(x, budget, out, depth + 1)
         if t in (tuple, TTuple) and len(items) == 1:
             out.append(",")
         out.append(closing)
@@ -169,7 +174,7 @@ def _describe(v: Any, budget: list[int], out: list[str]) -> None:
                 if i:
                     out.append(", ")
                     budget[0] -= 2
-                _describe(x, budget, out)
+                _describe(x, budget, out, depth + 1)
             text = ")"
     elif t is OCall:
         text = f"{v.func.qualified_name}(...)"

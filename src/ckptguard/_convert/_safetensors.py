@@ -36,11 +36,11 @@ def _path_text(p: _Path, limit: int = 4096) -> str:
     size = 0
     while p is not None:
         p, seg = p
-        parts.append(seg)
         size += len(seg) + 1
-        if size > limit:
+        if size > limit:  # the end of the path is kept: ".../c/d"
             parts.append("...")
             break
+        parts.append(seg)
     return "/" + "/".join(reversed(parts)) if parts else "/"
 
 
@@ -53,6 +53,7 @@ class _Encoder:
         self.names: dict[int, str] = {}
         self.storages: set[tuple[int, int]] = set()
         self.busy: set[int] = set()
+        self.suffixes: dict[str, int] = {}  # tensor name -> next number to try after it
         self.left = MAX_VALUES
         self.left_chars = MAX_METADATA_BYTES
 
@@ -137,12 +138,12 @@ class _Encoder:
         name = self.names.get(id(t))
         if name is None:
             name = _path_text(path, _MAX_NAME).lstrip("/") or "tensor"
-            if name.endswith("...") or name in self.tensors:
-                base = name[:_MAX_NAME]
-                n = 1
-                while f"{base}_{n}" in self.tensors:
+            if name in self.tensors:  # the same path text (a cut one, a key's repr...)
+                n = self.suffixes.get(name, 1)
+                while f"{name}_{n}" in self.tensors:
                     n += 1
-                name = f"{base}_{n}"
+                self.suffixes[name] = n + 1
+                name = f"{name}_{n}"
             data = t.detach()
             key = (data.untyped_storage().data_ptr(), data.untyped_storage().nbytes())
             if (
