@@ -138,6 +138,10 @@ class _Encoder:
         name = self.names.get(id(t))
         if name is None:
             name = _path_text(path, _MAX_NAME).lstrip("/") or "tensor"
+            # a key with a lone surrogate (pickle text is decoded with surrogatepass) is not
+            # Unicode a safetensors header can hold: spelled as \udc80 text (the structure
+            # refers to the tensor by this name, so nothing is lost)
+            name = name.encode("utf-8", "backslashreplace").decode("utf-8")
             if name in self.tensors:  # the same path text (a cut one, a key's repr...)
                 n = self.suffixes.get(name, 1)
                 while f"{name}_{n}" in self.tensors:
@@ -178,7 +182,12 @@ def pt_to_safetensors(pt_path: str, tmp_path: str) -> None:
             f"{MAX_METADATA_BYTES}",
             hint=_TO_PT,
         )
-    save_file(e.tensors, tmp_path, metadata={FORMAT_KEY: meta})
+    from safetensors import SafetensorError  # noqa: PLC0415
+
+    try:
+        save_file(e.tensors, tmp_path, metadata={FORMAT_KEY: meta})
+    except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
+        raise ConvertError(f"safetensors cannot write this structure: {exc}", hint=_TO_PT) from None
     back = read_checkpoint(tmp_path, None)
     if _shape_of(back) != _shape_of(obj):
         raise CorruptCheckpointError(
