@@ -179,3 +179,19 @@ def test_a_terminal_that_cannot_spell_a_name_gets_escapes_not_a_crash(
     assert proc.returncode == 1 and b"Traceback" not in proc.stderr
     assert proc.stdout.startswith(b"DANGEROUS")
     assert not marker.exists()
+
+
+def test_an_uncaught_refusal_prints_no_control_character(tmp_path: Path) -> None:
+    """A script that lets ckptguard.load's refusal propagate: Python prints the traceback with
+    str(exc), which names the file's globals; it must be terminal-safe too."""
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "forged.pkl"
+    path.write_bytes(H.forged_keys(str(marker)))
+    code = f"import ckptguard\nckptguard.load({str(path)!r})\n"
+    proc = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert proc.returncode == 1 and "UnsafeCheckpointError" in proc.stderr
+    assert terminal_problems(proc.stderr) == [], proc.stderr
+    assert "os.system" in proc.stderr
+    assert not marker.exists()
