@@ -195,3 +195,19 @@ def test_an_uncaught_refusal_prints_no_control_character(tmp_path: Path) -> None
     assert terminal_problems(proc.stderr) == [], proc.stderr
     assert "os.system" in proc.stderr
     assert not marker.exists()
+
+
+def test_inspect_of_a_directory_escapes_names_and_keeps_the_table_aligned(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    marker = tmp_path / "PWNED"
+    (tmp_path / "a\x1b[2J\rSAFE.pkl").write_bytes(H.forged_keys(str(marker)))
+    (tmp_path / "plain.pkl").write_bytes(H.shared_lists(3))
+    code, out, err = _run(["inspect", str(tmp_path)], capsys)
+    assert code == 0, err
+    assert terminal_problems(out) == [] and terminal_problems(err) == []
+    lines = out.splitlines()
+    assert len(lines) == 3 and "\\x1b[2J\\x0dSAFE.pkl" in out
+    verdict_at = lines[0].index("verdict")
+    assert {line[verdict_at:].split()[0] for line in lines[1:]} == {"dangerous", "safe"}
+    assert not marker.exists()

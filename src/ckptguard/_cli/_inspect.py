@@ -186,7 +186,8 @@ def _table(rows: list[Any], metric: str | None, best: Any) -> str:
                 r.verdict if not r.error or r.verdict != "error" else f"error: {r.error}"[:60],
             ]
         )
-    body = [[escape(c) for c in row] for row in body]  # escaped before the widths are taken
+    head = [escape(c) for c in head]  # escaped before the widths are taken (metric: a key)
+    body = [[escape(c) for c in row] for row in body]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     out = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
