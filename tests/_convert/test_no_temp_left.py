@@ -7,6 +7,9 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -80,7 +83,7 @@ def _patch(monkeypatch: pytest.MonkeyPatch, where: str, make: Callable[[Any], An
     if owner:
         target = getattr(target, owner)
     if mod_name == "S" and name == "save_file":  # imported inside the function
-        import safetensors.torch
+        import safetensors.torch  # imported where pt_to_safetensors imports it
 
         monkeypatch.setattr(safetensors.torch, "save_file", make(safetensors.torch.save_file))
         return
@@ -178,3 +181,36 @@ def test_a_successful_conversion_leaves_only_its_output(tmp_path: Path) -> None:
     for to in ("pt", "safetensors"):
         convert_file(str(src), str(tmp_path / f"out.{to}"), to=to, policy=default_policy())
     assert _listing(tmp_path) == sorted([*before, "out.pt", "out.safetensors"])
+
+
+_SLOW_CONVERT = """
+import sys, time
+from ckptguard._convert import _zipwrite
+real = _zipwrite._copy
+def slow(*args):
+    real(*args)
+    print("copying", flush=True)
+    time.sleep(60)
+_zipwrite._copy = slow
+from ckptguard._cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def test_sigterm_during_a_conversion_leaves_nothing_behind(tmp_path: Path) -> None:
+    src, _obj = source(tmp_path / "src.pt")
+    digest, before = _digest(src), _listing(tmp_path)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _SLOW_CONVERT, "convert", str(src), str(tmp_path / "out.pt")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "copying"  # a temporary file exists now
+    assert any(n.startswith(".ckptguard-") for n in _listing(tmp_path))
+    proc.send_signal(signal.SIGTERM)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err  # reported as interrupted
+    assert _listing(tmp_path) == before
+    assert _digest(src) == digest

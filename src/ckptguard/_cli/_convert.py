@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ckptguard._policy import Policy
 
 HELP = "rewrite checkpoints so that stock torch.load (weights_only=True) loads them"
@@ -69,10 +72,33 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--in-place takes one directory", hint="ckptguard convert --in-place checkpoints/"
             )
-        return _in_place(args, policy)
+        with _terminate_as_interrupt():
+            return _in_place(args, policy)
     if len(args.paths) != 2:
         raise UsageError("convert takes SRC and DST", hint="ckptguard convert old.pt new.pt")
-    return _one(args, policy)
+    with _terminate_as_interrupt():
+        return _one(args, policy)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a CI timeout) raises KeyboardInterrupt while converting, so that the
+    temporary files are removed and SRC put back as for Ctrl-C (by default Python would die
+    on the spot and leave them)."""
+    import signal  # noqa: PLC0415
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one(args: argparse.Namespace, policy: Policy) -> int:
