@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ckptguard._cli import main
+from ckptguard._reporters import _human
 from tests import hostile_output as H
 from tests._reporters.textcheck import json_problems, terminal_problems
 
@@ -210,4 +211,17 @@ def test_inspect_of_a_directory_escapes_names_and_keeps_the_table_aligned(
     assert len(lines) == 3 and "\\x1b[2J\\x0dSAFE.pkl" in out
     verdict_at = lines[0].index("verdict")
     assert {line[verdict_at:].split()[0] for line in lines[1:]} == {"dangerous", "safe"}
+    assert not marker.exists()
+
+
+def test_scan_in_colour_has_only_its_own_colour_codes(
+    forged: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path, marker = forged
+    monkeypatch.setattr(_human, "use_color", lambda _stream: True)
+    code, out, _err = _run(["scan", str(path), "-v"], capsys)
+    assert code == 1
+    assert "\x1b[1;31m" in out  # colour is on
+    assert terminal_problems(out, color=True) == []
+    assert _forged_lines(out) == []
     assert not marker.exists()
