@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ckptguard._reporters import _terminal as T
 from ckptguard._reporters._human import _Painter
@@ -76,3 +78,20 @@ def test_a_file_cannot_spell_a_colour_marker() -> None:
 
 def test_unknown_styles_leave_text_plain() -> None:
     assert T.style("x", "no-such-style") == "x"
+
+
+_any_char = st.one_of(
+    st.characters(codec=None, exclude_categories=()),
+    st.integers(0xD800, 0xDFFF).map(chr),
+    st.integers(0xF0000, 0xF01FF).map(chr),  # the markers' own plane
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.text(_any_char, max_size=20), max_size=5), st.booleans())
+def test_any_lines_give_exactly_their_own_line_breaks(lines: list[str], color: bool) -> None:
+    styled = [T.style(line, "bold") if i % 2 else line for i, line in enumerate(lines)]
+    text = T.lines_to_text(styled, color=color)
+    assert text.count("\n") == len(lines)
+    assert terminal_problems(text, color=color) == []
+    text.encode("utf-8")  # no lone surrogate left
