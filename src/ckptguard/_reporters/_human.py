@@ -6,7 +6,7 @@ import os
 import shlex
 
 from ckptguard._reporters._common import VERDICT_ORDER, summary
-from ckptguard._reporters._terminal import lines_to_text, style
+from ckptguard._reporters._terminal import escape, lines_to_text, style
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 from ckptguard._verdict import FileVerdict, Severity, Verdict
 
@@ -55,6 +55,12 @@ def format_size(size: int | None) -> str | None:
             return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
         value /= 1024
     return None  # pragma: no cover
+
+
+def clean(text: str) -> str:
+    """Escape what a terminal would act on. Not needed inside :func:`render`'s lines (they are
+    all escaped when they become text); kept for callers that build text of their own."""
+    return escape(text)
 
 
 def _quote(text: str) -> str:
