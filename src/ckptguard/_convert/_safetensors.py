@@ -166,6 +166,29 @@ class _Encoder:
         return out
 
 
+def expanded_size(v: Any, memo: dict[int, tuple[Any, int]], busy: set[int]) -> int:
+    """How many values ``v`` becomes in JSON, where nothing is shared (memoized by identity:
+    linear in the distinct containers however they share; stops a little past MAX_VALUES;
+    a cycle counts once here and is refused by the encoder)."""
+    if not isinstance(v, (dict, list, tuple, set, frozenset)):
+        return 1
+    got = memo.get(id(v))
+    if got is not None:
+        return got[1]
+    if id(v) in busy:
+        return 1
+    busy.add(id(v))
+    n = 1
+    children = (x for kv in v.items() for x in kv) if isinstance(v, dict) else iter(v)
+    for x in children:
+        n += expanded_size(x, memo, busy)
+        if n > MAX_VALUES:
+            break
+    busy.discard(id(v))
+    memo[id(v)] = (v, n)
+    return n
+
+
 def pt_to_safetensors(pt_path: str, tmp_path: str) -> None:
     """Write the converted .pt at ``pt_path`` as safetensors into ``tmp_path`` (a temporary
     file the caller created and removes on failure), and check that it reads back."""
@@ -173,6 +196,13 @@ def pt_to_safetensors(pt_path: str, tmp_path: str) -> None:
     from safetensors.torch import save_file  # noqa: PLC0415
 
     obj = torch.load(pt_path, weights_only=True, mmap=True, map_location="cpu")
+    if expanded_size(obj, {}, set()) > MAX_VALUES:  # refused at once, not after the walk
+        raise ConvertError(
+            f"the structure expands to more than {MAX_VALUES} values in safetensors metadata "
+            "(which cannot share: each reference to a shared list, dict or tuple is written "
+            "out again)",
+            hint=_TO_PT,
+        )
     e = _Encoder()
     structure = e.enc(obj, None, 0)
     meta = json.dumps({"version": FORMAT_VERSION, "structure": structure})
