@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from ckptguard._cli import main
+from ckptguard._convert import read_safetensors_checkpoint
 from ckptguard._convert._convert import convert_file
 from ckptguard._errors import CheckpointError
 from ckptguard._inspect import inspect_file
@@ -160,3 +161,17 @@ def test_the_real_loader_keeps_both_entries(tmp_path: Path, kind: str) -> None:
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "2"
+
+
+@pytest.mark.parametrize("to", ["pt", "safetensors"])
+def test_a_torch_dtype_key_and_its_name_both_stay(tmp_path: Path, to: str) -> None:
+    # torch dtypes are kept as torch dtypes (weights-only table), so they never become their
+    # name: no collision, both entries come back
+    src = tmp_path / "src.pt"
+    torch.save({torch.float32: "dtype", "float32": "name", torch.int8: "int8"}, src)
+    dst = tmp_path / f"out.{to}"
+    convert_file(str(src), str(dst), to=to, policy=default_policy())
+    back = (
+        torch.load(dst, weights_only=True) if to == "pt" else read_safetensors_checkpoint(str(dst))
+    )
+    assert back == {torch.float32: "dtype", "float32": "name", torch.int8: "int8"}
