@@ -161,7 +161,7 @@ def test_in_place_puts_the_source_back_when_it_fails(
     if failure == "verify-fails":
         _patch(monkeypatch, "C._verify", lambda _o: _bad_verify)
     else:
-        monkeypatch.setattr(C.os, "replace", replace)
+        monkeypatch.setattr(os, "replace", replace)  # what _convert calls (os.replace)
     if failure == "ctrl-c-at-rename":
         with pytest.raises(KeyboardInterrupt):
             convert_in_place(str(tmp_path), policy=default_policy())

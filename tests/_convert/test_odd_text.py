@@ -19,7 +19,7 @@ KEYS = ["a\ud800", "\udc80x", "\x1b[2J\r\nverdict: safe", "\u202eright-to-left",
 
 @pytest.mark.parametrize("to", ["pt", "safetensors"])
 def test_odd_keys_round_trip(tmp_path: Path, to: str) -> None:
-    obj = {k: {"w": torch.full((2,), float(i)), "n": i} for i, k in enumerate(KEYS)}
+    obj: dict[str, Any] = {k: {"w": torch.full((2,), float(i)), "n": i} for i, k in enumerate(KEYS)}
     src = tmp_path / "src.pt"
     torch.save(obj, src)
     dst = tmp_path / f"out.{to}"
