@@ -27,10 +27,15 @@ class Error(Exception):
         self.hint = hint
 
     def diagnostics(self) -> str:
-        """A human-readable explanation: what is wrong and what to do next."""
-        text = self.problem
+        """A human-readable explanation: what is wrong and what to do next. Terminal-safe
+        (``str(exc)`` too, so a traceback or a warning cannot carry a file's escape
+        sequences): see :mod:`ckptguard._reporters._terminal`; ``problem`` and ``hint`` keep
+        the exact text."""
+        from ckptguard._reporters._terminal import escape  # noqa: PLC0415
+
+        text = escape(self.problem)
         if self.hint:
-            text += f"\n  hint: {self.hint}"
+            text += f"\n  hint: {escape(self.hint)}"
         return text
 
     def __str__(self) -> str:
@@ -67,9 +72,11 @@ class CheckpointError(Error):
         return self
 
     def diagnostics(self) -> str:
-        head = f"{self.path}: {self.problem}" if self.path else self.problem
+        from ckptguard._reporters._terminal import escape  # noqa: PLC0415
+
+        head = escape(f"{self.path}: {self.problem}" if self.path else self.problem)
         if self.hint:
-            head += f"\n  hint: {self.hint}"
+            head += f"\n  hint: {escape(self.hint)}"
         return head
 
 

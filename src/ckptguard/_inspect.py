@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
-from ckptguard._convert._plain import Converter, _seg
+from ckptguard._convert._plain import Converter, KeySeg, Paths, bounded_repr
 from ckptguard._errors import CheckpointError
 from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy
@@ -124,22 +124,64 @@ class Inspection:
         }
 
 
+# Values the describer shows once: a second reference to the same one (a shared sub-list, a
+# cycle) is shown as {"type": "ref", "ref": path of the first}. Linear in the pickle however
+# often it shares; empty ones are cheap and shown as they are.
+_SHOWN_ONCE = (dict, list, tuple, OSet, OCall)
+
+
+_TEXT_SHOWN = 200  # characters of a string value or key shown (the rest: "len")
+
+_Trie = dict[Any, Any]  # segment text -> sub-trie; the key None -> the recorded type
+
+
+def _types_trie(types: dict[str, dict[str, str]]) -> _Trie:
+    """The recorded types by path segment, so that the walk looks a child up by its segment
+    instead of building every child's whole path text."""
+    root: _Trie = {}
+    for path, rec in types.items():
+        node = root
+        for part in path[1:].split("/") if path else ():
+            node = node.setdefault(part, {})
+        node[None] = rec
+    return root
+
+
 class _Describer:
-    def __init__(self, types: dict[str, dict[str, str]]) -> None:
-        self.types = types
+    def __init__(self, types: dict[str, dict[str, str]], paths: Paths) -> None:
+        self.trie = _types_trie(types)
+        self.paths = paths
         self.tensors = 0
         self.tensor_bytes = 0
         self.seen_storages: set[str] = set()
+        self.shown: dict[int, Any] = {}  # id of a container shown -> its (lazy) path
+        self.ref_text: dict[int, str] = {}
 
-    def node(self, v: Any, path: str, depth: int = 0) -> dict[str, Any]:
-        out = self._node(v, path, depth)
-        rec = self.types.get(path)
+    def child(self, trie: _Trie | None, seg: Any) -> _Trie | None:
+        if trie is None or len(trie) <= (None in trie):  # no recorded type below
+            return None
+        sub: _Trie | None = trie.get(self.paths.seg(seg))
+        return sub
+
+    def node(self, v: Any, path: Any, trie: _Trie | None, depth: int = 0) -> dict[str, Any]:
+        if type(v) in _SHOWN_ONCE and (type(v) not in (dict, list, tuple) or v):
+            if id(v) in self.shown:
+                text = self.ref_text.get(id(v))
+                if text is None:
+                    text = self.paths.shown(self.shown[id(v)])
+                    self.ref_text[id(v)] = text
+                return {"type": "ref", "ref": text, "what": f"same as {text}"}
+            self.shown[id(v)] = path
+        out = self._node(v, path, trie, depth)
+        rec = trie.get(None) if trie is not None else None
         if rec is not None:
             out["original_type"] = rec["type"]
         return out
 
-    def _node(self, v: Any, path: str, depth: int) -> dict[str, Any]:
+    def _node(self, v: Any, path: Any, trie: _Trie | None, depth: int) -> dict[str, Any]:
         t = type(v)
+        if t is str and len(v) > _TEXT_SHOWN:
+            return {"type": "str", "value": v[:_TEXT_SHOWN] + "...", "len": len(v)}
         if v is None or t in (bool, int, str):
             return {"type": t.__name__ if v is not None else "None", "value": v}
         if t is float:
@@ -154,16 +196,17 @@ class _Describer:
             seq = v.items if t is OSet else v
             pairs = list(v.items()) if t is dict else list(enumerate(seq))
             kind = "set" if t is OSet else t.__name__
+            segs = (KeySeg(k) for k, _x in pairs) if t is dict else (i for i, _x in pairs)
             items = [
                 {
-                    "key": k if type(k) in (str, int, float, bool) else repr(k),
-                    "value": self.node(x, f"{path}/{_seg(k)}", depth + 1),
+                    "key": _key(k),
+                    "value": self.node(x, (path, seg), self.child(trie, seg), depth + 1),
                 }
-                for k, x in pairs[:_MAX_CHILDREN]
+                for (k, x), seg in zip(pairs[:_MAX_CHILDREN], segs, strict=False)
             ]
             return {"type": kind, "len": len(pairs), "items": items}
         if t is OCall:
-            return self.call(v, path, depth)
+            return self.call(v, path, trie, depth)
         if t is OGlobal:
             return {"type": "global", "value": v.qualified_name}
         if t is OStorage:
@@ -172,11 +215,11 @@ class _Describer:
             return {"type": "opaque", "what": v.what}
         return {"type": "opaque", "what": t.__name__}
 
-    def call(self, v: OCall, path: str, depth: int) -> dict[str, Any]:
+    def call(self, v: OCall, path: Any, trie: _Trie | None, depth: int) -> dict[str, Any]:
         name = v.func.qualified_name
         a = v.args
         if name in ("collections.OrderedDict", "collections.Counter"):
-            d = self._node(dict(v.dictitems), path, depth)
+            d = self._node(dict(v.dictitems), path, trie, depth)
             d["type"] = name.rsplit(".", 1)[1]
             return d
         if name == "torch.Size":
@@ -204,7 +247,9 @@ class _Describer:
             "torch._utils._rebuild_parameter",
             "torch._utils._rebuild_parameter_with_state",
         ):
-            inner = self.node(a[0], path, depth + 1) if a else {"type": "opaque", "what": name}
+            inner = (
+                self.node(a[0], path, None, depth + 1) if a else {"type": "opaque", "what": name}
+            )
             inner["type"] = "parameter"
             return inner
         if name == "torch._utils._rebuild_sparse_tensor" and len(a) > 1:
@@ -212,8 +257,8 @@ class _Describer:
             shape: Any = ()
             if len(parts) > 2 and type(parts[2]) is OCall and parts[2].args:
                 shape = parts[2].args[0]
-            values = self.node(parts[1], path, depth + 1) if len(parts) > 1 else {}
-            self.node(parts[0], path, depth + 1) if parts else None
+            values = self.node(parts[1], path, None, depth + 1) if len(parts) > 1 else {}
+            self.node(parts[0], path, None, depth + 1) if parts else None
             return {
                 "type": "sparse tensor",
                 "dtype": values.get("dtype"),
@@ -222,7 +267,7 @@ class _Describer:
         if name == "torch._tensor._rebuild_from_type_v2" and len(a) > 2:
             func = a[0]
             if type(func) is OGlobal and type(a[2]) is tuple:
-                return self.call(OCall(func, a[2]), path, depth)
+                return self.call(OCall(func, a[2]), path, trie, depth)
         if name == "_codecs.encode" and a and type(a[0]) is str:
             return {"type": "bytes", "len": len(a[0])}
         if name.startswith("torch.") and v.func.module == "torch" and not a:
@@ -241,6 +286,16 @@ class _Describer:
         if type(st) is OStorage:
             out["storage"] = st.key
         return out
+
+
+def _key(k: Any) -> Any:
+    """A dict key as shown: plain keys as they are (long strings cut), others by a bounded
+    description."""
+    if type(k) is str:
+        return k if len(k) <= _TEXT_SHOWN else k[:_TEXT_SHOWN] + "..."
+    if type(k) in (int, bool) or (type(k) is float and math.isfinite(k)):
+        return k
+    return bounded_repr(k, _TEXT_SHOWN)
 
 
 def _metadata(root: Any) -> tuple[int | None, int | None, dict[str, float]]:
@@ -288,11 +343,12 @@ def _inspect_file(path: str | os.PathLike[str], policy: Policy) -> Inspection:
         return ins
     try:
         src = open_source(spath)
-        result = Converter(
+        conv = Converter(
             src.storage_sizes,
             lenient=True,
             is_dangerous=lambda m, n: policy.classify(m, n)[0] is Verdict.DANGEROUS,
-        ).run(src.tree.root)
+        )
+        result = conv.run(src.tree.root)
     except CheckpointError as exc:
         ins.error = exc.problem
         ins.verdict = "error"
@@ -303,8 +359,8 @@ def _inspect_file(path: str | os.PathLike[str], policy: Policy) -> Inspection:
         recorded = root[FORMAT_KEY].get("types")
         if isinstance(recorded, dict):
             types.update({k: v for k, v in recorded.items() if isinstance(v, dict)})
-    d = _Describer(types)
-    ins.tree = d.node(root, "")
+    d = _Describer(types, conv.paths)
+    ins.tree = d.node(root, "", d.trie)
     ins.tensors, ins.tensor_bytes = d.tensors, d.tensor_bytes
     ins.step, ins.epoch, ins.metrics = _metadata(root)
     return ins

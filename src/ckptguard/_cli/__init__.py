@@ -77,6 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit status (the console script passes it to sys.exit)."""
     if argv is None:
         argv = sys.argv[1:]
+    _never_fail_to_encode()
     command = _command(argv)
     parser = build_parser(full=() if command is None else (command,))
     try:
@@ -93,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         code: int = args.run(args)
     except Error as exc:  # PolicyError, UsageError, ...: a message, never a traceback
-        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        from ckptguard._cli._output import print_error  # noqa: PLC0415
+
+        print_error(exc)  # escaped: problems quote names and paths from files
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("ckptguard: interrupted", file=sys.stderr)
@@ -106,17 +109,29 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         if os.environ.get("CKPTGUARD_DEBUG"):
             raise
-        print(
-            f"ckptguard: internal error: {type(exc).__name__}: {exc}\n"
-            "  this is a bug in ckptguard; please report it "
-            "(set CKPTGUARD_DEBUG=1 to see the traceback)",
-            file=sys.stderr,
+        from ckptguard._cli._output import write_lines  # noqa: PLC0415
+
+        write_lines(
+            sys.stderr,
+            [
+                f"ckptguard: internal error: {type(exc).__name__}: {exc}",
+                "  this is a bug in ckptguard; please report it "
+                "(set CKPTGUARD_DEBUG=1 to see the traceback)",
+            ],
         )
         return EXIT_ERROR
     finally:
         gc.unfreeze()
     _flush_stdout()
     return code
+
+
+def _never_fail_to_encode() -> None:
+    """See :func:`ckptguard._cli._output.escape_unencodable` (a latin-1 or ASCII locale)."""
+    from ckptguard._cli._output import escape_unencodable  # noqa: PLC0415
+
+    escape_unencodable(sys.stdout)
+    escape_unencodable(sys.stderr)
 
 
 def _flush_stdout() -> None:

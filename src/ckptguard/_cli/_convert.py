@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from ckptguard._policy import Policy
 
 HELP = "rewrite checkpoints so that stock torch.load (weights_only=True) loads them"
@@ -69,13 +72,37 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(
                 "--in-place takes one directory", hint="ckptguard convert --in-place checkpoints/"
             )
-        return _in_place(args, policy)
+        with _terminate_as_interrupt():
+            return _in_place(args, policy)
     if len(args.paths) != 2:
         raise UsageError("convert takes SRC and DST", hint="ckptguard convert old.pt new.pt")
-    return _one(args, policy)
+    with _terminate_as_interrupt():
+        return _one(args, policy)
+
+
+@contextlib.contextmanager
+def _terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (``kill``, a CI timeout) raises KeyboardInterrupt while converting, so that the
+    temporary files are removed and SRC put back as for Ctrl-C (by default Python would die
+    on the spot and leave them)."""
+    import signal  # noqa: PLC0415
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _one(args: argparse.Namespace, policy: Policy) -> int:
+    from ckptguard._cli._output import print_error, write_json, write_lines  # noqa: PLC0415
     from ckptguard._convert import convert_file  # noqa: PLC0415
     from ckptguard._errors import CheckpointError, UnsafeCheckpointError  # noqa: PLC0415
 
@@ -83,19 +110,17 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
     try:
         res = convert_file(src, dst, to=args.to, force=args.force, policy=policy, fsync=args.fsync)
     except UnsafeCheckpointError as exc:
-        print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
+        print_error(exc, "ckptguard: ")
         return 1
     except CheckpointError as exc:
-        print(f"ckptguard: error: {exc.diagnostics()}", file=sys.stderr)
+        print_error(exc)
         return 2
     if args.json:
-        import json  # noqa: PLC0415 - start-up time
-
-        sys.stdout.write(json.dumps(_result_json(res), indent=2) + "\n")
+        write_json(_result_json(res))
     else:
-        print(f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}")
-        for note in res.notes:
-            print(f"  note: {note}")
+        lines = [f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}"]
+        lines += [f"  note: {note}" for note in res.notes]
+        write_lines(sys.stdout, lines)
     return 0
 
 
@@ -123,18 +148,18 @@ def _in_place(args: argparse.Namespace, policy: Policy) -> int:
     finally:
         if progress is not None:
             progress.close()
-    if args.json:
-        import json  # noqa: PLC0415 - start-up time
+    from ckptguard._cli._output import write_json, write_lines  # noqa: PLC0415
 
-        sys.stdout.write(json.dumps([o.to_json() for o in outcomes], indent=2) + "\n")
+    if args.json:
+        write_json([o.to_json() for o in outcomes])
     else:
-        for o in outcomes:
-            print(f"{o.status:>9}  {o.path}: {o.message}")
+        lines = [f"{o.status:>9}  {o.path}: {o.message}" for o in outcomes]
         counts = {
             s: sum(1 for o in outcomes if o.status == s)
             for s in ("converted", "unchanged", "refused", "error")
         }
-        print(", ".join(f"{n} {s}" for s, n in counts.items()))
+        lines.append(", ".join(f"{n} {s}" for s, n in counts.items()))
+        write_lines(sys.stdout, lines)
     if any(o.status == "error" for o in outcomes):
         return 2
     return 1 if any(o.status == "refused" for o in outcomes) else 0

@@ -54,6 +54,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
+    from ckptguard._cli._output import write, write_json  # noqa: PLC0415
     from ckptguard._inspect import best_row, inspect_dir, inspect_file  # noqa: PLC0415
     from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
@@ -69,23 +70,22 @@ def run(args: argparse.Namespace) -> int:
                 "best": best.path if best else None,
                 "checkpoints": [r.to_json() for r in rows],
             }
-            import json  # noqa: PLC0415 - start-up time
-
-            sys.stdout.write(json.dumps(doc, indent=2) + "\n")
+            write_json(doc)
         else:
-            sys.stdout.write(_table(rows, metric, best))
+            write(sys.stdout, _table(rows, metric, best))
         return 2 if any(r.error and r.verdict == "error" for r in rows) else 0
     if not os.path.exists(args.path):
         from ckptguard._errors import UsageError  # noqa: PLC0415
 
-        raise UsageError(f"{args.path}: no such file or directory")
+        raise UsageError(
+            f"{args.path}: no such file or directory",
+            hint="ckptguard inspect PATH (a checkpoint file or a directory)",
+        )
     ins = inspect_file(args.path, policy=policy)
     if args.json:
-        import json  # noqa: PLC0415 - start-up time
-
-        sys.stdout.write(json.dumps(ins.to_json(), indent=2) + "\n")
+        write_json(ins.to_json())
     else:
-        sys.stdout.write(_render_file(ins, args.depth))
+        write(sys.stdout, _render_file(ins, args.depth))
     return 2 if ins.error and ins.verdict == "error" else 0
 
 
@@ -101,6 +101,10 @@ def human_bytes(n: int | None) -> str:
 
 
 def _render_file(ins: Any, depth: int) -> str:
+    """The file's tree as terminal-safe text (keys, values and names escaped by
+    :func:`~ckptguard._reporters._terminal.lines_to_text`)."""
+    from ckptguard._reporters._terminal import lines_to_text  # noqa: PLC0415
+
     lines = [f"{ins.path}  {ins.format}  {human_bytes(ins.size)}  verdict: {ins.verdict}"]
     meta = []
     if ins.step is not None:
@@ -112,10 +116,16 @@ def _render_file(ins: Any, depth: int) -> str:
         lines.append("  " + ", ".join(meta))
     if ins.error:
         lines.append(f"  error: {ins.error}")
+        lines.append(f"  next: ckptguard scan {_quote(ins.path)}")
+    elif ins.verdict == "dangerous":
+        lines.append(
+            f"  next: do not load this file (it tries to run code); details: ckptguard scan "
+            f"{_quote(ins.path)}"
+        )
     if ins.tree is not None:
         lines.append(f"  {ins.tensors} tensors, {human_bytes(ins.tensor_bytes)} of tensor data")
         _render_node(ins.tree, "", lines, "", depth)
-    return "\n".join(lines) + "\n"
+    return lines_to_text(lines, color=False)
 
 
 def _label(node: dict[str, Any]) -> str:
@@ -155,6 +165,8 @@ def _render_node(node: dict[str, Any], key: str, lines: list[str], indent: str, 
 
 
 def _table(rows: list[Any], metric: str | None, best: Any) -> str:
+    from ckptguard._reporters._terminal import escape, lines_to_text  # noqa: PLC0415
+
     head = ["", "path", "format", "size", "step", "epoch", metric or "metrics", "verdict"]
     body = []
     for r in rows:
@@ -174,6 +186,8 @@ def _table(rows: list[Any], metric: str | None, best: Any) -> str:
                 r.verdict if not r.error or r.verdict != "error" else f"error: {r.error}"[:60],
             ]
         )
+    head = [escape(c) for c in head]  # escaped before the widths are taken (metric: a key)
+    body = [[escape(c) for c in row] for row in body]
     widths = [max(len(x[i]) for x in [head, *body]) for i in range(len(head))]
     out = [
         "  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
@@ -181,4 +195,10 @@ def _table(rows: list[Any], metric: str | None, best: Any) -> str:
     ]
     if not body:
         out.append("(no checkpoints)")
-    return "\n".join(out) + "\n"
+    return lines_to_text(out, color=False)
+
+
+def _quote(text: str) -> str:
+    import shlex  # noqa: PLC0415
+
+    return shlex.quote(text)

@@ -80,7 +80,9 @@ def run(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         return _exit_status(exc.code)
     except CheckpointError as exc:
-        print(f"ckptguard: {exc.diagnostics()}", file=sys.stderr)
+        from ckptguard._cli._output import print_error  # noqa: PLC0415
+
+        print_error(exc, "ckptguard: ")  # escaped: names and paths come from the file
         return 2
     except Exception:  # the application's own error: show it as Python would
         import traceback  # noqa: PLC0415 - start-up time

@@ -137,7 +137,10 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
     from ckptguard._scan import scan_file  # noqa: PLC0415
 
     if to not in TARGETS:
-        raise UsageError(f"unknown target format {to!r}: choose from {', '.join(TARGETS)}")
+        raise UsageError(
+            f"unknown target format {to!r}: choose from {', '.join(TARGETS)}",
+            hint=f"ckptguard convert {src_path} {dst_path} --to pt",
+        )
     if not os.path.isfile(src_path):
         raise UsageError(f"{src_path}: no such file", hint="ckptguard convert SRC DST")
     same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)
@@ -148,7 +151,10 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
             f"--in-place {os.path.dirname(src_path) or '.'}",
         )
     if os.path.exists(dst_path) and not same and not force:
-        raise UsageError(f"{dst_path} already exists", hint="pass --force to overwrite it")
+        raise UsageError(
+            f"{dst_path} already exists",
+            hint=f"pass --force to overwrite it: ckptguard convert {src_path} {dst_path} --force",
+        )
     report = scan_file(src_path, policy)
     refuse_unsafe(report)
     try:
@@ -160,29 +166,7 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
     except CheckpointError as exc:
         raise exc.with_path(src_path) from None
     dst_dir = os.path.dirname(os.path.abspath(dst_path))
-    fd, tmp = _mkstemp(dst_dir)
-    try:
-        with os.fdopen(fd, "w+b") as out, open(src_path, "rb") as fin:
-            written = _write_archive(out, fin.fileno(), src, data_pkl, result.storages)
-            out.flush()
-            if fsync:
-                os.fsync(out.fileno())
-        _verify(tmp, src_path, data_pkl, written)
-        if to == "safetensors":
-            from ckptguard._convert._safetensors import pt_to_safetensors  # noqa: PLC0415
-
-            st_tmp = pt_to_safetensors(tmp, dst_dir, result.types)
-            os.unlink(tmp)
-            tmp = st_tmp
-        if backup is not None:
-            if os.path.exists(backup) and not force:
-                raise UsageError(f"{backup} already exists", hint="pass --force to replace it")
-            os.replace(src_path, backup)
-        os.replace(tmp, dst_path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    _write_and_replace(src_path, dst_path, dst_dir, src, data_pkl, result, to, backup, force, fsync)
     return ConvertResult(
         src=src_path,
         dst=dst_path,
@@ -194,6 +178,85 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
         types=result.types,
         notes=tuple(result.notes),
     )
+
+
+def _write_and_replace(  # noqa: PLR0917 - the steps of one conversion
+    src_path: str,
+    dst_path: str,
+    dst_dir: str,
+    src: Source,
+    data_pkl: bytes,
+    result: Any,
+    to: str,
+    backup: str | None,
+    force: bool,
+    fsync: bool,
+) -> None:
+    """Write DST through temporary files next to it, verify, then rename into place.
+
+    Whatever fails (an exception while writing, a full disk, verification, Ctrl-C), every
+    temporary file is removed, and in in-place mode SRC is put back where it was (it is moved
+    to ``backup`` only just before the new file replaces it)."""
+    temps: list[str] = []
+    moved = False
+    try:
+        tmp = _new_temp(dst_dir, temps)
+        with open(tmp, "r+b") as out, open(src_path, "rb") as fin:
+            written = _write_archive(out, fin.fileno(), src, data_pkl, result.storages)
+            out.flush()
+            if fsync:
+                os.fsync(out.fileno())
+        _verify(tmp, src_path, data_pkl, written)
+        final = tmp
+        if to == "safetensors":
+            from ckptguard._convert._safetensors import pt_to_safetensors  # noqa: PLC0415
+
+            final = _new_temp(dst_dir, temps)
+            try:
+                pt_to_safetensors(tmp, final)
+            except CheckpointError as exc:
+                raise exc.with_path(src_path) from None
+            if fsync:
+                with open(final, "rb") as fh:
+                    os.fsync(fh.fileno())
+        if backup is not None:
+            if os.path.exists(backup) and not force:
+                raise UsageError(
+                    f"{backup} already exists",
+                    hint=f"pass --force to replace it: ckptguard convert --in-place --force "
+                    f"{os.path.dirname(src_path) or '.'}",
+                )
+            moved = True  # before the rename: an interrupt right after it still restores
+            os.replace(src_path, backup)
+        os.replace(final, dst_path)
+        temps.remove(final)
+    except BaseException as exc:
+        if isinstance(exc, CheckpointError):
+            exc.with_path(src_path)
+        if moved and not os.path.exists(src_path):
+            with contextlib.suppress(OSError):
+                os.replace(backup or "", src_path)  # SRC back where it was
+        if isinstance(exc, OSError):  # a full disk, a read-only directory, ...
+            raise CheckpointError(
+                f"cannot write the converted file: {exc.strerror or exc}; nothing was "
+                "written and the source is unchanged",
+                path=dst_path,
+                hint=f"free some space or write elsewhere: ckptguard convert {src_path} "
+                f"OTHER_DIR/{os.path.basename(dst_path)}",
+            ) from exc
+        raise
+    finally:
+        for path in temps:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+
+def _new_temp(directory: str, temps: list[str]) -> str:
+    """A new empty temporary file in ``directory``, registered in ``temps`` (for removal)."""
+    fd, path = _mkstemp(directory)
+    temps.append(path)
+    os.close(fd)
+    return path
 
 
 # What each storage record of the output must hold, for the read-back check: (size, crc, and
@@ -267,7 +330,9 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
     def fail(what: str) -> CorruptCheckpointError:
         return CorruptCheckpointError(
             f"internal: the converted file did not verify ({what}); nothing was written",
-            hint="please report this as a ckptguard bug",
+            path=src_path,
+            hint="please report this as a ckptguard bug; the source is unchanged and loads "
+            f"with ckptguard.load({src_path!r})",
         )
 
     report = scan_file(path, default_policy())

@@ -3,8 +3,8 @@
 Only opcodes torch's weights-only unpickler implements are written (no FRAME, MEMOIZE,
 BINBYTES, ADDITEMS, LONG4, STACK_GLOBAL), and only globals from its table. bytes are written
 the way protocol 2 does (``_codecs.encode(text, 'latin1')``), sets as ``builtins.set(list)``.
-Shared values are written once and fetched from the memo (BINPUT/BINGET), so tensors and
-containers that were shared stay shared.
+Shared values are written once and fetched from the memo (BINPUT/BINGET), so tensors,
+containers and long strings that were shared stay shared (and the output proportional to SRC).
 """
 
 from __future__ import annotations
@@ -17,6 +17,10 @@ from ckptguard._convert._model import OCall, OGlobal, OOpaque, OSet, OStorage, w
 from ckptguard._errors import UsageError
 
 _BATCH = 1000
+# Strings at least this long are memoized like containers: one the source shares (a key used
+# in a million dicts, fetched from its memo with two bytes each time) is written once, so the
+# output stays proportional to the source.
+_SHARED_TEXT = 64
 _MAX_DEPTH = 1000
 _U32 = struct.Struct("<I").pack
 _F64 = struct.Struct(">d").pack
@@ -57,6 +61,15 @@ class _Emitter:
         self._put(idx)
 
     def text(self, s: str) -> None:
+        if len(s) >= _SHARED_TEXT:  # written once, then fetched from the memo
+            idx = self.memo.get(id(s))
+            if idx is not None:
+                self.get(idx)
+                return
+            raw = s.encode("utf-8", "surrogatepass")
+            self.w(b"X" + _U32(len(raw)) + raw)
+            self.put(s)
+            return
         raw = s.encode("utf-8", "surrogatepass")
         self.w(b"X" + _U32(len(raw)) + raw)
 
@@ -95,7 +108,7 @@ class _Emitter:
         for i in range(0, len(pairs), _BATCH):
             w(b"(")
             for k, v in pairs[i : i + _BATCH]:
-                if type(k) is str:
+                if type(k) is str and len(k) < _SHARED_TEXT:
                     raw = k.encode("utf-8", "surrogatepass")
                     w(b"X" + _U32(len(raw)) + raw)
                 else:
@@ -103,7 +116,7 @@ class _Emitter:
                 t = type(v)
                 if t is float:
                     w(b"G" + _F64(v))
-                elif t is str:
+                elif t is str and len(v) < _SHARED_TEXT:
                     raw = v.encode("utf-8", "surrogatepass")
                     w(b"X" + _U32(len(raw)) + raw)
                 else:

@@ -22,6 +22,7 @@ docs/convert.md). Anything that cannot be expressed raises :class:`ConvertError`
 
 from __future__ import annotations
 
+import contextlib
 import math
 import struct
 from collections.abc import Callable
@@ -119,9 +120,163 @@ class Result:
 _PLAIN = frozenset({type(None), bool, str, float, bytes})
 
 
+REPR_LIMIT = 1024  # characters of a key's description in a path or a message
+# The most values a dict key or set element may expand to (shared tuples nest: each level can
+# double it). Hashing it, as the loader does, walks all of them.
+MAX_KEY_VALUES = 100_000
+_DESCRIBE_DEPTH = 50  # nesting shown in a description (deeper: "...")
+
+
+def _describe(v: Any, budget: list[int], out: list[str], depth: int = 0) -> None:
+    """Append a description of ``v`` to ``out`` while ``budget[0]`` (characters) lasts."""
+    if budget[0] <= 0:
+        return
+    t = type(v)
+    if depth > _DESCRIBE_DEPTH:
+        out.append("...")
+        budget[0] -= 3
+        return
+    if t in (tuple, list, TTuple, TList):
+        items = v.items if t in (TTuple, TList) else v
+        opening, closing = ("[", "]") if t in (list, TList) else ("(", ")")
+        out.append(opening)
+        budget[0] -= 1
+        for i, x in enumerate(items):
+            if budget[0] <= 0:
+                break
+            if i:
+                out.append(", ")
+                budget[0] -= 2
+            _describe(x, budget, out, depth + 1)
+        if t in (tuple, TTuple) and len(items) == 1:
+            out.append(",")
+        out.append(closing)
+        text = ""
+    elif t is str or t is bytes:
+        text = repr(v[: budget[0]])
+    elif t is int:
+        text = repr(v) if v.bit_length() <= 256 else f"<int of {v.bit_length()} bits>"
+    elif v is None or t in (bool, float, complex):
+        text = repr(v)
+    elif t in (Global, OGlobal):
+        text = v.qualified_name
+    elif t is Call:
+        func = v.func.qualified_name if type(v.func) is Global else "?"
+        args = v.args.items if type(v.args) is TTuple else None
+        if args is None or v.has_state or v.dictitems or v.listitems:
+            text = f"{func}(...)"
+        else:
+            out.append(f"{func}(")
+            budget[0] -= len(func) + 1
+            for i, x in enumerate(args):
+                if budget[0] <= 0:
+                    break
+                if i:
+                    out.append(", ")
+                    budget[0] -= 2
+                _describe(x, budget, out, depth + 1)
+            text = ")"
+    elif t is OCall:
+        text = f"{v.func.qualified_name}(...)"
+    elif t is OOpaque:
+        text = f"<{v.what}>"
+    else:
+        text = f"<{t.__name__}>"
+    out.append(text)
+    budget[0] -= len(text)
+
+
+def bounded_repr(v: Any, limit: int = REPR_LIMIT) -> str:
+    """``repr(v)`` for small plain values; for others (tree nodes, shared tuple chains that
+    expand exponentially, huge strings) a description of at most about ``limit`` characters,
+    computed in time proportional to ``limit``."""
+    budget = [limit]
+    out: list[str] = []
+    _describe(v, budget, out)
+    text = "".join(out)
+    if budget[0] > 0 and _is_plain(v, limit):
+        return repr(v)  # complete and small: exactly repr (paths must parse back)
+    return text if budget[0] > 0 else text[:limit] + "..."
+
+
+def _is_plain(v: Any, limit: int) -> bool:
+    todo = [v]
+    seen = 0
+    while todo:
+        x = todo.pop()
+        seen += 1
+        if seen > limit:
+            return False
+        t = type(x)
+        if t is tuple:
+            todo.extend(x)
+        elif not (x is None or t in (bool, int, float, str, bytes, complex)):
+            return False
+    return True
+
+
 def _seg(key: Any) -> str:
-    text = key if isinstance(key, str) else repr(key)
+    text = key if isinstance(key, str) else bounded_repr(key)
     return text.replace("~", "~0").replace("/", "~1")
+
+
+class KeySeg:
+    """A path segment named by a dict key (its text is only made when a path is needed)."""
+
+    __slots__ = ("key", "suffix")
+
+    def __init__(self, key: Any, suffix: str = "") -> None:
+        self.key = key
+        self.suffix = suffix
+
+
+# A place in the structure, built lazily: "" (the top) or (parent, segment), a segment being a
+# list index, a fixed name ("args", "#state", ...) or a KeySeg. Building a child costs one
+# tuple whatever the keys above it hold; the "/a/0/b" text (see docs/convert.md) is made only
+# for a recorded type or an error, and bounded.
+Path = Any
+MAX_PATH_CHARS = 64 * 1024  # a recorded path longer than this is refused (inspect: skipped)
+MAX_RECORDED_CHARS = 32 << 20  # all recorded paths together
+
+
+class Paths:
+    """Turns lazy paths into text, each dict key's segment made once (by key identity)."""
+
+    def __init__(self) -> None:
+        self.segs: dict[int, tuple[Any, str]] = {}
+
+    def seg(self, s: Any) -> str:
+        if type(s) is int:
+            return str(s)
+        if type(s) is str:
+            return s
+        key = s.key
+        suffix: str = s.suffix
+        got = self.segs.get(id(key))
+        if got is None:
+            got = (key, _seg(key))  # the key is kept alive: its id stays its own
+            self.segs[id(key)] = got
+        return got[1] + suffix
+
+    def text(self, path: Path, limit: int = MAX_PATH_CHARS) -> str | None:
+        """``/a/0/b``, or None when it is longer than ``limit`` characters."""
+        parts: list[str] = []
+        size = 0
+        while path != "":
+            path, s = path
+            part = self.seg(s)
+            size += len(part) + 1
+            if size > limit:
+                return None
+            parts.append(part)
+        return "/" + "/".join(reversed(parts)) if parts else ""
+
+    def shown(self, path: Path, limit: int = 200) -> str:
+        """The path for a message: ``/`` for the top, cut after ``limit`` characters."""
+        text = self.text(path)
+        if text is None:
+            return f"(a path longer than {MAX_PATH_CHARS} characters)"
+        return (text[:limit] + "...") if len(text) > limit else (text or "/")
 
 
 def _unwrap_bytes(node: Any) -> bytes | None:
@@ -162,7 +317,12 @@ class Converter:
         self.allowed = weights_only_globals()
         self.memo: dict[int, Any] = {}
         self.busy: set[int] = set()
+        self.key_sizes: dict[int, tuple[Any, int]] = {}  # id(tuple) -> (it, values it expands to)
+        self.omega_memo: dict[int, Any] = {}  # id(config node) -> its content
+        self.native: dict[int, bool] = {}  # id(TTuple key) -> converted without a change
         self.result = Result(root=None)
+        self.paths = Paths()
+        self.recorded_chars = 0
         self.next_key = 0
         for key in storage_sizes:
             if key.isdigit():
@@ -173,26 +333,44 @@ class Converter:
         self.result.root = self.value(root, "", 0, strict=False)
         return self.result
 
-    def refuse(self, path: str, problem: str, hint: str | None = None) -> Any:
+    def refuse(self, path: Path, problem: str, hint: str | None = None) -> Any:
         if self.lenient:
             return OOpaque(problem)
         raise ConvertError(
-            f"cannot convert the value at {path or '/'}: {problem}",
+            f"cannot convert the value at {self.paths.shown(path)}: {problem}",
             hint=hint
             or "this file cannot be rewritten for weights-only loading; keep loading "
             "it with ckptguard.load(..., allow=[...])",
         )
 
-    def record(self, path: str, g: Global, how: str, strict: bool) -> bool:
+    def record(self, path: Path, g: Global, how: str, strict: bool) -> bool:
         if strict:
             return False
+        text = self.paths.text(path)
+        if text is not None:
+            self.recorded_chars += len(text)
+        if text is None or self.recorded_chars > MAX_RECORDED_CHARS:
+            if self.lenient:  # inspect: the type is not shown there
+                return True
+            what = (
+                f"longer than {MAX_PATH_CHARS} characters"
+                if text is None
+                else f"together longer than {MAX_RECORDED_CHARS} characters"
+            )
+            raise ConvertError(
+                f"cannot record the original type {g.qualified_name} at "
+                f"{self.paths.shown(path)}: the paths of converted values are {what} (the keys "
+                "above them are too long)",
+                hint="this file cannot be rewritten with its types recorded; keep loading it "
+                "with ckptguard.load(SRC, allow=[...])",
+            )
         self.result.types.setdefault(
-            path, {"type": g.qualified_name, "module": g.module, "as": how}
+            text, {"type": g.qualified_name, "module": g.module, "as": how}
         )
         return True
 
     # ------------------------------------------------------------------ dispatch
-    def value(self, node: Any, path: str, depth: int, *, strict: bool) -> Any:
+    def value(self, node: Any, path: Path, depth: int, *, strict: bool) -> Any:
         t = type(node)
         if node is None or t in (bool, str, float, bytes):
             return node
@@ -215,14 +393,14 @@ class Converter:
         self.memo[key] = out
         return out
 
-    def _value(self, node: Any, path: str, depth: int, strict: bool) -> Any:
+    def _value(self, node: Any, path: Path, depth: int, strict: bool) -> Any:
         t = type(node)
         plain = _PLAIN  # plain items are kept as they are, with no path built for them
         if t is TList:
             out_list: list[Any] = []
             self.memo[id(node)] = out_list  # lists may contain themselves
             out_list.extend(
-                v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                v if type(v) in plain else self.value(v, (path, i), depth, strict=strict)
                 for i, v in enumerate(node.items)
             )
             return out_list
@@ -234,14 +412,15 @@ class Converter:
         if t is TTuple:
             return tuple(
                 [
-                    v if type(v) in plain else self.value(v, f"{path}/{i}", depth, strict=strict)
+                    v if type(v) in plain else self.value(v, (path, i), depth, strict=strict)
                     for i, v in enumerate(node.items)
                 ]
             )
         if t is TSet:
             items = [
-                self.value(v, f"{path}/{i}", depth, strict=strict) for i, v in enumerate(node.items)
+                self.value(v, (path, i), depth, strict=strict) for i, v in enumerate(node.items)
             ]
+            items = self.checked_items(list(zip(node.items, items, strict=True)), path, "set")
             if node.frozen and not self.record(
                 path, Global("builtins", "frozenset"), "set", strict
             ):
@@ -263,27 +442,133 @@ class Converter:
         self,
         out: dict[Any, Any],
         items: list[tuple[Any, Any]],
-        path: str,
+        path: Path,
         depth: int,
         strict: bool,
     ) -> None:
         plain = _PLAIN  # plain keys and values are kept as they are, with no path built
+        changed: dict[Any, Any] | None = None  # keys conversion changed -> their original
         for k, v in items:
             if type(k) in plain:
                 ck = k
+                if changed is not None and ck in changed:  # equal to a converted key
+                    ck = self.collision(path, changed[ck], k, ck)
             else:
-                ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=strict)
-                try:
-                    hash(ck)
-                except TypeError:
-                    ck = self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+                ck = self.key(k, path, depth, strict)
+                if not self.unchanged(k, ck):
+                    if ck in out:
+                        first = changed.get(ck, ck) if changed is not None else ck
+                        if first is not k:  # the same object twice is one entry anyway
+                            ck = self.collision(path, first, k, ck)
+                    if changed is None:
+                        changed = {}
+                    changed.setdefault(ck, k)
+                elif changed is not None and ck in changed:
+                    ck = self.collision(path, changed[ck], k, ck)
             if type(v) in plain:
                 out[ck] = v
             else:
-                out[ck] = self.value(v, f"{path}/{_seg(ck)}", depth, strict=strict)
+                out[ck] = self.value(v, (path, KeySeg(ck)), depth, strict=strict)
+
+    # ------------------------------------------------------------------ keys
+    def key(self, k: Any, path: Path, depth: int, strict: bool) -> Any:
+        """A dict key (or set element) converted; refused when it is unhashable or expands
+        to more than MAX_KEY_VALUES values (hashing it would walk them all)."""
+        ck = self.value(k, (path, KeySeg(k, "#key")), depth, strict=strict)
+        if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
+            return self.refuse(
+                path,
+                f"a dict key or set element that expands to more than {MAX_KEY_VALUES} values "
+                "(shared tuples)",
+                hint="this file cannot be rewritten safely, and a plain unpickler would hang "
+                "hashing the key; do not load it (details: ckptguard scan SRC)",
+            )
+        try:
+            hash(ck)
+        except TypeError:
+            return self.refuse(path, f"a dict key of type {type(ck).__name__} (unhashable)")
+        return ck
+
+    def key_size(self, v: tuple[Any, ...]) -> int:
+        """How many values ``v`` expands to (memoized by identity: linear however it shares;
+        counts stop a little past the bound)."""
+        got = self.key_sizes.get(id(v))
+        if got is not None:
+            return got[1]
+        n = 1
+        for x in v:
+            n += self.key_size(x) if type(x) is tuple else 1
+            if n > MAX_KEY_VALUES:
+                break
+        self.key_sizes[id(v)] = (v, n)
+        return n
+
+    def unchanged(self, k: Any, ck: Any) -> bool:
+        """Whether ``ck`` equals other converted keys exactly when the originals would be equal
+        once loaded: plain values, tuples of them, and kept torch objects. A key made from an
+        object (an Enum member -> its value, a numpy dtype -> its name, a global -> its name)
+        is changed: it may now equal a key it differed from."""
+        if ck is k or type(ck) in (OGlobal, OCall, OStorage, OSet, OOpaque):
+            return True
+        if type(k) is TTuple and type(ck) is tuple:
+            got = self.native.get(id(k))
+            if got is None:
+                got = all(self.unchanged(x, cx) for x, cx in zip(k.items, ck, strict=True))
+                self.native[id(k)] = got
+            return got
+        return False
+
+    def collision(self, path: Path, first: Any, second: Any, ck: Any) -> Any:
+        """Two keys that differ in the file are equal after conversion: one entry would be
+        lost. convert refuses (inspect shows a marker key)."""
+        problem = (
+            f"two keys (or set elements) become equal after conversion: "
+            f"{bounded_repr(first, 200)} and {bounded_repr(second, 200)} would both be "
+            f"{bounded_repr(ck, 200)}, so one entry would be lost"
+        )
+        if self.lenient:
+            return OOpaque(f"{bounded_repr(second, 200)} (collides with another key)")
+        return self.refuse(
+            path,
+            problem,
+            hint="convert never drops an entry: keep loading the original with "
+            "ckptguard.load(SRC, allow=[...]) (ckptguard scan SRC lists what to allow), or "
+            "give the entries distinct keys where the file was made",
+        )
+
+    def checked_items(self, pairs: list[tuple[Any, Any]], path: Path, what: str) -> list[Any]:
+        """The converted elements of a set or the keys of an OrderedDict's items (``pairs``
+        of original and converted), refused when two differ in the file but are equal after
+        conversion (the loader would merge them), or when one is too large to hash."""
+        out: list[Any] = []
+        seen: dict[Any, tuple[Any, bool]] | None = None
+        for k, converted in pairs:
+            ck = converted
+            if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
+                ck = self.refuse(
+                    path, f"a {what} element that expands to more than {MAX_KEY_VALUES} values"
+                )
+            same = self.unchanged(k, ck)
+            if seen is None and not same:
+                seen = {}
+                for (o, _c), c in zip(pairs, out, strict=False):  # all unchanged so far
+                    with contextlib.suppress(TypeError):
+                        seen.setdefault(c, (o, True))
+            if seen is not None:
+                try:
+                    prev = seen.get(ck)
+                except TypeError:  # unhashable: the loader fails on it, as the source would
+                    prev = None
+                if prev is not None and (not same or not prev[1]) and prev[0] is not k:
+                    ck = self.collision(path, prev[0], k, ck)
+                else:
+                    with contextlib.suppress(TypeError):
+                        seen.setdefault(ck, (k, same))
+            out.append(ck)
+        return out
 
     # ------------------------------------------------------------------ calls
-    def call(self, node: Call, path: str, depth: int, strict: bool) -> Any:
+    def call(self, node: Call, path: Path, depth: int, strict: bool) -> Any:
         func = node.func
         if type(func) is not Global:
             return self.refuse(path, "a call of a computed value (not a global)")
@@ -319,14 +604,14 @@ class Converter:
             return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
         return self.obj(node, cls, args, path, depth)
 
-    def keep(self, node: Call, func: Global, path: str, depth: int) -> Any:
+    def keep(self, node: Call, func: Global, path: Path, depth: int) -> Any:
         qn = func.qualified_name
         if node.op in ("NEWOBJ_EX",) and not (type(node.kwargs) is TDict and not node.kwargs.items):
             return self.refuse(path, f"{qn} called with keyword arguments")
         if node.has_state and qn not in _BUILDABLE and not qn.startswith("torch._utils."):
             return self.refuse(path, f"{qn} with pickled state (weights-only loading refuses it)")
         is_container = qn in ("collections.OrderedDict", "collections.Counter")
-        args = self.value(node.args, f"{path}/#args", depth, strict=True)
+        args = self.value(node.args, (path, "#args"), depth, strict=True)
         if type(args) is not tuple:
             return self.refuse(path, f"a call of {qn} whose arguments are not a tuple")
         out = OCall(
@@ -334,25 +619,28 @@ class Converter:
         )
         self.memo[id(node)] = out
         if node.has_state:
-            out.state = self.value(node.state, f"{path}/#state", depth, strict=not is_container)
+            out.state = self.value(node.state, (path, "#state"), depth, strict=not is_container)
             out.has_state = True
-        for k, v in node.dictitems:
-            if not is_container:
-                return self.refuse(path, f"items set on a {qn}")
-            ck = self.value(k, f"{path}/{_seg(k)}#key", depth, strict=False)
-            out.dictitems.append((ck, self.value(v, f"{path}/{_seg(ck)}", depth, strict=False)))
+        if node.dictitems and not is_container:
+            return self.refuse(path, f"items set on a {qn}")
+        keys = [self.key(k, path, depth, False) for k, _v in node.dictitems]
+        keys = self.checked_items(
+            [(k, ck) for (k, _v), ck in zip(node.dictitems, keys, strict=True)], path, "key"
+        )
+        for ck, (_k, v) in zip(keys, node.dictitems, strict=True):
+            out.dictitems.append((ck, self.value(v, (path, KeySeg(ck)), depth, strict=False)))
         if node.listitems:
             return self.refuse(path, f"items appended to a {qn}")
         return out
 
-    def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: str, depth: int) -> Any:
+    def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: Path, depth: int) -> Any:
         has_items = bool(node.dictitems) or bool(node.listitems)
         if node.op == "NEWOBJ_EX" and type(node.kwargs) is TDict and node.kwargs.items:
             out: Any = {}
             self.memo[id(node)] = out
-            out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
+            out["args"] = self.value(TTuple(args), (path, "args"), depth, strict=False)
             kw: dict[Any, Any] = {}
-            self.fill_dict(kw, node.kwargs.items, f"{path}/kwargs", depth, False)
+            self.fill_dict(kw, node.kwargs.items, (path, "kwargs"), depth, False)
             out["kwargs"] = kw
             how = "call"
         elif node.has_state or has_items:
@@ -374,7 +662,7 @@ class Converter:
                 out = []
                 self.memo[id(node)] = out
                 out.extend(
-                    self.value(v, f"{path}/{i}", depth, strict=False)
+                    self.value(v, (path, i), depth, strict=False)
                     for i, v in enumerate(node.listitems)
                 )
                 how = "list"
@@ -385,15 +673,15 @@ class Converter:
                 out = {}
                 self.memo[id(node)] = out
                 if args:
-                    out["args"] = self.value(TTuple(args), f"{path}/args", depth, strict=False)
-                out["state"] = self.value(state, f"{path}/state", depth, strict=False)
+                    out["args"] = self.value(TTuple(args), (path, "args"), depth, strict=False)
+                out["state"] = self.value(state, (path, "state"), depth, strict=False)
                 if node.dictitems:
                     items: dict[Any, Any] = {}
-                    self.fill_dict(items, node.dictitems, f"{path}/items", depth, False)
+                    self.fill_dict(items, node.dictitems, (path, "items"), depth, False)
                     out["items"] = items
                 if node.listitems:
                     out["list"] = [
-                        self.value(v, f"{path}/list/{i}", depth, strict=False)
+                        self.value(v, ((path, "list"), i), depth, strict=False)
                         for i, v in enumerate(node.listitems)
                     ]
                 how = "parts"
@@ -401,12 +689,12 @@ class Converter:
             out = self.value(args[0], path, depth, strict=False)
             how = "value"
         else:
-            out = [self.value(v, f"{path}/{i}", depth, strict=False) for i, v in enumerate(args)]
+            out = [self.value(v, (path, i), depth, strict=False) for i, v in enumerate(args)]
             how = "args"
         self.record(path, cls, how, False)
         return out
 
-    def omegaconf(self, node: Call, cls: Global, path: str, depth: int) -> Any:
+    def omegaconf(self, node: Call, cls: Global, path: Path, depth: int) -> Any:
         state = node.state
         content: Any = None
         if type(state) is TDict:
@@ -417,9 +705,28 @@ class Converter:
         self.record(path, cls, "content", False)
         return out
 
-    def omega_value(self, v: Any, path: str, depth: int) -> Any:
+    def omega_value(self, v: Any, path: Path, depth: int) -> Any:
+        """A config's content, each node interpreted once (memoized by identity, as in
+        :meth:`value`): shared sub-configs stay shared and cost nothing more."""
         if depth > MAX_DEPTH:
             return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
+        t = type(v)
+        if t is not Call and t is not TDict and t is not TList:
+            return self.value(v, path, depth + 1, strict=False)
+        key = id(v)
+        if key in self.omega_memo:
+            return self.omega_memo[key]
+        if key in self.busy:
+            return self.refuse(path, "a config that contains itself")
+        self.busy.add(key)
+        try:
+            out = self._omega_value(v, path, depth)
+        finally:
+            self.busy.discard(key)
+        self.omega_memo[key] = out
+        return out
+
+    def _omega_value(self, v: Any, path: Path, depth: int) -> Any:
         if type(v) is Call and type(v.func) is Global and v.func.module.startswith("omegaconf."):
             if v.func.name in ("DictConfig", "ListConfig"):
                 return self.omegaconf(v, v.func, path, depth + 1)
@@ -430,16 +737,25 @@ class Converter:
             return self.value(v, path, depth + 1, strict=False)
         if type(v) is TDict:
             out: dict[Any, Any] = {}
-            for k, val in v.items:
-                ck = self.value(k, f"{path}/{_seg(k)}#key", depth + 1, strict=False)
-                out[ck] = self.omega_value(val, f"{path}/{_seg(ck)}", depth + 1)
+            self.omega_memo[id(v)] = out  # configs may contain themselves through it
+            keys = [self.key(k, path, depth + 1, False) for k, _val in v.items]
+            keys = self.checked_items(
+                [(k, ck) for (k, _val), ck in zip(v.items, keys, strict=True)], path, "key"
+            )
+            for ck, (_k, val) in zip(keys, v.items, strict=True):
+                out[ck] = self.omega_value(val, (path, KeySeg(ck)), depth + 1)
             return out
         if type(v) is TList:
-            return [self.omega_value(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v.items)]
+            out_list: list[Any] = []
+            self.omega_memo[id(v)] = out_list
+            out_list.extend(
+                self.omega_value(x, (path, i), depth + 1) for i, x in enumerate(v.items)
+            )
+            return out_list
         return self.value(v, path, depth + 1, strict=False)
 
     # ------------------------------------------------------------------ storages
-    def storage(self, pid: Any, path: str) -> Any:
+    def storage(self, pid: Any, path: Path) -> Any:
         items = pid.items if type(pid) is TTuple else None
         if not items or len(items) not in (5, 6) or items[0] != "storage":
             return self.refuse(path, "a persistent id that is not a torch storage reference")
@@ -514,7 +830,7 @@ class Converter:
             return None
         return code
 
-    def ndarray(self, node: Call, path: str, strict: bool) -> Any:
+    def ndarray(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         state = node.state.items if type(node.state) is TTuple else ()
         if not args or args[0] != Global("numpy", "ndarray") or len(state) != 5:
@@ -531,7 +847,7 @@ class Converter:
             return self.refuse(path, "a numpy array inside a torch object")
         return self.new_tensor(raw, code, tuple(shape), bool(fortran))
 
-    def frombuffer(self, node: Call, path: str, strict: bool) -> Any:
+    def frombuffer(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         if len(args) != 4:
             return self.refuse(path, "a numpy _frombuffer call with unexpected arguments")
@@ -549,7 +865,7 @@ class Converter:
             return self.refuse(path, "a numpy array inside a torch object")
         return self.new_tensor(raw_b, code, tuple(shape), order == "F")
 
-    def np_scalar(self, node: Call, path: str, strict: bool) -> Any:
+    def np_scalar(self, node: Call, path: Path, strict: bool) -> Any:
         args = node.args.items if type(node.args) is TTuple else ()
         if len(args) != 2:
             return self.refuse(path, "a numpy scalar with unexpected arguments")

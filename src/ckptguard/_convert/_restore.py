@@ -19,6 +19,7 @@ from ckptguard._errors import CheckpointError
 from ckptguard._policy import Policy
 from ckptguard._verdict import Verdict
 
+_MAX_SEGMENT = 4096  # convert's key reprs in paths are at most ~1 KiB (REPR_LIMIT)
 _REBUILDABLE = ("value", "state", "dict", "list", "args", "content", "global", "set", "tensor")
 
 
@@ -32,9 +33,11 @@ def _child_key(parent: Any, seg: str) -> Any:
     if isinstance(parent, dict):
         if seg in parent:
             return seg
+        if len(seg) > _MAX_SEGMENT:  # longer than any key repr convert writes in a path
+            raise KeyError(seg)
         try:
             key = ast.literal_eval(seg)
-        except (ValueError, SyntaxError):
+        except (ValueError, SyntaxError, TypeError, RecursionError, MemoryError):
             raise KeyError(seg) from None
         if key in parent:
             return key
@@ -95,7 +98,8 @@ def restore(obj: Any, *, policy: Policy) -> Any:
         return obj
     remaining = dict(types)
     root = obj
-    for path in sorted(types, key=lambda p: (-p.count("/"), p)):
+    paths = [p for p in types if isinstance(p, str)]  # the file may hold anything here
+    for path in sorted(paths, key=lambda p: (-p.count("/"), p)):
         rec = types[path]
         if not isinstance(rec, dict) or "#key" in path or rec.get("as") not in _REBUILDABLE:
             continue

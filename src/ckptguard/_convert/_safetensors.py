@@ -10,16 +10,38 @@ from __future__ import annotations
 import base64
 import json
 import math
-import os
-import tempfile
 from collections import OrderedDict
 from typing import Any
 
 from ckptguard._convert._model import FORMAT_KEY, FORMAT_VERSION
-from ckptguard._convert._plain import ConvertError
+from ckptguard._convert._plain import ConvertError, bounded_repr
 from ckptguard._errors import CorruptCheckpointError, UsageError
 
 _MAX_DEPTH = 200
+# JSON metadata cannot share: a container referenced twice is written twice. The values
+# written are bounded (a .pt output keeps sharing; safetensors refuses past this bound).
+MAX_VALUES = 2_000_000
+MAX_METADATA_BYTES = 64 << 20  # safetensors readers refuse headers past 100 MB
+_MAX_NAME = 512  # characters of a tensor name taken from its path
+
+_TO_PT = "convert to .pt instead, which keeps shared values shared: ckptguard convert SRC DST.pt"
+
+# A path in the structure, built lazily: None (the root) or (parent, segment).
+_Path = tuple[Any, str] | None
+
+
+def _path_text(p: _Path, limit: int = 4096) -> str:
+    """``/a/0/b`` for a lazy path; ``...`` past ``limit`` characters."""
+    parts: list[str] = []
+    size = 0
+    while p is not None:
+        p, seg = p
+        size += len(seg) + 1
+        if size > limit:  # the end of the path is kept: ".../c/d"
+            parts.append("...")
+            break
+        parts.append(seg)
+    return "/" + "/".join(reversed(parts)) if parts else "/"
 
 
 class _Encoder:
@@ -31,12 +53,39 @@ class _Encoder:
         self.names: dict[int, str] = {}
         self.storages: set[tuple[int, int]] = set()
         self.busy: set[int] = set()
+        self.suffixes: dict[str, int] = {}  # tensor name -> next number to try after it
+        self.left = MAX_VALUES
+        self.left_chars = MAX_METADATA_BYTES
 
-    def enc(self, v: Any, path: str, depth: int) -> Any:
+    def spend(self, n: int, path: _Path) -> None:
+        self.left_chars -= n
+        if self.left_chars < 0:
+            raise self.fail(
+                path,
+                f"the structure needs more than {MAX_METADATA_BYTES} bytes of safetensors "
+                "metadata (which cannot share: each reference to a shared string, list or dict "
+                "is written out again)",
+            )
+
+    def fail(self, p: _Path, problem: str, hint: str = _TO_PT) -> ConvertError:
+        return ConvertError(f"cannot write the value at {_path_text(p)}: {problem}", hint=hint)
+
+    def enc(self, v: Any, path: _Path, depth: int) -> Any:
         torch = self.torch
+        self.left -= 1
+        if self.left < 0:
+            raise self.fail(
+                path,
+                f"the structure expands to more than {MAX_VALUES} values in safetensors metadata "
+                "(which cannot share: each reference to a shared list, dict or tuple is "
+                "written out again)",
+            )
         if depth > _MAX_DEPTH:
-            raise ConvertError(f"{path or '/'}: nested more than {_MAX_DEPTH} levels deep")
-        if v is None or isinstance(v, (bool, str)):
+            raise self.fail(path, f"nested more than {_MAX_DEPTH} levels deep")
+        if isinstance(v, str):  # a shared string is written out again at each reference too
+            self.spend(len(v), path)
+            return v
+        if v is None or isinstance(v, bool):
             return v
         if type(v) is int:
             return v
@@ -49,49 +98,56 @@ class _Encoder:
         if isinstance(v, torch.device):
             return {"$device": str(v)}
         if isinstance(v, bytes):
+            self.spend(len(v) * 4 // 3, path)
             return {"$bytes": base64.b64encode(v).decode()}
         if isinstance(v, complex):
             return {"$complex": [v.real, v.imag]}
         if id(v) in self.busy:
-            raise ConvertError(f"{path or '/'}: a structure that contains itself")
+            raise self.fail(path, "a structure that contains itself (JSON cannot hold a cycle)")
         self.busy.add(id(v))
         try:
             if isinstance(v, torch.Size):
                 return {"$size": list(v)}
             if isinstance(v, dict):
                 tag = "$odict" if isinstance(v, OrderedDict) else "$dict"
-                return {
-                    tag: [
+                pairs = []
+                for k, x in v.items():
+                    seg = k if type(k) is str else bounded_repr(k)
+                    pairs.append(
                         [
-                            self.enc(k, f"{path}/{k}#key", depth + 1),
-                            self.enc(x, f"{path}/{k}", depth + 1),
+                            self.enc(k, (path, seg + "#key"), depth + 1),
+                            self.enc(x, (path, seg), depth + 1),
                         ]
-                        for k, x in v.items()
-                    ]
-                }
+                    )
+                return {tag: pairs}
             if isinstance(v, list):
-                return [self.enc(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v)]
+                return [self.enc(x, (path, str(i)), depth + 1) for i, x in enumerate(v)]
             if isinstance(v, tuple):
-                return {"$tuple": [self.enc(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v)]}
+                return {"$tuple": [self.enc(x, (path, str(i)), depth + 1) for i, x in enumerate(v)]}
             if isinstance(v, (set, frozenset)):
-                return {"$set": [self.enc(x, f"{path}/{i}", depth + 1) for i, x in enumerate(v)]}
+                return {"$set": [self.enc(x, (path, str(i)), depth + 1) for i, x in enumerate(v)]}
         finally:
             self.busy.discard(id(v))
-        raise ConvertError(f"{path or '/'}: a {type(v).__name__} has no safetensors form")
+        raise self.fail(path, f"a {type(v).__name__} has no safetensors form")
 
-    def tensor(self, t: Any, path: str) -> dict[str, Any]:
+    def tensor(self, t: Any, path: _Path) -> dict[str, Any]:
         torch = self.torch
         if t.layout != torch.strided or t.is_quantized:
-            raise ConvertError(
-                f"{path or '/'}: a {'quantized' if t.is_quantized else 'sparse'} tensor cannot "
-                "be stored in safetensors",
-                hint="convert to .pt instead (ckptguard convert SRC DST.pt)",
-            )
+            kind = "quantized" if t.is_quantized else "sparse"
+            raise self.fail(path, f"a {kind} tensor cannot be stored in safetensors")
         name = self.names.get(id(t))
         if name is None:
-            name = path.lstrip("/") or "tensor"
-            while name in self.tensors:
-                name += "_"
+            name = _path_text(path, _MAX_NAME).lstrip("/") or "tensor"
+            # a key with a lone surrogate (pickle text is decoded with surrogatepass) is not
+            # Unicode a safetensors header can hold: spelled as \udc80 text (the structure
+            # refers to the tensor by this name, so nothing is lost)
+            name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+            if name in self.tensors:  # the same path text (a cut one, a key's repr...)
+                n = self.suffixes.get(name, 1)
+                while f"{name}_{n}" in self.tensors:
+                    n += 1
+                self.suffixes[name] = n + 1
+                name = f"{name}_{n}"
             data = t.detach()
             key = (data.untyped_storage().data_ptr(), data.untyped_storage().nbytes())
             if (
@@ -110,37 +166,79 @@ class _Encoder:
         return out
 
 
-def pt_to_safetensors(pt_path: str, dst_dir: str, types: dict[str, Any]) -> str:
-    """Write the converted .pt at ``pt_path`` as a safetensors temp file in ``dst_dir``."""
+def expanded_size(v: Any, memo: dict[int, tuple[Any, int]], busy: set[int]) -> int:
+    """How many values ``v`` becomes in JSON, where nothing is shared (memoized by identity:
+    linear in the distinct containers however they share; stops a little past MAX_VALUES;
+    a cycle counts once here and is refused by the encoder)."""
+    if not isinstance(v, (dict, list, tuple, set, frozenset)):
+        return 1
+    got = memo.get(id(v))
+    if got is not None:
+        return got[1]
+    if id(v) in busy:
+        return 1
+    busy.add(id(v))
+    n = 1
+    children = (x for kv in v.items() for x in kv) if isinstance(v, dict) else iter(v)
+    for x in children:
+        n += expanded_size(x, memo, busy)
+        if n > MAX_VALUES:
+            break
+    busy.discard(id(v))
+    memo[id(v)] = (v, n)
+    return n
+
+
+def pt_to_safetensors(pt_path: str, tmp_path: str) -> None:
+    """Write the converted .pt at ``pt_path`` as safetensors into ``tmp_path`` (a temporary
+    file the caller created and removes on failure), and check that it reads back."""
     import torch  # noqa: PLC0415
     from safetensors.torch import save_file  # noqa: PLC0415
 
     obj = torch.load(pt_path, weights_only=True, mmap=True, map_location="cpu")
+    if expanded_size(obj, {}, set()) > MAX_VALUES:  # refused at once, not after the walk
+        raise ConvertError(
+            f"the structure expands to more than {MAX_VALUES} values in safetensors metadata "
+            "(which cannot share: each reference to a shared list, dict or tuple is written "
+            "out again)",
+            hint=_TO_PT,
+        )
     e = _Encoder()
-    structure = e.enc(obj, "", 0)
-    meta = {"version": FORMAT_VERSION, "structure": structure}
-    del types
-    fd, tmp = tempfile.mkstemp(prefix=".ckptguard-", suffix=".safetensors.tmp", dir=dst_dir)
-    os.close(fd)
-    save_file(e.tensors, tmp, metadata={FORMAT_KEY: json.dumps(meta)})
-    back = read_checkpoint(tmp, None)
+    structure = e.enc(obj, None, 0)
+    meta = json.dumps({"version": FORMAT_VERSION, "structure": structure})
+    if len(meta) > MAX_METADATA_BYTES:
+        raise ConvertError(
+            f"the structure needs {len(meta)} bytes of safetensors metadata, more than "
+            f"{MAX_METADATA_BYTES}",
+            hint=_TO_PT,
+        )
+    from safetensors import SafetensorError  # noqa: PLC0415
+
+    try:
+        save_file(e.tensors, tmp_path, metadata={FORMAT_KEY: meta})
+    except (SafetensorError, ValueError, TypeError, RuntimeError) as exc:
+        raise ConvertError(f"safetensors cannot write this structure: {exc}", hint=_TO_PT) from None
+    back = read_checkpoint(tmp_path, None)
     if _shape_of(back) != _shape_of(obj):
-        os.unlink(tmp)
-        raise CorruptCheckpointError("internal: the safetensors file did not read back the same")
-    return tmp
+        raise CorruptCheckpointError(
+            "internal: the safetensors file did not read back the same; nothing was written",
+            hint="please report this as a ckptguard bug; meanwhile convert to .pt: "
+            "ckptguard convert SRC DST.pt",
+        )
 
 
 def _shape_of(v: Any) -> Any:
-    """A comparable summary (tensors by dtype/shape) used to verify a written file."""
+    """A comparable summary (tensors by dtype/shape) used to verify a written file (bounded:
+    only called once the encoder has walked at most MAX_VALUES values)."""
     import torch  # noqa: PLC0415
 
     if isinstance(v, torch.Tensor):
         return ("tensor", str(v.dtype), tuple(v.shape))
     if isinstance(v, dict):
-        return ("dict", [(repr(k), _shape_of(x)) for k, x in v.items()])
+        return ("dict", [(bounded_repr(k), _shape_of(x)) for k, x in v.items()])
     if isinstance(v, (list, tuple)):
         return (type(v).__name__, [_shape_of(x) for x in v])
-    return repr(v)
+    return bounded_repr(v) if isinstance(v, (str, bytes, tuple)) else repr(v)
 
 
 def read_checkpoint(path: str, map_location: Any = None) -> object:

@@ -9,33 +9,34 @@ Lines and columns are 1-based. After ``--fix`` the list holds what was not fixed
 
 from __future__ import annotations
 
-import json
-
 from ckptguard._code._model import CodeError, CodeFinding, CodeReport
-from ckptguard._reporters._human import _Painter, clean
+from ckptguard._reporters._human import _Painter
+from ckptguard._reporters._jsontext import dumps as json_dumps
+from ckptguard._reporters._terminal import lines_to_text
 
 
 def dumps(report: CodeReport) -> str:
     doc: dict[str, object] = {"findings": [x.as_dict() for x in report.findings]}
     if report.skipped:  # links not followed while walking (only when there are any)
         doc["skipped"] = [{"path": s.path, "reason": s.reason} for s in report.skipped]
-    return json.dumps(doc, indent=2, ensure_ascii=False)
+    return json_dumps(doc, indent=2)
 
 
 def render_finding(x: CodeFinding, paint: _Painter) -> str:
+    """One line (paths and messages are escaped when the lines become text)."""
     marker = " [*]" if x.fixable else ""
-    where = paint(f"{clean(x.path)}:{x.line}:{x.column}:", "bold")
-    return f"{where} {paint(x.rule.id, x.rule.level)}{marker} {x.message}\n"
+    where = paint(f"{x.path}:{x.line}:{x.column}:", "bold")
+    return f"{where} {paint(x.rule.id, x.rule.level)}{marker} {x.message}"
 
 
-def render_error(e: CodeError, paint: _Painter) -> str:
-    where = clean(e.path)
+def render_error(e: CodeError, paint: _Painter) -> list[str]:
+    where = e.path
     if e.line is not None:
         where += f":{e.line}:{e.column or 1}"
-    text = f"{paint(where + ':', 'bold')} {paint('error', 'error')}: {clean(e.message)}\n"
+    lines = [f"{paint(where + ':', 'bold')} {paint('error', 'error')}: {e.message}"]
     if e.hint:
-        text += f"  hint: {clean(e.hint)}\n"
-    return text
+        lines.append(f"  hint: {e.hint}")
+    return lines
 
 
 def render(report: CodeReport, *, color: bool = False, fix: bool = False) -> str:
@@ -43,12 +44,12 @@ def render(report: CodeReport, *, color: bool = False, fix: bool = False) -> str
     paint = _Painter(color)
     out = [render_finding(x, paint) for x in report.findings]
     out.append(_summary(report, fix=fix))
-    return "".join(out)
+    return lines_to_text(out)
 
 
 def render_errors(report: CodeReport, *, color: bool = False) -> str:
     paint = _Painter(color)
-    return "".join(render_error(e, paint) for e in report.all_errors)
+    return lines_to_text([line for e in report.all_errors for line in render_error(e, paint)])
 
 
 def _plural(n: int, word: str) -> str:
@@ -75,4 +76,4 @@ def _summary(report: CodeReport, *, fix: bool) -> str:
     errors = len(report.all_errors)
     if errors:
         parts.append(_plural(errors, "error"))
-    return "; ".join(parts) + ".\n"
+    return "; ".join(parts) + "."

@@ -7,19 +7,20 @@ conventions of the scan reporter (:mod:`ckptguard._reporters._sarif`).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from ckptguard._code._model import CodeError, CodeFinding, CodeReport
 from ckptguard._code._rules import RULES, Rule
 from ckptguard._reporters._common import tool_version
+from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._reporters._sarif import (
     INFORMATION_URI,
     SARIF_SCHEMA,
     SARIF_VERSION,
     SRCROOT,
     _artifact_location,
+    file_uri,
 )
 
 
@@ -95,9 +96,11 @@ def to_document(report: CodeReport, *, base_dir: str | None = None) -> dict[str,
         "columnKind": "unicodeCodePoints",
     }
     if base_dir is not None:
-        run["originalUriBaseIds"] = {SRCROOT: {"uri": Path(base_dir).resolve().as_uri() + "/"}}
+        run["originalUriBaseIds"] = {
+            SRCROOT: {"uri": file_uri(str(Path(base_dir).resolve())) + "/"}
+        }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
 def dumps(report: CodeReport, *, base_dir: str | None = None) -> str:
-    return json.dumps(to_document(report, base_dir=base_dir), indent=2, ensure_ascii=False)
+    return json_dumps(to_document(report, base_dir=base_dir), indent=2)

@@ -6,26 +6,13 @@ import os
 import shlex
 
 from ckptguard._reporters._common import VERDICT_ORDER, summary
+from ckptguard._reporters._terminal import escape, lines_to_text, style
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 from ckptguard._verdict import FileVerdict, Severity, Verdict
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
     from typing import TextIO
-
-_RESET = "\x1b[0m"
-_STYLES = {
-    "safe": "\x1b[32m",  # green
-    "allowed": "\x1b[32m",
-    "review": "\x1b[33m",  # yellow
-    "unknown": "\x1b[33m",
-    "warning": "\x1b[33m",
-    "dangerous": "\x1b[1;31m",  # bold red
-    "error": "\x1b[1;35m",  # bold magenta
-    "info": "\x1b[2m",  # dim
-    "dim": "\x1b[2m",
-    "bold": "\x1b[1m",
-}
 
 _INDENT = "  "
 _LABEL_WIDTH = 10  # "dangerous" + 1
@@ -44,13 +31,14 @@ def use_color(stream: TextIO) -> bool:
 
 
 class _Painter:
+    """Styles text when colour is on (markers that only the output layer turns into colour
+    codes: see :mod:`ckptguard._reporters._terminal`)."""
+
     def __init__(self, color: bool) -> None:
         self.color = color
 
-    def __call__(self, text: str, style: str) -> str:
-        if not self.color or style not in _STYLES:
-            return text
-        return f"{_STYLES[style]}{text}{_RESET}"
+    def __call__(self, text: str, name: str) -> str:
+        return style(text, name) if self.color else text
 
     def label(self, word: str, *, upper: bool = False) -> str:
         text = word.upper() if upper else word
@@ -70,21 +58,22 @@ def format_size(size: int | None) -> str | None:
 
 
 def clean(text: str) -> str:
-    """Escape control and other non-printable characters (names come from untrusted files:
-    a global named with terminal escape sequences must not reach the terminal)."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """Escape what a terminal would act on. Not needed inside :func:`render`'s lines (they are
+    all escaped when they become text); kept for callers that build text of their own."""
+    return escape(text)
 
 
 def _quote(text: str) -> str:
-    return clean(shlex.quote(text))
+    return shlex.quote(text)
 
 
 def render(
     report: ScanRecord, *, verbose: bool = False, quiet: bool = False, color: bool = False
 ) -> str:
-    """The whole human report, ending with a newline (empty when quiet and all is safe)."""
+    """The whole human report, ending with a newline (empty when quiet and all is safe).
+
+    Built as lines; :func:`~ckptguard._reporters._terminal.lines_to_text` escapes whatever came
+    from a file (names, keys, paths, messages), so nothing here calls an escape of its own."""
     paint = _Painter(color)
     lines: list[str] = []
     for f in report.files:
@@ -103,7 +92,7 @@ def render(
         if lines:
             lines.append("")
         lines.append(summary_line(report, paint=paint))
-    return "".join(line + "\n" for line in lines)
+    return lines_to_text(lines)
 
 
 def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
@@ -133,16 +122,16 @@ def render_file(
     f: FileRecord, *, verbose: bool = False, paint: _Painter | None = None
 ) -> list[str]:
     paint = paint or _Painter(False)
-    details = [clean(f.format)]
+    details = [f.format]
     size = format_size(f.size)
     if size:
         details.append(size)
     lines = [
-        f"{paint.label(f.verdict.value, upper=True)} {paint(clean(f.path), 'bold')}  "
+        f"{paint.label(f.verdict.value, upper=True)} {paint(f.path, 'bold')}  "
         + paint(f"({', '.join(details)})", "dim")
     ]
     if verbose and f.pickles:
-        lines.append(paint(clean(f"{_INDENT}pickles: {', '.join(f.pickles)}"), "dim"))
+        lines.append(paint(f"{_INDENT}pickles: {', '.join(f.pickles)}", "dim"))
     for g in f.globals:
         if verbose or g.verdict in (Verdict.UNKNOWN, Verdict.DANGEROUS):
             lines.append(_global_line(g, paint))
@@ -156,16 +145,16 @@ def render_file(
 def _global_line(g: GlobalRecord, paint: _Painter) -> str:
     uses = ", ".join(u.value for u in g.uses)
     usage = f"{g.count}x" + (f" {uses}" if uses else "")
-    text = f"{_INDENT}{paint.label(g.verdict.value)} {clean(g.qualified_name)}  [{usage}]"
+    text = f"{_INDENT}{paint.label(g.verdict.value)} {g.qualified_name}  [{usage}]"
     if g.reason:
-        text += f": {clean(g.reason)}"
+        text += f": {g.reason}"
     return text
 
 
 def _finding_line(x: FindingRecord, paint: _Painter) -> str:
-    text = f"{_INDENT}{paint.label(x.severity.value)} {clean(x.rule)}: {clean(x.message)}"
+    text = f"{_INDENT}{paint.label(x.severity.value)} {x.rule}: {x.message}"
     if x.location:
-        text += paint(f"  (at {clean(x.location)})", "dim")
+        text += paint(f"  (at {x.location})", "dim")
     return text
 
 
@@ -173,7 +162,7 @@ def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
     step = paint("next:", "bold")
     pad = _INDENT * 3
     if f.verdict is FileVerdict.DANGEROUS:
-        names = [clean(g.qualified_name) for g in f.globals if g.verdict is Verdict.DANGEROUS]
+        names = [g.qualified_name for g in f.globals if g.verdict is Verdict.DANGEROUS]
         what = "run code" + (f" / import {', '.join(names)}" if names else "")
         return [
             f"{_INDENT}{step} " + paint(f"this file tries to {what}: do not load it", "dangerous"),
@@ -183,7 +172,7 @@ def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
     if f.verdict is FileVerdict.REVIEW:
         unknown = list(f.needs_allow)
         if not unknown:
-            hint = clean(f.hint or "review the findings above before loading it")
+            hint = f.hint or "review the findings above before loading it"
             return [f"{_INDENT}{step} {hint}"]
         flags = " ".join(f"--allow {_quote(n)}" for n in unknown)
         return [
@@ -193,10 +182,10 @@ def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
             + ("it" if len(unknown) == 1 else "them")
             + ":",
             f"{pad}ckptguard scan {_quote(f.path)} {flags}",
-            f"{pad}Python: ckptguard.load(path, allow={clean(repr(unknown))})",
+            f"{pad}Python: ckptguard.load(path, allow={unknown!r})",
             f"{_INDENT}lasting fix: ckptguard convert {_quote(f.path)} OUT.pt "
             "(re-saves it so that plain torch.load works)",
         ]
     if f.verdict is FileVerdict.ERROR and f.hint:
-        return [f"{_INDENT}{paint('hint:', 'bold')} {clean(f.hint)}"]
+        return [f"{_INDENT}{paint('hint:', 'bold')} {f.hint}"]
     return []

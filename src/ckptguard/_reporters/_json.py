@@ -11,9 +11,8 @@ Contract (field names fixed; more fields may be added)::
 
 from __future__ import annotations
 
-import json
-
 from ckptguard._reporters._common import summary, tool_version
+from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -82,4 +81,4 @@ def to_document(report: ScanRecord) -> dict[str, Any]:
 def dumps(report: ScanRecord, *, indent: int | None = 2) -> str:
     """The document as text; ``indent=None`` gives one compact line (json's C encoder: several
     times faster on large scans than indented output, which is pure Python)."""
-    return json.dumps(to_document(report), indent=indent, ensure_ascii=False)
+    return json_dumps(to_document(report), indent=indent)

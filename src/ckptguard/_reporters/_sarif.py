@@ -7,13 +7,13 @@ a ``scan-error`` finding). Paths under ``base_dir`` are written relative to ``%S
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 from ckptguard._reporters._common import tool_version
+from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 from ckptguard._verdict import Severity, Verdict
 
@@ -60,6 +60,22 @@ _BUILTIN_RULES: dict[str, tuple[str, str, str]] = {
 }
 
 
+def _uri_path(posix: str) -> str:
+    """A path percent-encoded for a URI. A name the file system gave as undecodable bytes
+    (lone surrogates U+DC80-U+DCFF, Python's surrogateescape) is written as those bytes (the
+    file's real name); any other lone surrogate with ``backslashreplace`` (see
+    :mod:`ckptguard._reporters._jsontext`)."""
+    try:
+        return quote(os.fsencode(posix))
+    except UnicodeEncodeError:
+        return quote(posix, errors="backslashreplace")
+
+
+def file_uri(path: str) -> str:
+    """``file://`` URI of ``path`` made absolute (never raises on odd names)."""
+    return "file://" + _uri_path(Path(os.path.abspath(path)).as_posix())
+
+
 def _artifact_location(path: str, base_dir: str | None) -> dict[str, Any]:
     p = Path(path)
     if base_dir is not None:
@@ -69,8 +85,8 @@ def _artifact_location(path: str, base_dir: str | None) -> dict[str, Any]:
         except ValueError:
             pass
         else:
-            return {"uri": quote(rel.as_posix()), "uriBaseId": SRCROOT}
-    return {"uri": Path(os.path.abspath(path)).as_uri()}
+            return {"uri": _uri_path(rel.as_posix()), "uriBaseId": SRCROOT}
+    return {"uri": file_uri(path)}
 
 
 def _rule(rule_id: str, short: str, full: str, level: str) -> dict[str, Any]:
@@ -209,9 +225,10 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
             }
         ]
     if base_dir is not None:
-        run["originalUriBaseIds"] = {SRCROOT: {"uri": Path(base_dir).resolve().as_uri() + "/"}}
+        base_uri = file_uri(str(Path(base_dir).resolve())) + "/"
+        run["originalUriBaseIds"] = {SRCROOT: {"uri": base_uri}}
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
 
 
 def dumps(report: ScanRecord, *, base_dir: str | None = None) -> str:
-    return json.dumps(to_document(report, base_dir=base_dir), indent=2, ensure_ascii=False)
+    return json_dumps(to_document(report, base_dir=base_dir), indent=2)
