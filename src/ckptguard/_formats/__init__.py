@@ -10,7 +10,6 @@ from __future__ import annotations
 import mmap
 import os
 
-from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
 from ckptguard._pickle._types import PickleLimits
 
@@ -174,7 +173,8 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
         kind = None if exc.partial else classify_text(head)
         if kind is not None:  # prose that merely starts with an opcode character
             raise text_error(kind, head) from None
-        raise CorruptCheckpointError(exc.problem, hint=exc.hint, format="pickle") from None
+        exc.format = "pickle"
+        raise  # with the globals reached before the failure (exc.partial)
     if first.value == LEGACY_MAGIC_NUMBER and type(first.value) is int:
         from ._legacy import read_legacy  # noqa: PLC0415
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ckptguard._pickle._types import PickleAnalysis, PickleLimits
+from ckptguard._pickle._types import GlobalUsage, PickleAnalysis, PickleError, PickleLimits
 from ckptguard._results import FindingRecord
 
-from ._common import Buffer, corrupt, error_finding
+from ._common import Buffer, error_finding
 from ._torchzip import check_tensors, storage_element_size, valid_location
 from ._types import Extracted, PickleStream
 
@@ -21,21 +21,21 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
     pos = first.end
     for i, label in enumerate(_NAMES[1:], 2):
         name = f"pickle {i} ({label})"
-        a = analyze_pickle(buf, start=pos, where=name, limits=limits)
+        try:
+            a = analyze_pickle(buf, start=pos, where=name, limits=limits)
+        except PickleError as exc:  # the globals of the pickles before it are reported too
+            raise _failed(streams, exc.problem, exc.offset, exc.partial, exc.hint) from None
         streams.append(PickleStream(name, a))
         pos = a.end
     version = streams[1].analysis.value
     if version != PROTOCOL_VERSION:
-        raise corrupt(
+        raise _failed(
+            streams,
             f"legacy torch file with protocol version {version!r} (expected {PROTOCOL_VERSION})",
-            fmt="pytorch-legacy",
         )
     keys = streams[4].analysis.value
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise corrupt(
-            "legacy torch file: the storage-key list is not a list of strings",
-            fmt="pytorch-legacy",
-        )
+        raise _failed(streams, "legacy torch file: the storage-key list is not a list of strings")
     findings = _walk_storages(buf, pos, keys, streams[3])
     findings += check_tensors(streams[3].analysis, streams[3].name)
     for pid in streams[3].analysis.persistent_ids:
@@ -65,6 +65,21 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         findings=tuple(findings),
         details={"storages": str(len(keys))},
     )
+
+
+def _failed(
+    streams: list[PickleStream],
+    problem: str,
+    offset: int | None = None,
+    partial: tuple[GlobalUsage, ...] = (),
+    hint: str | None = None,
+) -> PickleError:
+    """The file is broken: the error carries every global its pickles reached before the break
+    (a payload in the object pickle stays listed when the storage keys are missing)."""
+    reached = tuple(g for s in streams for g in s.analysis.globals) + partial
+    err = PickleError(problem, offset=offset, partial=reached, hint=hint)
+    err.format = "pytorch-legacy"
+    return err
 
 
 def _walk_storages(
