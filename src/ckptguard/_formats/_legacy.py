@@ -16,6 +16,7 @@ _NAMES = ("magic number", "protocol version", "system info", "object", "storage 
 def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Extracted:
     """``first`` is the already analysed magic-number pickle at the start of ``buf``."""
     from ckptguard._pickle import analyze_pickle  # noqa: PLC0415
+    from ckptguard._pickle._vm import globals_in_a_row  # noqa: PLC0415
 
     streams = [PickleStream("pickle 1 (magic number)", first)]
     pos = first.end
@@ -26,7 +27,23 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         except PickleError as exc:  # the globals of the pickles before it are reported too
             raise _failed(streams, exc.problem, exc.offset, exc.partial, exc.hint) from None
         streams.append(PickleStream(name, a))
+        if a.unframed_end != a.end:  # io.BytesIO (and torch.load) reads the next pickle elsewhere
+            found = globals_in_a_row(
+                buf, a.unframed_end, len(_NAMES) - i, where=f"{name} (io.BytesIO)", limits=limits
+            )
+            if found:
+                more = PickleAnalysis(
+                    protocol=0, end=a.unframed_end, globals=found, findings=(),
+                    persistent_ids=(), value=None, opcodes=0,
+                )  # fmt: skip
+                streams.append(PickleStream(f"{name} (then as io.BytesIO reads on)", more))
         pos = a.end
+    if len(streams) > len(_NAMES):  # the pickles io.BytesIO reads elsewhere are reported only
+        raise _failed(
+            streams,
+            "a FRAME leaves data after STOP: io.BytesIO and torch.load read the legacy pickles "
+            "from other offsets than ckptguard",
+        )
     version = streams[1].analysis.value
     if version != PROTOCOL_VERSION:
         raise _failed(

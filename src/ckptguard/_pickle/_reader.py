@@ -283,3 +283,109 @@ class Reader:
         items = self.stack
         self.stack = self.metastack.pop()
         return items
+
+
+# Opcode argument layouts, for :func:`unframed_stream`: fixed widths, counted data (width of
+# the count, signed, read with readinto), text lines.
+_FIXED = {
+    0x80: 1, 0x4A: 4, 0x4B: 1, 0x4D: 2, 0x68: 1, 0x6A: 4, 0x71: 1, 0x72: 4, 0x47: 8,
+    0x82: 1, 0x83: 2, 0x84: 4,
+}  # fmt: skip
+_COUNTED = {
+    0x8A: (1, True, False), 0x8B: (4, True, False),  # LONG1, LONG4
+    0x54: (4, False, False), 0x55: (1, False, False),  # BINSTRING, SHORT_BINSTRING
+    0x58: (4, False, False), 0x8C: (1, False, False), 0x8D: (8, False, False),  # unicode
+    0x42: (4, False, True), 0x43: (1, False, True),  # BINBYTES, SHORT_BINBYTES
+    0x8E: (8, False, True), 0x96: (8, False, True),  # BINBYTES8, BYTEARRAY8
+}  # fmt: skip
+_LINES = {0x49: 1, 0x4C: 1, 0x46: 1, 0x53: 1, 0x56: 1, 0x67: 1, 0x70: 1, 0x50: 1, 0x63: 2, 0x69: 2}
+_NO_ARGS = frozenset(
+    b"().012NQRabdelostu}]\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98"
+)
+
+
+def unframed_stream(data: Any, start: int) -> tuple[bytes, int]:
+    """The bytes CPython's C unpickler reads for one pickle from a file object without ``peek``
+    (io.BytesIO: torch's zip records and legacy files), FRAME opcodes left out, and where that
+    file is left after STOP. Where it reads like ``pickle.loads`` this is the stream itself;
+    with FRAMEs that do not hold whole opcodes it is not: a frame is read in one piece and
+    what is left of it is dropped when an opcode needs more (readinto-based byte strings
+    excepted), and whatever follows STOP in its frame is skipped. Ends early (truncated) where
+    the unpickler would fail to read."""
+    size = len(data)
+    out = bytearray()
+    fp = start  # the file position
+    lo = hi = 0  # the unconsumed part of the buffer (a frame read in one piece)
+
+    def read(n: int, into: bool = False) -> bytes | None:
+        nonlocal fp, lo, hi
+        if hi - lo >= n:
+            lo += n
+            return bytes(data[lo - n : lo])
+        head = b""
+        if into:  # readinto: the buffer's rest, then the file
+            head = bytes(data[lo:hi])
+            n -= hi - lo
+        lo = hi = 0
+        if fp + n > size:
+            return None
+        fp += n
+        return head + bytes(data[fp - n : fp])
+
+    def readline() -> bytes | None:
+        nonlocal fp, lo, hi
+        nl = data.find(b"\n", lo, hi) if hi > lo else -1
+        if nl >= 0:
+            line = bytes(data[lo : nl + 1])
+            lo = nl + 1
+            return line
+        lo = hi = 0
+        nl = data.find(b"\n", fp)
+        if nl < 0:
+            return None
+        line = bytes(data[fp : nl + 1])
+        fp = nl + 1
+        return line
+
+    while True:
+        op = read(1)
+        if op is None:
+            return bytes(out), fp
+        code = op[0]
+        if code == 0x95:  # FRAME: read the frame in one piece (from the buffer if it is there)
+            raw = read(8)
+            if raw is None:
+                return bytes(out), fp
+            n = int.from_bytes(raw, "little")
+            if hi - lo < n:
+                lo = hi = 0
+                if fp + n > size:
+                    return bytes(out), fp
+                lo, hi = fp, fp + n
+                fp += n
+            continue
+        out += op
+        if code == 0x2E:  # STOP: the rest of the buffer is dropped
+            return bytes(out), fp
+        if code in _NO_ARGS:
+            continue
+        parts: list[bytes | None] = []
+        if code in _FIXED:
+            parts.append(read(_FIXED[code]))
+        elif code in _COUNTED:
+            width, signed, into = _COUNTED[code]
+            raw = read(width)
+            parts.append(raw)
+            if raw is not None:
+                n = int.from_bytes(raw, "little", signed=signed)
+                if n < 0 or n > size:
+                    return bytes(out + raw), fp
+                parts.append(read(n, into))
+        elif code in _LINES:
+            parts.extend(readline() for _ in range(_LINES[code]))
+        else:  # an opcode the unpickler refuses
+            return bytes(out), fp
+        for p in parts:
+            if p is None:
+                return bytes(out), fp
+            out += p

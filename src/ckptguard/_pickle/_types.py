@@ -129,6 +129,7 @@ class PickleAnalysis(Record):
         "opcodes",
         "persistent_ids",
         "protocol",
+        "unframed_end",
         "value",
     )
     protocol: int  # highest PROTO argument seen (0 when there is none)
@@ -140,6 +141,9 @@ class PickleAnalysis(Record):
     #               dict, GlobalConst) or OPAQUE
     opcodes: int  # number of opcodes executed
     calls: tuple[tuple[tuple[str, str], object], ...]  # (global, folded args) of RECORDED_CALLS
+    # where a file object without peek (io.BytesIO) is left after this pickle: ``end``, unless a
+    # FRAME holds more than the opcodes up to STOP (then the next pickle starts elsewhere)
+    unframed_end: int
 
     def __init__(
         self,
@@ -152,8 +156,10 @@ class PickleAnalysis(Record):
         value: object,
         opcodes: int,
         calls: tuple[tuple[tuple[str, str], object], ...] = (),
+        unframed_end: int | None = None,
     ) -> None:
         set_field(self, "calls", calls)
+        set_field(self, "unframed_end", end if unframed_end is None else unframed_end)
         set_field(self, "protocol", protocol)
         set_field(self, "end", end)
         set_field(self, "globals", globals)
@@ -161,6 +167,22 @@ class PickleAnalysis(Record):
         set_field(self, "persistent_ids", persistent_ids)
         set_field(self, "value", value)
         set_field(self, "opcodes", opcodes)
+
+    def with_globals(
+        self, globals: tuple[GlobalUsage, ...], unframed_end: int | None = None
+    ) -> PickleAnalysis:
+        """This analysis with other globals (those of another reading of the same bytes)."""
+        return PickleAnalysis(
+            protocol=self.protocol,
+            end=self.end,
+            globals=globals,
+            findings=self.findings,
+            persistent_ids=self.persistent_ids,
+            value=self.value,
+            opcodes=self.opcodes,
+            calls=self.calls,
+            unframed_end=self.unframed_end if unframed_end is None else unframed_end,
+        )
 
 
 class PickleError(CorruptCheckpointError):

@@ -30,6 +30,7 @@ from ckptguard._pickle._reader import (
     parse_int_line,
     parse_long_line,
     parse_memo_line,
+    unframed_stream,
 )
 from ckptguard._pickle._types import (
     DEFAULT_LIMITS,
@@ -1197,4 +1198,66 @@ def analyze_pickle(
     if start < 0 or start > len(buf):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
     with gc_paused():
-        return _Walker(buf, start, where, limits, fold_value).run()
+        walker = _Walker(buf, start, where, limits, fold_value)
+        try:
+            result = walker.run()
+        except PickleError as err:
+            if walker.finding_counts.get("pickle-frame-ambiguity"):
+                err.partial = _merge(err.partial, _unframed_globals(buf, start, where, limits))
+            raise
+        if walker.finding_counts.get("pickle-frame-ambiguity"):
+            more, end = _unframed(buf, start, where, limits)
+            result = result.with_globals(_merge(result.globals, more), unframed_end=end)
+        return result
+
+
+def _unframed(
+    buf: Any, start: int, where: str, limits: PickleLimits
+) -> tuple[tuple[GlobalUsage, ...], int]:
+    """The globals the stream reaches when read from a file object without ``peek`` (its
+    FRAMEs do not hold whole opcodes, so that reading differs from the linear one), and where
+    that reading leaves the file."""
+    stream, end = unframed_stream(buf, start)
+    try:
+        walk = _Walker(stream, 0, f"{where} (as read from io.BytesIO)", limits, False).run()
+    except PickleError as err:
+        return err.partial, end
+    return walk.globals, end
+
+
+def _unframed_globals(
+    buf: Any, start: int, where: str, limits: PickleLimits
+) -> tuple[GlobalUsage, ...]:
+    return _unframed(buf, start, where, limits)[0]
+
+
+def _merge(
+    first: tuple[GlobalUsage, ...], more: tuple[GlobalUsage, ...]
+) -> tuple[GlobalUsage, ...]:
+    seen = {(g.module, g.name) for g in first}
+    return first + tuple(g for g in more if (g.module, g.name) not in seen)
+
+
+def globals_in_a_row(
+    data: Any, start: int, count: int, *, where: str, limits: PickleLimits = DEFAULT_LIMITS
+) -> tuple[GlobalUsage, ...]:
+    """The globals of up to ``count`` pickles read in a row from ``start`` (best effort: up to
+    the first failure, whose partial globals count too). Readers call it where a file object
+    without ``peek`` would start the next pickle elsewhere than the linear reading does (a
+    FRAME holds bytes after STOP), so what that reading reaches is reported as well."""
+    found: tuple[GlobalUsage, ...] = ()
+    pos = start
+    for i in range(count):
+        if pos >= len(data):
+            break
+        try:
+            a = analyze_pickle(data, start=pos, where=f"{where} #{i + 1}", limits=limits,
+                               fold_value=False)  # fmt: skip
+        except PickleError as err:
+            return _merge(found, err.partial)
+        found = _merge(found, a.globals)
+        if a.unframed_end != a.end and i + 1 < count:
+            found = _merge(found, globals_in_a_row(data, a.unframed_end, count - i - 1,
+                                                   where=where, limits=limits))  # fmt: skip
+        pos = a.end
+    return found
