@@ -190,9 +190,7 @@ def mapped(module: str, name: str) -> tuple[str, str]:
     return _compat_pickle.IMPORT_MAPPING.get(module, module), name
 
 
-def unreported(
-    readings: Iterable[Reading], reported: set[tuple[str, str]]
-) -> set[tuple[str, str]]:
+def unreported(readings: Iterable[Reading], reported: set[tuple[str, str]]) -> set[tuple[str, str]]:
     """Globals some reading reached that are not in ``reported`` (after or before renames)."""
     missed = set()
     for r in readings:
