@@ -25,6 +25,7 @@ limit (:class:`Oracle`), and ``python -m tests.oracle`` is that worker.
 from __future__ import annotations
 
 import _compat_pickle
+import _pickle
 import io
 import json
 import os
@@ -36,8 +37,6 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
-
-import _pickle
 
 MODES = ("loads", "file", "bytesio")
 _MAX_LOADS = 16  # pickles read in a row in the sequence modes
@@ -128,7 +127,7 @@ def _open(mode: str, data: bytes, path: str) -> Any:
         return io.BytesIO(data)
     with open(path, "wb") as f:
         f.write(data)
-    return open(path, "rb")  # noqa: SIM115 - closed by the caller
+    return open(path, "rb")
 
 
 @dataclass
@@ -213,7 +212,7 @@ class Oracle:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             cwd=root,
-            preexec_fn=_limit_memory,  # noqa: PLW1509 - the worker only
+            preexec_fn=_limit_memory,
         )
 
     def read(self, data: bytes, *, sequence: bool = False) -> dict[str, Reading]:
