@@ -211,6 +211,7 @@ class Oracle:
             [sys.executable, "-m", "tests.oracle"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,  # CPython prints unraisable errors of broken buffers
             cwd=root,
             preexec_fn=_limit_memory,
         )
