@@ -7,7 +7,8 @@ accepts, and payloads that run before the stream breaks. ``runs`` names the feed
 which the payload really runs (checked in a subprocess by the liveness test):
 
 * ``loads``: ``pickle.loads(data)``
-* ``file``: ``pickle.load(open(path, "rb"))`` (a BufferedReader, with ``peek``)
+* ``file``: ``pickle.load(open(path, "rb"))`` (a BufferedReader, with ``peek``); ``file:N``
+  the same with an N-byte buffer (``open``'s default is the file system's block size)
 * ``bytesio``: ``pickle.load(io.BytesIO(data))``
 * ``bytesio-seq``: ``pickle.load`` twice on one ``io.BytesIO`` (pickles in a row, as torch's
   legacy loader reads them)
@@ -99,6 +100,29 @@ def nested_frame_hides_a_payload(marker: str) -> bytes:
     return proto(4) + frame(len(outer)) + outer + payload + STOP
 
 
+def frame_read_in_place_or_not(marker: str, buffer_size: int = 8192) -> bytes:
+    """Two frames that cut strings. From bytes both are read in place (harmless strings); from
+    io.BytesIO both in one piece (the load ends in the first one's hidden part). An opened file
+    with ``buffer_size`` bytes of buffer shows the C unpickler the first frame whole (read in
+    place) but not the second, which straddles the buffer's edge (read in one piece): only
+    that mixture reaches the payload."""
+    cut = b"X" + (8).to_bytes(4, "little") + b"abcde"  # an 8-byte string starts in the frame
+    prefix_len = 2 + 9 + len(cut) + 3 + 5  # PROTO, frame A, its string, the hider's header
+    second = 9 + 3  # frame B's header and 3 bytes of its data before the buffer's edge
+    room = buffer_size - prefix_len - second
+    hidden_len = max(n for n in range(room - 3) if n & 0x80808080 == 0)  # ASCII length bytes
+    pad = room - hidden_len  # benign opcodes in front make up the difference
+    padding = b"N0" * (pad // 2) if pad % 2 == 0 else b"K\x000" + b"N0" * ((pad - 3) // 2)
+    hidden = b"N." + b"N0" * ((hidden_len - 2) // 2) + b"N" * (hidden_len % 2)
+    part_a = frame(len(cut)) + cut + b"fgh" + b"X" + hidden_len.to_bytes(4, "little") + hidden
+    size = 0x17F if len(_ascii_payload(marker)) > 0x7F else 0x7F
+    payload = _ascii_payload(marker, size)
+    part_b = frame(len(cut)) + cut + b"fgh" + b"X" + size.to_bytes(4, "little") + payload
+    data = proto(4) + padding + part_a + part_b + POP * 4 + b"N" + STOP
+    assert data.index(part_b) + second == buffer_size
+    return data
+
+
 def payload_then_bad_memo_key(marker: str) -> bytes:
     """os.system runs, then the stream fails on a memo key that was never stored."""
     return program(_payload(marker) + POP + binget(9))
@@ -125,6 +149,11 @@ SAMPLES: list[Sample] = [
     Sample("frame shorter than its opcodes", frame_shorter_than_its_opcodes, ("loads", "file")),
     Sample("data after STOP in a frame", data_after_stop_in_a_frame, ("bytesio-seq",)),
     Sample("nested frame hides a payload", nested_frame_hides_a_payload, ("bytesio",)),
+    Sample(
+        "frames read in place or not, by where the file buffer ends",
+        frame_read_in_place_or_not,
+        ("file:8192",),
+    ),
     Sample(
         "payload then a bad memo key",
         payload_then_bad_memo_key,

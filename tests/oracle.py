@@ -13,6 +13,8 @@ It is fed the way each real loader feeds the C unpickler:
   ``read`` hands over everything at once gives the C unpickler exactly that buffer);
 * ``file``: an opened file (``io.BufferedReader``, which has ``peek``: ``pickle.load(open(...))``
   and ``torch.load(path)``);
+* ``file-small-buffer``: the same with a 64-byte buffer, so that ``peek`` holds some frames
+  whole and not others (the C unpickler reads a frame ``peek`` cannot show it like io.BytesIO);
 * ``bytesio``: ``io.BytesIO`` (no ``peek``: torch's zip records and ``torch.load(BytesIO)``);
 * the same three as a sequence of loads on one file object, as torch's legacy format reads its
   five pickles (and as ckptguard reads pickles in a row).
@@ -38,10 +40,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-MODES = ("loads", "file", "bytesio")
+MODES = ("loads", "file", "file-small-buffer", "bytesio")
 _MAX_LOADS = 16  # pickles read in a row in the sequence modes
 _WORKER_MEMORY = 2 << 30  # bytes of address space the worker may use
-_TIMEOUT = 30.0
+_SMALL_BUFFER = 64  # an opened file whose buffer holds less than most frames
 
 
 class _Absorb:
@@ -127,6 +129,8 @@ def _open(mode: str, data: bytes, path: str) -> Any:
         return io.BytesIO(data)
     with open(path, "wb") as f:
         f.write(data)
+    if mode == "file-small-buffer":  # peek covers some frames and not others
+        return open(path, "rb", buffering=_SMALL_BUFFER)
     return open(path, "rb")
 
 
@@ -169,7 +173,7 @@ def read_mode(data: bytes, mode: str, *, sequence: bool, path: str) -> Reading:
                 break
             loads += 1
     finally:
-        if mode == "file":
+        if mode.startswith("file"):
             f.close()
     return Reading(per_load, loads, error)
 

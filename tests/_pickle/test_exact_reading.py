@@ -185,7 +185,8 @@ def test_unframed_stream_is_what_io_bytesio_hands_the_unpickler(
         real: object = (repr(pickle.load(f)), f.tell())
     except Exception:
         real = "error"
-    stream, end = unframed_stream(data, 0)
+    reading = unframed_stream(data, 0)
+    stream, end = reading.stream, reading.end
     try:
         ours: object = (repr(pickle.loads(stream)), end)
     except Exception:

@@ -24,8 +24,9 @@ data = open(path, "rb").read()
 try:
     if mode == "loads":
         pickle.loads(data)
-    elif mode == "file":
-        with open(path, "rb") as f:
+    elif mode.startswith("file"):
+        buffering = int(mode[5:]) if ":" in mode else -1
+        with open(path, "rb", buffering=buffering) as f:
             pickle.load(f)
     elif mode == "bytesio":
         pickle.load(io.BytesIO(data))
@@ -43,8 +44,8 @@ def test_the_samples_run_under_the_loader_they_target(sample: Sample, tmp_path: 
     """Liveness: each payload really creates its marker under the feeding mode it targets (in a
     subprocess, in a temporary directory), so refusing it is tested against a live payload."""
     for mode in sample.runs:
-        marker = tmp_path / f"PWNED-{mode}"
-        path = tmp_path / f"{mode}.pkl"
+        marker = tmp_path / f"PWNED-{mode.replace(':', '-')}"
+        path = tmp_path / f"{mode.replace(':', '-')}.pkl"
         path.write_bytes(sample.build(str(marker)))
         subprocess.run(
             [sys.executable, "-c", _LOADER, mode, str(path)],

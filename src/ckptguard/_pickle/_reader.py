@@ -304,18 +304,38 @@ _NO_ARGS = frozenset(
 )
 
 
-def unframed_stream(data: Any, start: int) -> tuple[bytes, int]:
+PREFETCH = 8192  # the C unpickler peeks this far ahead in a file object that has peek()
+
+
+class Unframed:
+    """One reading of a pickle by the C unpickler from a file object (see unframed_stream)."""
+
+    __slots__ = ("end", "small_frames", "stream")
+
+    def __init__(self, stream: bytes, end: int, small_frames: int) -> None:
+        self.stream = stream  # the bytes it reads, FRAME opcodes left out
+        self.end = end  # where it leaves the file after STOP
+        self.small_frames = small_frames  # frames under PREFETCH bytes it met
+
+
+def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
     """The bytes CPython's C unpickler reads for one pickle from a file object without ``peek``
     (io.BytesIO: torch's zip records and legacy files), FRAME opcodes left out, and where that
     file is left after STOP. Where it reads like ``pickle.loads`` this is the stream itself;
     with FRAMEs that do not hold whole opcodes it is not: a frame is read in one piece and
     what is left of it is dropped when an opcode needs more (readinto-based byte strings
     excepted), and whatever follows STOP in its frame is skipped. Ends early (truncated) where
-    the unpickler would fail to read."""
+    the unpickler would fail to read.
+
+    From a file object with ``peek`` (an opened file), a frame under PREFETCH bytes that the
+    file's buffer shows whole is read in place (as pickle.loads reads it), any other one as
+    io.BytesIO reads it; which depends on where the buffer's edges fall. ``linear`` chooses:
+    bit k set reads the k-th such small frame in place."""
     size = len(data)
     out = bytearray()
     fp = start  # the file position
     lo = hi = 0  # the unconsumed part of the buffer (a frame read in one piece)
+    small = 0  # frames under PREFETCH bytes met so far
 
     def read(n: int, into: bool = False) -> bytes | None:
         nonlocal fp, lo, hi
@@ -347,26 +367,32 @@ def unframed_stream(data: Any, start: int) -> tuple[bytes, int]:
         fp = nl + 1
         return line
 
+    def done() -> Unframed:
+        return Unframed(bytes(out), fp, small)
+
     while True:
         op = read(1)
         if op is None:
-            return bytes(out), fp
+            return done()
         code = op[0]
         if code == 0x95:  # FRAME: read the frame in one piece (from the buffer if it is there)
             raw = read(8)
             if raw is None:
-                return bytes(out), fp
+                return done()
             n = int.from_bytes(raw, "little")
             if hi - lo < n:
                 lo = hi = 0
                 if fp + n > size:
-                    return bytes(out), fp
-                lo, hi = fp, fp + n
-                fp += n
+                    return done()
+                in_place = n < PREFETCH and linear >> small & 1
+                small += n < PREFETCH
+                if not in_place:
+                    lo, hi = fp, fp + n
+                    fp += n
             continue
         out += op
         if code == 0x2E:  # STOP: the rest of the buffer is dropped
-            return bytes(out), fp
+            return done()
         if code in _NO_ARGS:
             continue
         parts: list[bytes | None] = []
@@ -379,13 +405,14 @@ def unframed_stream(data: Any, start: int) -> tuple[bytes, int]:
             if raw is not None:
                 n = int.from_bytes(raw, "little", signed=signed)
                 if n < 0 or n > size:
-                    return bytes(out + raw), fp
+                    out += raw
+                    return done()
                 parts.append(read(n, into))
         elif code in _LINES:
             parts.extend(readline() for _ in range(_LINES[code]))
         else:  # an opcode the unpickler refuses
-            return bytes(out), fp
+            return done()
         for p in parts:
             if p is None:
-                return bytes(out), fp
+                return done()
             out += p

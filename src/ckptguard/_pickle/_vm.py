@@ -62,6 +62,10 @@ RECORDED_CALLS = frozenset(
     {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 )
 _MAX_RECORDED_CALLS = 1_000_000
+# Readings of a stream whose FRAMEs do not hold whole opcodes: small frames enumerated (2**n
+# readings at most) and bytes walked in all (it is an error either way: this is for the report)
+_MAX_SMALL_FRAMES = 6
+_UNFRAMED_BUDGET = 64 << 20
 
 
 class _FoldBudget(Exception):
@@ -1217,12 +1221,26 @@ def _unframed(
     """The globals the stream reaches when read from a file object without ``peek`` (its
     FRAMEs do not hold whole opcodes, so that reading differs from the linear one), and where
     that reading leaves the file."""
-    stream, end = unframed_stream(buf, start)
-    try:
-        walk = _Walker(stream, 0, f"{where} (as read from io.BytesIO)", limits, False).run()
-    except PickleError as err:
-        return err.partial, end
-    return walk.globals, end
+    first = unframed_stream(buf, start)
+    found: tuple[GlobalUsage, ...] = ()
+    seen: set[bytes] = set()
+    budget = _UNFRAMED_BUDGET
+    # io.BytesIO reads every frame in one piece (mask 0); an opened file reads some small
+    # frames in place, depending on its buffer: each choice for the first few small frames
+    for mask in range(1 << min(first.small_frames, _MAX_SMALL_FRAMES)):
+        budget -= len(first.stream)  # (every reading is about as long: bounded before it)
+        if mask and budget < 0:
+            break
+        reading = first if mask == 0 else unframed_stream(buf, start, mask)
+        if reading.stream in seen:
+            continue
+        seen.add(reading.stream)
+        try:
+            walk = _Walker(reading.stream, 0, f"{where} (as a file object reads it)", limits, False)
+            found = _merge(found, walk.run().globals)
+        except PickleError as err:
+            found = _merge(found, err.partial)
+    return found, first.end
 
 
 def _unframed_globals(
