@@ -262,7 +262,7 @@ def _mutate(draw: Any, seeds: dict[str, tuple[bytes, bool]]) -> tuple[bytes, boo
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
