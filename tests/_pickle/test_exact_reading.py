@@ -201,3 +201,22 @@ def test_operations_the_unpickler_refuses_are_errors_but_the_walk_goes_on() -> N
     a = analyze_pickle(data)
     assert any(f.rule == "pickle-invalid-operation" for f in a.findings)
     assert [(g.module, g.name) for g in a.globals] == [("os", "system")]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\x80\x02U\x05caf\xc3\xa9.",  # SHORT_BINSTRING
+        b"\x80\x02T\x05\x00\x00\x00caf\xc3\xa9.",  # BINSTRING
+        b"S'caf\\xc3\\xa9'\n.",  # STRING with escapes
+        b"\x80\x02U\x04caf\xe9.",  # latin-1 bytes: not UTF-8
+    ],
+)
+def test_protocol_2_strings_convert_to_what_torch_load_reads(data: bytes) -> None:
+    """torch.load reads protocol 0-2 ``str`` bytes as UTF-8 (its default encoding): the tree
+    convert builds holds the same text, or fails where torch.load fails."""
+    try:
+        real: object = pickle.loads(data, encoding="utf-8")
+    except UnicodeDecodeError:
+        real = "error"
+    assert _tree(data) == (real if real == "error" else ("ok", "str", repr(real)))

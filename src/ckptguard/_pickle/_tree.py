@@ -35,6 +35,10 @@ from ckptguard._pickle._reader import (
 )
 from ckptguard._pickle._types import DEFAULT_LIMITS, PickleError, PickleLimits
 
+# Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
+# converted file must load as), and bytes that are not UTF-8 make it fail.
+PY2_STR_ENCODING = "utf-8"
+
 
 @dataclass(frozen=True)
 class Global:
@@ -415,15 +419,15 @@ class _Builder(Reader):
         elif op == 0x8D:  # BINUNICODE8
             stack.append(self.text(self.take(self.uint(8)), "utf-8", "surrogatepass"))
         elif op == 0x55:  # SHORT_BINSTRING
-            stack.append(self.text(self.take(self.uint(1)), "latin-1"))
+            stack.append(self.text(self.take(self.uint(1)), PY2_STR_ENCODING))
         elif op == 0x54:  # BINSTRING
             (n,) = U32(self.take(4), 0)  # unsigned, as CPython reads it
-            stack.append(self.text(self.take(n), "latin-1"))
+            stack.append(self.text(self.take(n), PY2_STR_ENCODING))
         elif op == 0x53:  # STRING
             raw = self.line()  # quoted exactly: no whitespace around the quotes
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
                 self.fail("STRING argument is not a quoted string")
-            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], "latin-1"))
+            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], PY2_STR_ENCODING))
         elif op == 0x56:  # UNICODE
             stack.append(self.text(self.line(), "raw-unicode-escape"))
         elif op == 0x43:  # SHORT_BINBYTES
