@@ -220,3 +220,21 @@ def test_protocol_2_strings_convert_to_what_torch_load_reads(data: bytes) -> Non
     except UnicodeDecodeError:
         real = "error"
     assert _tree(data) == (real if real == "error" else ("ok", "str", repr(real)))
+
+
+def test_dangerous_findings_of_another_reading_are_reported() -> None:
+    """A FRAME cuts a string: io.BytesIO reads, instead of the string's data, a BUILD that
+    monkey-patches collections.OrderedDict (a safe global, a dangerous operation)."""
+    patch = b"ccollections\nOrderedDict\n(Vx\nVy\ndb0"  # ASCII: a string can hold it
+    size = 0x7F if (0x7F - len(patch)) % 2 else 0x7E  # hidden ends with N: 2 items either way
+    hidden = patch + b"N0" * ((size - len(patch)) // 2) + b"N" * ((size - len(patch)) % 2)
+    cut = b"X" + (8).to_bytes(4, "little") + b"abcde"
+    data = (
+        b"\x80\x04" + _frame(len(cut)) + cut + b"fgh" + b"X" + size.to_bytes(4, "little")
+        + hidden + b"00N."
+    )  # fmt: skip
+    assert pickle.loads(data) is None
+    a = analyze_pickle(data)
+    rules = {f.rule: f.severity for f in a.findings}
+    assert rules.get("pickle-global-mutation") == "dangerous"
+    assert "pickle-frame-ambiguity" in rules

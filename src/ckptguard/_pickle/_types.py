@@ -169,14 +169,17 @@ class PickleAnalysis(Record):
         set_field(self, "opcodes", opcodes)
 
     def with_globals(
-        self, globals: tuple[GlobalUsage, ...], unframed_end: int | None = None
+        self,
+        globals: tuple[GlobalUsage, ...],
+        unframed_end: int | None = None,
+        findings: tuple[FindingRecord, ...] | None = None,
     ) -> PickleAnalysis:
         """This analysis with other globals (those of another reading of the same bytes)."""
         return PickleAnalysis(
             protocol=self.protocol,
             end=self.end,
             globals=globals,
-            findings=self.findings,
+            findings=self.findings if findings is None else findings,
             persistent_ids=self.persistent_ids,
             value=self.value,
             opcodes=self.opcodes,

@@ -1210,19 +1210,22 @@ def analyze_pickle(
                 err.partial = _merge(err.partial, _unframed_globals(buf, start, where, limits))
             raise
         if walker.finding_counts.get("pickle-frame-ambiguity"):
-            more, end = _unframed(buf, start, where, limits)
-            result = result.with_globals(_merge(result.globals, more), unframed_end=end)
+            more, threats, end = _unframed(buf, start, where, limits)
+            result = result.with_globals(
+                _merge(result.globals, more), unframed_end=end, findings=result.findings + threats
+            )
         return result
 
 
 def _unframed(
     buf: Any, start: int, where: str, limits: PickleLimits
-) -> tuple[tuple[GlobalUsage, ...], int]:
-    """The globals the stream reaches when read from a file object without ``peek`` (its
-    FRAMEs do not hold whole opcodes, so that reading differs from the linear one), and where
-    that reading leaves the file."""
+) -> tuple[tuple[GlobalUsage, ...], tuple[FindingRecord, ...], int]:
+    """The globals (and dangerous findings) the stream reaches when read from a file object
+    (its FRAMEs do not hold whole opcodes, so those readings differ from the linear one), and
+    where io.BytesIO leaves the file."""
     first = unframed_stream(buf, start)
     found: tuple[GlobalUsage, ...] = ()
+    threats: list[FindingRecord] = []
     seen: set[bytes] = set()
     budget = _UNFRAMED_BUDGET
     # io.BytesIO reads every frame in one piece (mask 0); an opened file reads some small
@@ -1237,10 +1240,13 @@ def _unframed(
         seen.add(reading.stream)
         try:
             walk = _Walker(reading.stream, 0, f"{where} (as a file object reads it)", limits, False)
-            found = _merge(found, walk.run().globals)
+            analysis = walk.run()
         except PickleError as err:
             found = _merge(found, err.partial)
-    return found, first.end
+            continue
+        found = _merge(found, analysis.globals)
+        threats += [f for f in analysis.findings if f.severity is Severity.DANGEROUS]
+    return found, tuple(threats[:_MAX_FINDINGS_PER_RULE]), first.end
 
 
 def _unframed_globals(
