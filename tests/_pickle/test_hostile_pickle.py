@@ -149,3 +149,52 @@ def _defaults(tmp_path: Path) -> str:
     f = tmp_path / "defaults.toml"
     f.write_text("")
     return str(f)
+
+
+def _legacy_with_a_frame_tail(tmp_path: Path, marker: Path) -> bytes:
+    """A real legacy torch file whose third pickle (system info) is framed with bytes after its
+    STOP: read in a row from bytes, the fourth pickle is a string that swallows a payload;
+    torch.load(io.BytesIO) skips the frame's tail and its fourth load is the payload."""
+    from ckptguard._pickle import analyze_pickle
+    from tests import factories as F
+    from tests.hostile_pickle import _ascii_payload
+    from tests.pickleasm import frame, proto
+
+    legacy = F.legacy_checkpoint(tmp_path / "legacy.pt").read_bytes()
+    ends = [0]
+    for _ in range(3):
+        ends.append(analyze_pickle(legacy, start=ends[-1]).end)
+    payload = _ascii_payload(str(marker)) + b"."
+    in_frame = b"}." + b"\x8c" + bytes([len(payload)])
+    third = proto(4) + frame(len(in_frame)) + in_frame + payload + b"."
+    return legacy[: ends[2]] + third + legacy[ends[3] :]
+
+
+def test_a_legacy_file_whose_pickles_torch_reads_elsewhere_is_live_and_refused(
+    tmp_path: Path,
+) -> None:
+    marker = tmp_path / "PWNED"
+    path = tmp_path / "legacy-hostile.pt"
+    path.write_bytes(_legacy_with_a_frame_tail(tmp_path, marker))
+    code = (
+        "import io, sys, torch\n"
+        "try:\n"
+        "    torch.load(io.BytesIO(open(sys.argv[1], 'rb').read()), weights_only=False)\n"
+        "except Exception:\n"
+        "    pass\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(path)],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert marker.exists(), "the payload did not run under torch.load(io.BytesIO)"
+    marker.unlink()
+    rep = ckptguard.scan(path, policy=_defaults(tmp_path)).files[0]
+    assert any(g.qualified_name == "os.system" for g in rep.globals), _explain(rep)
+    assert rep.verdict is FileVerdict.DANGEROUS, _explain(rep)
+    with pytest.raises(ckptguard.CheckpointError):
+        ckptguard.load(path)
+    assert not marker.exists()

@@ -99,8 +99,8 @@ def analyse_all(
                 streams.append(PickleStream(label, _partial_analysis(exc, pos)))
             break
         streams.append(PickleStream(label, analysis))
-        if analysis.unframed_end != analysis.end:  # io.BytesIO reads the next pickle elsewhere
-            streams.append(_unframed_rest(data, analysis, label, limits))
+        for other in analysis.other_ends:  # a file object reads the next pickle elsewhere
+            streams.append(_unframed_rest(data, other, label, limits))
         if analysis.end <= pos:  # defensive: the analyser must always make progress
             raise corrupt(f"pickle analysis made no progress at byte {pos}")
         pos = analysis.end
@@ -108,15 +108,14 @@ def analyse_all(
 
 
 def _unframed_rest(
-    data: Buffer | memoryview, analysis: PickleAnalysis, label: str, limits: PickleLimits
+    data: Buffer | memoryview, pos: int, label: str, limits: PickleLimits
 ) -> PickleStream:
-    """The pickles a file object without peek reads after ``analysis`` (it starts at
-    ``unframed_end``): their globals are reported too (the frame's finding makes it an error)."""
+    """The pickles a file object reads from ``pos``, where it is left after an ambiguous pickle:
+    their globals are reported too (the frame's finding makes the file an error)."""
     from ckptguard._pickle._vm import globals_in_a_row  # noqa: PLC0415
 
-    pos = analysis.unframed_end
-    found = globals_in_a_row(data, pos, 64, where=f"{label} (io.BytesIO)", limits=limits)
-    name = f"{label} (then as io.BytesIO reads on from byte {pos})"
+    found = globals_in_a_row(data, pos, 64, where=f"{label} (file object)", limits=limits)
+    name = f"{label} (then as a file object reads on from byte {pos})"
     return PickleStream(name, _partial_analysis(PickleError(name, partial=found), pos))
 
 

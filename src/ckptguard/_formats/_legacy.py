@@ -27,16 +27,17 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         except PickleError as exc:  # the globals of the pickles before it are reported too
             raise _failed(streams, exc.problem, exc.offset, exc.partial, exc.hint) from None
         streams.append(PickleStream(name, a))
-        if a.unframed_end != a.end:  # io.BytesIO (and torch.load) reads the next pickle elsewhere
+        for other in a.other_ends:  # torch.load's file object reads the next pickle elsewhere
             found = globals_in_a_row(
-                buf, a.unframed_end, len(_NAMES) - i, where=f"{name} (io.BytesIO)", limits=limits
+                buf, other, len(_NAMES) - i, where=f"{name} (file object)", limits=limits
             )
             if found:
                 more = PickleAnalysis(
-                    protocol=0, end=a.unframed_end, globals=found, findings=(),
+                    protocol=0, end=other, globals=found, findings=(),
                     persistent_ids=(), value=None, opcodes=0,
                 )  # fmt: skip
-                streams.append(PickleStream(f"{name} (then as io.BytesIO reads on)", more))
+                extra = f"{name} (then as a file object reads on from byte {other})"
+                streams.append(PickleStream(extra, more))
         pos = a.end
     if len(streams) > len(_NAMES):  # the pickles io.BytesIO reads elsewhere are reported only
         raise _failed(

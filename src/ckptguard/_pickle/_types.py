@@ -127,6 +127,7 @@ class PickleAnalysis(Record):
         "findings",
         "globals",
         "opcodes",
+        "other_ends",
         "persistent_ids",
         "protocol",
         "unframed_end",
@@ -144,6 +145,9 @@ class PickleAnalysis(Record):
     # where a file object without peek (io.BytesIO) is left after this pickle: ``end``, unless a
     # FRAME holds more than the opcodes up to STOP (then the next pickle starts elsewhere)
     unframed_end: int
+    # every other place a file object may be left after this pickle (io.BytesIO's, and an
+    # opened file's depending on its buffer): empty unless a FRAME is ambiguous
+    other_ends: tuple[int, ...]
 
     def __init__(
         self,
@@ -157,8 +161,10 @@ class PickleAnalysis(Record):
         opcodes: int,
         calls: tuple[tuple[tuple[str, str], object], ...] = (),
         unframed_end: int | None = None,
+        other_ends: tuple[int, ...] = (),
     ) -> None:
         set_field(self, "calls", calls)
+        set_field(self, "other_ends", other_ends)
         set_field(self, "unframed_end", end if unframed_end is None else unframed_end)
         set_field(self, "protocol", protocol)
         set_field(self, "end", end)
@@ -173,6 +179,7 @@ class PickleAnalysis(Record):
         globals: tuple[GlobalUsage, ...],
         unframed_end: int | None = None,
         findings: tuple[FindingRecord, ...] | None = None,
+        other_ends: tuple[int, ...] = (),
     ) -> PickleAnalysis:
         """This analysis with other globals (those of another reading of the same bytes)."""
         return PickleAnalysis(
@@ -185,6 +192,7 @@ class PickleAnalysis(Record):
             opcodes=self.opcodes,
             calls=self.calls,
             unframed_end=self.unframed_end if unframed_end is None else unframed_end,
+            other_ends=other_ends or self.other_ends,
         )
 
 

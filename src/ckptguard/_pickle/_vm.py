@@ -66,6 +66,7 @@ _MAX_RECORDED_CALLS = 1_000_000
 # readings at most) and bytes walked in all (it is an error either way: this is for the report)
 _MAX_SMALL_FRAMES = 6
 _UNFRAMED_BUDGET = 64 << 20
+_MAX_ENDS = 8  # places a file object may be left after an ambiguous pickle, followed at most
 
 
 class _FoldBudget(Exception):
@@ -1210,22 +1211,26 @@ def analyze_pickle(
                 err.partial = _merge(err.partial, _unframed_globals(buf, start, where, limits))
             raise
         if walker.finding_counts.get("pickle-frame-ambiguity"):
-            more, threats, end = _unframed(buf, start, where, limits)
+            more, threats, ends = _unframed(buf, start, where, limits)
             result = result.with_globals(
-                _merge(result.globals, more), unframed_end=end, findings=result.findings + threats
+                _merge(result.globals, more),
+                unframed_end=ends[0],
+                findings=result.findings + threats,
+                other_ends=tuple(sorted({e for e in ends if e != result.end}))[:_MAX_ENDS],
             )
         return result
 
 
 def _unframed(
     buf: Any, start: int, where: str, limits: PickleLimits
-) -> tuple[tuple[GlobalUsage, ...], tuple[FindingRecord, ...], int]:
+) -> tuple[tuple[GlobalUsage, ...], tuple[FindingRecord, ...], list[int]]:
     """The globals (and dangerous findings) the stream reaches when read from a file object
     (its FRAMEs do not hold whole opcodes, so those readings differ from the linear one), and
-    where io.BytesIO leaves the file."""
+    where each reading leaves the file (io.BytesIO's first)."""
     first = unframed_stream(buf, start)
     found: tuple[GlobalUsage, ...] = ()
     threats: list[FindingRecord] = []
+    ends = [first.end]
     seen: set[bytes] = set()
     budget = _UNFRAMED_BUDGET
     # io.BytesIO reads every frame in one piece (mask 0); an opened file reads some small
@@ -1238,6 +1243,7 @@ def _unframed(
         if reading.stream in seen:
             continue
         seen.add(reading.stream)
+        ends.append(reading.end)
         try:
             walk = _Walker(reading.stream, 0, f"{where} (as a file object reads it)", limits, False)
             analysis = walk.run()
@@ -1246,7 +1252,7 @@ def _unframed(
             continue
         found = _merge(found, analysis.globals)
         threats += [f for f in analysis.findings if f.severity is Severity.DANGEROUS]
-    return found, tuple(threats[:_MAX_FINDINGS_PER_RULE]), first.end
+    return found, tuple(threats[:_MAX_FINDINGS_PER_RULE]), ends
 
 
 def _unframed_globals(
@@ -1263,7 +1269,13 @@ def _merge(
 
 
 def globals_in_a_row(
-    data: Any, start: int, count: int, *, where: str, limits: PickleLimits = DEFAULT_LIMITS
+    data: Any,
+    start: int,
+    count: int,
+    *,
+    where: str,
+    limits: PickleLimits = DEFAULT_LIMITS,
+    depth: int = 0,
 ) -> tuple[GlobalUsage, ...]:
     """The globals of up to ``count`` pickles read in a row from ``start`` (best effort: up to
     the first failure, whose partial globals count too). Readers call it where a file object
@@ -1280,8 +1292,8 @@ def globals_in_a_row(
         except PickleError as err:
             return _merge(found, err.partial)
         found = _merge(found, a.globals)
-        if a.unframed_end != a.end and i + 1 < count:
-            found = _merge(found, globals_in_a_row(data, a.unframed_end, count - i - 1,
-                                                   where=where, limits=limits))  # fmt: skip
+        for other in a.other_ends if i + 1 < count and depth < 2 else ():
+            found = _merge(found, globals_in_a_row(data, other, count - i - 1, where=where,
+                                                   limits=limits, depth=depth + 1))  # fmt: skip
         pos = a.end
     return found
