@@ -94,25 +94,45 @@ def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> st
     return None
 
 
+def file_verdict(
+    refs: tuple[GlobalRecord, ...], findings: tuple[FindingRecord, ...] | list[FindingRecord]
+) -> FileVerdict:
+    """The worst of the globals' and the findings' verdicts, where a dangerous global or finding
+    outranks an error: a file that reaches ``os.system`` and then breaks is reported as the
+    threat it is (with the error among its findings), not only as a damaged file."""
+    verdict = worst_verdict(
+        [r.file_verdict for r in refs] + [f.severity.file_verdict for f in findings]
+    )
+    if verdict is FileVerdict.ERROR and (
+        any(r.verdict is Verdict.DANGEROUS for r in refs)
+        or any(f.severity is Severity.DANGEROUS for f in findings)
+    ):
+        return FileVerdict.DANGEROUS
+    return verdict
+
+
 def _error_report(
     path: str, err: CheckpointError, size: int | None, policy: Policy | None = None
 ) -> FileRecord:
+    refs = _partial_refs(err, policy) if policy is not None else ()
+    findings = (
+        FindingRecord(
+            # the format readers name the rule a file breaks (FormatError.rule)
+            rule=getattr(err, "rule", "scan-error"),
+            severity=Severity.ERROR,
+            message=err.problem,
+            location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,
+        ),
+    )
+    verdict = file_verdict(refs, findings)
     return FileRecord(
         path=path,
         format=err.format or "unknown",
-        verdict=FileVerdict.ERROR,
-        globals=_partial_refs(err, policy) if policy is not None else (),
-        findings=(
-            FindingRecord(
-                # the format readers name the rule a file breaks (FormatError.rule)
-                rule=getattr(err, "rule", "scan-error"),
-                severity=Severity.ERROR,
-                message=err.problem,
-                location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,
-            ),
-        ),
+        verdict=verdict,
+        globals=refs,
+        findings=findings,
         size=size,
-        hint=err.hint,
+        hint=_DANGEROUS_HINT if verdict is FileVerdict.DANGEROUS else err.hint,
     )
 
 
@@ -183,9 +203,7 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
     for stream in extracted.pickles:
         findings.extend(stream.analysis.findings)
     findings.extend(extracted.findings)
-    verdict = worst_verdict(
-        [r.file_verdict for r in refs] + [f.severity.file_verdict for f in findings]
-    )
+    verdict = file_verdict(refs, findings)
     return FileRecord(
         path=spath,
         format=extracted.format,

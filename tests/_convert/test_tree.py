@@ -6,13 +6,13 @@ import pickle
 from collections import OrderedDict
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from ckptguard._convert._emit import emit_pickle
 from ckptguard._convert._plain import Converter
 from ckptguard._pickle import PickleError, PickleLimits
-from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TTuple, build_tree
+from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple, build_tree
 
 
 def test_plain_values_round_trip_through_tree_convert_and_emit() -> None:
@@ -112,12 +112,14 @@ def test_deep_nesting_is_refused_by_the_converter_not_a_crash() -> None:
 def _shape(node: object, seen: dict[int, int] | None = None) -> object:
     """A tree as comparable plain data, sharing shown as back-references."""
     seen = {} if seen is None else seen
-    if isinstance(node, (TList, TTuple, TDict, Call, PersId)):
+    if isinstance(node, (TList, TTuple, TDict, TSet, Call, PersId)):
         if id(node) in seen:
             return ("ref", seen[id(node)])
         seen[id(node)] = len(seen)
     if isinstance(node, (TList, TTuple)):
         return (type(node).__name__, [_shape(x, seen) for x in node.items])
+    if isinstance(node, TSet):
+        return ("frozenset" if node.frozen else "set", [_shape(x, seen) for x in node.items])
     if isinstance(node, TDict):
         return ("dict", [(_shape(k, seen), _shape(v, seen)) for k, v in node.items])
     if isinstance(node, Call):
@@ -184,6 +186,7 @@ _SEED = pickle.dumps(
 
 @given(flips=st.lists(st.tuples(st.integers(0, len(_SEED) - 1), st.integers(0, 255)), max_size=4))
 @settings(max_examples=400, deadline=None)
+@example(flips=[(148, 145)])  # a FROZENSET: sets were compared by identity, not by shape
 def test_damaged_pickles_get_the_same_answer_from_the_fast_path(
     flips: list[tuple[int, int]],
 ) -> None:
@@ -193,3 +196,16 @@ def test_damaged_pickles_get_the_same_answer_from_the_fast_path(
     fast = _build_or_error(bytes(data), PickleLimits())
     exact = _build_or_error(bytes(data), PickleLimits(max_memo=1000))
     assert fast == exact
+
+
+def test_sets_built_by_a_damaged_pickle_compare_by_shape_not_identity() -> None:
+    """Regression (flips=[(148, 145)]): a flipped byte turns an opcode into FROZENSET, whose
+    TSet node (eq=False) the shape helper compared by identity, so the fast and the exact path
+    seemed to disagree although both built the same tree."""
+    data = bytearray(_SEED)
+    data[148] = 0x91  # FROZENSET
+    fast = build_tree(bytes(data))
+    exact = build_tree(bytes(data), limits=PickleLimits(max_memo=1000))
+    assert any(type(x) is TSet and x.frozen for x in fast.root.items)
+    assert _shape(fast.root) == _shape(exact.root)
+    assert _shape(TSet(["a"], frozen=True)) != _shape(TSet(["b"], frozen=True))

@@ -191,6 +191,8 @@ def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extrac
     try:
         found = _read_other(buf, head, limits)
     except CorruptCheckpointError as exc:
+        if isinstance(exc, PickleError) and exc.partial:
+            raise  # the globals it reached before breaking are the news (verdict dangerous)
         raise corrupt(
             f"{_TAR_PROBLEM} (read as a checkpoint: {exc.problem})",
             hint="PyTorch's pre-0.4 tar format is not supported: load it once with a trusted "
@@ -242,7 +244,8 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
         kind = None if exc.partial else classify_text(head)
         if kind is not None:  # prose that merely starts with an opcode character
             raise text_error(kind, head) from None
-        raise CorruptCheckpointError(exc.problem, hint=exc.hint, format="pickle") from None
+        exc.format = "pickle"
+        raise  # with the globals reached before the failure (exc.partial)
     if first.value == LEGACY_MAGIC_NUMBER and type(first.value) is int:
         from ._legacy import read_legacy  # noqa: PLC0415
 

@@ -125,6 +125,8 @@ def analyse_all(
                 streams.append(PickleStream(label, _partial_analysis(exc, pos)))
             break
         streams.append(PickleStream(label, analysis))
+        for other in analysis.other_ends:  # a file object reads the next pickle elsewhere
+            streams.append(_unframed_rest(data, other, label, limits))
         if analysis.end <= pos:  # defensive: the analyser must always make progress
             raise corrupt(f"pickle analysis made no progress at byte {pos}")
         problem = frame_tail(data, pos, analysis.end) if analysis.end < size else None
@@ -140,6 +142,18 @@ def analyse_all(
             break
         pos = analysis.end
     return streams, findings
+
+
+def _unframed_rest(
+    data: Buffer | memoryview, pos: int, label: str, limits: PickleLimits
+) -> PickleStream:
+    """The pickles a file object reads from ``pos``, where it is left after an ambiguous pickle:
+    their globals are reported too (the frame's finding makes the file an error)."""
+    from ckptguard._pickle._vm import globals_in_a_row  # noqa: PLC0415
+
+    found = globals_in_a_row(data, pos, 64, where=f"{label} (file object)", limits=limits)
+    name = f"{label} (then as a file object reads on from byte {pos})"
+    return PickleStream(name, _partial_analysis(PickleError(name, partial=found), pos))
 
 
 def _partial_analysis(exc: PickleError, pos: int) -> PickleAnalysis:

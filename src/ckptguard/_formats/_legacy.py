@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from ckptguard._pickle._types import PickleAnalysis, PickleLimits
+from ckptguard._pickle._types import GlobalUsage, PickleAnalysis, PickleError, PickleLimits
 from ckptguard._results import FindingRecord
 
-from ._common import Buffer, corrupt, error_finding
+from ._common import Buffer, error_finding
 from ._framing import frame_tail
 from ._torchzip import check_tensors, storage_element_size, valid_location
 from ._types import Extracted, PickleStream
@@ -17,14 +17,19 @@ _NAMES = ("magic number", "protocol version", "system info", "object", "storage 
 def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Extracted:
     """``first`` is the already analysed magic-number pickle at the start of ``buf``."""
     from ckptguard._pickle import analyze_pickle  # noqa: PLC0415
+    from ckptguard._pickle._vm import globals_in_a_row  # noqa: PLC0415
 
     streams = [PickleStream("pickle 1 (magic number)", first)]
     framing: list[FindingRecord] = []
     pos = 0
     for i, label in enumerate(_NAMES, 1):
         name = f"pickle {i} ({label})"
-        a = first if i == 1 else analyze_pickle(buf, start=pos, where=name, limits=limits)
-        if i > 1:
+        a = first if i == 1 else None
+        if a is None:
+            try:
+                a = analyze_pickle(buf, start=pos, where=name, limits=limits)
+            except PickleError as exc:  # the globals of the pickles before it are reported too
+                raise _failed(streams, exc.problem, exc.offset, exc.partial, exc.hint) from None
             streams.append(PickleStream(name, a))
         # torch.load reads these pickles one after the other from one file object: each must
         # start where every stream type the unpickler may be fed leaves the previous one
@@ -38,19 +43,33 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
                     f"{name}@{pos}",
                 )
             )
+        for other in a.other_ends:  # torch.load's file object reads the next pickle elsewhere
+            found = globals_in_a_row(
+                buf, other, len(_NAMES) - i, where=f"{name} (file object)", limits=limits
+            )
+            if found:
+                more = PickleAnalysis(
+                    protocol=0, end=other, globals=found, findings=(),
+                    persistent_ids=(), value=None, opcodes=0,
+                )  # fmt: skip
+                extra = f"{name} (then as a file object reads on from byte {other})"
+                streams.append(PickleStream(extra, more))
         pos = a.end
+    if len(streams) > len(_NAMES):  # the pickles io.BytesIO reads elsewhere are reported only
+        raise _failed(
+            streams,
+            "a FRAME leaves data after STOP: io.BytesIO and torch.load read the legacy pickles "
+            "from other offsets than ckptguard",
+        )
     version = streams[1].analysis.value
     if version != PROTOCOL_VERSION:
-        raise corrupt(
+        raise _failed(
+            streams,
             f"legacy torch file with protocol version {version!r} (expected {PROTOCOL_VERSION})",
-            fmt="pytorch-legacy",
         )
     keys = streams[4].analysis.value
     if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-        raise corrupt(
-            "legacy torch file: the storage-key list is not a list of strings",
-            fmt="pytorch-legacy",
-        )
+        raise _failed(streams, "legacy torch file: the storage-key list is not a list of strings")
     findings = framing + _walk_storages(buf, pos, keys, streams[3])
     findings += check_tensors(streams[3].analysis, streams[3].name)
     for pid in streams[3].analysis.persistent_ids:
@@ -80,6 +99,21 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         findings=tuple(findings),
         details={"storages": str(len(keys))},
     )
+
+
+def _failed(
+    streams: list[PickleStream],
+    problem: str,
+    offset: int | None = None,
+    partial: tuple[GlobalUsage, ...] = (),
+    hint: str | None = None,
+) -> PickleError:
+    """The file is broken: the error carries every global its pickles reached before the break
+    (a payload in the object pickle stays listed when the storage keys are missing)."""
+    reached = tuple(g for s in streams for g in s.analysis.globals) + partial
+    err = PickleError(problem, offset=offset, partial=reached, hint=hint)
+    err.format = "pytorch-legacy"
+    return err
 
 
 def _walk_storages(

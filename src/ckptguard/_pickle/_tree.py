@@ -13,6 +13,7 @@ process (EXT*, out-of-band buffers) and STACK_GLOBAL operands that are not liter
 from __future__ import annotations
 
 import codecs
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,8 +28,16 @@ from ckptguard._pickle._reader import (
     WALK_ERRORS,
     Reader,
     map_name,
+    parse_float_line,
+    parse_int_line,
+    parse_long_line,
+    parse_memo_line,
 )
 from ckptguard._pickle._types import DEFAULT_LIMITS, PickleError, PickleLimits
+
+# Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
+# converted file must load as), and bytes that are not UTF-8 make it fail.
+PY2_STR_ENCODING = "utf-8"
 
 
 @dataclass(frozen=True)
@@ -103,7 +112,7 @@ class _Builder(Reader):
     def take(self, n: int) -> bytes:
         pos, end = self.pos, self.pos + n
         if n < 0 or end > self.size:
-            self.fail(f"truncated: needs {n} more bytes, {self.size - pos} left")
+            self.short(f"truncated: needs {n} more bytes, {self.size - pos} left")
         if n > self.limits.max_string:
             self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
         self.pos = end
@@ -155,11 +164,12 @@ class _Builder(Reader):
         else:
             self.fail(f"APPEND(S) on a {_kind(target)}: only lists and built objects take items")
 
-    def parse_int(self, raw: bytes) -> int:
+    def parse_line(self, parse: Callable[[bytes], Any], what: str) -> Any:
+        """A text argument read exactly as CPython's C unpickler reads it."""
         try:
-            return int(raw)
+            return parse(self.full_line())
         except ValueError:
-            self.fail("integer argument is not a number")
+            self.fail(f"{what} argument is not a number CPython's unpickler reads")
 
     def text(self, raw: bytes, encoding: str, errors: str = "strict") -> str:
         try:
@@ -207,11 +217,14 @@ class _Builder(Reader):
         pos = self.pos
         ops = 0
         while True:
-            try:
-                op = data[pos]
-            except IndexError:
+            if pos >= size:  # the end of the current FRAME, or of the data
                 self.op_pos = pos
-                self.fail("truncated: the stream ends before its STOP opcode")
+                if pos == self.frame_end:
+                    self.leave_frame()
+                    size = self.size
+                if pos >= size:
+                    self.fail("truncated: the stream ends before its STOP opcode")
+            op = data[pos]
             ops += 1
             if not ops & 0x3FF:
                 self.op_pos = pos
@@ -357,12 +370,15 @@ class _Builder(Reader):
                 return tree
             pos = self.pos
             stack = self.stack
+            size = self.size
 
     def _run_exact(self) -> Tree:
         """Every opcode through :meth:`_op`, every bound checked at every opcode."""
         limits = self.limits
         ops = 0
         while True:
+            if self.pos == self.frame_end:
+                self.leave_frame()
             if self.pos >= self.size:
                 self.op_pos = self.pos
                 self.fail("truncated: the stream ends before its STOP opcode")
@@ -387,7 +403,7 @@ class _Builder(Reader):
         elif op == 0x72:  # LONG_BINPUT
             self.put(self.uint(4))
         elif op == 0x70:  # PUT
-            self.put(self.parse_int(self.line()))
+            self.put(self.parse_line(parse_memo_line, "PUT"))
         elif op == 0x94:  # MEMOIZE
             self.put(len(self.memo))
         elif op == 0x68:  # BINGET
@@ -395,7 +411,7 @@ class _Builder(Reader):
         elif op == 0x6A:  # LONG_BINGET
             self.get(self.uint(4))
         elif op == 0x67:  # GET
-            self.get(self.parse_int(self.line()))
+            self.get(self.parse_line(parse_memo_line, "GET"))
         elif op == 0x58:  # BINUNICODE
             stack.append(self.text(self.take(self.uint(4)), "utf-8", "surrogatepass"))
         elif op == 0x8C:  # SHORT_BINUNICODE
@@ -403,17 +419,15 @@ class _Builder(Reader):
         elif op == 0x8D:  # BINUNICODE8
             stack.append(self.text(self.take(self.uint(8)), "utf-8", "surrogatepass"))
         elif op == 0x55:  # SHORT_BINSTRING
-            stack.append(self.text(self.take(self.uint(1)), "latin-1"))
+            stack.append(self.text(self.take(self.uint(1)), PY2_STR_ENCODING))
         elif op == 0x54:  # BINSTRING
-            (n,) = I32(self.take(4), 0)
-            if n < 0:
-                self.fail("BINSTRING with a negative length")
-            stack.append(self.text(self.take(n), "latin-1"))
+            (n,) = U32(self.take(4), 0)  # unsigned, as CPython reads it
+            stack.append(self.text(self.take(n), PY2_STR_ENCODING))
         elif op == 0x53:  # STRING
-            raw = self.line().rstrip()
+            raw = self.line()  # quoted exactly: no whitespace around the quotes
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
                 self.fail("STRING argument is not a quoted string")
-            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], "latin-1"))
+            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], PY2_STR_ENCODING))
         elif op == 0x56:  # UNICODE
             stack.append(self.text(self.line(), "raw-unicode-escape"))
         elif op == 0x43:  # SHORT_BINBYTES
@@ -429,12 +443,9 @@ class _Builder(Reader):
         elif op == 0x4A:  # BININT
             stack.append(I32(self.take(4), 0)[0])
         elif op == 0x49:  # INT
-            raw = self.line()
-            stack.append({b"00": False, b"01": True}.get(raw))
-            if stack[-1] is None:
-                stack[-1] = self.parse_int(raw)
+            stack.append(self.parse_line(parse_int_line, "INT"))
         elif op == 0x4C:  # LONG
-            stack.append(self.parse_int(self.line().removesuffix(b"L")))
+            stack.append(self.parse_line(parse_long_line, "LONG"))
         elif op == 0x8A:  # LONG1
             stack.append(int.from_bytes(self.take(self.uint(1)), "little", signed=True))
         elif op == 0x8B:  # LONG4
@@ -445,10 +456,7 @@ class _Builder(Reader):
         elif op == 0x47:  # BINFLOAT
             stack.append(F64(self.take(8), 0)[0])
         elif op == 0x46:  # FLOAT
-            try:
-                stack.append(float(self.line()))
-            except ValueError:
-                self.fail("FLOAT argument is not a number")
+            stack.append(self.parse_line(parse_float_line, "FLOAT"))
         elif op == 0x4E:  # NONE
             stack.append(None)
         elif op == 0x88:  # NEWTRUE
@@ -537,8 +545,8 @@ class _Builder(Reader):
             cls = self.pop()
             self.stack.append(Call(cls, args, kwargs, op="NEWOBJ_EX"))
         elif op == 0x69:  # INST
-            module = self.text_name()
-            g = self.glob(module, self.text_name())
+            module = self.text_name("ascii")
+            g = self.glob(module, self.text_name("ascii"))
             items = self.pop_mark()
             self.stack.append(Call(g, TTuple(tuple(items)), op="INST"))
         elif op == 0x6F:  # OBJ
@@ -573,10 +581,16 @@ class _Builder(Reader):
             self.max_proto = max(self.max_proto, proto)
         elif op == 0x95:  # FRAME
             n = self.uint(8)
-            if n > self.size - self.pos:
+            if n > self.data_end - self.pos:
                 self.fail(f"truncated: a {n}-byte frame exceeds the data")
+            problem = self.start_frame(n)
+            if problem is not None:
+                self.fail(problem)
         elif op == 0x2E:  # STOP
             root = self.pop()
+            problem = self.stop_problem()
+            if problem is not None:
+                self.fail(problem)
             return Tree(root=root, end=self.pos, protocol=self.max_proto)
         elif op in (0x82, 0x83, 0x84):
             self.fail("EXT opcodes load globals from the process's copyreg registry")

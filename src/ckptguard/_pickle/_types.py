@@ -127,8 +127,10 @@ class PickleAnalysis(Record):
         "findings",
         "globals",
         "opcodes",
+        "other_ends",
         "persistent_ids",
         "protocol",
+        "unframed_end",
         "value",
     )
     protocol: int  # highest PROTO argument seen (0 when there is none)
@@ -140,6 +142,12 @@ class PickleAnalysis(Record):
     #               dict, GlobalConst) or OPAQUE
     opcodes: int  # number of opcodes executed
     calls: tuple[tuple[tuple[str, str], object], ...]  # (global, folded args) of RECORDED_CALLS
+    # where a file object without peek (io.BytesIO) is left after this pickle: ``end``, unless a
+    # FRAME holds more than the opcodes up to STOP (then the next pickle starts elsewhere)
+    unframed_end: int
+    # every other place a file object may be left after this pickle (io.BytesIO's, and an
+    # opened file's depending on its buffer): empty unless a FRAME is ambiguous
+    other_ends: tuple[int, ...]
 
     def __init__(
         self,
@@ -152,8 +160,12 @@ class PickleAnalysis(Record):
         value: object,
         opcodes: int,
         calls: tuple[tuple[tuple[str, str], object], ...] = (),
+        unframed_end: int | None = None,
+        other_ends: tuple[int, ...] = (),
     ) -> None:
         set_field(self, "calls", calls)
+        set_field(self, "other_ends", other_ends)
+        set_field(self, "unframed_end", end if unframed_end is None else unframed_end)
         set_field(self, "protocol", protocol)
         set_field(self, "end", end)
         set_field(self, "globals", globals)
@@ -161,6 +173,27 @@ class PickleAnalysis(Record):
         set_field(self, "persistent_ids", persistent_ids)
         set_field(self, "value", value)
         set_field(self, "opcodes", opcodes)
+
+    def with_globals(
+        self,
+        globals: tuple[GlobalUsage, ...],
+        unframed_end: int | None = None,
+        findings: tuple[FindingRecord, ...] | None = None,
+        other_ends: tuple[int, ...] = (),
+    ) -> PickleAnalysis:
+        """This analysis with other globals (those of another reading of the same bytes)."""
+        return PickleAnalysis(
+            protocol=self.protocol,
+            end=self.end,
+            globals=globals,
+            findings=self.findings if findings is None else findings,
+            persistent_ids=self.persistent_ids,
+            value=self.value,
+            opcodes=self.opcodes,
+            calls=self.calls,
+            unframed_end=self.unframed_end if unframed_end is None else unframed_end,
+            other_ends=other_ends or self.other_ends,
+        )
 
 
 class PickleError(CorruptCheckpointError):

@@ -24,7 +24,13 @@ from ckptguard._pickle._reader import (
     U64,
     WALK_ERRORS,
     Reader,
+    Short,
     map_name,
+    parse_float_line,
+    parse_int_line,
+    parse_long_line,
+    parse_memo_line,
+    unframed_stream,
 )
 from ckptguard._pickle._types import (
     DEFAULT_LIMITS,
@@ -56,6 +62,11 @@ RECORDED_CALLS = frozenset(
     {("torch._utils", "_rebuild_tensor_v2"), ("torch._utils", "_rebuild_tensor")}
 )
 _MAX_RECORDED_CALLS = 1_000_000
+# Readings of a stream whose FRAMEs do not hold whole opcodes: small frames enumerated (2**n
+# readings at most) and bytes walked in all (it is an error either way: this is for the report)
+_MAX_SMALL_FRAMES = 6
+_UNFRAMED_BUDGET = 64 << 20
+_MAX_ENDS = 8  # places a file object may be left after an ambiguous pickle, followed at most
 
 
 class _FoldBudget(Exception):
@@ -221,11 +232,22 @@ class _Walker(Reader):
                 FindingRecord(rule, severity, message, f"{self.where}@{self.op_pos}")
             )
 
+    def invalid(self, problem: str) -> None:
+        """An operation the real unpickler fails on (or that ckptguard does not model): the
+        file is an error, but the walk goes on, so every global a loader could reach after it
+        is still reported (a loader's objects may accept what ckptguard's model refuses)."""
+        self.finding("pickle-invalid-operation", Severity.ERROR, problem)
+
+    def frame_problem(self, problem: str) -> None:
+        """A FRAME that does not hold exactly whole opcodes: the file is an error (loaders read
+        it differently); the walk goes on reading it as ``pickle.loads`` does."""
+        self.finding("pickle-frame-ambiguity", Severity.ERROR, problem)
+
     def take(self, n: int) -> Any:
         pos = self.pos
         end = pos + n
         if n < 0 or end > self.size:
-            self.fail(f"truncated: needs {n} more bytes, {self.size - pos} left")
+            self.short(f"truncated: needs {n} more bytes, {self.size - pos} left")
         self.pos = end
         return self.data[pos:end]
 
@@ -236,27 +258,27 @@ class _Walker(Reader):
             return self.take(n)
         end = self.pos + n
         if end > self.size:
-            self.fail(f"truncated: needs {n} more bytes, {self.size - self.pos} left")
+            self.short(f"truncated: needs {n} more bytes, {self.size - self.pos} left")
         self.pos = end
         return None
 
     def u8(self) -> int:
         pos = self.pos
         if pos >= self.size:
-            self.fail("truncated: missing 1-byte argument")
+            self.short("truncated: missing 1-byte argument")
         self.pos = pos + 1
         return int(self.data[pos])
 
     def u32(self) -> int:
         if self.pos + 4 > self.size:
-            self.fail("truncated: missing 4-byte argument")
+            self.short("truncated: missing 4-byte argument")
         (v,) = U32(self.data, self.pos)
         self.pos += 4
         return int(v)
 
     def u64(self) -> int:
         if self.pos + 8 > self.size:
-            self.fail("truncated: missing 8-byte argument")
+            self.short("truncated: missing 8-byte argument")
         (v,) = U64(self.data, self.pos)
         self.pos += 8
         return int(v)
@@ -269,6 +291,15 @@ class _Walker(Reader):
             self.stack.append(str(bytes(raw), encoding, errors))
         except UnicodeDecodeError as exc:
             self.fail(f"invalid {encoding} text: {exc.reason}")
+
+    def push_py2str(self, raw: Any) -> None:
+        """A protocol 0-2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING): bytes decoded with the
+        loader's encoding (ASCII for pickle.load, UTF-8 for torch.load). Non-ASCII text has no
+        one value: it is kept as an opaque string (never a global's name)."""
+        if raw is not None and raw.isascii():
+            self.push_str(raw, "ascii")
+        else:
+            self.stack.append(_BIG_STR)
 
     def push_bytes(self, n: int) -> None:
         if n > self.limits.max_string:
@@ -320,13 +351,14 @@ class _Walker(Reader):
     def check_hashable(self, keys: Any, opname: str) -> None:
         for k in keys:
             if _unhashable(k):
-                self.fail(f"{opname} with an unhashable key or item: the real unpickler fails")
+                self.invalid(f"{opname} with an unhashable key or item: the real unpickler fails")
+                return
 
     def check_args(self, args: Any, opname: str) -> None:
         t = type(args)
         if t is not tuple and (t in _CONSTANT_TYPES or t in _CONTAINER_TYPES):
             what = _TYPE_NAMES.get(t, t.__name__)
-            self.fail(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
+            self.invalid(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
 
     def mutate(self, target: Any, opname: str, needs: type | None = None) -> None:
         """``target`` is about to be changed by ``opname``; ``needs`` is the container type the
@@ -336,17 +368,19 @@ class _Walker(Reader):
         frozen = t is _Set and target.frozen
         if t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen:
             what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
-            self.fail(f"{opname} on a {what}: the real unpickler fails here")
+            self.invalid(f"{opname} on a {what}: the real unpickler fails here")
+            return
         if (
             t is _Obj
             and needs is not None
             and target.origin in _KNOWN_ORIGINS
             and target.origin not in _ORIGINS_ACCEPTING.get(needs, frozenset())
         ):
-            self.fail(
+            self.invalid(
                 f"{opname} on a {'.'.join(target.origin)} object, which does not support "
                 "it: the real unpickler fails here"
             )
+            return
         if t is _Glob:
             module, name = target.key
             self.finding(
@@ -414,11 +448,14 @@ class _Walker(Reader):
         # a bound is passed by at most 1023), or at every opcode under a limit that small.
         period = 0x3FF if max_ops > 0x3FF else 0
         while True:
-            try:
-                op = data[pos]
-            except IndexError:
+            if pos >= size:  # the end of the current FRAME, or of the data
                 self.op_pos = pos
-                self.fail("truncated: the stream ends before its STOP opcode")
+                if pos == self.frame_end:
+                    self.leave_frame()
+                    size = self.size
+                if pos >= size:
+                    self.fail("truncated: the stream ends before its STOP opcode")
+            op = data[pos]
             ops += 1
             if not ops & period:
                 self.op_pos = pos
@@ -514,7 +551,8 @@ class _Walker(Reader):
                         for k in items[::2]:
                             if type(k) is not str and _unhashable(k):
                                 self.op_pos = pos
-                                self.fail("SETITEMS with an unhashable key (a list or dict)")
+                                self.invalid("SETITEMS with an unhashable key (a list or dict)")
+                                break
                         self._dict_add(stack[-1], items)
                         pos += 1
                         continue
@@ -576,8 +614,8 @@ class _Walker(Reader):
                 continue
             elif op == 0x63:  # c GLOBAL: two newline-terminated UTF-8 names
                 nl = data.find(b"\n", pos + 1)
-                nl2 = data.find(b"\n", nl + 1) if nl > 0 else -1
-                if nl2 > 0:
+                nl2 = data.find(b"\n", nl + 1) if nl > pos + 1 else -1
+                if nl + 1 < nl2 < size:
                     try:
                         module = str(data[pos + 1 : nl], "utf-8")
                         name = str(data[nl + 1 : nl2], "utf-8")
@@ -600,11 +638,21 @@ class _Walker(Reader):
             self.op_pos = pos
             self.pos = pos + 1
             self.opcodes = ops
-            result = self._slow(op)
+            try:
+                result = self._slow(op)
+            except Short:
+                if self.frame_end < 0:
+                    raise
+                # the opcode straddles its frame's end: an error, read on as pickle.loads does
+                self.frame_problem(self.straddle_problem())
+                self.leave_frame()
+                self.pos = pos + 1
+                result = self._slow(op)
             if result is not None:
                 return result
             pos = self.pos
             stack = self.stack
+            size = self.size
 
     def _slow(self, op: int) -> PickleAnalysis | None:
         """One opcode at ``self.op_pos`` (argument at ``self.pos``), with every check.
@@ -662,12 +710,12 @@ class _Walker(Reader):
                 self._dict_add(target, items)
         elif op == 0x4D:  # M BININT2
             if self.pos + 2 > size:
-                self.fail("truncated: missing 2-byte argument")
+                self.short("truncated: missing 2-byte argument")
             stack.append(U16(data, self.pos)[0])
             self.pos += 2
         elif op == 0x4A:  # J BININT
             if self.pos + 4 > size:
-                self.fail("truncated: missing 4-byte argument")
+                self.short("truncated: missing 4-byte argument")
             stack.append(I32(data, self.pos)[0])
             self.pos += 4
         elif op == 0x80:  # PROTO
@@ -678,10 +726,16 @@ class _Walker(Reader):
             self.max_proto = max(self.max_proto, proto)
         elif op == 0x95:  # FRAME
             n = self.u64()
-            if n > size - self.pos:
+            if n > self.data_end - self.pos:
                 self.fail(f"truncated: a {n}-byte frame exceeds the data")
+            problem = self.start_frame(n)
+            if problem is not None:
+                self.frame_problem(problem)
         elif op == 0x2E:  # . STOP
             value = self.pop()
+            problem = self.stop_problem()
+            if problem is not None:
+                self.frame_problem(problem)
             self.discard(self.stack)
             for frame in self.metastack:
                 self.discard(frame)
@@ -795,7 +849,7 @@ class _Walker(Reader):
             cls = self.pop()
             self.check_args(args, "NEWOBJ_EX")
             if type(kwargs) in _CONSTANT_TYPES or type(kwargs) in (_List, _Set):
-                self.fail("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
+                self.invalid("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
             for a in (args, kwargs):
                 if type(a) is tuple:
                     self.reference(a)
@@ -839,7 +893,7 @@ class _Walker(Reader):
             stack.append(None)
         elif op == 0x47:  # G BINFLOAT
             if self.pos + 8 > size:
-                self.fail("truncated: missing 8-byte float")
+                self.short("truncated: missing 8-byte float")
             stack.append(F64(data, self.pos)[0])
             self.pos += 8
         elif op == 0x30:  # 0 POP
@@ -866,47 +920,40 @@ class _Walker(Reader):
             self.push_str(self.take_const(n), "utf-8", "surrogatepass")
         elif op == 0x55:  # U SHORT_BINSTRING
             n = self.u8()
-            self.push_str(self.take_const(n), "latin-1")
+            self.push_py2str(self.take_const(n))
         elif op == 0x54:  # T BINSTRING
             if self.pos + 4 > size:
-                self.fail("truncated: missing 4-byte length")
-            (n,) = I32(data, self.pos)
+                self.short("truncated: missing 4-byte length")
+            (n,) = U32(data, self.pos)  # unsigned, as CPython reads it
             self.pos += 4
-            if n < 0:
-                self.fail("BINSTRING with a negative length")
             self.check_len(n)
-            self.push_str(self.take_const(n), "latin-1")
+            self.push_py2str(self.take_const(n))
         elif op == 0x53:  # S STRING
-            raw = self.line().rstrip()
+            raw = self.line()  # quoted exactly: no whitespace around the quotes
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
                 self.fail("STRING argument is not a quoted string")
-            decoded = codecs.escape_decode(raw[1:-1])[0]
-            self.push_str(decoded, "latin-1")
+            self.push_py2str(codecs.escape_decode(raw[1:-1])[0])
         elif op == 0x56:  # V UNICODE
             raw = self.line()
             self.push_str(raw, "raw-unicode-escape")
         elif op == 0x49:  # I INT
-            raw = self.line()
-            if raw == b"00":
-                stack.append(False)
-            elif raw == b"01":
-                stack.append(True)
-            else:
-                stack.append(self._parse_int(raw))
-        elif op == 0x4C:  # L LONG
-            raw = self.line()
-            if raw.endswith(b"L"):
-                raw = raw[:-1]
-            stack.append(self._parse_int(raw))
-        elif op == 0x46:  # F FLOAT
-            raw = self.line()
             try:
-                stack.append(float(raw))
+                stack.append(parse_int_line(self.full_line()))
             except ValueError:
-                self.fail("FLOAT argument is not a number")
+                self.fail("INT argument is not a number CPython's unpickler reads")
+        elif op == 0x4C:  # L LONG
+            try:
+                stack.append(parse_long_line(self.full_line()))
+            except ValueError:
+                self.fail("LONG argument is not a number CPython's unpickler reads")
+        elif op == 0x46:  # F FLOAT
+            try:
+                stack.append(parse_float_line(self.full_line()))
+            except ValueError:
+                self.fail("FLOAT argument is not a number CPython's unpickler reads")
         elif op == 0x8B:  # LONG4
             if self.pos + 4 > size:
-                self.fail("truncated: missing 4-byte length")
+                self.short("truncated: missing 4-byte length")
             (n,) = I32(data, self.pos)
             self.pos += 4
             if n < 0:
@@ -946,7 +993,7 @@ class _Walker(Reader):
             self._set_add(fs, items)
             self.stack.append(fs)
         elif op == 0x67:  # g GET
-            idx = self._parse_int(self.line())
+            idx = self._memo_key()
             if idx not in memo:
                 self.fail(f"memo key {idx} not found")
             v = memo[idx]
@@ -954,7 +1001,7 @@ class _Walker(Reader):
                 self.counts[v.key] += 1
             stack.append(v)
         elif op == 0x70:  # p PUT
-            idx = self._parse_int(self.line())
+            idx = self._memo_key()
             if idx < 0:
                 self.fail("negative PUT argument")
             if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
@@ -966,8 +1013,8 @@ class _Walker(Reader):
             if len(memo) > max_memo:
                 self.fail(f"more than {max_memo} memo entries")
         elif op == 0x69:  # i INST
-            module = self.text_name()
-            name = self.text_name()
+            module = self.text_name("ascii")
+            name = self.text_name("ascii")
             g = self.add_global(module, name)
             items = self.pop_mark()
             self.reference(items)
@@ -1010,14 +1057,11 @@ class _Walker(Reader):
         return None
 
     # ----------------------------------------------------------------- folding
-    def _parse_int(self, raw: bytes) -> int:
+    def _memo_key(self) -> int:
         try:
-            return int(raw, 0)
+            return parse_memo_line(self.full_line())
         except ValueError:
-            try:
-                return int(raw)
-            except ValueError:
-                self.fail("integer argument is not a number")
+            self.fail("memo key is not a number CPython's unpickler reads")
 
     def _list_add(self, target: _List, items: list[Any]) -> None:
         if target.overflow:
@@ -1159,4 +1203,97 @@ def analyze_pickle(
     if start < 0 or start > len(buf):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
     with gc_paused():
-        return _Walker(buf, start, where, limits, fold_value).run()
+        walker = _Walker(buf, start, where, limits, fold_value)
+        try:
+            result = walker.run()
+        except PickleError as err:
+            if walker.finding_counts.get("pickle-frame-ambiguity"):
+                err.partial = _merge(err.partial, _unframed_globals(buf, start, where, limits))
+            raise
+        if walker.finding_counts.get("pickle-frame-ambiguity"):
+            more, threats, ends = _unframed(buf, start, where, limits)
+            result = result.with_globals(
+                _merge(result.globals, more),
+                unframed_end=ends[0],
+                findings=result.findings + threats,
+                other_ends=tuple(sorted({e for e in ends if e != result.end}))[:_MAX_ENDS],
+            )
+        return result
+
+
+def _unframed(
+    buf: Any, start: int, where: str, limits: PickleLimits
+) -> tuple[tuple[GlobalUsage, ...], tuple[FindingRecord, ...], list[int]]:
+    """The globals (and dangerous findings) the stream reaches when read from a file object
+    (its FRAMEs do not hold whole opcodes, so those readings differ from the linear one), and
+    where each reading leaves the file (io.BytesIO's first)."""
+    first = unframed_stream(buf, start)
+    found: tuple[GlobalUsage, ...] = ()
+    threats: list[FindingRecord] = []
+    ends = [first.end]
+    seen: set[bytes] = set()
+    budget = _UNFRAMED_BUDGET
+    # io.BytesIO reads every frame in one piece (mask 0); an opened file reads some small
+    # frames in place, depending on its buffer: each choice for the first few small frames
+    for mask in range(1 << min(first.small_frames, _MAX_SMALL_FRAMES)):
+        budget -= len(first.stream)  # (every reading is about as long: bounded before it)
+        if mask and budget < 0:
+            break
+        reading = first if mask == 0 else unframed_stream(buf, start, mask)
+        if reading.stream in seen:
+            continue
+        seen.add(reading.stream)
+        ends.append(reading.end)
+        try:
+            walk = _Walker(reading.stream, 0, f"{where} (as a file object reads it)", limits, False)
+            analysis = walk.run()
+        except PickleError as err:
+            found = _merge(found, err.partial)
+            continue
+        found = _merge(found, analysis.globals)
+        threats += [f for f in analysis.findings if f.severity is Severity.DANGEROUS]
+    return found, tuple(threats[:_MAX_FINDINGS_PER_RULE]), ends
+
+
+def _unframed_globals(
+    buf: Any, start: int, where: str, limits: PickleLimits
+) -> tuple[GlobalUsage, ...]:
+    return _unframed(buf, start, where, limits)[0]
+
+
+def _merge(
+    first: tuple[GlobalUsage, ...], more: tuple[GlobalUsage, ...]
+) -> tuple[GlobalUsage, ...]:
+    seen = {(g.module, g.name) for g in first}
+    return first + tuple(g for g in more if (g.module, g.name) not in seen)
+
+
+def globals_in_a_row(
+    data: Any,
+    start: int,
+    count: int,
+    *,
+    where: str,
+    limits: PickleLimits = DEFAULT_LIMITS,
+    depth: int = 0,
+) -> tuple[GlobalUsage, ...]:
+    """The globals of up to ``count`` pickles read in a row from ``start`` (best effort: up to
+    the first failure, whose partial globals count too). Readers call it where a file object
+    without ``peek`` would start the next pickle elsewhere than the linear reading does (a
+    FRAME holds bytes after STOP), so what that reading reaches is reported as well."""
+    found: tuple[GlobalUsage, ...] = ()
+    pos = start
+    for i in range(count):
+        if pos >= len(data):
+            break
+        try:
+            a = analyze_pickle(data, start=pos, where=f"{where} #{i + 1}", limits=limits,
+                               fold_value=False)  # fmt: skip
+        except PickleError as err:
+            return _merge(found, err.partial)
+        found = _merge(found, a.globals)
+        for other in a.other_ends if i + 1 < count and depth < 2 else ():
+            found = _merge(found, globals_in_a_row(data, other, count - i - 1, where=where,
+                                                   limits=limits, depth=depth + 1))  # fmt: skip
+        pos = a.end
+    return found
