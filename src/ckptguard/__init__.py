@@ -117,9 +117,9 @@ def scan(
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    resolved = resolve_policy(allow=allow, policy=policy, targets=list(paths))
     return scan_report(scan_paths(list(paths), policy=resolved, jobs=jobs))
 
 
@@ -143,7 +143,7 @@ def convert(
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
+    resolved = resolve_policy(allow=allow, policy=policy, targets=[src])
     return convert_file(os.fspath(src), os.fspath(dst), to=to, force=force, policy=resolved)
 
 
@@ -156,7 +156,7 @@ def inspect(path: PathArg, *, allow: Iterable[str] = (), policy: object = None) 
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
+    resolved = resolve_policy(allow=allow, policy=policy, targets=[path])
     if os.path.isdir(path):
         return inspect_dir(path, policy=resolved)[0]
     return inspect_file(path, policy=resolved)

@@ -84,6 +84,8 @@ class ScanReport(ScanView):
     files: tuple[FileReport, ...]
     skipped: tuple[str, ...] = field(default=())  # files met while walking directories that
     #                                              are not checkpoints (README.md, ...)
+    policy_sources: tuple[str, ...] = ()  # where the policy that judged the files came from
+    policy_ignored: tuple[str, ...] = ()  # policy files found but not applied, and why
 
 
 def _finding(r: FindingRecord) -> Finding:
@@ -110,4 +112,9 @@ def file_report(r: FileRecord) -> FileReport:
 
 def scan_report(r: ScanRecord) -> ScanReport:
     """The public report of a scan."""
-    return ScanReport(files=tuple(file_report(f) for f in r.files), skipped=r.skipped)
+    return ScanReport(
+        files=tuple(file_report(f) for f in r.files),
+        skipped=r.skipped,
+        policy_sources=r.policy_sources,
+        policy_ignored=r.policy_ignored,
+    )

@@ -90,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
             "--json and --sarif - both write to stdout",
             hint="write the SARIF report to a file: --sarif ckptguard.sarif",
         )
-    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    policy = resolve_policy(allow=args.allow, policy=args.policy, targets=args.paths)
 
     progress = None
     if not (args.json or args.quiet or args.no_progress or args.sarif == "-"):

@@ -169,7 +169,12 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
         "artifacts": artifacts,
         "results": results,
         "columnKind": "unicodeCodePoints",
-        "properties": {"skipped": list(report.skipped), "verdict": report.verdict.value},
+        "properties": {
+            "skipped": list(report.skipped),
+            "verdict": report.verdict.value,
+            "policySources": list(report.policy_sources),
+            "policyIgnored": list(report.policy_ignored),
+        },
     }
     if base_dir is not None:
         run["originalUriBaseIds"] = {SRCROOT: {"uri": Path(base_dir).resolve().as_uri() + "/"}}
