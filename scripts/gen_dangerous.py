@@ -27,17 +27,17 @@ from __future__ import annotations
 
 import argparse
 import ast
+import atexit
 import builtins
 import importlib
 import importlib.util
 import os
 import sys
 import sysconfig
+import tempfile
 import types
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-
-import tomllib
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "src" / "ckptguard" / "data"
@@ -352,7 +352,7 @@ class _Module:
                 if dotted is None:
                     continue
                 head, _, rest = dotted.partition(".")
-                if head in local:
+                if head in local and head not in ("self", "cls"):
                     continue
                 if tag:
                     if head in self.classes and not rest:
@@ -529,58 +529,59 @@ def analyse(sources: Iterable[tuple[str, Path, bool]]) -> dict[str, str]:
     return {k.replace(":", "."): v for k, v in reason.items()}
 
 
-# --------------------------------------------------------------------------- the hand policy
-class HandPolicy:
-    """The hand-written policy.toml's dangerous names and vetted entries, with its chain rule
-    (the same rule as ckptguard's, without the derived file: what is derived must not be
-    derived from itself)."""
+# --------------------------------------------------------------------------- the rules
+class Rules:
+    """ckptguard's own policy rules over the hand-written policy.toml plus ``extra`` derived
+    entries (never the shipped derived file: what is derived must not be derived from
+    itself)."""
 
-    def __init__(self, path: Path = POLICY, extra: dict[str, str] | None = None) -> None:
-        doc = tomllib.loads(path.read_text())
-        self.modules: dict[str, str] = dict(doc["dangerous"]["modules"])
-        self.globals: dict[str, str] = dict(doc["dangerous"]["globals"])
-        self.globals.update(extra or {})
-        self.attributes: dict[str, str] = dict(doc["dangerous"]["attributes"])
-        self.vetted: set[str] = {n for p in doc["profiles"].values() for n in p["globals"]}
+    def __init__(self, extra: dict[str, str] | None = None) -> None:
+        sys.path.insert(0, str(ROOT / "src"))
+        from ckptguard._policy import _data, _policy  # noqa: PLC0415
 
-    def reason(self, dotted: str) -> str | None:
-        """Why ``dotted`` is dangerous already, or None."""
-        if dotted in self.globals:
-            return self.globals[dotted]
-        if dotted in self.vetted:
-            return None
-        parts = dotted.split(".")
-        for i, first in enumerate(parts):
-            for head in (first, first.lstrip("_")) if first.startswith("_") else (first,):
-                run = head
-                for j in range(i, len(parts)):
-                    if j > i:
-                        run = f"{run}.{parts[j]}"
-                    hit = self.modules.get(run) or self.globals.get(run)
-                    if hit is not None:
-                        return hit
-        for i, part in enumerate(parts[1:], 1):
-            if part.startswith("__") and part.endswith("__") and len(part) > 4:
-                return "a dunder part reaches interpreter internals"
-            if part in self.attributes:
-                return self.attributes[part]
-            if i < len(parts) - 1 and ".".join(parts[: i + 1]) in self.vetted:
-                return "through a vetted global"
-        return None
+        self._data_module = _data
+        fd, self.path = tempfile.mkstemp(suffix=".toml")
+        with os.fdopen(fd, "w") as f:
+            f.write(render_entries(extra or {}))
+        atexit.register(os.unlink, self.path)
+        self._activate()
+        self.policy = _policy.Policy()
+        self.data = _data.shipped()
+        self.vetted = {n for p in self.data.profiles.values() for n in p}
+
+    def _activate(self) -> None:
+        """Point ckptguard's data loader at this instance's derived entries."""
+        if self.path != self._data_module.DERIVED_FILE:
+            self._data_module.DERIVED_FILE = self.path
+            self._data_module.shipped.cache_clear()
+
+    def reason(self, module: str, name: str) -> str | None:
+        """Why the global (``module``, ``name``) is dangerous; ``name`` "" asks about the
+        module ``module`` itself (everything under it)."""
+        self._activate()
+        if not name:
+            verdict, why = self.policy._dangerous(module)
+            return why if verdict is not None else None
+        verdict, why = self.policy.classify(module, name)
+        return why if verdict.value == "dangerous" else None
+
+    def dotted(self, dotted: str) -> str | None:
+        module, _, name = dotted.rpartition(".")
+        return self.reason(module, name) if module else self.reason(dotted, "")
 
 
-def minimal(found: dict[str, str], hand: HandPolicy) -> dict[str, str]:
-    """Drop entries the hand policy covers, and methods of classes that are themselves listed
+def minimal(found: dict[str, str], rules: Rules) -> dict[str, str]:
+    """Drop entries the rules already cover, and methods of classes that are themselves listed
     (the chain rule covers ``Class.method`` once ``Class`` is dangerous)."""
     out = {}
     for name in sorted(found):
-        if name in hand.vetted:
+        if name in rules.vetted:
             print(f"warning: vetted {name} {found[name]}; not listed", file=sys.stderr)
             continue
         parts = name.split(".")
         if any(".".join(parts[:i]) in out for i in range(1, len(parts))):
             continue
-        if hand.reason(name) is None:
+        if rules.dotted(name) is None:
             out[name] = found[name]
     return out
 
@@ -634,14 +635,14 @@ def resolve(dotted: str) -> object | None:
     return None
 
 
-def canonical(obj: object) -> list[str]:
+def canonical(obj: object) -> list[tuple[str, str]]:
     """The names an object is defined under: ``__module__.__qualname__`` of it and of what it
     wraps (``functools.wraps``, numpy's array-function dispatchers, whose ``__module__`` says
     ``numpy`` while the function lives in ``numpy.lib._npyio_impl``), and the module whose
     file holds its code."""
     if isinstance(obj, types.ModuleType):
-        return [obj.__name__]
-    out: list[str] = []
+        return [(obj.__name__, "")]
+    out: list[tuple[str, str]] = []
     seen: set[int] = set()
     todo = [obj]
     while todo:
@@ -652,11 +653,11 @@ def canonical(obj: object) -> list[str]:
         mod = getattr(o, "__module__", None)
         qual = getattr(o, "__qualname__", None) or getattr(o, "__name__", None)
         if isinstance(mod, str) and isinstance(qual, str) and "<" not in qual:
-            out.append(f"{mod}.{qual}")
+            out.append((mod, qual))
             code = getattr(o, "__code__", None)
             home = _file_modules().get(getattr(code, "co_filename", ""))
             if home is not None and home != mod:
-                out.append(f"{home}.{qual}")
+                out.append((home, qual))
         for attr in ("__wrapped__", "_implementation", "__func__"):
             try:
                 inner = getattr(o, attr, None)
@@ -707,13 +708,12 @@ def dangerous_objects(names: Iterable[str]) -> dict[int, tuple[object, str]]:
 
 
 def aliases(
-    is_dangerous: object,
-    reason_of: object,
+    reason: Callable[[str, str], str | None],
     danger: dict[int, tuple[object, str]],
     roots: Iterable[str],
 ) -> dict[str, str]:
     """Every ``module.attr`` of the walked modules that reaches a dangerous object under a
-    name ``is_dangerous`` does not already reject."""
+    name ``reason(module, attr)`` does not already call dangerous."""
     out: dict[str, str] = {}
     for mod in walked_modules(roots):
         try:
@@ -723,22 +723,28 @@ def aliases(
         for attr, obj in items:
             if not (isinstance(attr, str) and attr.isidentifier()) or not _interesting(obj):
                 continue
-            alias = f"{mod.__name__}.{attr}"
-            if is_dangerous(alias):  # type: ignore[operator]
+            if reason(mod.__name__, attr) is not None:
                 continue
             hit = danger.get(id(obj))
+            why: str | None = None
             if hit is not None and hit[0] is obj:
-                origin: str | None = hit[1]
+                origin, why = hit[1], reason(*_split(hit[1]))
             else:
-                origin = next(
-                    (c for c in canonical(obj) if c != alias and is_dangerous(c)),  # type: ignore[operator]
-                    None,
-                )
-                if origin is None:
-                    continue
+                origin = ""
+                for m, n in canonical(obj):
+                    if (m, n) != (mod.__name__, attr) and (why := reason(m, n)) is not None:
+                        origin = f"{m}.{n}" if n else m
+                        break
+            if why is None:
+                continue
             what = "the module" if isinstance(obj, types.ModuleType) else "the same object as"
-            out[alias] = f"{what} {origin}: {reason_of(origin)}"  # type: ignore[operator]
+            out[f"{mod.__name__}.{attr}"] = f"{what} {origin}: {why}"
     return out
+
+
+def _split(dotted: str) -> tuple[str, str]:
+    module, _, name = dotted.rpartition(".")
+    return (module, name) if module else (dotted, "")
 
 
 # --------------------------------------------------------------------------- output
@@ -753,47 +759,45 @@ def package_sources(name: str) -> list[tuple[str, Path, bool]]:
     return list(_module_files(Path(next(iter(spec.submodule_search_locations))), name))
 
 
-def render(stdlib: dict[str, str], packages: dict[str, str], alias: dict[str, str]) -> str:
-    def q(text: str) -> str:
-        return text.replace("\\", "/").replace('"', "'")
+def _quote(text: str) -> str:
+    return text.replace("\\", "/").replace('"', "'")
 
-    lines = [
+
+def render_entries(entries: dict[str, str]) -> str:
+    lines = ["[dangerous.globals]"]
+    lines += [f'"{name}" = "{_quote(entries[name])}"' for name in sorted(entries)]
+    return "\n".join(lines) + "\n"
+
+
+def render(stdlib: dict[str, str], packages: dict[str, str], alias: dict[str, str]) -> str:
+    head = [
         "# GENERATED by scripts/gen_dangerous.py -- do not edit; edit policy.toml or the script.",
         f"# Python {sys.version.split()[0]}; "
         + ", ".join(
             f"{r} {getattr(sys.modules.get(r), '__version__', 'absent')}" for r in _ALIAS_ROOTS
         ),
         "# [dangerous.globals]: functions, methods and classes that reach code execution,",
-        "# processes, imports, files or the network (source analysis of the standard library,",
-        "# numpy and torch), and other names of dangerous objects (aliases in the installed",
-        "# namespaces). Only what the hand-written policy.toml does not already cover.",
+        "# processes, imports, files or the network (source analysis of the standard library",
+        "# and numpy), and other names of dangerous objects (aliases in the installed numpy,",
+        "# torch and standard library namespaces). Only what policy.toml does not already cover.",
         "",
-        "[dangerous.globals]",
     ]
-    merged = {**packages, **stdlib, **alias}
-    lines += [f'"{name}" = "{q(merged[name])}"' for name in sorted(merged)]
-    return "\n".join(lines) + "\n"
+    return "\n".join(head) + "\n" + render_entries({**packages, **stdlib, **alias})
 
 
 def build(deep: bool) -> str:
-    hand = HandPolicy()
-    std = minimal(analyse(stdlib_sources()), hand)
+    std = minimal(analyse(stdlib_sources()), Rules())
     # numpy's Python sources are analysed like the standard library's. torch's are not: its
     # call graph is too large for this analysis to stay precise (nearly every tensor function
     # "reaches" a file write through some generic helper); torch's dangerous parts are listed
     # by hand in policy.toml, and their aliases are derived below.
     pkg_found = analyse(package_sources("numpy"))
-    pkg = minimal(pkg_found, HandPolicy(extra=std))
+    pkg = minimal(pkg_found, Rules(std))
     load_namespaces(deep)
-    known = HandPolicy(extra={**std, **pkg})
-    danger = dangerous_objects([*known.globals, *std, *pkg])
+    known = Rules({**std, **pkg})
+    danger = dangerous_objects(known.data.dangerous_globals)
     roots = (*_ALIAS_ROOTS, *sorted(sys.stdlib_module_names))
-    found = aliases(
-        lambda n: known.reason(n) is not None,
-        lambda n: known.reason(n) or "dangerous",
-        danger,
-        roots,
-    )
+    found = aliases(known.reason, danger, roots)
     return render(std, pkg, minimal(found, known))
 
 

@@ -37,6 +37,7 @@ from ckptguard._record import Record, set_field
 from ckptguard._verdict import Verdict
 
 ALL_PROFILES = ("torch", "numpy", "python", "omegaconf", "lightning")
+_VETTED_DEPTH = 12  # more dotted parts than any vetted name has (a test checks)
 
 
 def _valid(dotted: str) -> bool:
@@ -235,8 +236,11 @@ class Policy(Record):
         if verdict is not None:
             return verdict, reason2
         parts = name.split(".")
-        for i in range(1, len(parts)):
-            owner = f"{module}.{'.'.join(parts[:i])}"
+        owner = module
+        # Vetted names have a few dotted parts at most: looking further is wasted (and would
+        # be quadratic in a name of a million parts).
+        for i in range(1, min(len(parts), _VETTED_DEPTH)):
+            owner = f"{owner}.{parts[i - 1]}"
             if owner in self._safe:
                 return Verdict.DANGEROUS, (
                     f"attribute {'.'.join(parts[i:])!r} of the vetted global {owner}: only the "
