@@ -546,7 +546,7 @@ class Rules:
         atexit.register(os.unlink, self.path)
         self._activate()
         self.policy = _policy.Policy()
-        self.data = _data.shipped()
+        self.data = _data.shipped_all()
         self.vetted = {n for p in self.data.profiles.values() for n in p}
 
     def _activate(self) -> None:
@@ -554,6 +554,7 @@ class Rules:
         if self.path != self._data_module.DERIVED_FILE:
             self._data_module.DERIVED_FILE = self.path
             self._data_module.shipped.cache_clear()
+            self._data_module.shipped_all.cache_clear()
 
     def reason(self, module: str, name: str) -> str | None:
         """Why the global (``module``, ``name``) is dangerous; ``name`` "" asks about the
@@ -737,6 +738,7 @@ def aliases(
                         break
             if why is None:
                 continue
+            why = why.removeprefix(f"{origin}: ")
             what = "the module" if isinstance(obj, types.ModuleType) else "the same object as"
             out[f"{mod.__name__}.{attr}"] = f"{what} {origin}: {why}"
     return out

@@ -16,7 +16,7 @@ import tomllib
 
 from ckptguard import Verdict
 from ckptguard._policy import default_policy
-from ckptguard._policy._data import DERIVED_FILE, parse_simple_toml, shipped
+from ckptguard._policy._data import DERIVED_FILE, parse_simple_toml, shipped, shipped_all
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_dangerous.py"
@@ -70,7 +70,7 @@ def test_the_derived_file_is_data_with_reasons() -> None:
     assert len(entries) > 100
     for name, reason in entries.items():
         assert len(reason) > 8, name
-        assert name in shipped().dangerous_globals
+        assert name in shipped_all().dangerous_globals
 
 
 def test_no_derived_entry_is_a_vetted_global() -> None:
@@ -149,8 +149,8 @@ def reason(module, name):
     verdict, why = policy.classify(module, name)
     return why if verdict is Verdict.DANGEROUS else None
 
-from ckptguard._policy._data import shipped
-danger = gen.dangerous_objects(shipped().dangerous_globals)
+from ckptguard._policy._data import shipped_all
+danger = gen.dangerous_objects(shipped_all().dangerous_globals)
 missing = gen.aliases(reason, danger, ("numpy", "torch"))
 print(len(danger), "dangerous objects")
 for name in sorted(missing):
@@ -172,3 +172,16 @@ def test_every_name_of_a_dangerous_object_in_numpy_and_torch_is_dangerous() -> N
     assert int(proc.stdout.split()[0]) > 100  # the check has something to look for
     missing = [line for line in proc.stdout.splitlines() if line.startswith("MISSING")]
     assert not missing, "run scripts/gen_dangerous.py:\n" + "\n".join(missing[:50])
+
+
+def test_judging_vetted_globals_never_reads_the_derived_file() -> None:
+    code = (
+        "from ckptguard._policy import _data, default_policy\n"
+        "p = default_policy()\n"
+        "assert p.classify('torch._utils', '_rebuild_tensor_v2')[0].value == 'safe'\n"
+        "assert p.classify('collections', 'OrderedDict')[0].value == 'safe'\n"
+        "assert _data.shipped_all.cache_info().currsize == 0\n"
+        "assert p.classify('numpy.matlib', 'savetxt')[0].value == 'dangerous'\n"
+        "assert _data.shipped_all.cache_info().currsize == 1\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)

@@ -201,12 +201,26 @@ def _write_cache(cache: str, key: tuple[int, int], doc: dict[str, Any]) -> None:
 
 @functools.lru_cache(maxsize=1)
 def shipped() -> ShippedData:
-    doc = load_shipped_toml(POLICY_FILE)
+    """The hand-written policy.toml alone: all that judging vetted (safe) globals needs."""
+    return _build(load_shipped_toml(POLICY_FILE), {})
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_all() -> ShippedData:
+    """policy.toml plus the derived danger list, read only when a global is not vetted.
+
+    No derived entry names a vetted global (the generator leaves them out and a test checks),
+    so a checkpoint made only of vetted globals never pays for reading the derived file.
+    """
+    derived = load_shipped_toml(DERIVED_FILE) if os.path.exists(DERIVED_FILE) else {}
+    return _build(load_shipped_toml(POLICY_FILE), derived)
+
+
+def _build(doc: dict[str, Any], derived: dict[str, Any]) -> ShippedData:
     profiles = {
         name: MappingProxyType(_table(doc, "profiles", name, "globals"))
         for name in doc.get("profiles", {})
     }
-    derived = load_shipped_toml(DERIVED_FILE) if os.path.exists(DERIVED_FILE) else {}
     # Hand-written entries (and their reasons) win over derived ones of the same name.
     modules = dict(_table(derived, "dangerous", "modules", optional=True))
     modules.update(_table(doc, "dangerous", "modules"))

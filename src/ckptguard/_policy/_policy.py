@@ -32,7 +32,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ckptguard._errors import PolicyError
-from ckptguard._policy._data import shipped
+from ckptguard._policy._data import shipped, shipped_all
 from ckptguard._record import Record, set_field
 from ckptguard._verdict import Verdict
 
@@ -50,7 +50,7 @@ def _chain(qualified: str) -> str | None:
     Runs start at every part and are at most as long as the longest dangerous entry, so the
     work is linear in the number of parts.
     """
-    data = shipped()
+    data = shipped_all()
     modules = data.dangerous_modules
     globals_ = data.dangerous_globals
     parts = qualified.split(".")
