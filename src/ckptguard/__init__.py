@@ -104,10 +104,12 @@ def scan(
 ) -> ScanReport:
     """Scan files or directories without executing or importing anything from them.
 
-    ``allow`` adds globals (``"module.Name"`` or ``"package.*"``) on top of the policy;
+    ``allow`` adds globals (``"module.Name"``, or ``"mypkg.module.*"`` for the public names that
+    one module of your own defines) on top of the policy;
     ``policy`` is a policy file path or a :class:`ckptguard._policy.Policy`; when it is None the
-    policy comes from ``$CKPTGUARD_POLICY`` or the nearest ``pyproject.toml`` with a
-    ``[tool.ckptguard]`` table, else the shipped defaults. Returns a :class:`ScanReport`;
+    policy comes from ``$CKPTGUARD_POLICY`` or the current project's ``pyproject.toml`` (never
+    one around the scanned paths: docs/policy.md), else the shipped defaults. Returns a
+    :class:`ScanReport` (``policy_sources`` says which policy judged the files);
     problems with a file are reported as verdict ``error``, never raised. A malformed policy
     raises :class:`PolicyError`.
     """

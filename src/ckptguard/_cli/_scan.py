@@ -52,7 +52,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="MODULE.NAME",
-        help="trust this global (e.g. mypkg.utils.MyEnum, or mypkg.*); repeatable",
+        help=(
+            "trust this global (e.g. mypkg.utils.MyEnum, or mypkg.utils.* for the names that "
+            "one module of your own defines); repeatable"
+        ),
     )
     p.add_argument(
         "--policy",
