@@ -104,10 +104,12 @@ def scan(
 ) -> ScanReport:
     """Scan files or directories without executing or importing anything from them.
 
-    ``allow`` adds globals (``"module.Name"`` or ``"package.*"``) on top of the policy;
+    ``allow`` adds globals (``"module.Name"``, or ``"mypkg.module.*"`` for the public names that
+    one module of your own defines) on top of the policy;
     ``policy`` is a policy file path or a :class:`ckptguard._policy.Policy`; when it is None the
-    policy comes from ``$CKPTGUARD_POLICY`` or the nearest ``pyproject.toml`` with a
-    ``[tool.ckptguard]`` table, else the shipped defaults. Returns a :class:`ScanReport`;
+    policy comes from ``$CKPTGUARD_POLICY`` or the current project's ``pyproject.toml`` (never
+    one around the scanned paths: docs/policy.md), else the shipped defaults. Returns a
+    :class:`ScanReport` (``policy_sources`` says which policy judged the files);
     problems with a file are reported as verdict ``error``, never raised. A malformed policy
     raises :class:`PolicyError`.
     """
@@ -117,9 +119,9 @@ def scan(
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    resolved = resolve_policy(allow=allow, policy=policy, targets=list(paths))
     return scan_report(scan_paths(list(paths), policy=resolved, jobs=jobs))
 
 
@@ -143,7 +145,7 @@ def convert(
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
+    resolved = resolve_policy(allow=allow, policy=policy, targets=[src])
     return convert_file(os.fspath(src), os.fspath(dst), to=to, force=force, policy=resolved)
 
 
@@ -156,7 +158,7 @@ def inspect(path: PathArg, *, allow: Iterable[str] = (), policy: object = None) 
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy)
+    resolved = resolve_policy(allow=allow, policy=policy, targets=[path])
     if os.path.isdir(path):
         return inspect_dir(path, policy=resolved)[0]
     return inspect_file(path, policy=resolved)

@@ -98,6 +98,8 @@ class ScanReport(ScanView):
     files: tuple[FileReport, ...]
     skipped: tuple[Skipped, ...] = field(default=())  # files met while walking directories
     #                                                  that were not scanned, with the reason
+    policy_sources: tuple[str, ...] = ()  # where the policy that judged the files came from
+    policy_ignored: tuple[str, ...] = ()  # policy files found but not applied, and why
 
 
 def _finding(r: FindingRecord) -> Finding:
@@ -131,4 +133,6 @@ def scan_report(r: ScanRecord) -> ScanReport:
     return ScanReport(
         files=tuple(file_report(f) for f in r.files),
         skipped=tuple(_skipped(s) for s in r.skipped),
+        policy_sources=r.policy_sources,
+        policy_ignored=r.policy_ignored,
     )

@@ -184,12 +184,20 @@ class SkippedRecord(Record, SkippedView):
 class ScanRecord(Record, ScanView):
     """The result of scanning one or more paths."""
 
-    __slots__ = ("files", "skipped")
+    __slots__ = ("files", "skipped", "policy_sources", "policy_ignored")  # noqa: RUF023
     files: tuple[FileRecord, ...]
     skipped: tuple[SkippedRecord, ...]  # files met while walking directories, not scanned
+    policy_sources: tuple[str, ...]  # where the policy that judged the files came from
+    policy_ignored: tuple[str, ...]  # policy files found but not applied, and why
 
     def __init__(
-        self, files: tuple[FileRecord, ...], skipped: tuple[SkippedRecord, ...] = ()
+        self,
+        files: tuple[FileRecord, ...],
+        skipped: tuple[SkippedRecord, ...] = (),
+        policy_sources: tuple[str, ...] = (),
+        policy_ignored: tuple[str, ...] = (),
     ) -> None:
         set_field(self, "files", files)
         set_field(self, "skipped", skipped)
+        set_field(self, "policy_sources", policy_sources)
+        set_field(self, "policy_ignored", policy_ignored)

@@ -354,4 +354,9 @@ def scan_paths(
                 i += 1
                 if progress:
                     progress(i, total)
-    return ScanRecord(files=tuple(reports), skipped=tuple(skipped))
+    return ScanRecord(
+        files=tuple(reports),
+        skipped=tuple(skipped),
+        policy_sources=policy.sources,
+        policy_ignored=policy.ignored,
+    )

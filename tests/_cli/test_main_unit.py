@@ -48,7 +48,11 @@ def test_exit_code_follows_the_report(
     assert seen["paths"] == ["a.pt", "b"]
     assert seen["jobs"] == 3
     assert seen["policy"] == "POLICY"
-    assert seen["policy_args"] == {"allow": ["x.Y", "z.*"], "policy": None}
+    assert seen["policy_args"] == {
+        "allow": ["x.Y", "z.*"],
+        "policy": None,
+        "targets": ["a.pt", "b"],  # a pyproject.toml around them is not applied
+    }
     assert seen["progress"] is not None  # stderr is not a TTY here: the bar draws nothing
     out, err = capsys.readouterr()
     assert "REVIEW" in out and err == ""

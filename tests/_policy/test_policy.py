@@ -154,10 +154,12 @@ def test_user_classes_are_unknown_then_allowed() -> None:
     assert allowed.classify("deepafx_st.utils", "Other")[0] is Verdict.UNKNOWN
 
 
-def test_wildcard_allow_covers_a_package_only() -> None:
-    p = default_policy().with_allowed(["fairseq.*"])
-    assert p.classify("fairseq.data.dictionary", "Dictionary")[0] is Verdict.ALLOWED
-    assert p.classify("fairseqx", "Thing")[0] is Verdict.UNKNOWN
+def test_wildcard_allow_covers_the_names_of_one_module_only() -> None:
+    p = default_policy().with_allowed(["mypkg.data.*"])
+    assert p.classify("mypkg.data", "Dictionary")[0] is Verdict.ALLOWED
+    assert p.classify("mypkg.data.dictionary", "Dictionary")[0] is Verdict.UNKNOWN  # submodule
+    assert p.classify("mypkg.datax", "Thing")[0] is Verdict.UNKNOWN
+    assert p.classify("mypkg", "data.Thing")[0] is Verdict.UNKNOWN  # another split
 
 
 @pytest.mark.parametrize("name", ["os.system", "builtins.eval", "subprocess.*", "torch.jit.load"])
@@ -173,7 +175,7 @@ def test_malformed_allow_entries_are_refused(name: str) -> None:
 
 
 def test_allowed_global_in_wildcard_still_dangerous_if_listed() -> None:
-    p = default_policy().with_allowed(["mypkg.*"])
+    p = default_policy().with_allowed(["mypkg.evil.*", "mypkg.good.*"])
     deny = p.with_denied(["mypkg.evil.Loader"])
     assert deny.classify("mypkg.evil", "Loader")[0] is Verdict.DANGEROUS
     assert deny.classify("mypkg.good", "Thing")[0] is Verdict.ALLOWED
@@ -303,8 +305,16 @@ def test_simple_toml_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        'a = "x\\"y"\n', "a = 'x'\n", 'a = """x"""\n', "[[t]]\n", 'a = "x" # c\n', "a = 1\n",
-        'a = ["x.y"]\n', 'a = [\n  "x.y",\n', 'a = [\n  "x",\n  1,\n]\n', 'a = [\n"x"\n]\n',
+        'a = "x\\"y"\n',
+        "a = 'x'\n",
+        'a = """x"""\n',
+        "[[t]]\n",
+        'a = "x" # c\n',
+        "a = 1\n",
+        'a = ["x.y"]\n',
+        'a = [\n  "x.y",\n',
+        'a = [\n  "x",\n  1,\n]\n',
+        'a = [\n"x"\n]\n',
         'a = "x"\na = "y"\n',
     ],
 )
@@ -377,7 +387,7 @@ def test_vetted_exceptions_inside_dangerous_modules_stay_safe() -> None:
 
 
 def test_nested_user_classes_are_still_allowable() -> None:
-    p = default_policy().with_allowed(["mypkg.Outer.Inner", "otherpkg.*"])
+    p = default_policy().with_allowed(["mypkg.Outer.Inner", "otherpkg.sub.*"])
     assert p.classify("mypkg", "Outer.Inner")[0] is Verdict.ALLOWED
     assert p.classify("otherpkg.sub", "Thing")[0] is Verdict.ALLOWED
     # ... but an allowed package does not open a path to dangerous primitives

@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
     from ckptguard._errors import UsageError  # noqa: PLC0415
     from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
-    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    policy = resolve_policy(allow=args.allow, policy=args.policy, targets=args.paths[:1])
     if args.in_place:
         if len(args.paths) != 1:
             raise UsageError(

@@ -58,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     from ckptguard._inspect import best_row, inspect_dir, inspect_file  # noqa: PLC0415
     from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
-    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    policy = resolve_policy(allow=args.allow, policy=args.policy, targets=[args.path])
     if os.path.isdir(args.path):
         rows, metric = inspect_dir(args.path, policy=policy, by=args.sort)
         best = best_row(rows, metric)

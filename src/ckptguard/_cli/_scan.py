@@ -58,7 +58,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="append",
         default=[],
         metavar="MODULE.NAME",
-        help="trust this global (e.g. mypkg.utils.MyEnum, or mypkg.*); repeatable",
+        help=(
+            "trust this global (e.g. mypkg.utils.MyEnum, or mypkg.utils.* for the names that "
+            "one module of your own defines); repeatable"
+        ),
     )
     p.add_argument(
         "--policy",
@@ -96,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
             "--json and --sarif - both write to stdout",
             hint="write the SARIF report to a file: --sarif ckptguard.sarif",
         )
-    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    policy = resolve_policy(allow=args.allow, policy=args.policy, targets=args.paths)
 
     progress = None
     if not (args.json or args.quiet or args.no_progress or args.sarif == "-"):

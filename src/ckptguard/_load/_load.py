@@ -225,7 +225,7 @@ def load(
     and ``FileNotFoundError`` when it does not exist.
     """
     drop_unsafe_kwargs(kwargs, stacklevel=2)
-    resolved = resolve_policy(allow=allow, policy=policy)
+    resolved = resolve_policy(allow=allow, policy=policy, targets=[f])
     # Scanning and unpickling an optimizer state build hundreds of thousands of objects that
     # all live on: the cyclic collector would walk them again and again (a quarter of the load).
     with gc_paused():

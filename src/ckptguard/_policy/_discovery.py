@@ -1,11 +1,18 @@
-"""Where a policy comes from, and in which order.
+"""Where a policy comes from, and in which order; files being judged never widen trust.
 
 The policy *source* is the first of:
 
-1. ``policy=`` / ``--policy FILE`` (a file path or a :class:`Policy`);
+1. ``policy=`` / ``--policy FILE`` (a policy file, a ``pyproject.toml`` whose
+   ``[tool.ckptguard]`` table is read, or a :class:`Policy`);
 2. the file named by ``$CKPTGUARD_POLICY``;
-3. ``[tool.ckptguard]`` in the nearest ``pyproject.toml`` that has one, searching from the
-   current directory (or ``start_dir``) upwards;
+3. ``[tool.ckptguard]`` in the *current project's* ``pyproject.toml``: the nearest one that has
+   the table, searching from the current directory (or ``start_dir``) upwards, and only when
+   it is unrelated to everything being judged. When the files being scanned or loaded
+   (``targets``) lie in that ``pyproject.toml``'s directory tree, or that directory lies in
+   theirs, it is ignored (and the report says so): a repository you downloaded must not be
+   able to widen its own trust, and ckptguard cannot tell your project from a downloaded one
+   by looking. Pass it explicitly (``--policy pyproject.toml``) when the checkpoints live in
+   your own project;
 4. none: the shipped defaults.
 
 Then ``allow=`` / ``--allow`` entries are added on top. A policy file uses the keys ``allow``,
@@ -15,12 +22,15 @@ Then ``allow=`` / ``--allow`` entries are added on top. A policy file uses the k
     allow = ["mypkg.utils.DSPMode", "mypkg.configs.*",
              { name = "fairseq.data.dictionary.Dictionary", reason = "our HuBERT models" }]
     deny = ["mypkg.legacy.Unpickler"]
+
+Every policy records the sources it was built from (``Policy.sources``) and the policy files
+it found but did not apply (``Policy.ignored``); every report lists them.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from ckptguard._errors import PolicyError
 from ckptguard._policy._policy import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
@@ -136,18 +146,41 @@ def _read_toml(path: str) -> dict[str, Any]:
     return _parse_toml(_read_bytes(path), path)
 
 
-def load_policy_file(path: str | os.PathLike[str]) -> Policy:
+def load_policy_file(path: str | os.PathLike[str], *, label: str | None = None) -> Policy:
+    """A policy file; a ``pyproject.toml`` given explicitly is read for its [tool.ckptguard]."""
     p = os.fspath(path)
-    return policy_from_mapping(_read_toml(p), p)
+    doc = _read_toml(p)
+    if os.path.basename(p) == "pyproject.toml":
+        tool = doc.get("tool", {})
+        table = tool.get("ckptguard") if isinstance(tool, dict) else None
+        if not isinstance(table, dict):
+            raise PolicyError(f"{p} has no [tool.ckptguard] table")
+        doc, p = table, f"{p} [tool.ckptguard]"
+    policy = policy_from_mapping(doc, p)
+    if label is None:
+        return policy
+    return Policy(
+        policy.profiles, policy.allowed, policy.denied, policy.source,
+        (*policy.sources[:-1], f"{label} {p}"),
+    )  # fmt: skip
 
 
-def find_pyproject(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] | None:
-    """The nearest pyproject.toml at or above ``start`` with a [tool.ckptguard] table."""
+def find_pyproject(
+    start: str | os.PathLike[str], *, refuse: Callable[[str], bool] | None = None
+) -> tuple[str, dict[str, Any]] | None:
+    """The nearest pyproject.toml at or above ``start`` with a [tool.ckptguard] table.
+
+    When ``refuse(directory)`` is true for the nearest file that may define the table, it is
+    returned unparsed (table ``{}``) with ``"!"`` prefixed to its path, so that a file which is
+    not applied cannot fail the run either.
+    """
     d = os.path.abspath(start)
     while True:
         candidate = os.path.join(d, "pyproject.toml")
         # Files that cannot define the table are not parsed at all.
         if os.path.isfile(candidate) and may_define_tool_table(raw := _read_bytes(candidate)):
+            if refuse is not None and refuse(d):
+                return "!" + candidate, {}
             doc = _parse_toml(raw, candidate)
             tool = doc.get("tool", {})
             table = tool.get("ckptguard") if isinstance(tool, dict) else None
@@ -161,28 +194,82 @@ def find_pyproject(start: str | os.PathLike[str]) -> tuple[str, dict[str, Any]] 
         d = parent
 
 
+def _real_forms(path: str) -> set[str]:
+    return {os.path.abspath(path), os.path.realpath(path)}
+
+
+def _related(directory: str, target: str) -> bool:
+    """Whether ``target`` lies in ``directory``'s tree or ``directory`` lies in ``target``'s."""
+    for d in _real_forms(directory):
+        for t in _real_forms(target):
+            try:
+                common = os.path.commonpath([d, t])
+            except ValueError:  # different drives (Windows)
+                continue
+            if common in (d, t):
+                return True
+    return False
+
+
+def _target_paths(targets: Iterable[object]) -> list[str]:
+    out = []
+    for t in targets:
+        if isinstance(t, (str, os.PathLike)):
+            out.append(os.fspath(t))
+        else:  # an open file: judge the path it was opened from, when it has one
+            name = getattr(t, "name", None)
+            if isinstance(name, (str, os.PathLike)):
+                out.append(os.fspath(name))
+    return [p for p in out if isinstance(p, str)]
+
+
 def resolve_policy(
     *,
     allow: Iterable[str] = (),
     policy: str | os.PathLike[str] | Policy | None = None,
     start_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
+    targets: Iterable[object] | None = None,
 ) -> Policy:
-    """The policy in force: its source by the precedence above, plus ``allow`` on top."""
+    """The policy in force: its source by the precedence above, plus ``allow`` on top.
+
+    ``targets`` are the files or directories about to be judged (paths or open files); a
+    ``pyproject.toml`` related to any of them is not applied (see the module documentation).
+    None means they are not known yet (``patched()``, ``ckptguard run``).
+    """
     env = os.environ if environ is None else environ
+    ignored: list[str] = []
     if isinstance(policy, Policy):
         base = policy
     elif policy is not None:
-        base = load_policy_file(policy)
+        base = load_policy_file(policy, label="policy file (--policy / policy=)")
     elif env.get(ENV_VAR):
-        base = load_policy_file(env[ENV_VAR])
+        base = load_policy_file(env[ENV_VAR], label=f"${ENV_VAR}")
     else:
-        found = find_pyproject(start_dir if start_dir else os.getcwd())
+        base = default_policy()
+        paths = _target_paths(targets) if targets is not None else []
+
+        def related(directory: str) -> bool:
+            return any(_related(directory, t) for t in paths)
+
+        found = find_pyproject(start_dir if start_dir else os.getcwd(), refuse=related)
         if found is not None:
             path, table = found
-            base = policy_from_mapping(table, f"{path} [tool.ckptguard]")
-        else:
-            base = default_policy()
+            if path.startswith("!"):
+                ignored.append(
+                    f"{path[1:]} [tool.ckptguard]: not applied, the files being judged lie in "
+                    "its project tree (they never widen their own trust; pass it with "
+                    "--policy if it is your own project's)"
+                )
+            else:
+                where = f"{path} [tool.ckptguard]"
+                found_policy = policy_from_mapping(table, where)
+                base = Policy(
+                    found_policy.profiles, found_policy.allowed, found_policy.denied, where,
+                    (*found_policy.sources[:-1], f"current project's {where}"),
+                )  # fmt: skip
     if isinstance(allow, str):
         allow = [allow]
-    return base.with_allowed(allow, reason="allowed by --allow / allow=")
+    return base.with_allowed(
+        allow, reason="allowed by --allow / allow=", origin="--allow / allow="
+    ).with_ignored(ignored)

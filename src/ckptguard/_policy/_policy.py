@@ -7,17 +7,24 @@ Precedence, first match wins:
 3. a vetted entry of an enabled profile (exact ``module.name``) -> safe; an exact vetted
    entry is a deliberate exception to a module-wide dangerous entry
    (``copyreg._reconstructor`` in ``copyreg``);
-4. ``[dangerous.modules]`` (the module or any package above it, also when reached through a
-   dotted attribute path such as ``torch`` + ``serialization.os.system``), dunder names and
-   dunder parts of a dotted name, ``[dangerous.attributes]`` anywhere in the name
-   (``torch.utils.collect_env`` + ``run``), a dotted path through a module alias
-   (``argparse`` + ``_os.remove``) and a dotted path through a vetted global
-   (``pathlib`` + ``PurePath.__new__``, ``torch.storage`` + ``UntypedStorage.from_file``: the
-   vetted class is safe, its methods are not vetted) -> dangerous;
-5. the user's allow entries (exact, or ``package.*``) -> allowed;
+4. the *chain* rule -> dangerous: the dotted path ``module.name`` is cut into its parts, and
+   every run of consecutive parts, starting at any part, is looked up in
+   ``[dangerous.modules]`` and ``[dangerous.globals]`` (a leading underscore of the first
+   part ignored: ``_os`` is ``os``). So ``os.system`` being dangerous makes ``mypkg.os.system``
+   dangerous however the pickle splits it (``mypkg`` + ``os.system``, ``mypkg.os`` +
+   ``system``), and ``x.builtins.eval``, ``torch`` + ``serialization.os.system``,
+   ``argparse`` + ``_os.remove`` too. Also dangerous: dunder parts, ``[dangerous.attributes]``
+   anywhere in the name (``torch.utils.collect_env`` + ``run``), a dotted path through a
+   vetted global (``pathlib`` + ``PurePath.__new__``: the vetted class is safe, its
+   attributes are not vetted), and a non-ASCII name whose NFKC form is dangerous;
+5. the user's allow entries -> allowed. An exact entry matches that dotted path only; a
+   wildcard ``pkg.mod.*`` matches only the names ``pkg.mod`` itself defines: module exactly
+   ``pkg.mod`` and one more part with no dot and no leading underscore. It never reaches into
+   another module through an attribute (``pkg.mod`` + ``torch.fx.x`` is not covered);
 6. everything else -> unknown.
 
-A user allow entry that is dangerous by rules 1, 2 or 4 is refused when the policy is built.
+A user allow entry that is dangerous by rules 1, 2 or 4 is refused when the policy is built,
+and so is a wildcard over a namespace that is not the user's own (``_namespace``).
 """
 
 from __future__ import annotations
@@ -25,21 +32,47 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 
 from ckptguard._errors import PolicyError
-from ckptguard._policy._data import shipped
+from ckptguard._policy._data import shipped, shipped_all
 from ckptguard._record import Record, set_field
 from ckptguard._verdict import Verdict
 
 ALL_PROFILES = ("torch", "numpy", "python", "omegaconf", "lightning")
+_VETTED_DEPTH = 12  # more dotted parts than any vetted name has (a test checks)
 
 
 def _valid(dotted: str) -> bool:
     return bool(dotted) and all(part.isidentifier() for part in dotted.split("."))
 
 
-def _prefixes(dotted: str) -> Iterable[str]:
-    parts = dotted.split(".")
-    for i in range(1, len(parts) + 1):
-        yield ".".join(parts[:i])
+def _chain(qualified: str) -> str | None:
+    """Why some run of consecutive parts of ``qualified`` names a dangerous module or global.
+
+    Runs start at every part and are at most as long as the longest dangerous entry, so the
+    work is linear in the number of parts.
+    """
+    data = shipped_all()
+    modules = data.dangerous_modules
+    globals_ = data.dangerous_globals
+    parts = qualified.split(".")
+    depth = data.max_depth
+    for i, first in enumerate(parts):
+        heads = (first, first.lstrip("_")) if first.startswith("_") else (first,)
+        for head in heads:
+            if not head:
+                continue
+            run = head
+            for j in range(i, min(len(parts), i + depth)):
+                if j > i:
+                    run = f"{run}.{parts[j]}"
+                reason = modules.get(run) or globals_.get(run)
+                if reason is not None:
+                    if i == 0 and head == first:
+                        return f"{run}: {reason}"
+                    return (
+                        f"{run} (reached as {'.'.join(parts[i : j + 1])!r} inside "
+                        f"{qualified!r}): {reason}"
+                    )
+    return None
 
 
 class Entry(Record):
@@ -53,7 +86,18 @@ class Entry(Record):
         set_field(self, "pattern", pattern)
         set_field(self, "reason", reason)
 
-    def matches(self, qualified: str) -> bool:
+    @property
+    def is_wildcard(self) -> bool:
+        return self.pattern.endswith(".*")
+
+    def allows(self, module: str, name: str) -> bool:
+        """An allow entry: exact dotted path, or a name the wildcard's module itself defines."""
+        if self.pattern.endswith(".*"):
+            return module == self.pattern[:-2] and "." not in name and not name.startswith("_")
+        return f"{module}.{name}" == self.pattern
+
+    def denies(self, qualified: str) -> bool:
+        """A deny entry: exact, or (wildcard) anything at or under the package."""
         if self.pattern.endswith(".*"):
             return qualified.startswith(self.pattern[:-1])
         return qualified == self.pattern
@@ -77,20 +121,26 @@ class Policy(Record):
     ``_cache`` (verdicts computed so far) are derived.
     """
 
-    __slots__ = ("profiles", "allowed", "denied", "source", "_safe", "_cache")  # noqa: RUF023
+    __slots__ = (  # noqa: RUF023 - field order
+        "profiles", "allowed", "denied", "source", "sources", "ignored", "_safe", "_cache",
+    )  # fmt: skip
     profiles: tuple[str, ...]
     allowed: tuple[Entry, ...]
     denied: tuple[Entry, ...]
     source: str  # where the user part came from (for messages)
+    sources: tuple[str, ...]  # every source that shaped this policy, for reports
+    ignored: tuple[str, ...]  # policy files found but not applied, and why (for reports)
     _safe: Mapping[str, str]
     _cache: dict[tuple[str, str], tuple[Verdict, str]]
 
-    def __init__(
+    def __init__(  # noqa: PLR0917 - mirrors the fields
         self,
         profiles: tuple[str, ...] = ALL_PROFILES,
         allowed: tuple[Entry, ...] = (),
         denied: tuple[Entry, ...] = (),
         source: str = "defaults",
+        sources: tuple[str, ...] | None = None,
+        ignored: tuple[str, ...] = (),
     ) -> None:
         data = shipped()
         unknown = [p for p in profiles if p not in data.profiles]
@@ -106,25 +156,49 @@ class Policy(Record):
         set_field(self, "allowed", tuple(allowed))
         set_field(self, "denied", tuple(denied))
         set_field(self, "source", source)
+        if sources is None:
+            sources = (f"shipped profiles: {', '.join(profiles)}",)
+            if source != "defaults":
+                sources += (source,)
+        set_field(self, "sources", tuple(sources))
+        set_field(self, "ignored", tuple(ignored))
         set_field(self, "_safe", safe)
         set_field(self, "_cache", {})
         for entry in self.allowed:
-            base = entry.pattern.removesuffix(".*")
-            last = None if entry.pattern.endswith(".*") else base.rpartition(".")[2]
-            verdict, reason = self._dangerous(base, last)
-            if verdict is not None:
+            self._check_allow(entry)
+
+    def _check_allow(self, entry: Entry) -> None:
+        base = entry.pattern.removesuffix(".*")
+        last = None if entry.is_wildcard else base.rpartition(".")[2]
+        verdict, reason = self._dangerous(base, last)
+        if verdict is not None:
+            raise PolicyError(
+                f"{entry.pattern} cannot be allowed: {reason}. ckptguard never allows "
+                "dangerous globals; if the file needs it, do not load it"
+            )
+        if entry.is_wildcard:
+            from ckptguard._policy._namespace import foreign_namespace  # noqa: PLC0415
+
+            why = foreign_namespace(base)
+            if why is not None:
                 raise PolicyError(
-                    f"{entry.pattern} cannot be allowed: {reason}. ckptguard never allows "
-                    "dangerous globals; if the file needs it, do not load it"
+                    f"allow entry {entry.pattern!r} ({entry.reason}) is refused: {why}, and a "
+                    "wildcard may only cover your own package's modules. List the exact names "
+                    "the file needs instead (ckptguard scan FILE prints them, e.g. "
+                    f"--allow {base}.SomeClass), or convert the file once: "
+                    "ckptguard convert FILE OUT.pt"
                 )
 
     def _fields(self) -> tuple[object, ...]:
-        return (self.profiles, self.allowed, self.denied, self.source)
+        return (
+            self.profiles, self.allowed, self.denied, self.source, self.sources, self.ignored
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return (
             f"Policy(profiles={self.profiles!r}, allowed={self.allowed!r}, "
-            f"denied={self.denied!r}, source={self.source!r})"
+            f"denied={self.denied!r}, source={self.source!r}, sources={self.sources!r}, "
+            f"ignored={self.ignored!r})"
         )
 
     def __reduce__(self) -> tuple[object, ...]:  # rebuilt (and re-validated) in a worker
@@ -153,7 +227,7 @@ class Policy(Record):
         if reason is not None:
             return Verdict.DANGEROUS, reason
         for entry in self.denied:
-            if entry.matches(qualified):
+            if entry.denies(qualified):
                 return Verdict.DANGEROUS, f"denied by policy ({entry.reason})"
         reason = self._safe.get(qualified)
         if reason is not None:
@@ -162,28 +236,39 @@ class Policy(Record):
         if verdict is not None:
             return verdict, reason2
         parts = name.split(".")
-        for i in range(1, len(parts)):
-            owner = f"{module}.{'.'.join(parts[:i])}"
+        owner = module
+        # Vetted names have a few dotted parts at most: looking further is wasted (and would
+        # be quadratic in a name of a million parts).
+        for i in range(1, min(len(parts), _VETTED_DEPTH)):
+            owner = f"{owner}.{parts[i - 1]}"
             if owner in self._safe:
                 return Verdict.DANGEROUS, (
                     f"attribute {'.'.join(parts[i:])!r} of the vetted global {owner}: only the "
                     "global itself is vetted, not what can be reached through it"
                 )
         for entry in self.allowed:
-            if entry.matches(qualified):
+            if entry.allows(module, name):
                 return Verdict.ALLOWED, entry.reason
         return Verdict.UNKNOWN, (
             "not in ckptguard's vetted profiles: importing and rebuilding it runs its code"
         )
 
     def _dangerous(self, qualified: str, name: str | None = None) -> tuple[Verdict | None, str]:
-        data = shipped()
-        for prefix in _prefixes(qualified):
-            reason = data.dangerous_modules.get(prefix) or data.dangerous_globals.get(prefix)
-            if reason is not None:
-                return Verdict.DANGEROUS, f"{prefix}: {reason}"
+        hit = _chain(qualified)
+        if hit is None and not qualified.isascii():
+            import unicodedata  # noqa: PLC0415 - only for non-ASCII names
+
+            folded = unicodedata.normalize("NFKC", qualified)
+            if folded != qualified and _chain(folded) is not None:
+                return Verdict.DANGEROUS, (
+                    f"{qualified!r} spells the dangerous name {folded!r} under Unicode "
+                    "normalization"
+                )
+        if hit is not None:
+            return Verdict.DANGEROUS, hit
         if name is None:
             return None, ""
+        data = shipped()
         parts = name.split(".")
         for i, part in enumerate(parts):
             if part.startswith("__") and part.endswith("__") and len(part) > 4:
@@ -195,27 +280,42 @@ class Policy(Record):
             if reason is not None:
                 where = "attribute traversal through" if i < len(parts) - 1 else "a global named"
                 return Verdict.DANGEROUS, f"{where} {part!r}: {reason}"
-            if i < len(parts) - 1:  # an attribute that is itself a module, e.g. argparse._os
-                alias = part.lstrip("_")
-                reason = data.dangerous_modules.get(alias)
-                if reason is not None:
-                    return Verdict.DANGEROUS, (
-                        f"attribute traversal through {part!r} (the {alias} module): {reason}"
-                    )
         return None, ""
 
     # ------------------------------------------------------------------ building
-    def with_allowed(self, names: Iterable[str], *, reason: str = "allowed by the user") -> Policy:
+    def with_allowed(
+        self, names: Iterable[str], *, reason: str = "allowed by the user", origin: str = ""
+    ) -> Policy:
         extra = tuple(parse_entry(n, reason) for n in names)
         if not extra:
             return self
-        return Policy(self.profiles, self.allowed + extra, self.denied, self.source)
+        label = f"{origin or reason}: {', '.join(e.pattern for e in extra)}"
+        return Policy(
+            self.profiles, self.allowed + extra, self.denied, self.source,
+            (*self.sources, label), self.ignored,
+        )  # fmt: skip
 
-    def with_denied(self, names: Iterable[str], *, reason: str = "denied by the user") -> Policy:
+    def with_denied(
+        self, names: Iterable[str], *, reason: str = "denied by the user", origin: str = ""
+    ) -> Policy:
         extra = tuple(parse_entry(n, reason) for n in names)
         if not extra:
             return self
-        return Policy(self.profiles, self.allowed, self.denied + extra, self.source)
+        label = f"{origin or reason}: {', '.join(e.pattern for e in extra)}"
+        return Policy(
+            self.profiles, self.allowed, self.denied + extra, self.source,
+            (*self.sources, label), self.ignored,
+        )  # fmt: skip
+
+    def with_ignored(self, notes: Iterable[str]) -> Policy:
+        """The same policy, recording policy files that were found but not applied."""
+        notes = tuple(notes)
+        if not notes:
+            return self
+        return Policy(
+            self.profiles, self.allowed, self.denied, self.source, self.sources,
+            self.ignored + notes,
+        )  # fmt: skip
 
 
 _DEFAULT: Policy | None = None

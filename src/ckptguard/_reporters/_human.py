@@ -91,8 +91,23 @@ def render(
     if not quiet:
         if lines:
             lines.append("")
+        lines.extend(policy_lines(report, paint=paint))
         lines.append(summary_line(report, paint=paint))
+    elif lines:
+        lines.extend(policy_lines(report, paint=paint))
     return lines_to_text(lines)
+
+
+def policy_lines(report: ScanRecord, *, paint: _Painter | None = None) -> list[str]:
+    """Which policy judged the files, and which policy files were found but not applied."""
+    paint = paint or _Painter(False)
+    lines = []
+    if report.policy_sources:
+        lines.append(paint(clean(f"policy: {'; '.join(report.policy_sources)}"), "dim"))
+    lines.extend(
+        paint(clean(f"policy ignored: {note}"), "warning") for note in report.policy_ignored
+    )
+    return lines
 
 
 def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:

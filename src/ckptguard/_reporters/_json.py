@@ -4,7 +4,11 @@ Contract (field names fixed; more fields may be added)::
 
     {"files": [{"path", "format", "verdict",
                 "globals": [{"name", "verdict", "reason", "count"}],
-                "findings": [{"rule", "severity", "message"}]}]}
+                "findings": [{"rule", "severity", "message"}]}],
+     "policy_sources": [str], "policy_ignored": [str]}
+
+``policy_sources``: where the policy came from (shipped profiles, policy file, the current
+project's pyproject.toml, --allow); ``policy_ignored``: policy files found but not applied.
 
 ``name`` of a global is the qualified ``module.name``.
 """
@@ -75,6 +79,8 @@ def to_document(report: ScanRecord) -> dict[str, Any]:
             {"path": s.path, "reason": s.reason, "model_format": s.model_format}
             for s in report.skipped
         ],
+        "policy_sources": list(report.policy_sources),
+        "policy_ignored": list(report.policy_ignored),
     }
 
 

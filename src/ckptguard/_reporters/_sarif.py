@@ -213,6 +213,8 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
         "properties": {
             "skipped": [{"path": x.path, "reason": x.reason} for x in report.skipped],
             "verdict": report.verdict.value,
+            "policySources": list(report.policy_sources),
+            "policyIgnored": list(report.policy_ignored),
         },
     }
     if not report.files:  # a scan that read nothing is an error, never safe
