@@ -65,7 +65,7 @@ def analyse_stream(
 ) -> PickleStream:
     analysis = analyze_pickle(data, start=start, where=name, limits=limits, fold_value=False)
     digest = stream_digest(data) if start == 0 else b""
-    return PickleStream(name=name, analysis=analysis, digest=digest)
+    return PickleStream(name=name, analysis=analysis, digest=digest, start=start)
 
 
 def analyse_all(
@@ -96,9 +96,9 @@ def analyse_all(
                 )
             )
             if exc.partial:
-                streams.append(PickleStream(label, _partial_analysis(exc, pos)))
+                streams.append(PickleStream(label, _partial_analysis(exc, pos), start=pos))
             break
-        streams.append(PickleStream(label, analysis))
+        streams.append(PickleStream(label, analysis, start=pos))
         if analysis.end <= pos:  # defensive: the analyser must always make progress
             raise corrupt(f"pickle analysis made no progress at byte {pos}")
         pos = analysis.end

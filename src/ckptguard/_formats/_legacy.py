@@ -22,7 +22,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
     for i, label in enumerate(_NAMES[1:], 2):
         name = f"pickle {i} ({label})"
         a = analyze_pickle(buf, start=pos, where=name, limits=limits)
-        streams.append(PickleStream(name, a))
+        streams.append(PickleStream(name, a, start=pos))
         pos = a.end
     version = streams[1].analysis.value
     if version != PROTOCOL_VERSION:
