@@ -246,7 +246,7 @@ def test_file_swapped_after_the_scan_is_refused(
 
         monkeypatch.setattr(load_module, "report_for", swap)
         if big:
-            with pytest.raises(ckptguard.CorruptCheckpointError, match="not the one|truncated"):
+            with pytest.raises(ckptguard.CorruptCheckpointError, match=r"not the one|truncated"):
                 ckptguard.load(target)
         else:
             assert_same(ckptguard.load(target), expected)
@@ -371,7 +371,6 @@ def test_uninstalled_module_of_an_allowed_class_is_a_clear_error(tmp_path: Path)
     with pytest.raises(ckptguard.CheckpointError, match="not installed") as info:
         ckptguard.load(moved, allow=["tests.no_such_module_xyz.DSPMode"])
     assert "ckptguard convert" in str(info.value)
-
 
 
 @pytest.mark.parametrize("put", [b"r\xff\xff\xff\x7f", b"p4294967295\n"])

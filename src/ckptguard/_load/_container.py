@@ -87,7 +87,13 @@ def _unpickle(
     unpickler = unpickler_cls(stream, **req.load_args)
     if persistent_load is not None:
         unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
-    result = unpickler.load()
+    try:
+        result = unpickler.load()
+    except (pickle.UnpicklingError, EOFError) as exc:
+        raise req.corrupt(
+            f"Python's unpickler cannot read the {label} within the bytes the scan analysed "
+            f"({exc}): it would read another pickle than the one scanned, refused"
+        ) from None
     if stream.tell() != len(data):
         raise req.corrupt(
             f"the {label} ends at byte {stream.tell()} for Python's unpickler but at byte "

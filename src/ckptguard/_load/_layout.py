@@ -146,8 +146,11 @@ class LayoutGuard:
             dtype = storage.dtype
         if not isinstance(dtype, torch.dtype):
             raise self.fail("a tensor is rebuilt with a dtype that is not a torch.dtype", where)
+        untyped = storage._untyped_storage
+        if untyped.device.type == "meta":
+            return  # no data to read or write (torch grows meta storages to fit)
         elsize = dtype.itemsize
-        nbytes = storage._untyped_storage.nbytes()
+        nbytes = untyped.nbytes()
         _fit(self, nbytes // elsize if elsize else 0, offset, size, stride, "a tensor", where)
 
     def validate_sparse(self, result: Any) -> None:
