@@ -39,7 +39,7 @@ from ckptguard._formats._common import MAX_PICKLE_MEMBER, stream_digest
 from ckptguard._load import _torch as _t
 from ckptguard._load._engine import build_unpickler
 from ckptguard._load._layout import LayoutGuard
-from ckptguard._load._source import Source, writable_bytes
+from ckptguard._load._source import Source
 
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
@@ -206,10 +206,12 @@ def load_zip(req: Request) -> Any:
             if m.method != _STORED:
                 raise req.corrupt(f"storage record {rel} is compressed: it cannot be mapped")
             storage = overall[m.data_offset : m.data_offset + nbytes]
+        elif m.method == _STORED:
+            storage = req.source.storage(torch, m.data_offset, nbytes)
         else:
             t = torch.empty(nbytes, dtype=torch.uint8)
             if nbytes:
-                _read_record(req, m, writable_bytes(t), rel, nbytes)
+                _read_record(req, m, memoryview(t.numpy()), rel, nbytes)
             storage = t.untyped_storage()[0:nbytes]
         if swap:
             storage.byteswap(dtype)
@@ -421,16 +423,11 @@ def _fill_legacy_storages(
         if pos + nbytes > size:
             raise req.corrupt(f"storage {key!r} is cut off: truncated file")
         if nbytes:
-            chunk = memoryview(data)[pos : pos + nbytes]
-            if storage.device.type == "cpu":
-                dst = torch.empty(0, dtype=torch.uint8).set_(storage, 0, (nbytes,), (1,))
-                writable_bytes(dst)[:] = chunk
-            else:
-                cpu = torch.empty(nbytes, dtype=torch.uint8)
-                writable_bytes(cpu)[:] = chunk
-                torch.empty(0, dtype=torch.uint8, device=storage.device).set_(
-                    storage, 0, (nbytes,), (1,)
-                ).copy_(cpu)
+            storage.copy_(
+                torch.UntypedStorage.from_buffer(
+                    data, "native", offset=pos, count=nbytes, dtype=torch.uint8
+                )
+            )
             if sys.byteorder == "big":  # pragma: no cover - legacy files are little-endian
                 storage.byteswap(typed.dtype)
         pos += nbytes

@@ -31,6 +31,10 @@ class LayoutGuard:
     """Per-load state: storage names for messages, sparse tensors awaiting validation."""
 
     def __init__(self, path: str) -> None:
+        torch = _t.torch()
+        self._typed_storage = torch.storage.TypedStorage
+        self._dtype = torch.dtype
+        self._utils = _t.utils()
         self.path = path
         self.storage_names: dict[int, str] = {}  # id(TypedStorage) -> "data/3", "storage '7'"
         self.sparse: list[Any] = []
@@ -63,7 +67,7 @@ class LayoutGuard:
         }
 
     def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any) -> Any:
-        utils = _t.utils()
+        utils = self._utils
 
         self.check_view(storage, None, offset, size, stride)
         return utils._rebuild_tensor(storage, offset, size, stride)
@@ -71,7 +75,7 @@ class LayoutGuard:
     def _rebuild_tensor_v2(
         self, storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        utils = _t.utils()
+        utils = self._utils
 
         self.check_view(storage, None, offset, size, stride)
         return utils._rebuild_tensor_v2(storage, offset, size, stride, *args, **kwargs)
@@ -79,7 +83,7 @@ class LayoutGuard:
     def _rebuild_tensor_v3(
         self, storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        utils = _t.utils()
+        utils = self._utils
 
         dtype = kwargs.get("dtype", args[2] if len(args) > 2 else None)
         self.check_view(storage, dtype, offset, size, stride)
@@ -88,13 +92,13 @@ class LayoutGuard:
     def _rebuild_qtensor(
         self, storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
     ) -> Any:
-        utils = _t.utils()
+        utils = self._utils
 
         self.check_view(storage, None, offset, size, stride)
         return utils._rebuild_qtensor(storage, offset, size, stride, *args, **kwargs)
 
     def _rebuild_sparse_tensor(self, layout: Any, data: Any) -> Any:
-        utils = _t.utils()
+        utils = self._utils
 
         result = utils._rebuild_sparse_tensor(layout, data)
         # PyTorch queued it on a process-wide list that only its own torch.load drains;
@@ -111,7 +115,7 @@ class LayoutGuard:
         self, buffer: Any, sizes: Any, strides: Any, storage_offsets: Any
     ) -> Any:
         torch = _t.torch()
-        utils = _t.utils()
+        utils = self._utils
 
         tensors = (buffer, sizes, strides, storage_offsets)
         if not all(isinstance(t, torch.Tensor) and t.layout is torch.strided for t in tensors):
@@ -134,24 +138,34 @@ class LayoutGuard:
 
     def check_view(self, storage: Any, dtype: Any, offset: Any, size: Any, stride: Any) -> None:
         """The view (offset, size, stride) of ``dtype`` elements must lie inside ``storage``."""
-        torch = _t.torch()
-
-        if not isinstance(storage, torch.storage.TypedStorage):
+        if not isinstance(storage, self._typed_storage):
             raise self.fail(
                 f"a tensor is rebuilt from a {type(storage).__name__}, not from a storage of "
                 "the file"
             )
-        where = self.storage_names.get(id(storage))
         if dtype is None:
-            dtype = storage.dtype
-        if not isinstance(dtype, torch.dtype):
-            raise self.fail("a tensor is rebuilt with a dtype that is not a torch.dtype", where)
+            dtype = storage._dtype  # (the .dtype property warns that TypedStorage is deprecated)
+        if not isinstance(dtype, self._dtype):
+            raise self.fail("a tensor is rebuilt with a dtype that is not a torch.dtype")
         untyped = storage._untyped_storage
+        elsize = dtype.itemsize
+        elements = untyped.nbytes() // elsize if elsize else 0
+        # the common case, in one pass: tuples of non-negative ints that fit
+        if type(offset) is int and type(size) is tuple and type(stride) is tuple:
+            last, numel = offset, 1
+            if offset >= 0 and len(size) == len(stride):
+                for d, st in zip(size, stride, strict=True):
+                    if type(d) is not int or type(st) is not int or d < 0 or st < 0:
+                        break
+                    numel *= d
+                    last += (d - 1) * st
+                else:
+                    if numel < _MAX and (numel == 0 or last < elements) and offset < _MAX:
+                        return
         if untyped.device.type == "meta":
             return  # no data to read or write (torch grows meta storages to fit)
-        elsize = dtype.itemsize
-        nbytes = untyped.nbytes()
-        _fit(self, nbytes // elsize if elsize else 0, offset, size, stride, "a tensor", where)
+        where = self.storage_names.get(id(storage))
+        _fit(self, elements, offset, size, stride, "a tensor", where)
 
     def validate_sparse(self, result: Any) -> None:
         """Validate every sparse tensor this load built (their storages now hold data)."""

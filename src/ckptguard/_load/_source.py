@@ -15,6 +15,10 @@ from ckptguard._errors import CorruptCheckpointError
 
 # A deflated record is inflated in pieces of this size.
 _CHUNK = 1 << 20
+# Storages at least this large are read straight into their memory; smaller ones are copied
+# out of a window of the file read in one call (a checkpoint can hold 100,000 tiny tensors).
+_DIRECT = 1 << 20
+_WINDOW = 4 << 20
 
 
 class Source:
@@ -25,6 +29,8 @@ class Source:
         self.size = size
         self.data = data  # the whole file, when it was read into memory
         self.fd = fd  # else an open descriptor (owned by the caller)
+        self._window = b""
+        self._window_start = 0
 
     def _short(self, offset: int, n: int) -> CorruptCheckpointError:
         return CorruptCheckpointError(
@@ -56,6 +62,33 @@ class Source:
             if got <= 0:
                 raise self._short(offset, n)
             done += got
+
+    def storage(self, torch: Any, offset: int, n: int) -> Any:
+        """A new CPU storage holding the ``n`` bytes at ``offset``; like the storages torch.load
+        makes from zip records, it has its own memory and cannot be resized."""
+        if n == 0:
+            return torch.empty(0, dtype=torch.uint8).untyped_storage()[0:0]
+        if self.data is not None:
+            buf, at = self.data, offset
+            if offset + n > len(buf):
+                raise self._short(offset, n)
+        elif n >= _DIRECT:
+            t = torch.empty(n, dtype=torch.uint8)
+            self.read_into(offset, memoryview(t.numpy()))
+            return t.untyped_storage()[0:n]
+        else:
+            buf, at = self._windowed(offset, n)
+        copy = torch.UntypedStorage.from_buffer(
+            buf, "native", offset=at, count=n, dtype=torch.uint8
+        )
+        return copy[0:n]
+
+    def _windowed(self, offset: int, n: int) -> tuple[bytes, int]:
+        start = self._window_start
+        if not (start <= offset and offset + n <= start + len(self._window)):
+            self._window = self.read(offset, max(n, min(_WINDOW, self.size - offset)))
+            self._window_start = start = offset
+        return self._window, offset - start
 
     def inflate_into(self, offset: int, csize: int, view: memoryview, what: str) -> None:
         """Raw-deflate ``csize`` bytes at ``offset`` into exactly ``view`` (or fail closed)."""
@@ -99,8 +132,3 @@ def _pread_all(fd: int, offset: int, n: int) -> bytes:
         offset += len(chunk)
         n -= len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-def writable_bytes(tensor: Any) -> memoryview:
-    """A writable byte view of a contiguous CPU tensor's memory."""
-    return memoryview(tensor.numpy()).cast("B")
