@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 
 from ckptguard._pickle import PickleAnalysis
 from ckptguard._record import Record, set_field
 from ckptguard._results import FindingRecord
 
+TYPE_CHECKING = False  # typing only for type checkers (start-up time)
 if TYPE_CHECKING:
     from ._zip import Member
 
