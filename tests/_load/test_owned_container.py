@@ -553,10 +553,60 @@ def test_layout_guard_checks_views_against_storages(
     guard = LayoutGuard("f.pt")
     storage = torch.arange(4.0).untyped_storage()
     typed = torch.storage.TypedStorage(wrap_storage=storage, dtype=torch.float32, _internal=True)
-    rebuild = guard.overrides()[("torch._utils", "_rebuild_tensor_v2")]
+    rebuild = dict(guard.overrides())[torch._utils._rebuild_tensor_v2]
     if ok:
         t = rebuild(typed, offset, size, stride, False, collections.OrderedDict())
         assert t.shape == size
     else:
         with pytest.raises(ckptguard.CorruptCheckpointError, match=r"f\.pt"):
             rebuild(typed, offset, size, stride, False, collections.OrderedDict())
+
+
+def _module_pid_legacy(path: Path) -> Path:
+    """A legacy file whose object pickle holds a ``('module', Linear, file, source)``
+    persistent id (what torch's legacy save writes for whole-module pickles) as a value."""
+    magic, proto, sys_info, _, keys, _ = hc.legacy_pickles({})
+    obj = (
+        b"\x80\x02}X\x03\x00\x00\x00cls(X\x06\x00\x00\x00module"
+        + b"ctorch.nn.modules.linear\nLinear\n"
+        + b"X\x04\x00\x00\x00f.pyX\x0c\x00\x00\x00class Old: 1tQs."
+    )
+    path.write_bytes(magic + proto + sys_info + obj + keys)
+    return path
+
+
+def test_module_persistent_id_warns_like_torch_and_writes_no_patch_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = _module_pid_legacy(tmp_path / "module.pt")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(torch.nn.Module, "dump_patches", True)
+    allow = ["torch.nn.modules.linear.Linear"]
+    with pytest.warns(torch.serialization.SourceChangeWarning):
+        loaded = ckptguard.load(path, allow=allow)
+    assert loaded == {"cls": torch.nn.Linear}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["module.pt"]  # no Linear.patch
+    with pytest.warns(torch.serialization.SourceChangeWarning):
+        assert torch.load(path, weights_only=False) == {"cls": torch.nn.Linear}
+    assert (tmp_path / "Linear.patch").exists()  # what torch.load itself does
+
+
+REBUILD_ALIAS = torch._utils._rebuild_tensor_v2  # the same function under another name
+
+
+def test_rebuild_helper_is_checked_under_any_name_that_reaches_it() -> None:
+    from ckptguard._load._engine import build_unpickler
+    from ckptguard._load._layout import LayoutGuard
+
+    guard = LayoutGuard("f.pt")
+    here = (__name__, "REBUILD_ALIAS")
+    approved = {("torch._utils", "_rebuild_tensor_v2"): ("torch._utils", "_rebuild_tensor_v2"),
+                ("m", "alias"): here, ("torch", "Size"): ("torch", "Size")}  # fmt: skip
+    cls = build_unpickler(approved, path="f.pt", overrides=guard.overrides())
+    unpickler = cls(io.BytesIO(b"."))
+    stand_in = unpickler.find_class("torch._utils", "_rebuild_tensor_v2")
+    assert stand_in is not torch._utils._rebuild_tensor_v2
+    assert unpickler.find_class("m", "alias") is stand_in
+    assert unpickler.find_class("torch", "Size") is torch.Size
+    with pytest.raises(ckptguard.UnsafeCheckpointError):
+        unpickler.find_class("os", "system")

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import pickle
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError
@@ -64,15 +64,17 @@ def build_unpickler(
     approved: Mapping[tuple[str, str], tuple[str, str]],
     *,
     path: str,
-    overrides: Mapping[tuple[str, str], Any],
+    overrides: Iterable[tuple[Any, Any]],
 ) -> type[pickle.Unpickler]:
     """An unpickler class that admits only ``approved`` globals.
 
     ``approved`` maps each (module, name) as written in the pickle to the (module, name) the
-    scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``overrides`` maps a
-    resolved (module, name) to the object to return for it instead of importing it.
+    scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``overrides`` maps
+    an object (a function of PyTorch's, e.g. ``torch._utils._rebuild_tensor_v2``) to what to
+    return in its place, whatever name the pickle reached it by.
     """
     lookup = dict(approved)
+    replace = {id(real): (real, stand_in) for real, stand_in in overrides}
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
@@ -91,11 +93,8 @@ def build_unpickler(
                 storage_type = _storage_type(attr)
                 if storage_type is not None:
                     return storage_type
-            override = overrides.get((mod, attr))
-            if override is not None:
-                return override
             try:
-                return _resolve(mod, attr)
+                obj = _resolve(mod, attr)
             except ImportError as exc:
                 raise CheckpointError(
                     f"the file needs {target[0]}.{target[1]}, but module "
@@ -114,6 +113,8 @@ def build_unpickler(
                     hint=f"install the version that wrote the file, or: ckptguard convert {path} "
                     "OUT.pt",
                 ) from exc
+            swap = replace.get(id(obj))
+            return swap[1] if swap is not None and swap[0] is obj else obj
 
     return Unpickler
 

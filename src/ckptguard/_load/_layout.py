@@ -55,16 +55,17 @@ class LayoutGuard:
 
     # -- the stand-ins ----------------------------------------------------------------------
 
-    def overrides(self) -> dict[tuple[str, str], Callable[..., Any]]:
-        """Checked replacements for PyTorch's rebuild helpers, by (module, name)."""
-        return {
-            ("torch._utils", "_rebuild_tensor"): self._rebuild_tensor,
-            ("torch._utils", "_rebuild_tensor_v2"): self._rebuild_tensor_v2,
-            ("torch._utils", "_rebuild_tensor_v3"): self._rebuild_tensor_v3,
-            ("torch._utils", "_rebuild_qtensor"): self._rebuild_qtensor,
-            ("torch._utils", "_rebuild_sparse_tensor"): self._rebuild_sparse_tensor,
-            ("torch._utils", "_rebuild_nested_tensor"): self._rebuild_nested_tensor,
-        }
+    def overrides(self) -> list[tuple[Any, Callable[..., Any]]]:
+        """(PyTorch's rebuild helper, its checked stand-in) pairs."""
+        u = self._utils
+        return [
+            (u._rebuild_tensor, self._rebuild_tensor),
+            (u._rebuild_tensor_v2, self._rebuild_tensor_v2),
+            (u._rebuild_tensor_v3, self._rebuild_tensor_v3),
+            (u._rebuild_qtensor, self._rebuild_qtensor),
+            (u._rebuild_sparse_tensor, self._rebuild_sparse_tensor),
+            (u._rebuild_nested_tensor, self._rebuild_nested_tensor),
+        ]
 
     def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any) -> Any:
         utils = self._utils
