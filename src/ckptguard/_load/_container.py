@@ -317,7 +317,7 @@ def load_legacy(req: Request) -> Any:
     restore_location = _restore(map_location)
     fake = _t.guards().active_fake_mode() is not None
     skip_data = bool(tls.skip_data)
-    guard = LayoutGuard(req.name)
+    guard = LayoutGuard(req.name, deferred=True)
     roots: dict[Any, Any] = {}
     views: dict[Any, Any] = {}
     typed_cls = torch.storage.TypedStorage

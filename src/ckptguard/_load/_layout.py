@@ -30,8 +30,10 @@ _MAX = 1 << 63  # sizes, strides and offsets are int64 in PyTorch
 class LayoutGuard:
     """Per-load state: storage names for messages, sparse tensors awaiting validation."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, *, deferred: bool = False) -> None:
         torch = _t.torch()
+        self.deferred = deferred  # storages are filled after unpickling (legacy files)
+        self.nested: list[tuple[Any, ...]] = []
         self._typed_storage = torch.storage.TypedStorage
         self._dtype = torch.dtype
         self._utils = _t.utils()
@@ -116,10 +118,8 @@ class LayoutGuard:
         self, buffer: Any, sizes: Any, strides: Any, storage_offsets: Any
     ) -> Any:
         torch = _t.torch()
-        utils = self._utils
-
-        tensors = (buffer, sizes, strides, storage_offsets)
-        if not all(isinstance(t, torch.Tensor) and t.layout is torch.strided for t in tensors):
+        tables = (buffer, sizes, strides, storage_offsets)
+        if not all(isinstance(t, torch.Tensor) and t.layout is torch.strided for t in tables):
             raise self.fail("a nested tensor is rebuilt from something that is not a tensor")
         if buffer.dim() != 1 or not buffer.is_contiguous():
             raise self.fail("a nested tensor's buffer is not a flat contiguous tensor")
@@ -127,13 +127,21 @@ class LayoutGuard:
             raise self.fail("a nested tensor's size, stride and offset tables do not agree")
         if storage_offsets.shape[0] != sizes.shape[0]:
             raise self.fail("a nested tensor's size, stride and offset tables do not agree")
-        if buffer.device.type != "meta":
-            limit = buffer.numel()
-            for size, stride, off in zip(
-                sizes.tolist(), strides.tolist(), storage_offsets.tolist(), strict=True
-            ):
-                _fit(self, limit, off, tuple(size), tuple(stride), "a nested tensor component")
-        return utils._rebuild_nested_tensor(buffer, sizes, strides, storage_offsets)
+        if self.deferred:  # the tables' storages hold no data yet (legacy files)
+            self.nested.append(tables)
+        else:
+            self._check_nested(tables)
+        return self._utils._rebuild_nested_tensor(buffer, sizes, strides, storage_offsets)
+
+    def _check_nested(self, tables: tuple[Any, ...]) -> None:
+        buffer, sizes, strides, offsets = tables
+        if buffer.device.type == "meta":
+            return
+        limit = buffer.numel()
+        for size, stride, off in zip(
+            sizes.tolist(), strides.tolist(), offsets.tolist(), strict=True
+        ):
+            _fit(self, limit, off, tuple(size), tuple(stride), "a nested tensor component")
 
     # -- the checks -------------------------------------------------------------------------
 
@@ -169,8 +177,12 @@ class LayoutGuard:
         _fit(self, elements, offset, size, stride, "a tensor", where)
 
     def validate_sparse(self, result: Any) -> None:
-        """Validate every sparse tensor this load built (their storages now hold data)."""
+        """Validate every sparse (and deferred nested) tensor this load built: their
+        storages now hold data."""
         torch = _t.torch()
+        for tables in self.nested:
+            self._check_nested(tables)
+        self.nested.clear()
 
         coo = torch.sparse_coo
         for t in self.sparse:
