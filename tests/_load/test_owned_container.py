@@ -20,6 +20,7 @@ import collections
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 import tarfile
@@ -635,3 +636,12 @@ def test_allowed_tensor_subclass_and_nested_tensor_load_like_torch(
     assert loaded["nested"].is_nested
     for a, b in zip(loaded["nested"].unbind(), expected["nested"].unbind(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_fifo_or_directory_is_refused_without_blocking(tmp_path: Path) -> None:
+    fifo = tmp_path / "ckpt.pt"
+    os.mkfifo(fifo)  # nobody writes to it: opening it for reading must not wait
+    with pytest.raises(ckptguard.CorruptCheckpointError, match="not a regular file"):
+        ckptguard.load(fifo)
+    with pytest.raises(ckptguard.CorruptCheckpointError, match="not a regular file"):
+        ckptguard.load(tmp_path)

@@ -236,10 +236,15 @@ def _load(
         name = os.fspath(f)
         if isinstance(name, bytes):  # pragma: no cover - os.PathLike[bytes]
             name = os.fsdecode(name)
-        fd = os.open(name, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))  # names a missing path
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(name, flags)  # FileNotFoundError names the path
         try:
             if not stat.S_ISREG(os.fstat(fd).st_mode):
-                raise CorruptCheckpointError("not a regular file", path=name)
+                raise CorruptCheckpointError(
+                    "not a regular file (a directory, FIFO or device): not a checkpoint",
+                    path=name,
+                )
             scanned = _scan_fd(fd, name, resolved, _fd_path(fd, name))
             return _load_scanned(scanned, f, map_location, mmap, kwargs)
         finally:
