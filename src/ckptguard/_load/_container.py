@@ -24,9 +24,11 @@ test_owned_container.py for the differential tests.
 
 from __future__ import annotations
 
+import ctypes
 import io
 import mmap as mmap_module
 import pickle
+import struct
 import sys
 import warnings
 from collections.abc import Callable, Mapping
@@ -99,13 +101,6 @@ def _unpickle(
             f"{len(data)} for the scan: the two would read different pickles, refused"
         )
     return result
-
-
-def _new_storage(nbytes: int) -> Any:
-    """An uninitialised CPU storage of ``nbytes`` that cannot be resized (as torch's records)."""
-    torch = _t.torch()
-
-    return torch.empty(nbytes, dtype=torch.uint8).untyped_storage()[0:nbytes]
 
 
 def _restore(map_location: Any) -> Callable[[Any, str], Any]:
@@ -222,7 +217,7 @@ def load_zip(req: Request) -> Any:
             storage._fake_device = location
             wrap = storage
         typed = typed_cls(wrap_storage=wrap, dtype=dtype, _internal=True)
-        guard.name_storage(typed, f"storage {prefix}{rel}")
+        guard.name_storage(typed, "storage record", prefix + rel)
         if typed._data_ptr() != 0:
             loaded[key] = typed
         return typed
@@ -321,13 +316,16 @@ def load_legacy(req: Request) -> Any:
     roots: dict[Any, Any] = {}
     views: dict[Any, Any] = {}
     typed_cls = torch.storage.TypedStorage
+    new_storage = torch.UntypedStorage
     storage_type_cls = _storage_type_class()
     budget = len(data) - raw_start  # no storage can hold more than the file has left
 
     def persistent_load(saved_id: Any) -> Any:
         if type(saved_id) is not tuple or not saved_id:
             raise req.corrupt(f"persistent id {saved_id!r:.80} is not a torch reference")
-        typename = _ascii(saved_id[0])
+        typename = saved_id[0]
+        if type(typename) is bytes:
+            typename = typename.decode("ascii")
         if typename == "module" and len(saved_id) == 4:
             container, source_file, source = saved_id[1:]
             if not isinstance(container, type):
@@ -341,7 +339,8 @@ def load_legacy(req: Request) -> Any:
         if type(storage_type) is not storage_type_cls:
             raise req.corrupt(f"persistent id {saved_id!r:.80} names no storage type")
         dtype = storage_type.dtype
-        location = _ascii(location)
+        if type(location) is bytes:
+            location = location.decode("ascii")
         if type(root_key) not in (str, bytes) or type(location) is not str:
             raise req.corrupt(f"persistent id {saved_id!r:.80} has a bad key or location")
         if type(numel) is not int or not 0 <= numel * dtype.itemsize <= budget:
@@ -352,16 +351,23 @@ def load_legacy(req: Request) -> Any:
             if fake:
                 obj = torch.UntypedStorage(nbytes, device="meta")
             else:
-                obj = _new_storage(nbytes)
+                # uninitialised until filled below; slices of it cannot be resized (as the
+                # storages torch makes from zip records), so views of it can never dangle
+                obj = new_storage(nbytes)[0:nbytes]
                 if not skip_data:
                     obj._torch_load_uninitialized = True
                 obj = restore_location(obj, location)
             typed = typed_cls(wrap_storage=obj, dtype=dtype, _internal=True)
             roots[root_key] = typed
-            guard.name_storage(typed, f"storage {root_key!r}")
-        elif typed._data_ptr() == 0:
-            typed = typed_cls(device=typed._untyped_storage.device, dtype=dtype, _internal=True)
-            guard.name_storage(typed, f"storage {root_key!r}")
+            guard.name_storage(typed, "storage", root_key)
+        elif typed._data_ptr() == 0:  # torch gives each use of an empty storage its own
+            device = typed._untyped_storage.device
+            if device.type == "meta":
+                typed = typed_cls(device=device, dtype=dtype, _internal=True)
+            else:
+                empty = new_storage(0, device=device)[0:0]
+                typed = typed_cls(wrap_storage=empty, dtype=dtype, _internal=True)
+            guard.name_storage(typed, "storage", root_key)
         if view_metadata is None:
             return typed
         if type(view_metadata) is not tuple or len(view_metadata) != 3:
@@ -376,7 +382,7 @@ def load_legacy(req: Request) -> Any:
                 raise req.corrupt(f"storage view {view_key!r} runs past its storage {root_key!r}")
             sliced = typed._untyped_storage[offset * isz : (offset + view_size) * isz]
             views[view_key] = typed_cls(wrap_storage=sliced, dtype=dtype, _internal=True)
-            guard.name_storage(views[view_key], f"storage view {view_key!r}")
+            guard.name_storage(views[view_key], "storage view", view_key)
         return views[view_key]
 
     unpickler_cls = _approved_unpickler(req, guard)
@@ -401,7 +407,13 @@ def _fill_legacy_storages(
 ) -> None:
     """Per key: an 8-byte element count, then exactly the storage's bytes; then end of file."""
     torch = _t.torch()
-
+    from_buffer, uint8 = torch.UntypedStorage.from_buffer, torch.uint8
+    count_at = struct.Struct("<q").unpack_from
+    # CPU storages are filled by one memmove from the file's bytes (kept alive by `data`);
+    # the bounds are checked just before each copy
+    base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+    memmove = ctypes.memmove
+    big_endian = sys.byteorder == "big"
     filled: set[Any] = set()
     size = len(data)
     for key in keys:
@@ -410,32 +422,32 @@ def _fill_legacy_storages(
             raise req.corrupt(f"storage key {key!r:.80} names no storage of the object pickle")
         if pos + 8 > size:
             raise req.corrupt(f"storage {key!r} is cut off: truncated file")
-        count = int.from_bytes(data[pos : pos + 8], "little", signed=True)
+        (count,) = count_at(data, pos)
         pos += 8
         storage = typed._untyped_storage
         nbytes = storage.nbytes()
-        if count < 0 or count * typed.dtype.itemsize != nbytes:
+        itemsize = typed._dtype.itemsize
+        if count < 0 or count * itemsize != nbytes:
             raise req.corrupt(
                 f"storage {key!r} holds {count} elements but the pickle says "
-                f"{nbytes // max(typed.dtype.itemsize, 1)}"
+                f"{nbytes // max(itemsize, 1)}"
             )
         if pos + nbytes > size:
             raise req.corrupt(f"storage {key!r} is cut off: truncated file")
         if nbytes:
-            storage.copy_(
-                torch.UntypedStorage.from_buffer(
-                    data, "native", offset=pos, count=nbytes, dtype=torch.uint8
-                )
-            )
-            if sys.byteorder == "big":  # pragma: no cover - legacy files are little-endian
-                storage.byteswap(typed.dtype)
+            if storage.device.type == "cpu":
+                memmove(storage.data_ptr(), base + pos, nbytes)
+            else:
+                storage.copy_(from_buffer(data, "native", offset=pos, count=nbytes, dtype=uint8))
+            if big_endian:  # pragma: no cover - legacy files are little-endian
+                storage.byteswap(typed._dtype)
         pos += nbytes
         filled.add(key)
     if pos != size:
         raise req.corrupt(f"{size - pos} bytes after the last storage: refused")
-    missing = [k for k in roots if k not in filled]
-    if missing:
-        raise req.corrupt(f"storage {missing[0]!r} has no data in the file")
+    if len(filled) != len(roots):
+        missing = next(k for k in roots if k not in filled)
+        raise req.corrupt(f"storage {missing!r} has no data in the file")
 
 
 def _warn_if_source_changed(container: type, saved_source: Any) -> None:

@@ -38,13 +38,21 @@ class LayoutGuard:
         self._dtype = torch.dtype
         self._utils = _t.utils()
         self.path = path
-        self.storage_names: dict[int, str] = {}  # id(TypedStorage) -> "data/3", "storage '7'"
+        self.storage_names: dict[int, tuple[str, object]] = {}  # id(TypedStorage) -> label
         self.sparse: list[Any] = []
         self._keep: list[Any] = []  # storages named above stay alive (ids are not reused)
 
-    def name_storage(self, storage: Any, name: str) -> None:
-        self.storage_names[id(storage)] = name
+    def name_storage(self, storage: Any, kind: str, key: object) -> None:
+        """Remember what ``storage`` is, for messages ("storage record archive/data/3")."""
+        self.storage_names[id(storage)] = (kind, key)
         self._keep.append(storage)
+
+    def _where(self, storage: Any) -> str | None:
+        label = self.storage_names.get(id(storage))
+        if label is None:
+            return None
+        kind, key = label
+        return f"{kind} {key}" if kind == "storage record" else f"{kind} {key!r}"
 
     def fail(self, problem: str, where: str | None = None) -> CorruptCheckpointError:
         place = f" ({where})" if where else ""
@@ -62,26 +70,53 @@ class LayoutGuard:
         u = self._utils
         return [
             (u._rebuild_tensor, self._rebuild_tensor),
-            (u._rebuild_tensor_v2, self._rebuild_tensor_v2),
+            (u._rebuild_tensor_v2, self._fast_rebuild_tensor_v2()),
             (u._rebuild_tensor_v3, self._rebuild_tensor_v3),
             (u._rebuild_qtensor, self._rebuild_qtensor),
             (u._rebuild_sparse_tensor, self._rebuild_sparse_tensor),
             (u._rebuild_nested_tensor, self._rebuild_nested_tensor),
         ]
 
+    def _fast_rebuild_tensor_v2(self) -> Callable[..., Any]:
+        """The stand-in for the helper almost every tensor is rebuilt by, with the common
+        case checked inline (an optimizer state has one tensor per parameter and moment)."""
+        real = self._utils._rebuild_tensor_v2
+        typed_cls = self._typed_storage
+        slow = self.check_view
+
+        def rebuild_tensor_v2(
+            storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
+        ) -> Any:
+            if (
+                type(storage) is typed_cls
+                and type(offset) is int
+                and type(size) is tuple
+                and type(stride) is tuple
+                and 0 <= offset < _MAX
+                and len(size) == len(stride)
+            ):
+                last, numel = offset, 1
+                for d, st in zip(size, stride, strict=True):
+                    if type(d) is not int or type(st) is not int or d < 0 or st < 0:
+                        break
+                    numel *= d
+                    last += (d - 1) * st
+                else:
+                    if numel == 0 or (
+                        numel < _MAX
+                        and last < storage._untyped_storage.nbytes() // storage._dtype.itemsize
+                    ):
+                        return real(storage, offset, size, stride, *args, **kwargs)
+            slow(storage, None, offset, size, stride)  # raises unless the view fits
+            return real(storage, offset, size, stride, *args, **kwargs)
+
+        return rebuild_tensor_v2
+
     def _rebuild_tensor(self, storage: Any, offset: Any, size: Any, stride: Any) -> Any:
         utils = self._utils
 
         self.check_view(storage, None, offset, size, stride)
         return utils._rebuild_tensor(storage, offset, size, stride)
-
-    def _rebuild_tensor_v2(
-        self, storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
-    ) -> Any:
-        utils = self._utils
-
-        self.check_view(storage, None, offset, size, stride)
-        return utils._rebuild_tensor_v2(storage, offset, size, stride, *args, **kwargs)
 
     def _rebuild_tensor_v3(
         self, storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
@@ -173,8 +208,7 @@ class LayoutGuard:
                         return
         if untyped.device.type == "meta":
             return  # no data to read or write (torch grows meta storages to fit)
-        where = self.storage_names.get(id(storage))
-        _fit(self, elements, offset, size, stride, "a tensor", where)
+        _fit(self, elements, offset, size, stride, "a tensor", self._where(storage))
 
     def validate_sparse(self, result: Any) -> None:
         """Validate every sparse (and deferred nested) tensor this load built: their
