@@ -4,7 +4,9 @@ Two checkpoints are generated into bench-data/ (gitignored):
 
 * ``big``: about 1 GiB of float32 tensors in a state dict (tensor data dominates);
 * ``optim``: a training checkpoint whose Adam state has many small tensors plus numpy
-  RNG state and scalars (pickle work dominates).
+  RNG state and scalars (pickle work dominates);
+* ``legacy``: the same kind of training checkpoint in the pre-1.6 format
+  (``_use_new_zipfile_serialization=False``), which ckptguard reads with its own reader too.
 
 Each loader is timed ``--repeat`` times in rotating order on a warm page cache; the script
 prints the median of each and the ratio to ``torch.load(weights_only=True)``, the loader
@@ -45,7 +47,7 @@ def make_big(path: Path, size_mib: int) -> Path:
     return path
 
 
-def make_optim(path: Path, n_params: int) -> Path:
+def make_optim(path: Path, n_params: int, *, legacy: bool = False) -> Path:
     if path.exists():
         return path
     torch.manual_seed(0)
@@ -61,7 +63,7 @@ def make_optim(path: Path, n_params: int) -> Path:
         "history": [{"step": np.int64(i), "loss": np.float64(1.0 / (i + 1))} for i in range(2000)],
         "epoch": 7,
     }
-    torch.save(ckpt, path)
+    torch.save(ckpt, path, _use_new_zipfile_serialization=not legacy)
     return path
 
 
@@ -118,13 +120,16 @@ def main() -> None:
     files = {
         "big": make_big(DATA / f"big-{args.size_mib}mib.pt", args.size_mib),
         "optim": make_optim(DATA / f"optim-{args.optim_params}.pt", args.optim_params),
+        "legacy": make_optim(
+            DATA / f"legacy-{args.optim_params // 4}.pt", args.optim_params // 4, legacy=True
+        ),
     }
     results: dict[str, dict[str, float]] = {}
     for label, path in files.items():
-        for mmap in (False, True):
+        for mmap in (False, True) if label != "legacy" else (False,):  # no mmap on legacy
             mib = path.stat().st_size / (1 << 20)
             key = f"{label} ({mib:.0f} MiB){' mmap=True' if mmap else ''}"
-            med = bench(path, args.repeat, mmap, needs_numpy=label == "optim")
+            med = bench(path, args.repeat, mmap, needs_numpy=label != "big")
             results[key] = med
             base = med["torch.load(weights_only=True)"]
             print(f"\n{key}: median of {args.repeat}")

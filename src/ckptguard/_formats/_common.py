@@ -31,6 +31,8 @@ LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # the first pickle of a pre-1.6 to
 INFLATE_FLOOR = 32 << 20
 INFLATE_RATIO = 100
 INFLATE_MAX = 1 << 30
+# ckptguard.load refuses to read a data.pkl record larger than this into memory.
+MAX_PICKLE_MEMBER = 4 << 30
 
 
 class FormatError(CorruptCheckpointError):
@@ -91,7 +93,7 @@ def analyse_stream(
 ) -> PickleStream:
     analysis = analyze_pickle(data, start=start, where=name, limits=limits, fold_value=False)
     digest = stream_digest(data) if start == 0 else b""
-    return PickleStream(name=name, analysis=analysis, digest=digest)
+    return PickleStream(name=name, analysis=analysis, digest=digest, start=start)
 
 
 def analyse_all(
@@ -122,9 +124,9 @@ def analyse_all(
                 )
             )
             if exc.partial:
-                streams.append(PickleStream(label, _partial_analysis(exc, pos)))
+                streams.append(PickleStream(label, _partial_analysis(exc, pos), start=pos))
             break
-        streams.append(PickleStream(label, analysis))
+        streams.append(PickleStream(label, analysis, start=pos))
         for other in analysis.other_ends:  # a file object reads the next pickle elsewhere
             streams.append(_unframed_rest(data, other, label, limits))
         if analysis.end <= pos:  # defensive: the analyser must always make progress

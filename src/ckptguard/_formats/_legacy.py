@@ -30,7 +30,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
                 a = analyze_pickle(buf, start=pos, where=name, limits=limits)
             except PickleError as exc:  # the globals of the pickles before it are reported too
                 raise _failed(streams, exc.problem, exc.offset, exc.partial, exc.hint) from None
-            streams.append(PickleStream(name, a))
+            streams.append(PickleStream(name, a, start=pos))
         # torch.load reads these pickles one after the other from one file object: each must
         # start where every stream type the unpickler may be fed leaves the previous one
         problem = frame_tail(buf, pos, a.end)

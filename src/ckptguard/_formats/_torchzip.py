@@ -142,7 +142,10 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
         small = by_name.get(rel)
         if small is not None and small.size <= 64:
             details[rel.lstrip(".")] = read_member(buf, small).decode("ascii", "replace").strip()
-    return Extracted(format=fmt, pickles=tuple(streams), findings=tuple(findings), details=details)
+    return Extracted(
+        format=fmt, pickles=tuple(streams), findings=tuple(findings), details=details,
+        records=tuple(members),
+    )  # fmt: skip
 
 
 def _is_pickle_member(buf: Buffer, rel: str, m: Member) -> bool:

@@ -1,11 +1,11 @@
-"""The unpickling engine: CPython's C unpickler whose every import goes through a per-call list.
+"""The unpickler: CPython's C unpickler whose every import goes through a per-call list.
 
-``torch.load(..., pickle_module=engine, weights_only=False)`` subclasses ``engine.Unpickler``
-and calls ``engine.load``; both resolve globals only through :meth:`find_class` below, which
-admits exactly the globals the scan of *this* file saw and the policy approved, by the name
-the scan resolved them to. Nothing else can be imported, whatever the bytes say: a pickle that
-changed after the scan cannot reach a global the scan did not approve. For zip checkpoints the
-unpickler also checks that the pickle torch hands it is byte for byte the one that was scanned.
+:func:`build_unpickler` makes a fresh ``pickle.Unpickler`` subclass for one load. Its
+:meth:`find_class` admits exactly the globals the scan of *this* file saw and the policy
+approved, by the name the scan resolved them to; nothing else can be imported, whatever the
+bytes say. For the approved names PyTorch's own unpickler maps specially, it returns what
+``torch.load`` returns: a storage type for ``*Storage`` names, and (from
+:mod:`._layout`) rebuild helpers that first check the tensor's layout.
 
 Why this engine and not torch's weights-only unpickler (see docs/load.md for the figures):
 the C unpickler is about 3x faster on pickle-heavy files, loads what the weights-only
@@ -15,15 +15,13 @@ needs no process-wide ``add_safe_globals`` state, so concurrent loads cannot int
 
 from __future__ import annotations
 
-import hashlib
 import importlib
-import io
 import pickle
 import types
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptguard._errors import CheckpointError, UnsafeCheckpointError
 
 # torch.load renames these modules before calling find_class (torch.serialization._load).
 _TORCH_MODULE_RENAMES = {"torch.tensor": "torch._tensor"}
@@ -62,31 +60,23 @@ def _resolve(module: str, name: str) -> Any:
     return obj
 
 
-def build_engine(
+def build_unpickler(
     approved: Mapping[tuple[str, str], tuple[str, str]],
     *,
     path: str,
-    pickle_digest: bytes | None,
-) -> types.SimpleNamespace:
-    """A pickle module for ``torch.load`` that admits only ``approved`` globals.
+    overrides: Iterable[tuple[Any, Any]],
+) -> type[pickle.Unpickler]:
+    """An unpickler class that admits only ``approved`` globals.
 
     ``approved`` maps each (module, name) as written in the pickle to the (module, name) the
-    scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``pickle_digest`` is
-    the BLAKE2b digest of the zip checkpoint's data.pkl as scanned, or None when the bytes
-    being unpickled are the scanned buffer itself (legacy files are loaded from memory).
+    scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``overrides`` maps
+    an object (a function of PyTorch's, e.g. ``torch._utils._rebuild_tensor_v2``) to what to
+    return in its place, whatever name the pickle reached it by.
     """
     lookup = dict(approved)
-    for (module, name), target in approved.items():
-        for old, new in _TORCH_MODULE_RENAMES.items():
-            if module == old:
-                lookup.setdefault((new, name), (new, target[1]))
+    replace = {id(real): (real, stand_in) for real, stand_in in overrides}
 
     class Unpickler(pickle.Unpickler):
-        def __init__(self, file: Any, *args: Any, **kwargs: Any) -> None:
-            if pickle_digest is not None:
-                _check_digest(file, pickle_digest, path)
-            super().__init__(file, *args, **kwargs)
-
         def find_class(self, module: str, name: str) -> Any:
             target = lookup.get((module, name))
             if target is None:
@@ -97,8 +87,14 @@ def build_engine(
                     path=path,
                     hint=f"ckptguard scan {path}",
                 )
+            mod, attr = target
+            mod = _TORCH_MODULE_RENAMES.get(mod, mod)
+            if "Storage" in attr:
+                storage_type = _storage_type(attr)
+                if storage_type is not None:
+                    return storage_type
             try:
-                return _resolve(*target)
+                obj = _resolve(mod, attr)
             except ImportError as exc:
                 raise CheckpointError(
                     f"the file needs {target[0]}.{target[1]}, but module "
@@ -117,28 +113,17 @@ def build_engine(
                     hint=f"install the version that wrote the file, or: ckptguard convert {path} "
                     "OUT.pt",
                 ) from exc
+            swap = replace.get(id(obj))
+            return swap[1] if swap is not None and swap[0] is obj else obj
 
-    def load(file: Any, **kwargs: Any) -> Any:
-        return Unpickler(file, **kwargs).load()
-
-    return types.SimpleNamespace(
-        __name__="ckptguard._load._engine", Unpickler=Unpickler, load=load,
-        UnpicklingError=pickle.UnpicklingError,
-    )  # fmt: skip
+    return Unpickler
 
 
-def _check_digest(file: Any, expected: bytes, path: str) -> None:
-    if not isinstance(file, io.BytesIO):
-        raise CorruptCheckpointError(
-            "torch handed the unpickler a stream that is not the archive's data.pkl record",
-            path=path,
-        )
-    with file.getbuffer() as view:
-        actual = hashlib.blake2b(view, digest_size=32).digest()
-    if actual != expected:
-        raise CorruptCheckpointError(
-            "the pickle PyTorch read from the archive is not the one ckptguard scanned (the "
-            "file changed during loading, or zip readers disagree on its content): refused",
-            path=path,
-            hint=f"ckptguard scan {path}",
-        )
+def _storage_type(name: str) -> Any:
+    """What torch.load's unpickler returns for a ``*Storage`` global: a dtype holder."""
+    from ckptguard._load._torch import serialization  # noqa: PLC0415
+
+    try:
+        return serialization().StorageType(name)
+    except KeyError:  # UntypedStorage, TypedStorage: the class itself
+        return None

@@ -1,15 +1,17 @@
-"""``ckptguard.load``: scan the file, refuse what is not allowed, unpickle through the policy.
+"""``ckptguard.load``: scan the file, refuse what is not allowed, load exactly what was scanned.
 
 The order of work for one call:
 
 1. resolve the policy (``allow=``, ``policy=``, ``$CKPTGUARD_POLICY``, ``pyproject.toml``);
-2. read and scan the file (zip archives are memory-mapped, so only the central directory and
-   the pickle are read; every other format is read into memory once and that buffer is both
-   scanned and loaded);
+2. open the file once and scan it (a zip archive over 1 MiB is memory-mapped, so only its
+   central directory and pickles are read; anything else is read into memory once, and that
+   buffer is both scanned and loaded);
 3. refuse anything whose verdict is not ``safe`` with every global and finding explained;
-4. call PyTorch's own ``torch.load`` with a per-call pickle module (:mod:`._engine`) that
-   imports only the globals this scan approved and checks that the pickle it is given is the
-   one that was scanned.
+4. load it with ckptguard's own container reader (:mod:`._container`): the pickles the scan
+   analysed, byte for byte, through a per-call unpickler (:mod:`._engine`) that imports only
+   the globals this scan approved, and storages read at the offsets the scan validated.
+   ``torch.load`` is never called: its dispatch (TorchScript, tar, case-insensitive record
+   lookups) never sees the file.
 """
 
 from __future__ import annotations
@@ -20,13 +22,14 @@ import stat
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import Any
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
-from ckptguard._formats import Extracted, read_buffer, read_fd, read_file
+from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
-from ckptguard._load._engine import build_engine
+from ckptguard._load._container import Request, load_legacy, load_zip, mmap_on_legacy
 from ckptguard._load._refusal import refusal
+from ckptguard._load._source import Source
 from ckptguard._policy import Policy, resolve_policy
 from ckptguard._results import FileRecord
 from ckptguard._scan import report_for
@@ -40,12 +43,18 @@ class LoadWarning(UserWarning):
     """ckptguard.load ignored an argument that would have switched the safety off."""
 
 
+# Zip archives up to this size are read into memory; larger ones are mapped for the scan and
+# their storages read with pread (as ckptguard._formats.read_file decides).
+_READ_WHOLE = 1 << 20
+
+
 @dataclass(frozen=True)
 class _Scanned:
-    """A scanned file and what to hand to torch.load for it."""
+    """A scanned file and where its bytes are."""
 
     name: str  # the path as given, or "<file object>"
-    target: str | IO[bytes]  # a path (zip checkpoints) or an in-memory copy of the scanned bytes
+    source: Source  # the bytes that were scanned (in memory), or the descriptor they came from
+    mmap_path: str | None  # a path that maps the very same file (None for file objects)
     extracted: Extracted
     report: FileRecord
 
@@ -55,54 +64,39 @@ def _name_of(f: object) -> str:
     return name if isinstance(name, str) else "<file object>"
 
 
-def _head(path: str) -> bytes:
-    with open(path, "rb") as fh:
-        return fh.read(4)
-
-
-def _scan_source(f: Any, policy: Policy) -> _Scanned:
-    """Scan ``f`` (a path or a binary file object) and keep what torch.load must read."""
-    if isinstance(f, (str, os.PathLike)):
-        name = os.fspath(f)
-        if isinstance(name, bytes):  # pragma: no cover - os.PathLike[bytes]
-            name = os.fsdecode(name)
-        size: int | None = os.stat(name).st_size  # FileNotFoundError names the path
-        if _head(name).startswith(_ZIP_MAGIC):
-            extracted = _read(lambda: read_file(name), name)
-            target: str | IO[bytes] = name
-        else:  # legacy/pickle/safetensors: scan and load the very same bytes
-            with open(name, "rb") as fh:
-                data = fh.read()
-            extracted = _read(lambda: read_buffer(data, name=name), name)
-            target = io.BytesIO(data)
-    elif (fd := _regular_fd(f)) is not None:  # an open file: map it, don't copy it
-        name = _name_of(f)
-        size = os.fstat(fd).st_size
-        head = os.pread(fd, 4, 0)
-        if head.startswith(_ZIP_MAGIC):
-            extracted = _read(lambda: read_fd(fd), name)
-            f.seek(0)
-            target = f
-        else:
-            data = _read_fd_bytes(fd, size)
-            extracted = _read(lambda: read_buffer(data, name=name), name)
-            target = io.BytesIO(data)
-    else:
-        read = getattr(f, "read", None)
-        if read is None:
-            raise UsageError(
-                f"ckptguard.load takes a path or a binary file object, not {type(f).__name__}"
-            )
-        name = _name_of(f)
-        data = read()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise UsageError(f"{name}: the file object must be opened in binary mode ('rb')")
-        data = bytes(data)
-        size = len(data)
+def _scan_fd(fd: int, name: str, policy: Policy, mmap_path: str | None) -> _Scanned:
+    size = os.fstat(fd).st_size
+    if size > _READ_WHOLE and os.pread(fd, 4, 0).startswith(_ZIP_MAGIC):
+        extracted = _read(lambda: read_fd(fd), name)
+        source = Source(name, size, fd=fd)
+    else:  # legacy/safetensors/small zip: scan and load the very same bytes
+        data = _read_fd_bytes(fd, size)
         extracted = _read(lambda: read_buffer(data, name=name), name)
-        target = io.BytesIO(data)
+        source = Source(name, len(data), data=data)
     report = report_for(name, extracted, policy, size)
-    return _Scanned(name, target, extracted, report)
+    return _Scanned(name, source, mmap_path, extracted, report)
+
+
+def _scan_bytes(f: Any, policy: Policy) -> _Scanned:
+    read = getattr(f, "read", None)
+    if read is None:
+        raise UsageError(
+            f"ckptguard.load takes a path or a binary file object, not {type(f).__name__}"
+        )
+    name = _name_of(f)
+    data = read()
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise UsageError(f"{name}: the file object must be opened in binary mode ('rb')")
+    data = bytes(data)
+    extracted = _read(lambda: read_buffer(data, name=name), name)
+    report = report_for(name, extracted, policy, len(data))
+    return _Scanned(name, Source(name, len(data), data=data), None, extracted, report)
+
+
+def _fd_path(fd: int, name: str) -> str:
+    """A path naming the open file itself (not whatever is at ``name`` by now), for mmap."""
+    proc = f"/proc/self/fd/{fd}"
+    return proc if os.path.exists(proc) else name
 
 
 def _regular_fd(f: Any) -> int | None:
@@ -126,7 +120,7 @@ def _read_fd_bytes(fd: int, size: int) -> bytes:
             break
         chunks.append(chunk)
         pos += len(chunk)
-    return b"".join(chunks)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 def _read(reader: Any, name: str) -> Extracted:
@@ -154,20 +148,14 @@ def _approved(extracted: Extracted, name: str) -> dict[tuple[str, str], tuple[st
     return out
 
 
-def _data_pkl_digest(extracted: Extracted) -> bytes:
-    archive = extracted.details.get("archive", "")
-    wanted = f"{archive}/data.pkl"
-    for stream in extracted.pickles:
-        if stream.name == wanted and stream.digest:
-            return stream.digest
-    raise CorruptCheckpointError("the archive's data.pkl was not scanned")  # pragma: no cover
+def original_torch_load() -> Any:
+    """PyTorch's own ``torch.serialization.load``, even while ckptguard's patch is installed.
 
+    ckptguard.load itself never calls it (it reads files with its own container reader).
+    """
+    from ckptguard._load._patch import original_torch_load as original  # noqa: PLC0415
 
-def _torch_load() -> Any:
-    """PyTorch's own ``torch.serialization.load``, even while ckptguard's patch is installed."""
-    from ckptguard._load._patch import original_torch_load  # noqa: PLC0415
-
-    return original_torch_load()
+    return original()
 
 
 def drop_unsafe_kwargs(kwargs: dict[str, Any], *, stacklevel: int) -> None:
@@ -240,7 +228,38 @@ def load(
 def _load(
     f: Any, map_location: Any, resolved: Policy, mmap: bool | None, kwargs: dict[str, Any]
 ) -> Any:
-    scanned = _scan_source(f, resolved)
+    if mmap is None:
+        from torch.utils.serialization import config  # noqa: PLC0415
+
+        mmap = bool(config.load.mmap)
+    if isinstance(f, (str, os.PathLike)):
+        name = os.fspath(f)
+        if isinstance(name, bytes):  # pragma: no cover - os.PathLike[bytes]
+            name = os.fsdecode(name)
+        # O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused just below)
+        flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(name, flags)  # FileNotFoundError names the path
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                raise CorruptCheckpointError(
+                    "not a regular file (a directory, FIFO or device): not a checkpoint",
+                    path=name,
+                )
+            scanned = _scan_fd(fd, name, resolved, _fd_path(fd, name))
+            return _load_scanned(scanned, f, map_location, mmap, kwargs)
+        finally:
+            os.close(fd)
+    file_fd = _regular_fd(f)
+    if file_fd is not None:  # an open file: map it, don't copy it
+        scanned = _scan_fd(file_fd, _name_of(f), resolved, None)
+    else:
+        scanned = _scan_bytes(f, resolved)
+    return _load_scanned(scanned, f, map_location, mmap, kwargs)
+
+
+def _load_scanned(
+    scanned: _Scanned, f: Any, map_location: Any, mmap: bool, kwargs: dict[str, Any]
+) -> Any:
     if scanned.report.verdict is not FileVerdict.SAFE:
         raise refusal(scanned.report)
     fmt = scanned.extracted.format
@@ -253,32 +272,33 @@ def _load(
             hint=_OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
             format=fmt,
         )
-    digest = _data_pkl_digest(scanned.extracted) if fmt == "pytorch-zip" else None
-    engine = build_engine(
-        _approved(scanned.extracted, scanned.name), path=scanned.name, pickle_digest=digest
+    if mmap and fmt == "pytorch-legacy":
+        raise mmap_on_legacy(f)
+    if mmap and scanned.mmap_path is None:
+        raise ValueError("f must be a file path in order to use the mmap argument")
+    load_args = dict(kwargs)
+    load_args.setdefault("encoding", "utf-8")
+    request = Request(
+        name=scanned.name,
+        source=scanned.source,
+        extracted=scanned.extracted,
+        approved=_approved(scanned.extracted, scanned.name),
+        map_location=map_location,
+        mmap_path=scanned.mmap_path if mmap else None,
+        load_args=load_args,
     )
-    name, target = scanned.name, scanned.target
-    opened = False
-    if isinstance(target, str) and target.endswith(".safetensors"):
-        # torch.load would take a file *named* .safetensors for a safetensors file
-        target = open(target, "rb")  # noqa: SIM115 - closed below
-        opened = True
+    name = scanned.name
     # The scan's records (one per persistent id on big optimizer states) are no longer needed.
     del scanned
     try:
-        return _torch_load()(
-            target, map_location, pickle_module=engine, weights_only=False, mmap=mmap, **kwargs
-        )
+        return load_zip(request) if fmt == "pytorch-zip" else load_legacy(request)
     except CheckpointError:
         raise
-    except Exception as exc:  # damaged tensor metadata, a storage torch cannot read, ...
+    except Exception as exc:  # damaged tensor metadata, a storage torch cannot build, ...
         raise CorruptCheckpointError(
-            f"PyTorch could not load it: {type(exc).__name__}: {exc}", path=name,
+            f"it could not be loaded: {type(exc).__name__}: {exc}", path=name,
             hint=f"ckptguard scan {name}", format=fmt,
         ) from exc  # fmt: skip
-    finally:
-        if opened and not isinstance(target, str):
-            target.close()
 
 
 _OTHER_FORMAT_HINT = {
@@ -291,6 +311,7 @@ _OTHER_FORMAT_HINT = {
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
     from ckptguard._convert._safetensors import read_checkpoint_bytes  # noqa: PLC0415
 
-    # Only zip archives are loaded from the file itself; safetensors come from the scanned bytes.
-    assert isinstance(scanned.target, io.BytesIO)  # an invariant of _scan_source
-    return read_checkpoint_bytes(scanned.target.getvalue(), map_location, name=scanned.name)
+    # safetensors files are always read into memory: the scanned bytes are the loaded bytes.
+    data = scanned.source.data
+    assert data is not None  # an invariant of _scan_fd / _scan_bytes
+    return read_checkpoint_bytes(data, map_location, name=scanned.name)
