@@ -18,6 +18,15 @@ if TYPE_CHECKING:
     from ckptguard._model import FileReport, Finding, GlobalRef
 
 
+def _escape_lines(text: str) -> str:
+    """``text`` terminal-safe, keeping the line breaks ckptguard put in it (a refusal lists one
+    global per line); text taken from a file is escaped where it enters the message, so it
+    carries no line break of its own."""
+    from ckptguard._reporters._terminal import escape  # noqa: PLC0415
+
+    return "\n".join(escape(line) for line in text.split("\n"))
+
+
 class Error(Exception):
     """Base class of every error ckptguard raises on purpose."""
 
@@ -33,7 +42,7 @@ class Error(Exception):
         the exact text."""
         from ckptguard._reporters._terminal import escape  # noqa: PLC0415
 
-        text = escape(self.problem)
+        text = _escape_lines(self.problem)
         if self.hint:
             text += f"\n  hint: {escape(self.hint)}"
         return text
@@ -74,7 +83,9 @@ class CheckpointError(Error):
     def diagnostics(self) -> str:
         from ckptguard._reporters._terminal import escape  # noqa: PLC0415
 
-        head = escape(f"{self.path}: {self.problem}" if self.path else self.problem)
+        head = _escape_lines(self.problem)
+        if self.path:
+            head = f"{escape(self.path)}: {head}"
         if self.hint:
             head += f"\n  hint: {escape(self.hint)}"
         return head

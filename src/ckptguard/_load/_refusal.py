@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
 from ckptguard._model import file_report
+from ckptguard._reporters._terminal import escape
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._verdict import REFUSED, FileVerdict, Severity, Verdict
 
@@ -15,12 +16,12 @@ def _global_line(g: GlobalRecord) -> str:
         tail = "this file tries to run code or reach the system; it can never be allowed"
     else:
         tail = "allow it only if you trust the code that defines it"
-    return f"  - {g.qualified_name}: {g.verdict} ({g.reason}) - {tail}"
+    return f"  - {escape(g.qualified_name)}: {g.verdict} ({escape(g.reason)}) - {tail}"
 
 
 def _finding_line(f: FindingRecord) -> str:
-    where = f" at {f.location}" if f.location else ""
-    return f"  - [{f.rule}] {f.severity}: {f.message}{where}"
+    where = f" at {escape(f.location)}" if f.location else ""
+    return f"  - [{f.rule}] {f.severity}: {escape(f.message)}{where}"
 
 
 def refusal(report: FileRecord) -> CheckpointError:
