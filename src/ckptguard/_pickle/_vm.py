@@ -234,6 +234,8 @@ def _range_length(args: list[Any]) -> int:
 def _number_problem(kind: str, v: Any) -> str:
     """Why ``v`` is not a ``number``/``bigint``/``rational``/``const`` argument ('' if it is)."""
     t = type(v)
+    if v is OPAQUE:  # a LONG4 too long to keep as a constant
+        return "an integer too long to convert in linear time"
     if t is int:
         if v.bit_length() > _bounds.MAX_INT_BITS:
             return f"an integer of {v.bit_length()} bits (converting it is super-linear)"
