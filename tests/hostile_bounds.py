@@ -84,8 +84,8 @@ def list_dag(levels: int) -> bytes:
     return out
 
 
-def _deep_tuple_key() -> bytes:
-    return program(EMPTY_DICT + EMPTY_TUPLE + TUPLE1 * 1_000_000 + binint1(1) + SETITEM)
+def _deep_tuple_key(depth: int = 1_000_000) -> bytes:
+    return program(EMPTY_DICT + EMPTY_TUPLE + TUPLE1 * depth + binint1(1) + SETITEM)
 
 
 def _shared_args_reduced(items: int = 1_000_000, calls: int = 1_000_000) -> bytes:
@@ -144,21 +144,25 @@ CASES: list[BoundCase] = [
         "hang",
     ),
     BoundCase(
-        "a million nested tuples as a dict key", _deep_tuple_key, "pickle-deep-key", "crash"
+        "a million nested tuples as a dict key",
+        _deep_tuple_key,
+        "pickle-deep-key",
+        "crash",
+        small=lambda: _deep_tuple_key(5_000),
     ),
     BoundCase(
         "1M-item argument tuple reduced a million times",
         _shared_args_reduced,
         "pickle-unbounded-work",
         "hang",
-        small=lambda: _shared_args_reduced(100_000, 2_000),
+        small=lambda: _shared_args_reduced(20_000, 1_000),
     ),
     BoundCase(
         "shared 200k-entry state given to 5000 objects",
         _shared_state_built,
         "pickle-unbounded-work",
         "hang",
-        small=lambda: _shared_state_built(20_000, 500),
+        small=lambda: _shared_state_built(5_000, 500),
     ),
     BoundCase(
         "collections.deque(range(10**18), 0)",

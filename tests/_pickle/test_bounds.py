@@ -126,7 +126,7 @@ print('NEW-MODULES', ' '.join(sorted(set(sys.modules) - before)))
 {check}
 print('FINISHED', flush=True)
 """
-_TIMEOUT = 6.0
+_TIMEOUT = 5.0
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ the input size and bounded by :class:`PickleLimits`.
 from __future__ import annotations
 
 import codecs
+import functools
 import mmap
 
 from ckptguard._gc import gc_paused
@@ -67,12 +68,18 @@ class _FoldBudget(Exception):
 class _Glob:
     """A global pushed on the stack (one per GLOBAL/STACK_GLOBAL/INST occurrence)."""
 
-    __slots__ = ("called", "key", "referenced")
+    __slots__ = ("called", "flags", "key", "referenced")
 
-    def __init__(self, key: tuple[str, str]) -> None:
+    def __init__(self, key: tuple[str, str], flags: int = 0) -> None:
         self.key = key
         self.called = False
         self.referenced = False
+        self.flags = flags  # _RECORDED | _CHECKED | _CHECKED_NO_ARGS: how its calls are checked
+
+
+_RECORDED = 1  # in RECORDED_CALLS
+_CHECKED = 2  # a call rule to apply when it is called with arguments
+_CHECKED_NO_ARGS = 4  # ... and without any (a "never" rule)
 
 
 class _Obj:
@@ -178,6 +185,7 @@ _LEAF = (1, 0)
 _TOO_DEEP = (1, _bounds.MAX_KEY_DEPTH + 1)
 _HASH_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
 _RANGE = ("builtins", "range")
+_CODECS_ENCODE = ("_codecs", "encode")
 # Calls whose result is a tuple-like value: hashing it hashes its items again.
 _TUPLE_RESULTS = frozenset({("builtins", "tuple"), ("torch", "Size"), ("builtins", "frozenset")})
 _SIZED_KINDS = frozenset({"iterable", "hashed", "pairs"})
@@ -257,6 +265,18 @@ def _number_problem(kind: str, v: Any) -> str:
     return "not a plain constant"
 
 
+@functools.lru_cache(maxsize=1)
+def _call_flags() -> dict[tuple[str, str], int]:
+    """How calls of each global are checked (the _Glob flags), for the globals that are."""
+    flags = dict.fromkeys(RECORDED_CALLS, _RECORDED)
+    for key, rule in call_rules().items():
+        if rule.mode != "free":
+            flags[key] = flags.get(key, 0) | _CHECKED
+        if rule.mode == "never":
+            flags[key] |= _CHECKED_NO_ARGS
+    return flags
+
+
 _BIG_STR = _Big("str")
 _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
@@ -290,7 +310,7 @@ class _Walker(Reader):
         self.alloc_bound = _bounds.ALLOC_BASE + _bounds.ALLOC_PER_BYTE * self.stream_bytes
         self.over_budget = False
         self.rules = call_rules()
-        self.checked = RECORDED_CALLS | {k for k, r in self.rules.items() if r.mode != "free"}
+        self.call_flags = _call_flags()
         self.key_memo: dict[int, tuple[Any, int, int]] = {}  # tuple -> (it, cost, height)
         self.fold_memo: dict[int, tuple[Any, int, object, int]] = {}  # (it, depth, folded, cost)
         self.fold_impure = 0  # mutable containers folded so far (a fold that met none is memoized)
@@ -375,7 +395,7 @@ class _Walker(Reader):
         key = map_name(module, name) if self.proto < 3 else raw
         if key != raw:
             self.raw_names.setdefault(key, raw)
-        g = _Glob(key)
+        g = _Glob(key, self.call_flags.get(key, 0))
         lst = self.globs.get(key)
         if lst is None:
             self.globs[key] = [g]
@@ -561,17 +581,30 @@ class _Walker(Reader):
             self.charge(2 * len(kwargs.items))
             if not self.over_budget:
                 self.reference(v for kv in kwargs.items for v in kv)
-        if type(func) is _Glob and func.key in self.checked:
-            self.check_call(func.key, args, kwargs, opname, result)
+        if type(func) is _Glob:
+            if func.flags & _RECORDED:
+                self.record_call(func.key, args)
+            if func.flags & _CHECKED:
+                self.check_call(func.key, args, kwargs, opname, result)
 
     def check_call(
         self, key: tuple[str, str], args: Any, kwargs: Any, opname: str, result: _Obj | None
     ) -> None:
-        if key in RECORDED_CALLS:
-            self.record_call(key, args)
+        """Apply the call rule of ``key`` (call_bounds.toml) to one call."""
+        if (
+            key == _CODECS_ENCODE  # every array and bytes value of a protocol-2 pickle
+            and type(args) is tuple
+            and len(args) == 2
+            and type(args[1]) is str
+            and args[1] in _bounds.CODECS
+        ):
+            return
         rule = self.rules.get(key)
-        if rule is not None and rule.mode != "free":
-            self.apply_rule(key, rule, args, kwargs, opname, result, 0)
+        if rule is None or rule.mode == "free":
+            return
+        if rule.mode == "params" and args == () and kwargs is None:
+            return  # nothing to check (OrderedDict(), once per tensor)
+        self.apply_rule(key, rule, args, kwargs, opname, result, 0)
 
     def call_finding(self, key: tuple[str, str], opname: str, problem: str) -> None:
         self.finding(
@@ -951,9 +984,10 @@ class _Walker(Reader):
         dict_t = _Dict
         list_t = _List
         missing = MISSING
-        checked = self.checked
-        set_t = _Set
-        info = self.info
+        sized = _CONTAINER_TYPES
+        codecs_encode = _CODECS_ENCODE
+        codecs_ok = _bounds.CODECS
+        fast_work = 0  # work charged by the inlined REDUCE, added to self.work periodically
         stack = self.stack
         pos = self.pos
         ops = 0
@@ -969,6 +1003,9 @@ class _Walker(Reader):
             ops += 1
             if not ops & period:
                 self.op_pos = pos
+                if fast_work:
+                    self.charge(fast_work)
+                    fast_work = 0
                 if ops > max_ops:
                     self.fail(f"more than {max_ops} opcodes")
                 if len(stack) > max_stack:
@@ -1059,7 +1096,7 @@ class _Walker(Reader):
                             if type(v) is glob_t:
                                 v.referenced = True
                         for k in items[::2]:
-                            if type(k) is not str:
+                            if type(k) is not str and type(k) is not int:
                                 self.op_pos = pos
                                 if self.hash_key(k, "SETITEMS") < 0:
                                     self.fail("SETITEMS with an unhashable key (a list or dict)")
@@ -1070,32 +1107,36 @@ class _Walker(Reader):
                 if len(stack) >= 2 and type(stack[-2]) is glob_t and type(stack[-1]) is tuple:
                     args = stack.pop()
                     func = stack.pop()
+                    flags = func.flags
                     if len(args) > _BIG_ARGS:
                         self.op_pos = pos
                         self.reference_tuple(args)
                         self.charge_args(args)
-                    else:  # reference_tuple + charge_args, inline
-                        n = len(args)
+                        if flags & 1:  # _RECORDED
+                            self.record_call(func.key, args)
+                    elif flags & 1:  # _RECORDED: record_call's fold charges their size
+                        for v in args:
+                            if type(v) is glob_t:
+                                v.referenced = True
+                        self.record_call(func.key, args)
+                    else:  # reference_tuple + charge_args, inline (charged at the next check)
+                        fast_work += len(args)
                         for v in args:
                             tv = type(v)
                             if tv is glob_t:
                                 v.referenced = True
                             elif tv is tuple:
-                                n += len(v)
-                            elif tv is list_t or tv is set_t:
-                                n += len(v.items)
-                            elif tv is dict_t:
-                                n += 2 * len(v.items)
-                            elif tv is obj_t and info and id(v) in info:
-                                self.op_pos = pos
-                                self.charge_args((v,))
-                        self.work += n
-                        if self.work > self.work_budget:
-                            self.op_pos = pos
-                            self.charge(0)
+                                fast_work += len(v)
+                            elif tv in sized:
+                                fast_work += len(v.items)
                     func.called = True
                     made = obj_t(func.key)
-                    if func.key in checked:
+                    if flags & (2 if args else 4) and not (  # _CHECKED / _CHECKED_NO_ARGS
+                        func.key == codecs_encode  # protocol-2 bytes, arrays: encode(s, 'latin1')
+                        and len(args) == 2
+                        and type(args[1]) is str
+                        and args[1] in codecs_ok
+                    ):
                         self.op_pos = pos
                         self.check_call(func.key, args, None, "REDUCE", made)
                     stack.append(made)
@@ -1169,6 +1210,9 @@ class _Walker(Reader):
             self.op_pos = pos
             self.pos = pos + 1
             self.opcodes = ops
+            if fast_work:
+                self.charge(fast_work)
+                fast_work = 0
             result = self._slow(op)
             if result is not None:
                 return result
@@ -1623,11 +1667,14 @@ class _Walker(Reader):
         in bounded time); past the budget the whole value is OPAQUE."""
         self.fold_budget = budget
         try:
-            return self.fold(v, 0)
+            out = self.fold(v, 0)
         except _FoldBudget:
-            return OPAQUE
-        finally:  # the scan's own work counts in the budget (past it, callers stop folding)
-            self.charge(budget - max(self.fold_budget, 0))
+            out = OPAQUE
+        # the scan's own work counts in the budget (past it, callers stop folding)
+        self.work += budget - self.fold_budget if self.fold_budget > 0 else budget
+        if self.work > self.work_budget:
+            self.charge(0)
+        return out
 
     def fold(self, v: Any, depth: int) -> object:
         """Turn a stack value into a plain constant, or OPAQUE (use :meth:`fold_bounded`)."""
@@ -1644,22 +1691,15 @@ class _Walker(Reader):
         if t is _Obj:
             return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
         if t is tuple:  # torch storage ids, shapes, strides: mostly plain items, folded inline
-            # A tuple shared through the memo is folded once per depth: later visits spend
-            # what the first one spent, in O(1) (unless it holds a mutable container).
-            hit = self.fold_memo.get(id(v))
-            if hit is not None and hit[0] is v and hit[1] == depth:
-                self._spend(hit[3] - 1)
-                return hit[2]
-            before = self.fold_budget
-            impure = self.fold_impure
+            if depth > 1:
+                return self.fold_shared(v, depth)
+            # levels 0 and 1 (an argument tuple and its shapes) are walked once per call of
+            # fold_bounded, which charges what it spends to the work budget
             self._spend(len(v))
             plain = _PLAIN
-            out = tuple(
+            return tuple(
                 [x if x is None or type(x) in plain else self.fold(x, depth + 1) for x in v]
             )
-            if self.fold_impure == impure and len(v) > 1:
-                self.fold_memo[id(v)] = (v, depth, out, before - self.fold_budget)
-            return out
         if t is _List:
             self.fold_impure += 1
             if v.overflow:
@@ -1686,6 +1726,23 @@ class _Walker(Reader):
             except TypeError:
                 return OPAQUE
         return OPAQUE
+
+    def fold_shared(self, v: tuple[Any, ...], depth: int) -> object:
+        """:meth:`fold` of a nested tuple, which the memo may share: folded once per depth,
+        later visits spend what the first one spent, in O(1) (unless it holds a mutable
+        container, whose content may have changed since)."""
+        hit = self.fold_memo.get(id(v))
+        if hit is not None and hit[0] is v and hit[1] == depth:
+            self._spend(hit[3] - 1)
+            return hit[2]
+        before = self.fold_budget
+        impure = self.fold_impure
+        self._spend(len(v))
+        plain = _PLAIN
+        out = tuple([x if x is None or type(x) in plain else self.fold(x, depth + 1) for x in v])
+        if self.fold_impure == impure and len(v) > 1:
+            self.fold_memo[id(v)] = (v, depth, out, before - self.fold_budget)
+        return out
 
     def _spend(self, n: int) -> None:
         self.fold_budget -= n + 1
