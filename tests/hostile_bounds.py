@@ -294,4 +294,3 @@ CASES: list[BoundCase] = [
         "pickle-call-argument",
     ),
 ]
-

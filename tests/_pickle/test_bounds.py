@@ -14,11 +14,11 @@ import os
 import subprocess
 import sys
 import time
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import ckptguard
 from ckptguard import FileVerdict
@@ -143,7 +143,7 @@ def liveness(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[int | 
         if case.live.startswith("mutates:"):
             check = f"print('MUTATED' if {case.live[8:]} else 'UNCHANGED')"
         code = _LIVENESS.format(prelude=case.prelude, check=check)
-        procs[case.name] = subprocess.Popen(  # noqa: S603 - our own interpreter and script
+        procs[case.name] = subprocess.Popen(
             [sys.executable, "-c", code, str(path)],
             cwd=tmp,
             env=env,
@@ -363,7 +363,7 @@ def test_loading_the_benign_corpus_imports_nothing_and_changes_no_class(tmp_path
         F.legacy_checkpoint(tmp_path / "legacy.pt"),
     ]
     warm = F.state_dict(tmp_path / "warm.pt")
-    proc = subprocess.run(  # noqa: S603 - our own interpreter and script
+    proc = subprocess.run(
         [sys.executable, "-c", _SIDE_EFFECTS, str(warm), *map(str, files)],
         capture_output=True,
         text=True,

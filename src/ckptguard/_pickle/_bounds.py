@@ -38,7 +38,6 @@ from __future__ import annotations
 import codecs
 import functools
 import os
-import re
 
 from ckptguard._errors import PolicyError
 from ckptguard._record import Record, set_field
@@ -49,15 +48,25 @@ CALL_BOUNDS_FILE = os.path.normpath(
 
 # Codec names a safe pickle may pass to _codecs.encode / bytes / bytearray / str (compared
 # lower-cased). numpy and torch write 'latin1' (protocol-2 bytes); the others are the common
-# spellings of the same three codecs. Their modules are imported right here, so a load never
-# imports a codec module (any other name may: 'idna' imports encodings.idna and stringprep).
+# spellings of the same three codecs. The scan imports their modules (warm_codecs) before it
+# approves a call that names one, so the load never imports a codec module (any other name
+# may: 'idna' imports encodings.idna and stringprep).
 CODECS = frozenset(
     {"latin1", "latin-1", "latin_1", "iso-8859-1", "iso8859-1", "l1", "utf-8", "utf8", "utf_8",
      "ascii", "us-ascii"}
 )  # fmt: skip
-for _name in CODECS:
-    codecs.lookup(_name)
-del _name
+_warm = [False]
+
+
+def warm_codecs() -> None:
+    """Look up every vetted codec once (importing its encodings.* module), so that a load of a
+    file the scan approved finds them all in the codec registry already."""
+    if not _warm[0]:
+        for name in CODECS:
+            codecs.lookup(name)
+        _warm[0] = True
+
+
 ERROR_HANDLERS = frozenset({"strict"})
 
 MAX_DIGITS = 4300  # CPython's default int_max_str_digits: str <-> int is quadratic beyond
@@ -65,8 +74,25 @@ MAX_INT_BITS = 14_300  # about MAX_DIGITS decimal digits
 SMALL_MAX = 1024
 MAX_KEY_DEPTH = 200  # nesting of a dict key / set item: CPython hashes tuples recursively in C
 MAX_CALLEE_DEPTH = 8  # callee(...) of callee(...) ...
-# numpy's dtype.__reduce__ writes kind letter + itemsize ('f8', 'i8', 'b1', 'O8', 'V16', 'U5')
-DTYPE_SPEC = re.compile(r"[<>|=]?[biufcOSUVMm?][0-9]{0,12}")
+# numpy's dtype.__reduce__ writes kind letter + itemsize ('f8', 'i8', 'b1', 'O8', 'V16', 'U5'),
+# optionally after a byte-order character.
+DTYPE_KINDS = frozenset("biufcOSUVMm?")
+
+
+def dtype_itemsize(spec: str) -> int:
+    """The itemsize a numpy type string as numpy pickles write it names (0 when it names
+    none), or -1 when ``spec`` is not such a string."""
+    body = spec[1:] if spec[:1] in ("<", ">", "|", "=") else spec
+    if not body or body[0] not in DTYPE_KINDS:
+        return -1
+    digits = body[1:]
+    if not digits:
+        return 0
+    if len(digits) > 12 or not digits.isascii() or not digits.isdigit():
+        return -1
+    return int(digits)
+
+
 BIT_GENERATORS = frozenset({"MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64"})
 
 # The work budget of one pickle: steps of the real loader (items iterated, hashed, copied) the
@@ -114,7 +140,20 @@ class CallRule(Record):
         set_field(self, "reason", reason)
 
 
-_PARAM = re.compile(r"(\*|[A-Za-z_][A-Za-z0-9_]*):([a-z_]+)(?:\(([^)]*)\))?")
+def _parse_param(token: str) -> Param | None:
+    """``NAME:KIND`` or ``NAME:callee(ARG, ...)``; None if malformed."""
+    name, sep, kind = token.partition(":")
+    if not sep or not (name == "*" or name.isidentifier()):
+        return None
+    args: tuple[str, ...] = ()
+    if kind.endswith(")") and "(" in kind:
+        kind, _, inner = kind[:-1].partition("(")
+        args = tuple(a.strip() for a in inner.split(","))
+        if not all(args):
+            return None
+    if kind not in KINDS or (kind == "callee") != bool(args):
+        return None
+    return Param(name, kind, args)
 
 
 def parse_rule(name: str, text: str) -> CallRule:
@@ -128,11 +167,9 @@ def parse_rule(name: str, text: str) -> CallRule:
     params: list[Param] = []
     star: Param | None = None
     for token in spec.split():
-        m = _PARAM.fullmatch(token)
-        if m is None or m.group(2) not in KINDS or (m.group(2) == "callee") != bool(m.group(3)):
+        p = _parse_param(token)
+        if p is None:
             raise PolicyError(f"call_bounds.toml: {name}: bad parameter {token!r}")
-        args = tuple(a.strip() for a in m.group(3).split(",")) if m.group(3) else ()
-        p = Param(m.group(1), m.group(2), args)
         if p.name == "*":
             star = p
         else:
@@ -141,18 +178,36 @@ def parse_rule(name: str, text: str) -> CallRule:
 
 
 @functools.lru_cache(maxsize=1)
-def call_rules() -> dict[tuple[str, str], CallRule]:
-    """The shipped rules, by (module, name) as the pickle's globals resolve."""
+def rule_texts() -> dict[tuple[str, str], str]:
+    """The shipped entries, unparsed, by (module, name) as the pickle's globals resolve."""
     from ckptguard._policy._data import load_shipped_toml  # noqa: PLC0415 - cycle-free, lazy
 
     doc = load_shipped_toml(CALL_BOUNDS_FILE)
     table = doc.get("calls")
     if not isinstance(table, dict):
         raise PolicyError("call_bounds.toml: missing [calls]")
-    rules: dict[tuple[str, str], CallRule] = {}
+    texts: dict[tuple[str, str], str] = {}
     for qualified, text in table.items():
         module, dot, attr = qualified.rpartition(".")
         if not dot or not isinstance(text, str):
             raise PolicyError(f"call_bounds.toml: bad entry {qualified!r}")
-        rules[(module, attr)] = parse_rule(qualified, text)
-    return rules
+        texts[(module, attr)] = text
+    return texts
+
+
+def rule_mode(text: str) -> str:
+    """The mode of an unparsed entry (free, never, empty, params), without parsing it all."""
+    spec = text.partition(" | ")[0].strip()
+    return spec if spec in ("free", "never", "empty") else "params"
+
+
+@functools.cache
+def rule_for(key: tuple[str, str]) -> CallRule | None:
+    """The parsed rule of one global (parsed on first use: most files call few of them)."""
+    text = rule_texts().get(key)
+    return None if text is None else parse_rule(".".join(key), text)
+
+
+def call_rules() -> dict[tuple[str, str], CallRule]:
+    """Every shipped rule, parsed (for checks of the data)."""
+    return {key: rule for key in rule_texts() if (rule := rule_for(key)) is not None}

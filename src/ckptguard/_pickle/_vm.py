@@ -16,7 +16,7 @@ import mmap
 
 from ckptguard._gc import gc_paused
 from ckptguard._pickle import _bounds
-from ckptguard._pickle._bounds import CallRule, Param, call_rules
+from ckptguard._pickle._bounds import CallRule, Param, rule_for, rule_mode, rule_texts
 from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
@@ -269,10 +269,11 @@ def _number_problem(kind: str, v: Any) -> str:
 def _call_flags() -> dict[tuple[str, str], int]:
     """How calls of each global are checked (the _Glob flags), for the globals that are."""
     flags = dict.fromkeys(RECORDED_CALLS, _RECORDED)
-    for key, rule in call_rules().items():
-        if rule.mode != "free":
+    for key, text in rule_texts().items():
+        mode = rule_mode(text)
+        if mode != "free":
             flags[key] = flags.get(key, 0) | _CHECKED
-        if rule.mode == "never":
+        if mode == "never":
             flags[key] |= _CHECKED_NO_ARGS
     return flags
 
@@ -309,7 +310,6 @@ class _Walker(Reader):
         self.work_budget = _bounds.WORK_BASE + _bounds.WORK_PER_BYTE * self.stream_bytes
         self.alloc_bound = _bounds.ALLOC_BASE + _bounds.ALLOC_PER_BYTE * self.stream_bytes
         self.over_budget = False
-        self.rules = call_rules()
         self.call_flags = _call_flags()
         self.key_memo: dict[int, tuple[Any, int, int]] = {}  # tuple -> (it, cost, height)
         self.fold_memo: dict[int, tuple[Any, int, object, int]] = {}  # (it, depth, folded, cost)
@@ -598,8 +598,9 @@ class _Walker(Reader):
             and type(args[1]) is str
             and args[1] in _bounds.CODECS
         ):
+            _bounds.warm_codecs()
             return
-        rule = self.rules.get(key)
+        rule = rule_for(key)
         if rule is None or rule.mode == "free":
             return
         if rule.mode == "params" and args == () and kwargs is None:
@@ -749,6 +750,8 @@ class _Walker(Reader):
                     f"{', '.join(sorted(allowed))} are vetted (looking up another may import "
                     "modules)",
                 )
+            elif kind == "codec":
+                _bounds.warm_codecs()
             return -1
         if kind in ("int", "small"):
             if t is not int and t is not bool:
@@ -771,9 +774,8 @@ class _Walker(Reader):
                 self.call_finding(key, opname, f" with {p.name}={_describe(v)}: {problem}")
             return -1
         if kind == "dtype_spec":
-            m = _bounds.DTYPE_SPEC.fullmatch(v) if t is str else None
-            digits = "".join(c for c in v if c.isdigit()) if m else ""
-            if m is None or (digits and int(digits) > self.alloc_bound):
+            size = _bounds.dtype_itemsize(v) if t is str else -1
+            if not 0 <= size <= self.alloc_bound:
                 self.call_finding(
                     key,
                     opname,
@@ -827,7 +829,7 @@ class _Walker(Reader):
                 inner.append(named.get(name))
         args = tuple(inner)
         self.charge_args(args)
-        rule = self.rules.get(v.key)
+        rule = rule_for(v.key)
         if v.key in RECORDED_CALLS:
             self.record_call(v.key, args)
         if rule is not None and rule.mode != "free":
@@ -987,6 +989,7 @@ class _Walker(Reader):
         sized = _CONTAINER_TYPES
         codecs_encode = _CODECS_ENCODE
         codecs_ok = _bounds.CODECS
+        codecs_warm = False
         fast_work = 0  # work charged by the inlined REDUCE, added to self.work periodically
         stack = self.stack
         pos = self.pos
@@ -1131,12 +1134,18 @@ class _Walker(Reader):
                                 fast_work += len(v.items)
                     func.called = True
                     made = obj_t(func.key)
-                    if flags & (2 if args else 4) and not (  # _CHECKED / _CHECKED_NO_ARGS
+                    if not flags & (2 if args else 4):  # _CHECKED / _CHECKED_NO_ARGS
+                        pass
+                    elif (
                         func.key == codecs_encode  # protocol-2 bytes, arrays: encode(s, 'latin1')
                         and len(args) == 2
                         and type(args[1]) is str
                         and args[1] in codecs_ok
                     ):
+                        if not codecs_warm:
+                            _bounds.warm_codecs()
+                            codecs_warm = True
+                    else:
                         self.op_pos = pos
                         self.check_call(func.key, args, None, "REDUCE", made)
                     stack.append(made)
