@@ -111,6 +111,13 @@ def _build_on_class() -> bytes:
     return program(glob("argparse", "Namespace") + NONE + slots + TUPLE2 + BUILD)
 
 
+def _colliding_keys(n: int = 200_000) -> bytes:
+    """A dict of n distinct integer keys that all hash to 0 (multiples of 2**61 - 1)."""
+    modulus = (1 << 61) - 1
+    items = b"".join(long1(i * modulus) + NONE for i in range(1, n + 1))
+    return program(EMPTY_DICT + MARK + items + b"u")
+
+
 RANGE = glob("builtins", "range")
 
 CASES: list[BoundCase] = [
@@ -149,6 +156,13 @@ CASES: list[BoundCase] = [
         "pickle-deep-key",
         "crash",
         small=lambda: _deep_tuple_key(5_000),
+    ),
+    BoundCase(
+        "200k integer keys with one hash",
+        _colliding_keys,
+        "pickle-hash-collisions",
+        "hang",
+        small=lambda: _colliding_keys(2_000),
     ),
     BoundCase(
         "1M-item argument tuple reduced a million times",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -377,3 +378,22 @@ def test_loading_the_benign_corpus_imports_nothing_and_changes_no_class(tmp_path
         assert r["verdict"] == "safe", path
         assert r["new"] == [], f"{path}: loading it imported {r['new']}"
         assert r["changed"] == [], f"{path}: loading it changed {r['changed']}"
+
+
+# ------------------------------------------------------------------------- hash collisions
+def _dict_of(keys: list[bytes]) -> bytes:
+    return program(EMPTY_DICT + MARK + b"".join(k + b"N" for k in keys) + b"u")
+
+
+@pytest.mark.parametrize(("n", "flagged"), [(200, False), (300, True)])
+def test_distinct_keys_sharing_one_hash(n: int, flagged: bool) -> None:
+    modulus = (1 << 61) - 1
+    data = _dict_of([long1(i * modulus) for i in range(1, n + 1)])
+    assert ("pickle-hash-collisions" in _rules(data)) is flagged
+
+
+def test_many_ordinary_numeric_and_tuple_keys_do_not_collide() -> None:
+    keys = [long1(i) for i in range(2000)]
+    keys += [b"G" + struct.pack(">d", i / 7) for i in range(2000)]
+    keys += [long1(i) + long1(-i) + TUPLE2 for i in range(2000)]
+    assert _rules(_dict_of(keys)) == set()

@@ -73,6 +73,7 @@ MAX_DIGITS = 4300  # CPython's default int_max_str_digits: str <-> int is quadra
 MAX_INT_BITS = 14_300  # about MAX_DIGITS decimal digits
 SMALL_MAX = 1024
 MAX_KEY_DEPTH = 200  # nesting of a dict key / set item: CPython hashes tuples recursively in C
+MAX_HASH_COLLISIONS = 256  # distinct keys of one dict/set sharing one hash (quadratic beyond)
 MAX_CALLEE_DEPTH = 8  # callee(...) of callee(...) ...
 # numpy's dtype.__reduce__ writes kind letter + itemsize ('f8', 'i8', 'b1', 'O8', 'V16', 'U5'),
 # optionally after a byte-order character.

@@ -186,6 +186,7 @@ _TOO_DEEP = (1, _bounds.MAX_KEY_DEPTH + 1)
 _HASH_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
 _RANGE = ("builtins", "range")
 _CODECS_ENCODE = ("_codecs", "encode")
+_HASH_MODULUS = (1 << 61) - 1  # sys.hash_info.modulus on 64-bit CPython
 # Calls whose result is a tuple-like value: hashing it hashes its items again.
 _TUPLE_RESULTS = frozenset({("builtins", "tuple"), ("torch", "Size"), ("builtins", "frozenset")})
 _SIZED_KINDS = frozenset({"iterable", "hashed", "pairs"})
@@ -315,6 +316,7 @@ class _Walker(Reader):
         self.fold_memo: dict[int, tuple[Any, int, object, int]] = {}  # (it, depth, folded, cost)
         self.fold_impure = 0  # mutable containers folded so far (a fold that met none is memoized)
         self.referenced_tuples: dict[int, tuple[Any, ...]] = {}
+        self.hash_tables: dict[int, tuple[object, dict[int, Any], dict[int, int]]] = {}
         self.info: dict[int, tuple[_Obj, int, int]] = {}  # call result -> (it, length, hash cost)
 
     # ----------------------------------------------------------------- helpers
@@ -423,10 +425,37 @@ class _Walker(Reader):
             folded = OPAQUE if self.over_budget else self.fold_bounded(args, _FOLD_PID_BUDGET)
             self.calls.append((key, folded))
 
-    def check_hashable(self, keys: Any, opname: str) -> None:
+    def check_hashable(self, keys: Any, opname: str, where: object) -> None:
+        """``keys`` go into the dict or set ``where``: hashable, costed, not colliding."""
         for k in keys:
-            if type(k) is not str and self.hash_key(k, opname) < 0:
+            if type(k) is not str and self.hash_key(k, opname, where) < 0:
                 self.fail(f"{opname} with an unhashable key or item: the real unpickler fails")
+
+    def note_hash(self, k: Any, where: object, opname: str) -> None:
+        """Count keys of the container ``where`` that share a hash without being equal: the
+        hashes of ints, floats and tuples of them are chosen by whoever wrote the file, and n
+        of them in one dict make its construction take n**2 comparisons."""
+        t = type(k)
+        if t is int and -_HASH_MODULUS < k < _HASH_MODULUS:
+            return  # hash(k) == k (but -1 and -2): distinct small ints never share a hash
+        try:
+            h = hash(k)  # its cost was charged by hash_key (an int, float or tuple of them)
+        except TypeError:
+            return
+        table = self.hash_tables.get(id(where))
+        if table is None or table[0] is not where:
+            table = self.hash_tables[id(where)] = (where, {}, {})
+        prev = table[1].setdefault(h, k)
+        if prev is not k and prev != k:
+            n = table[2][h] = table[2].get(h, 1) + 1
+            if n == _bounds.MAX_HASH_COLLISIONS:
+                self.finding(
+                    "pickle-hash-collisions",
+                    Severity.ERROR,
+                    f"{opname} puts {n} different keys with the same hash into one dict or "
+                    "set (crafted integers, floats or tuples): each insertion compares it with "
+                    "all the others, so the real loader takes quadratic time",
+                )
 
     # ----------------------------------------------------------------- bounded work
     def charge(self, n: int) -> bool:
@@ -479,8 +508,9 @@ class _Walker(Reader):
             if type(v) is _Glob:
                 v.referenced = True
 
-    def hash_key(self, k: Any, opname: str) -> int:
-        """The work of hashing ``k`` as the real loader does (charged), -1 if unhashable."""
+    def hash_key(self, k: Any, opname: str, where: object = None) -> int:
+        """The work of hashing ``k`` as the real loader does (charged), -1 if unhashable;
+        ``where`` is the container it goes into, to count colliding keys."""
         cost, height = self.key_cost(k, 0)
         if cost < 0:
             return -1
@@ -504,6 +534,8 @@ class _Walker(Reader):
             return 1
         if cost > 1:
             self.charge(cost)
+        if type(k) is not str and where is not None:
+            self.note_hash(k, where, opname)
         return cost
 
     def key_cost(self, v: Any, depth: int) -> tuple[int, int]:
@@ -858,7 +890,7 @@ class _Walker(Reader):
             return
         for x in items:
             if type(x) is not str:
-                self.hash_key(x, opname)
+                self.hash_key(x, opname, items)
 
     def hash_pairs(self, v: Any, opname: str) -> None:
         """Charge hashing the first item of every pair of ``v`` (a dict-like argument)."""
@@ -875,7 +907,7 @@ class _Walker(Reader):
             tx = type(x)
             first = x[0] if tx is tuple and x else x.items[0] if tx is _List and x.items else None
             if first is not None and type(first) is not str:
-                self.hash_key(first, opname)
+                self.hash_key(first, opname, items)
 
     def shape_problem(self, v: Any) -> str:
         t = type(v)
@@ -990,6 +1022,7 @@ class _Walker(Reader):
         codecs_encode = _CODECS_ENCODE
         codecs_ok = _bounds.CODECS
         codecs_warm = False
+        hmod = _HASH_MODULUS
         fast_work = 0  # work charged by the inlined REDUCE, added to self.work periodically
         stack = self.stack
         pos = self.pos
@@ -1099,9 +1132,10 @@ class _Walker(Reader):
                             if type(v) is glob_t:
                                 v.referenced = True
                         for k in items[::2]:
-                            if type(k) is not str and type(k) is not int:
+                            tk = type(k)
+                            if tk is not str and (tk is not int or not -hmod < k < hmod):
                                 self.op_pos = pos
-                                if self.hash_key(k, "SETITEMS") < 0:
+                                if self.hash_key(k, "SETITEMS", stack[-1]) < 0:
                                     self.fail("SETITEMS with an unhashable key (a list or dict)")
                         self._dict_add(stack[-1], items)
                         pos += 1
@@ -1260,7 +1294,7 @@ class _Walker(Reader):
             target = self.top()
             self.reference((key, value))
             self.mutate(target, "SETITEM", _Dict)
-            self.check_hashable((key,), "SETITEM")
+            self.check_hashable((key,), "SETITEM", target)
             if type(target) is _Dict:
                 self._dict_add(target, [key, value])
         elif op == 0x62:  # b BUILD
@@ -1283,7 +1317,7 @@ class _Walker(Reader):
             target = self.top()
             self.reference(items)
             self.mutate(target, "SETITEMS", _Dict)
-            self.check_hashable(items[::2], "SETITEMS")
+            self.check_hashable(items[::2], "SETITEMS", target)
             if type(target) is _Dict:
                 self._dict_add(target, items)
         elif op == 0x4D:  # M BININT2
@@ -1544,7 +1578,7 @@ class _Walker(Reader):
             items = self.pop_mark()
             if len(items) % 2:
                 self.fail("DICT with an odd number of items")
-            self.check_hashable(items[::2], "DICT")
+            self.check_hashable(items[::2], "DICT", items)
             self.reference(items)
             dct = _Dict()
             self._dict_add(dct, items)
@@ -1556,12 +1590,12 @@ class _Walker(Reader):
             target = self.top()
             self.reference(items)
             self.mutate(target, "ADDITEMS", _Set)
-            self.check_hashable(items, "ADDITEMS")
+            self.check_hashable(items, "ADDITEMS", target)
             if type(target) is _Set:
                 self._set_add(target, items)
         elif op == 0x91:  # FROZENSET
             items = self.pop_mark()
-            self.check_hashable(items, "FROZENSET")
+            self.check_hashable(items, "FROZENSET", items)
             self.reference(items)
             fs = _Set(frozen=True)
             self._set_add(fs, items)
