@@ -11,9 +11,12 @@ the input size and bounded by :class:`PickleLimits`.
 from __future__ import annotations
 
 import codecs
+import functools
 import mmap
 
 from ckptguard._gc import gc_paused
+from ckptguard._pickle import _bounds
+from ckptguard._pickle._bounds import CallRule, Param, rule_for, rule_mode, rule_texts
 from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
@@ -76,12 +79,18 @@ class _FoldBudget(Exception):
 class _Glob:
     """A global pushed on the stack (one per GLOBAL/STACK_GLOBAL/INST occurrence)."""
 
-    __slots__ = ("called", "key", "referenced")
+    __slots__ = ("called", "flags", "key", "referenced")
 
-    def __init__(self, key: tuple[str, str]) -> None:
+    def __init__(self, key: tuple[str, str], flags: int = 0) -> None:
         self.key = key
         self.called = False
         self.referenced = False
+        self.flags = flags  # _RECORDED | _CHECKED | _CHECKED_NO_ARGS: how its calls are checked
+
+
+_RECORDED = 1  # in RECORDED_CALLS
+_CHECKED = 2  # a call rule to apply when it is called with arguments
+_CHECKED_NO_ARGS = 4  # ... and without any (a "never" rule)
 
 
 class _Obj:
@@ -181,20 +190,104 @@ _ORIGINS_ACCEPTING: dict[type, frozenset[tuple[str, str]]] = {
 }
 
 
-def _unhashable(v: Any, depth: int = 0) -> bool:
-    """True when the real unpickler would fail to use ``v`` as a dict key or set item."""
+# (hash work, nesting height) of a dict key: see _Walker.key_cost
+_UNHASHABLE = (-1, 0)
+_LEAF = (1, 0)
+_TOO_DEEP = (1, _bounds.MAX_KEY_DEPTH + 1)
+_HASH_PLAIN = frozenset((str, int, float, bool, bytes, type(None)))
+_RANGE = ("builtins", "range")
+_CODECS_ENCODE = ("_codecs", "encode")
+_HASH_MODULUS = (1 << 61) - 1  # sys.hash_info.modulus on 64-bit CPython
+# Calls whose result is a tuple-like value: hashing it hashes its items again.
+_TUPLE_RESULTS = frozenset({("builtins", "tuple"), ("torch", "Size"), ("builtins", "frozenset")})
+_SIZED_KINDS = frozenset({"iterable", "hashed", "pairs"})
+_BIG_ARGS = 16  # argument tuples longer than this are referenced once (memo by identity)
+
+
+def _count(n: int) -> str:
+    """A big count for a message, without converting a huge int to decimal."""
+    if n < 10**12:
+        return str(n)
+    return f"about 2**{n.bit_length() - 1}"
+
+
+def _show(v: Any) -> str:
+    if type(v) is str:
+        return repr(v) if len(v) <= 40 else repr(v[:40]) + "..."
+    return _describe(v)
+
+
+def _describe(v: Any) -> str:
+    """A short description of a stack value for a finding."""
     t = type(v)
-    if t is str or t is int:
-        return False
-    if t is _List or t is _Dict:
-        return True
-    if t is _Set:
-        return not v.frozen
+    if t is str or t is bytes:
+        return repr(v) if len(v) <= 40 else f"a {len(v)}-character {t.__name__}"
+    if t is int:
+        return _count(v) if v >= 0 else "-" + _count(-v)
+    if t is float or t is bool or v is None:
+        return repr(v)
+    if t is tuple:
+        return f"a {len(v)}-item tuple"
     if t is _Obj:
-        return v.origin in _UNHASHABLE_ORIGINS
-    if t is tuple and depth < _MAX_FOLD_DEPTH:
-        return any(_unhashable(x, depth + 1) for x in v)
-    return False
+        if v.pid >= 0:
+            return "a persistent-id object"
+        return f"the result of {'.'.join(v.origin)}(...)" if v.origin else "a computed object"
+    if t is _Glob:
+        return f"the global {'.'.join(v.key)}"
+    return f"a {_TYPE_NAMES.get(t, t.__name__)}"
+
+
+def _range_length(args: list[Any]) -> int:
+    """len(range(*args)) for plain integer arguments, -1 otherwise (never materialized)."""
+    if not 1 <= len(args) <= 3 or any(type(a) is not int and type(a) is not bool for a in args):
+        return -1
+    start, stop, step = (0, int(args[0]), 1) if len(args) == 1 else (int(args[0]), int(args[1]), 1)
+    if len(args) == 3:
+        step = int(args[2])
+    if step == 0:
+        return -1
+    if step > 0:
+        return max(0, (stop - start + step - 1) // step)
+    return max(0, (start - stop - step - 1) // -step)
+
+
+def _number_problem(kind: str, v: Any) -> str:
+    """Why ``v`` is not a ``number``/``bigint``/``rational``/``const`` argument ('' if it is)."""
+    t = type(v)
+    if v is OPAQUE:  # a LONG4 too long to keep as a constant
+        return "an integer too long to convert in linear time"
+    if t is int:
+        if v.bit_length() > _bounds.MAX_INT_BITS:
+            return f"an integer of {v.bit_length()} bits (converting it is super-linear)"
+        return ""
+    if kind == "bigint" or t is float or t is bool:
+        return ""
+    if t is str or t is bytes:
+        if kind == "const":
+            return ""
+        if len(v) > _bounds.MAX_DIGITS:
+            return f"more than {_bounds.MAX_DIGITS} characters (parsing it is super-linear)"
+        if kind == "rational" and ("e" in v or "E" in v if t is str else b"e" in v.lower()):
+            return "a number with an exponent (the exact value can be astronomically large)"
+        return ""
+    if v is None and kind == "const":
+        return ""
+    if t is _Big:
+        return "a huge string (parsing it is super-linear)" if kind != "const" else ""
+    return "not a plain constant"
+
+
+@functools.lru_cache(maxsize=1)
+def _call_flags() -> dict[tuple[str, str], int]:
+    """How calls of each global are checked (the _Glob flags), for the globals that are."""
+    flags = dict.fromkeys(RECORDED_CALLS, _RECORDED)
+    for key, text in rule_texts().items():
+        mode = rule_mode(text)
+        if mode != "free":
+            flags[key] = flags.get(key, 0) | _CHECKED
+        if mode == "never":
+            flags[key] |= _CHECKED_NO_ARGS
+    return flags
 
 
 _BIG_STR = _Big("str")
@@ -222,6 +315,20 @@ class _Walker(Reader):
         self.calls: list[tuple[tuple[str, str], object]] = []
         self.consts: dict[tuple[str, str], GlobalConst] = {}  # folded globals, one per key
         self.opcodes = 0
+        # Bounded work (see _bounds): the loader's steps this pickle causes, charged as calls,
+        # hashes and state are met; memos keyed by id() keep the object alive beside its entry.
+        self.stream_bytes = max(0, self.size - start)
+        self.work = 0
+        self.work_budget = _bounds.WORK_BASE + _bounds.WORK_PER_BYTE * self.stream_bytes
+        self.alloc_bound = _bounds.ALLOC_BASE + _bounds.ALLOC_PER_BYTE * self.stream_bytes
+        self.over_budget = False
+        self.call_flags = _call_flags()
+        self.key_memo: dict[int, tuple[Any, int, int]] = {}  # tuple -> (it, cost, height)
+        self.fold_memo: dict[int, tuple[Any, int, object, int]] = {}  # (it, depth, folded, cost)
+        self.fold_impure = 0  # mutable containers folded so far (a fold that met none is memoized)
+        self.referenced_tuples: dict[int, tuple[Any, ...]] = {}
+        self.hash_tables: dict[int, tuple[object, dict[int, Any], dict[int, int]]] = {}
+        self.info: dict[int, tuple[_Obj, int, int]] = {}  # call result -> (it, length, hash cost)
 
     # ----------------------------------------------------------------- helpers
     def finding(self, rule: str, severity: Severity, message: str) -> None:
@@ -321,7 +428,7 @@ class _Walker(Reader):
         key = map_name(module, name) if self.proto < 3 else raw
         if key != raw:
             self.raw_names.setdefault(key, raw)
-        g = _Glob(key)
+        g = _Glob(key, self.call_flags.get(key, 0))
         lst = self.globs.get(key)
         if lst is None:
             self.globs[key] = [g]
@@ -346,13 +453,515 @@ class _Walker(Reader):
 
     def record_call(self, key: tuple[str, str], args: Any) -> None:
         if len(self.calls) < _MAX_RECORDED_CALLS:
-            self.calls.append((key, self.fold_bounded(args, _FOLD_PID_BUDGET)))
+            folded = OPAQUE if self.over_budget else self.fold_bounded(args, _FOLD_PID_BUDGET)
+            self.calls.append((key, folded))
 
-    def check_hashable(self, keys: Any, opname: str) -> None:
+    def check_hashable(self, keys: Any, opname: str, where: object) -> None:
+        """``keys`` go into the dict or set ``where``: hashable, costed, not colliding."""
         for k in keys:
-            if _unhashable(k):
+            if type(k) is not str and self.hash_key(k, opname, where) < 0:
                 self.invalid(f"{opname} with an unhashable key or item: the real unpickler fails")
                 return
+
+    def note_hash(self, k: Any, where: object, opname: str) -> None:
+        """Count keys of the container ``where`` that share a hash without being equal: the
+        hashes of ints, floats and tuples of them are chosen by whoever wrote the file, and n
+        of them in one dict make its construction take n**2 comparisons."""
+        t = type(k)
+        if t is int and -_HASH_MODULUS < k < _HASH_MODULUS:
+            return  # hash(k) == k (but -1 and -2): distinct small ints never share a hash
+        try:
+            h = hash(k)  # its cost was charged by hash_key (an int, float or tuple of them)
+        except TypeError:
+            return
+        table = self.hash_tables.get(id(where))
+        if table is None or table[0] is not where:
+            table = self.hash_tables[id(where)] = (where, {}, {})
+        prev = table[1].setdefault(h, k)
+        if prev is not k and prev != k:
+            n = table[2][h] = table[2].get(h, 1) + 1
+            if n == _bounds.MAX_HASH_COLLISIONS:
+                self.finding(
+                    "pickle-hash-collisions",
+                    Severity.ERROR,
+                    f"{opname} puts {n} different keys with the same hash into one dict or "
+                    "set (crafted integers, floats or tuples): each insertion compares it with "
+                    "all the others, so the real loader takes quadratic time",
+                )
+
+    # ----------------------------------------------------------------- bounded work
+    def charge(self, n: int) -> bool:
+        """Count ``n`` steps of the real loader; past the budget the file is not `safe`.
+        True once the budget is spent."""
+        self.work += n
+        if self.work > self.work_budget and not self.over_budget:
+            self.over_budget = True
+            self.finding(
+                "pickle-unbounded-work",
+                Severity.ERROR,
+                f"loading this {self.stream_bytes}-byte pickle makes the unpickler do more than "
+                f"{self.work_budget} steps (calls that re-walk shared arguments, keys whose hash "
+                "re-walks shared tuples, huge iterables): a load would not finish in time and "
+                "memory proportional to the file",
+            )
+        return self.over_budget
+
+    def charge_args(self, args: tuple[Any, ...]) -> None:
+        """Charge one call (or BUILD) with ``args``: their number plus the length of each
+        container among them. Its own work is at most what it charges, so the scan's work
+        stays within the budget too; past it, nothing more is counted."""
+        if self.over_budget:
+            return
+        if self.charge(len(args)):
+            return
+        n = 0
+        for x in args:
+            t = type(x)
+            if t is tuple:
+                n += len(x)
+            elif t is _List or t is _Set:
+                n += len(x.items)
+            elif t is _Dict:
+                n += 2 * len(x.items)
+            elif t is _Obj:
+                info = self.info.get(id(x))
+                if info is not None and info[0] is x:
+                    n += info[1]
+        self.charge(n)
+
+    def reference_tuple(self, items: tuple[Any, ...]) -> None:
+        """:meth:`reference` for a tuple, walked once however often it is used (memo)."""
+        if len(items) > _BIG_ARGS:
+            key = id(items)
+            if self.referenced_tuples.get(key) is items:
+                return
+            self.referenced_tuples[key] = items
+        for v in items:
+            if type(v) is _Glob:
+                v.referenced = True
+
+    def hash_key(self, k: Any, opname: str, where: object = None) -> int:
+        """The work of hashing ``k`` as the real loader does (charged), -1 if unhashable;
+        ``where`` is the container it goes into, to count colliding keys."""
+        cost, height = self.key_cost(k, 0)
+        if cost < 0:
+            return -1
+        if height > _bounds.MAX_KEY_DEPTH:
+            self.finding(
+                "pickle-deep-key",
+                Severity.ERROR,
+                f"{opname} uses a key nested more than {_bounds.MAX_KEY_DEPTH} levels deep: "
+                "CPython hashes nested tuples recursively in C, which can crash the loading "
+                "process",
+            )
+            return 1
+        if cost > self.work_budget:
+            self.finding(
+                "pickle-unbounded-key",
+                Severity.ERROR,
+                f"{opname} uses a key whose hash walks {_count(cost)} items: a tuple built from "
+                "shared tuples, which CPython re-hashes in full every time (its hash is not "
+                "cached), so the real loader takes time exponential in the file",
+            )
+            return 1
+        if cost > 1:
+            self.charge(cost)
+        if type(k) is not str and where is not None:
+            self.note_hash(k, where, opname)
+        return cost
+
+    def key_cost(self, v: Any, depth: int) -> tuple[int, int]:
+        """(hash work, nesting height) of ``v`` as a dict key or set item: (-1, 0) when the
+        real loader cannot hash it; a height over MAX_KEY_DEPTH when it is nested too deep.
+        Linear in the pickle: each tuple is costed once (memo by identity)."""
+        t = type(v)
+        if t is not tuple:
+            if t in _HASH_PLAIN:
+                return _LEAF
+            if t is _List or t is _Dict:
+                return _UNHASHABLE
+            if t is _Set:
+                return (len(v.items) + 1, 1) if v.frozen else _UNHASHABLE
+            if t is _Obj:
+                if v.origin in _UNHASHABLE_ORIGINS:
+                    return _UNHASHABLE
+                info = self.info.get(id(v))
+                if info is not None and info[0] is v:
+                    return (info[2], 1) if info[2] >= 0 else _UNHASHABLE
+            return _LEAF
+        hit = self.key_memo.get(id(v))
+        if hit is not None and hit[0] is v:
+            if hit[1] >= 0 and depth + hit[2] > _bounds.MAX_KEY_DEPTH:
+                return _TOO_DEEP
+            return hit[1], hit[2]
+        if depth >= _bounds.MAX_KEY_DEPTH:
+            return _TOO_DEEP  # not memoized: reached at a smaller depth, it may be fine
+        cost = 1
+        height = 0
+        plain = _HASH_PLAIN
+        for x in v:
+            if type(x) in plain:
+                cost += 1
+                continue
+            c, h = self.key_cost(x, depth + 1)
+            if c < 0:
+                self.key_memo[id(v)] = (v, -1, 0)
+                return _UNHASHABLE
+            if h > _bounds.MAX_KEY_DEPTH:
+                return _TOO_DEEP
+            cost += c
+            if h >= height:
+                height = h + 1
+        if height == 0:
+            height = 1
+        self.key_memo[id(v)] = (v, cost, height)
+        return cost, height
+
+    def length_of(self, v: Any) -> int | None:
+        """How many items iterating ``v`` yields in the real loader, or None if unknown."""
+        t = type(v)
+        if t is tuple or t is str or t is bytes:
+            return len(v)
+        if t is _List or t is _Set or t is _Dict:
+            return None if v.overflow else len(v.items)
+        if t is _Big:
+            return self.stream_bytes
+        if t is _Obj:
+            info = self.info.get(id(v))
+            if info is not None and info[0] is v and info[1] >= 0:
+                return info[1]
+        return None
+
+    # ----------------------------------------------------------------- call rules
+    def account_call(self, func: Any, args: Any, kwargs: Any, opname: str, result: _Obj) -> None:
+        """Everything a call costs and must satisfy: referenced globals, the work budget,
+        and, for a global with a rule in call_bounds.toml, that rule."""
+        if type(args) is tuple:
+            self.reference_tuple(args)
+            self.charge_args(args)
+        elif type(args) is _Obj:
+            self.charge_args((args,))
+        if type(kwargs) is _Dict:
+            self.charge(2 * len(kwargs.items))
+            if not self.over_budget:
+                self.reference(v for kv in kwargs.items for v in kv)
+        if type(func) is _Glob:
+            if func.flags & _RECORDED:
+                self.record_call(func.key, args)
+            if func.flags & _CHECKED:
+                self.check_call(func.key, args, kwargs, opname, result)
+
+    def check_call(
+        self, key: tuple[str, str], args: Any, kwargs: Any, opname: str, result: _Obj | None
+    ) -> None:
+        """Apply the call rule of ``key`` (call_bounds.toml) to one call."""
+        if (
+            key == _CODECS_ENCODE  # every array and bytes value of a protocol-2 pickle
+            and type(args) is tuple
+            and len(args) == 2
+            and type(args[1]) is str
+            and args[1] in _bounds.CODECS
+        ):
+            _bounds.warm_codecs()
+            if result is not None and type(args[0]) is str:
+                self.note_encoded(result, args[0])
+            return
+        rule = rule_for(key)
+        if rule is None or rule.mode == "free":
+            return
+        if rule.mode == "params" and args == () and kwargs is None:
+            return  # nothing to check (OrderedDict(), once per tensor)
+        self.apply_rule(key, rule, args, kwargs, opname, result, 0)
+
+    def note_encoded(self, result: _Obj, text: str) -> None:
+        """The bytes ``_codecs.encode(text, codec)`` makes have a known length (at most 4 per
+        character): ``bytes``/``bytearray`` of them (protocol 0-2 pickles) are bounded."""
+        n = 4 * len(text)
+        self.info[id(result)] = (result, n, n + 1)
+
+    def call_finding(self, key: tuple[str, str], opname: str, problem: str) -> None:
+        self.finding(
+            "pickle-call-argument",
+            Severity.ERROR,
+            f"{opname} calls {key[0]}.{key[1]}{problem}: a `safe` verdict covers only calls "
+            "whose cost is bounded by the file and that change nothing outside the objects "
+            "they build (see ckptguard/data/call_bounds.toml)",
+        )
+
+    def apply_rule(  # noqa: PLR0917 - the call's parts
+        self,
+        key: tuple[str, str],
+        rule: CallRule,
+        args: Any,
+        kwargs: Any,
+        opname: str,
+        result: _Obj | None,
+        depth: int,
+    ) -> None:
+        if rule.mode == "never":
+            self.call_finding(
+                key, opname, f": it is vetted to be referenced, not called ({rule.reason})"
+            )
+            return
+        if type(args) is not tuple:
+            self.call_finding(
+                key, opname, " with arguments that are not a tuple the pickle spells out"
+            )
+            return
+        kw_items: list[tuple[Any, Any]] = []
+        if kwargs is not None:
+            if type(kwargs) is not _Dict or kwargs.overflow:
+                self.call_finding(key, opname, " with keyword arguments the scan cannot read")
+                return
+            kw_items = kwargs.items
+        if rule.mode == "empty":
+            if args or kw_items:
+                self.call_finding(key, opname, f" with arguments ({rule.reason})")
+            return
+        bound: list[tuple[Param, Any]] = []
+        params = rule.params
+        for i, v in enumerate(args):
+            p = params[i] if i < len(params) else rule.star
+            if p is None:
+                return  # more arguments than it takes: the real call raises TypeError
+            bound.append((p, v))
+        for k, v in kw_items:
+            p = next((q for q in params if q.name == k), None) if type(k) is str else None
+            if p is None:
+                self.call_finding(
+                    key, opname, f" with a keyword argument {_show(k)} it does not check"
+                )
+                return
+            bound.append((p, v))
+        named = {p.name: v for p, v in bound}
+        length = -1
+        for p, v in bound:
+            n = self.check_arg(key, rule, p, v, named, opname, depth)
+            if p.kind in _SIZED_KINDS:
+                length = n
+        if result is None:
+            return
+        if key == _RANGE and len(args) == len(bound):
+            length = _range_length([v for _, v in bound])
+        if length >= 0:
+            tree = length + 1
+            if key in _TUPLE_RESULTS and params:
+                tree = self.items_cost(named.get(params[0].name), length)
+            self.info[id(result)] = (result, length, tree)
+
+    def items_cost(self, v: Any, length: int) -> int:
+        """Hash work of a tuple-like built from iterating ``v``: its items' hash costs."""
+        t = type(v)
+        items = v if t is tuple else v.items if t is _List or t is _Set else None
+        if items is None or self.over_budget:
+            return length + 1
+        total = 1
+        for x in items:
+            c, _height = self.key_cost(x, 1)
+            if c < 0:
+                return -1
+            total += c
+        return total
+
+    def check_arg(  # noqa: PLR0917 - one branch per kind
+        self,
+        key: tuple[str, str],
+        rule: CallRule,
+        p: Param,
+        v: Any,
+        named: dict[str, Any],
+        opname: str,
+        depth: int,
+    ) -> int:
+        """Check one argument against its kind; the length iterated for sized kinds."""
+        kind = p.kind
+        t = type(v)
+        if kind == "any":
+            return -1
+        if kind == "bytes_source":
+            if t is int:
+                if not 0 <= v <= self.alloc_bound:
+                    self.call_finding(
+                        key, opname, f" with {p.name}={_count(v)}: it allocates that much"
+                    )
+                return -1
+            if t in (str, bytes, bool, _Big) or v is None:
+                return -1
+            kind = "iterable"
+        if kind in _SIZED_KINDS:
+            n = self.length_of(v)
+            if n is None:
+                self.call_finding(
+                    key,
+                    opname,
+                    f" with {p.name}={_describe(v)}: the scan cannot tell how many items "
+                    "iterating it yields",
+                )
+                return -1
+            if n > self.work_budget:
+                self.call_finding(
+                    key,
+                    opname,
+                    f" with {p.name}={_describe(v)}: iterating it takes {_count(n)} steps",
+                )
+                return -1
+            self.charge(n)
+            if kind == "hashed":
+                self.hash_items(v, opname)
+            elif kind == "pairs":
+                self.hash_pairs(v, opname)
+            return n
+        if kind in {"codec", "errors"}:
+            allowed = _bounds.CODECS if kind == "codec" else _bounds.ERROR_HANDLERS
+            if t is not str or v.lower() not in allowed:
+                what = "codec" if kind == "codec" else "error handler"
+                self.call_finding(
+                    key,
+                    opname,
+                    f" with {p.name}={_describe(v)}: only the {what}s "
+                    f"{', '.join(sorted(allowed))} are vetted (looking up another may import "
+                    "modules)",
+                )
+            elif kind == "codec":
+                _bounds.warm_codecs()
+            return -1
+        if kind in ("int", "small"):
+            if t is not int and t is not bool:
+                self.call_finding(
+                    key, opname, f" with {p.name}={_describe(v)}, not a plain integer"
+                )
+            elif kind == "small" and not -1 <= v <= _bounds.SMALL_MAX:
+                self.call_finding(
+                    key, opname, f" with {p.name}={_count(v)} (at most {_bounds.SMALL_MAX})"
+                )
+            return -1
+        if kind in ("number", "bigint", "rational", "const"):
+            problem = _number_problem(kind, v)
+            if problem:
+                self.call_finding(key, opname, f" with {p.name}={_describe(v)}: {problem}")
+            return -1
+        if kind == "shape":
+            problem = self.shape_problem(v)
+            if problem:
+                self.call_finding(key, opname, f" with {p.name}={_describe(v)}: {problem}")
+            return -1
+        if kind == "dtype_spec":
+            size = _bounds.dtype_itemsize(v) if t is str else -1
+            if not 0 <= size <= self.alloc_bound:
+                self.call_finding(
+                    key,
+                    opname,
+                    f" with {p.name}={_describe(v)}: not a type string as numpy pickles write them",
+                )
+            return -1
+        if kind == "bitgen":
+            if not (t is _Glob or (t is str and v in _bounds.BIT_GENERATORS)):
+                self.call_finding(
+                    key, opname, f" with {p.name}={_describe(v)}: not a bit generator name"
+                )
+            return -1
+        if kind == "callee":
+            self.check_callee(key, p, v, named, opname, depth)
+        return -1
+
+    def check_callee(  # noqa: PLR0917
+        self,
+        key: tuple[str, str],
+        p: Param,
+        v: Any,
+        named: dict[str, Any],
+        opname: str,
+        depth: int,
+    ) -> None:
+        """``v`` is called by ``key`` with other arguments: apply v's own rule to them."""
+        if type(v) is not _Glob:
+            self.call_finding(
+                key, opname, f" with {p.name}={_describe(v)}, which it calls: not a global"
+            )
+            return
+        if depth >= _bounds.MAX_CALLEE_DEPTH:
+            self.call_finding(key, opname, f": callables passed to callables {depth} deep")
+            return
+        v.called = True  # it is called, by the loader on the pickle's behalf
+        inner: list[Any] = []
+        for name in p.callee_args:
+            if name.startswith("*"):
+                arg = named.get(name[1:], ())
+                if type(arg) is not tuple:
+                    self.call_finding(
+                        key, opname, f" with {name[1:]}={_describe(arg)}: not a tuple of arguments"
+                    )
+                    return
+                inner.extend(arg)
+            elif name.endswith("?"):
+                arg = named.get(name[:-1])
+                if arg is not None:
+                    inner.append(arg)
+            else:
+                inner.append(named.get(name))
+        args = tuple(inner)
+        self.charge_args(args)
+        rule = rule_for(v.key)
+        if v.key in RECORDED_CALLS:
+            self.record_call(v.key, args)
+        if rule is not None and rule.mode != "free":
+            self.apply_rule(
+                v.key,
+                rule,
+                args,
+                None,
+                opname + " (through " + ".".join(key) + ")",
+                None,
+                depth + 1,
+            )
+
+    def hash_items(self, v: Any, opname: str) -> None:
+        """Charge hashing every item of ``v`` (a set/frozenset/Counter argument)."""
+        t = type(v)
+        if t is tuple:
+            items: Any = v
+        elif t is _List or t is _Set:
+            items = v.items
+        elif t is _Dict:
+            items = [k for k, _ in v.items]
+        else:
+            return  # str/bytes items, or a call result already costed
+        if self.over_budget:
+            return
+        for x in items:
+            if type(x) is not str:
+                self.hash_key(x, opname, items)
+
+    def hash_pairs(self, v: Any, opname: str) -> None:
+        """Charge hashing the first item of every pair of ``v`` (a dict-like argument)."""
+        t = type(v)
+        if t is tuple or t is list:
+            items: Any = v
+        elif t is _List:
+            items = v.items
+        else:
+            return  # a mapping keeps its hashes; a call result was costed when it was made
+        if self.over_budget:
+            return
+        for x in items:
+            tx = type(x)
+            first = x[0] if tx is tuple and x else x.items[0] if tx is _List and x.items else None
+            if first is not None and type(first) is not str:
+                self.hash_key(first, opname, items)
+
+    def shape_problem(self, v: Any) -> str:
+        t = type(v)
+        dims = [v] if t is int else v if t is tuple else v.items if t is _List else None
+        if dims is None:
+            return "not a shape of plain integers"
+        total = 1
+        for d in dims:
+            if type(d) is not int or d < 0:
+                return "not a shape of plain non-negative integers"
+            total *= d
+            if total > self.alloc_bound:
+                return f"it allocates more than {_count(self.alloc_bound)} elements"
+        return ""
 
     def check_args(self, args: Any, opname: str) -> None:
         t = type(args)
@@ -360,13 +969,24 @@ class _Walker(Reader):
             what = _TYPE_NAMES.get(t, t.__name__)
             self.invalid(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
 
-    def mutate(self, target: Any, opname: str, needs: type | None = None) -> None:
+    def mutate(
+        self, target: Any, opname: str, needs: type | None = None, *, fails: bool = True
+    ) -> None:
         """``target`` is about to be changed by ``opname``; ``needs`` is the container type the
         operation requires (_List, _Dict, _Set; None for BUILD, which needs an object). A
-        target the real unpickler would fail on is a malformed stream."""
+        target the real unpickler would fail on is a malformed stream (unless ``fails`` is
+        false: BUILD with None state). Changing a global, or an object the loader shares
+        rather than one the pickle built, is never `safe`."""
         t = type(target)
         frozen = t is _Set and target.frozen
-        if t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen:
+        if t is _Obj and target.pid >= 0:
+            self.finding(
+                "pickle-shared-mutation",
+                Severity.ERROR,
+                f"{opname} changes the object of a persistent id (a storage the loader shares "
+                "between tensors), not an object the pickle built",
+            )
+        if fails and (t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen):
             what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
             self.invalid(f"{opname} on a {what}: the real unpickler fails here")
             return
@@ -440,7 +1060,12 @@ class _Walker(Reader):
         dict_t = _Dict
         list_t = _List
         missing = MISSING
-        recorded = RECORDED_CALLS
+        sized = _CONTAINER_TYPES
+        codecs_encode = _CODECS_ENCODE
+        codecs_ok = _bounds.CODECS
+        codecs_warm = False
+        hmod = _HASH_MODULUS
+        fast_work = 0  # work charged by the inlined REDUCE, added to self.work periodically
         stack = self.stack
         pos = self.pos
         ops = 0
@@ -459,6 +1084,9 @@ class _Walker(Reader):
             ops += 1
             if not ops & period:
                 self.op_pos = pos
+                if fast_work:
+                    self.charge(fast_work)
+                    fast_work = 0
                 if ops > max_ops:
                     self.fail(f"more than {max_ops} opcodes")
                 if len(stack) > max_stack:
@@ -549,10 +1177,12 @@ class _Walker(Reader):
                             if type(v) is glob_t:
                                 v.referenced = True
                         for k in items[::2]:
-                            if type(k) is not str and _unhashable(k):
+                            tk = type(k)
+                            if tk is not str and (tk is not int or not -hmod < k < hmod):
                                 self.op_pos = pos
-                                self.invalid("SETITEMS with an unhashable key (a list or dict)")
-                                break
+                                if self.hash_key(k, "SETITEMS", stack[-1]) < 0:
+                                    self.invalid("SETITEMS with an unhashable key (a list or dict)")
+                                    break
                         self._dict_add(stack[-1], items)
                         pos += 1
                         continue
@@ -560,14 +1190,47 @@ class _Walker(Reader):
                 if len(stack) >= 2 and type(stack[-2]) is glob_t and type(stack[-1]) is tuple:
                     args = stack.pop()
                     func = stack.pop()
-                    if type(args) is tuple:
+                    flags = func.flags
+                    if len(args) > _BIG_ARGS:
+                        self.op_pos = pos
+                        self.reference_tuple(args)
+                        self.charge_args(args)
+                        if flags & 1:  # _RECORDED
+                            self.record_call(func.key, args)
+                    elif flags & 1:  # _RECORDED: record_call's fold charges their size
                         for v in args:
                             if type(v) is glob_t:
                                 v.referenced = True
-                    func.called = True
-                    if func.key in recorded:
                         self.record_call(func.key, args)
-                    stack.append(obj_t(func.key))
+                    else:  # reference_tuple + charge_args, inline (charged at the next check)
+                        fast_work += len(args)
+                        for v in args:
+                            tv = type(v)
+                            if tv is glob_t:
+                                v.referenced = True
+                            elif tv is tuple:
+                                fast_work += len(v)
+                            elif tv in sized:
+                                fast_work += len(v.items)
+                    func.called = True
+                    made = obj_t(func.key)
+                    if not flags & (2 if args else 4):  # _CHECKED / _CHECKED_NO_ARGS
+                        pass
+                    elif (
+                        func.key == codecs_encode  # protocol-2 bytes, arrays: encode(s, 'latin1')
+                        and len(args) == 2
+                        and type(args[1]) is str
+                        and args[1] in codecs_ok
+                    ):
+                        if not codecs_warm:
+                            _bounds.warm_codecs()
+                            codecs_warm = True
+                        if type(args[0]) is str:
+                            self.note_encoded(made, args[0])
+                    else:
+                        self.op_pos = pos
+                        self.check_call(func.key, args, None, "REDUCE", made)
+                    stack.append(made)
                     pos += 1
                     continue
             elif op == 0x7D:  # } EMPTY_DICT
@@ -638,6 +1301,9 @@ class _Walker(Reader):
             self.op_pos = pos
             self.pos = pos + 1
             self.opcodes = ops
+            if fast_work:
+                self.charge(fast_work)
+                fast_work = 0
             try:
                 result = self._slow(op)
             except Short:
@@ -676,8 +1342,9 @@ class _Walker(Reader):
             pid = self.pop()
             self.reference((pid,))
             if type(pid) is tuple:
-                self.reference(pid)
-            self.persistent_ids.append(self.fold_bounded(pid, _FOLD_PID_BUDGET))
+                self.reference_tuple(pid)
+            folded = OPAQUE if self.over_budget else self.fold_bounded(pid, _FOLD_PID_BUDGET)
+            self.persistent_ids.append(folded)
             self.stack.append(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
         elif op == 0x73:  # s SETITEM
             value = self.pop()
@@ -685,7 +1352,7 @@ class _Walker(Reader):
             target = self.top()
             self.reference((key, value))
             self.mutate(target, "SETITEM", _Dict)
-            self.check_hashable((key,), "SETITEM")
+            self.check_hashable((key,), "SETITEM", target)
             if type(target) is _Dict:
                 self._dict_add(target, [key, value])
         elif op == 0x62:  # b BUILD
@@ -693,11 +1360,14 @@ class _Walker(Reader):
             inst = self.top()
             self.reference((state,))
             if type(state) is tuple:
-                self.reference(state)
+                self.reference_tuple(state)
+            self.charge_args((state,))  # __setstate__ / setattr walk the state once per BUILD
+            if type(state) is _Dict:
+                self.hash_pairs(state.items, "BUILD")
             if type(inst) is _Obj and inst.origin is not None:
                 self.built.add(inst.origin)
-            if state is not None:
-                self.mutate(inst, "BUILD")
+            # BUILD None on a constant does nothing; on a global it still calls __setstate__
+            self.mutate(inst, "BUILD", fails=state is not None)
         elif op == 0x75:  # u SETITEMS
             items = self.pop_mark()
             if len(items) % 2:
@@ -705,7 +1375,7 @@ class _Walker(Reader):
             target = self.top()
             self.reference(items)
             self.mutate(target, "SETITEMS", _Dict)
-            self.check_hashable(items[::2], "SETITEMS")
+            self.check_hashable(items[::2], "SETITEMS", target)
             if type(target) is _Dict:
                 self._dict_add(target, items)
         elif op == 0x4D:  # M BININT2
@@ -788,9 +1458,9 @@ class _Walker(Reader):
             args = self.pop()
             cls = self.pop()
             self.check_args(args, "NEWOBJ")
-            if type(args) is tuple:
-                self.reference(args)
-            self.stack.append(self.call(cls, "NEWOBJ"))
+            result = self.call(cls, "NEWOBJ")
+            self.account_call(cls, args, None, "NEWOBJ", result)
+            self.stack.append(result)
         elif op == 0x8A:  # LONG1
             n = self.u8()
             stack.append(int.from_bytes(self.take(n), "little", signed=True))
@@ -838,11 +1508,9 @@ class _Walker(Reader):
             args = self.pop()
             func = self.pop()
             self.check_args(args, "REDUCE")
-            if type(args) is tuple:
-                self.reference(args)
-            if type(func) is _Glob and func.key in RECORDED_CALLS:
-                self.record_call(func.key, args)
-            self.stack.append(self.call(func, "REDUCE"))
+            result = self.call(func, "REDUCE")
+            self.account_call(func, args, None, "REDUCE", result)
+            self.stack.append(result)
         elif op == 0x92:  # NEWOBJ_EX
             kwargs = self.pop()
             args = self.pop()
@@ -850,12 +1518,9 @@ class _Walker(Reader):
             self.check_args(args, "NEWOBJ_EX")
             if type(kwargs) in _CONSTANT_TYPES or type(kwargs) in (_List, _Set):
                 self.invalid("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
-            for a in (args, kwargs):
-                if type(a) is tuple:
-                    self.reference(a)
-                elif type(a) is _Dict:
-                    self.reference(v for kv in a.items for v in kv)
-            self.stack.append(self.call(cls, "NEWOBJ_EX"))
+            result = self.call(cls, "NEWOBJ_EX")
+            self.account_call(cls, args, kwargs, "NEWOBJ_EX", result)
+            self.stack.append(result)
         elif op == 0x7D:  # } EMPTY_DICT
             stack.append(_Dict())
         elif op == 0x5D:  # ] EMPTY_LIST
@@ -970,7 +1635,7 @@ class _Walker(Reader):
             items = self.pop_mark()
             if len(items) % 2:
                 self.fail("DICT with an odd number of items")
-            self.check_hashable(items[::2], "DICT")
+            self.check_hashable(items[::2], "DICT", items)
             self.reference(items)
             dct = _Dict()
             self._dict_add(dct, items)
@@ -982,12 +1647,12 @@ class _Walker(Reader):
             target = self.top()
             self.reference(items)
             self.mutate(target, "ADDITEMS", _Set)
-            self.check_hashable(items, "ADDITEMS")
+            self.check_hashable(items, "ADDITEMS", target)
             if type(target) is _Set:
                 self._set_add(target, items)
         elif op == 0x91:  # FROZENSET
             items = self.pop_mark()
-            self.check_hashable(items, "FROZENSET")
+            self.check_hashable(items, "FROZENSET", items)
             self.reference(items)
             fs = _Set(frozen=True)
             self._set_add(fs, items)
@@ -1017,14 +1682,16 @@ class _Walker(Reader):
             name = self.text_name("ascii")
             g = self.add_global(module, name)
             items = self.pop_mark()
-            self.reference(items)
-            self.stack.append(self.call(g, "INST"))
+            result = self.call(g, "INST")
+            self.account_call(g, tuple(items), None, "INST", result)
+            self.stack.append(result)
         elif op == 0x6F:  # o OBJ
             items = self.pop_mark()
             if not items:
                 self.fail("OBJ without a class")
-            self.reference(items[1:])
-            self.stack.append(self.call(items[0], "OBJ"))
+            result = self.call(items[0], "OBJ")
+            self.account_call(items[0], tuple(items[1:]), None, "OBJ", result)
+            self.stack.append(result)
         elif op == 0x50:  # P PERSID
             raw = self.line()
             self.persistent_ids.append(raw.decode("ascii", "replace"))
@@ -1097,9 +1764,14 @@ class _Walker(Reader):
         in bounded time); past the budget the whole value is OPAQUE."""
         self.fold_budget = budget
         try:
-            return self.fold(v, 0)
+            out = self.fold(v, 0)
         except _FoldBudget:
-            return OPAQUE
+            out = OPAQUE
+        # the scan's own work counts in the budget (past it, callers stop folding)
+        self.work += budget - self.fold_budget if self.fold_budget > 0 else budget
+        if self.work > self.work_budget:
+            self.charge(0)
+        return out
 
     def fold(self, v: Any, depth: int) -> object:
         """Turn a stack value into a plain constant, or OPAQUE (use :meth:`fold_bounded`)."""
@@ -1116,17 +1788,23 @@ class _Walker(Reader):
         if t is _Obj:
             return PersistentRef(v.pid) if v.pid >= 0 else OPAQUE
         if t is tuple:  # torch storage ids, shapes, strides: mostly plain items, folded inline
+            if depth > 1:
+                return self.fold_shared(v, depth)
+            # levels 0 and 1 (an argument tuple and its shapes) are walked once per call of
+            # fold_bounded, which charges what it spends to the work budget
             self._spend(len(v))
             plain = _PLAIN
             return tuple(
                 [x if x is None or type(x) in plain else self.fold(x, depth + 1) for x in v]
             )
         if t is _List:
+            self.fold_impure += 1
             if v.overflow:
                 return OPAQUE
             self._spend(len(v.items))
             return [self.fold(x, depth + 1) for x in v.items]
         if t is _Dict:
+            self.fold_impure += 1
             if v.overflow:
                 return OPAQUE
             self._spend(2 * len(v.items))
@@ -1135,6 +1813,7 @@ class _Walker(Reader):
             except TypeError:  # unhashable folded key
                 return OPAQUE
         if t is _Set:
+            self.fold_impure += 1
             if v.overflow:
                 return OPAQUE
             self._spend(len(v.items))
@@ -1144,6 +1823,23 @@ class _Walker(Reader):
             except TypeError:
                 return OPAQUE
         return OPAQUE
+
+    def fold_shared(self, v: tuple[Any, ...], depth: int) -> object:
+        """:meth:`fold` of a nested tuple, which the memo may share: folded once per depth,
+        later visits spend what the first one spent, in O(1) (unless it holds a mutable
+        container, whose content may have changed since)."""
+        hit = self.fold_memo.get(id(v))
+        if hit is not None and hit[0] is v and hit[1] == depth:
+            self._spend(hit[3] - 1)
+            return hit[2]
+        before = self.fold_budget
+        impure = self.fold_impure
+        self._spend(len(v))
+        plain = _PLAIN
+        out = tuple([x if x is None or type(x) in plain else self.fold(x, depth + 1) for x in v])
+        if self.fold_impure == impure and len(v) > 1:
+            self.fold_memo[id(v)] = (v, depth, out, before - self.fold_budget)
+        return out
 
     def _spend(self, n: int) -> None:
         self.fold_budget -= n + 1
