@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(PY) demo/run_demo.py
 
 lint: $(STAMP)
-	$(PY) -m ruff check src tests benchmarks
+	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m mypy
 
 test: $(STAMP) lint
