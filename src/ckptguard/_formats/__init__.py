@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 
 from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
@@ -132,6 +133,19 @@ def _not_a_pickle(data: Buffer) -> bool:
     return False
 
 
+def _fails_before_code(data: Buffer) -> bool:
+    """pickle.load of ``data`` fails before it imports a global or reaches code (wherever it
+    fails: a file of another format whose first bytes are pickle opcodes)."""
+    try:
+        analyze_pickle(data, where="pickle")
+    except PickleError as exc:
+        failed_at = exc.offset if exc.offset is not None else len(data)
+        return not any(importable(g.module) for g in exc.partial) and not reaches_code(
+            data, failed_at
+        )
+    return False
+
+
 def _whole(path: str | os.PathLike[str]) -> bytes:
     with open(path, "rb") as f:
         return f.read(_SNIFF_WHOLE)
@@ -188,19 +202,43 @@ _TAR_PROBLEM = (
 
 def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     """A file that tarfile opens: an error whatever else it is (its pickles still reported)."""
+    return _read_polyglot(_read_other, buf, head, limits, "format-tar")
+
+
+# What each polyglot rule says, and the next step it suggests.
+_POLYGLOT = {
+    "format-tar": (
+        _TAR_PROBLEM,
+        "PyTorch's pre-0.4 tar format is not supported: load it once with a trusted old "
+        "PyTorch in a sandbox and re-save it",
+        "tar",
+    ),
+    "format-safetensors-pickle": (
+        "a safetensors file whose bytes, from the header length on, are also a pickle: "
+        "pickle.load, numpy.load(allow_pickle=True) and torch.load(weights_only=False) run that "
+        "pickle instead of reading the tensors ckptguard checked",
+        "load it only with the safetensors library, or re-save it with safetensors",
+        "safetensors",
+    ),
+}
+
+
+def _read_polyglot(
+    reader: Callable[[Buffer, bytes, PickleLimits], Extracted],
+    buf: Buffer, head: bytes, limits: PickleLimits, rule: str,
+) -> Extracted:  # fmt: skip
+    """A file that a stock loader reads otherwise than ckptguard: an error whatever else it is;
+    what ``reader`` finds in it (the pickles the other reading meets) is still reported."""
+    problem, hint, fmt = _POLYGLOT[rule]
     try:
-        found = _read_other(buf, head, limits)
+        found = reader(buf, head, limits)
     except CorruptCheckpointError as exc:
         if isinstance(exc, PickleError) and exc.partial:
             raise  # the globals it reached before breaking are the news (verdict dangerous)
         raise corrupt(
-            f"{_TAR_PROBLEM} (read as a checkpoint: {exc.problem})",
-            hint="PyTorch's pre-0.4 tar format is not supported: load it once with a trusted "
-            "old PyTorch in a sandbox and re-save it",
-            fmt="tar",
-            rule="format-tar",
+            f"{problem} (read as a checkpoint: {exc.problem})", hint=hint, fmt=fmt, rule=rule
         ) from None
-    finding = error_finding("format-tar", _TAR_PROBLEM, "byte 0")
+    finding = error_finding(rule, problem, "byte 0")
     return Extracted(found.format, found.pickles, (finding, *found.findings), found.details)
 
 
@@ -210,7 +248,10 @@ def _read_other(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
 
         return read_npy(buf, "array", limits)
     if looks_like_safetensors(buf):
-        return read_safetensors(buf)
+        found = read_safetensors(buf)
+        if buf[0] in PICKLE_OPCODES and not _fails_before_code(buf):
+            return _read_polyglot(_read_pickles, buf, head, limits, "format-safetensors-pickle")
+        return found
     if head[257:262] == b"ustar":
         raise corrupt(
             "a tar archive: PyTorch's pre-0.4 tar checkpoint format is not supported",
