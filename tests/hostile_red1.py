@@ -9,6 +9,7 @@ subprocess) and refused by scan, load and convert.
 from __future__ import annotations
 
 import json
+import struct
 from pathlib import Path
 
 
@@ -45,3 +46,32 @@ def case_safetensors_pickle(path: Path, marker: Path) -> Path:
 CASES = {
     "safetensors-pickle": case_safetensors_pickle,
 }
+
+
+LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
+
+
+def case_legacy_magic_object(path: Path, numel: int = 1 << 28) -> Path:
+    """Pickles in a row that torch.load reads as a pre-1.6 checkpoint, ckptguard as plain pickles.
+
+    torch's legacy loader checks ``magic != MAGIC_NUMBER`` and ``version != 1001``: the first
+    pickle here is ``decimal.Decimal('<magic>')`` (equal to the int, but not an int), so a
+    reader that recognises the legacy format by the int alone checks five plain pickles in a
+    row. torch.load instead calls its persistent_load on the fourth one: the persistent id
+    ``('storage', torch.FloatStorage, '0', 'cpu', numel, None)`` allocates ``4 * numel`` bytes
+    (1 GiB by default; any size) from a 250-byte file. No storage keys follow, so no raw data.
+    """
+    digits = str(LEGACY_MAGIC).encode()
+    magic = b"\x80\x02cdecimal\nDecimal\nX" + struct.pack("<I", len(digits)) + digits + b"\x85R."
+    version = b"\x80\x02M\xe9\x03."  # 1001
+    info = b"\x80\x02}X\x0d\x00\x00\x00little_endian\x88s."
+    pid = (
+        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu"
+        + b"\x8a\x08"
+        + struct.pack("<q", numel)
+        + b"Nt"
+    )
+    obj = b"\x80\x02}X\x01\x00\x00\x00a" + pid + b"Qs."
+    keys = b"\x80\x02]."
+    path.write_bytes(magic + version + info + obj + keys)
+    return path

@@ -79,3 +79,45 @@ def test_plain_safetensors_files_stay_safe(tmp_path: Path) -> None:
         save_file({"x" * n: torch.arange(n, dtype=torch.float32)}, str(path))
         report = ckptguard.scan(path)
         assert report.files[0].verdict.value == "safe", (n, report.files[0].findings)
+
+
+def test_legacy_magic_object_is_read_as_legacy_by_torch(tmp_path: Path) -> None:
+    """Liveness: torch.load takes its legacy path (persistent ids) on the Decimal magic file
+    and allocates a 1 GiB storage from a file of ~150 bytes; pickle.load sees a Decimal."""
+    path = hr.case_legacy_magic_object(tmp_path / "m.pt")
+    code = (
+        "import pickle, sys, warnings, torch\n"
+        "warnings.simplefilter('ignore')\n"
+        "assert pickle.load(open(sys.argv[1], 'rb')) == int(sys.argv[2])\n"
+        "print(torch.load(sys.argv[1], weights_only=False)['a'].nbytes())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(path), str(hr.LEGACY_MAGIC)],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert proc.stdout.split() == [str(1 << 30)]
+    assert path.stat().st_size < 200
+
+
+def test_legacy_magic_object_is_refused_by_scan_load_and_convert(tmp_path: Path) -> None:
+    path = hr.case_legacy_magic_object(tmp_path / "m.pt")
+    found = ckptguard.scan(path).files[0]
+    assert found.verdict.value == "error"
+    assert "torch-legacy-magic-object" in {f.rule for f in found.findings}
+    for source in (path, io.BytesIO(path.read_bytes())):
+        with pytest.raises(CheckpointError):
+            ckptguard.load(source)
+    with pytest.raises(CheckpointError):
+        ckptguard.convert(path, tmp_path / "out.pt")
+
+
+def test_pickles_in_a_row_that_cannot_be_legacy_stay_readable(tmp_path: Path) -> None:
+    import pickle
+    from collections import OrderedDict
+
+    # an object first but no 1001 second; the int magic with a plain second: no new finding
+    for first, second in ((OrderedDict(a=1), 7), (hr.LEGACY_MAGIC + 1, 1001), (1.5, 1001)):
+        path = tmp_path / "row.pkl"
+        path.write_bytes(pickle.dumps(first, protocol=2) + pickle.dumps(second, protocol=2))
+        rules = {f.rule for f in ckptguard.scan(path).files[0].findings}
+        assert "torch-legacy-magic-object" not in rules, (first, second)

@@ -13,9 +13,17 @@ from collections.abc import Callable
 
 from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
-from ckptguard._pickle._types import PickleLimits
+from ckptguard._pickle._types import OPAQUE, GlobalConst, PickleLimits
 
-from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt, error_finding
+from ._common import (
+    LEGACY_MAGIC_NUMBER,
+    NPY_MAGIC,
+    PROTOCOL_VERSION,
+    Buffer,
+    analyse_all,
+    corrupt,
+    error_finding,
+)
 from ._framing import importable, reaches_code
 from ._safetensors import looks_like_safetensors, read_safetensors
 from ._tar import tar_would_open
@@ -294,4 +302,26 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     if first.end == len(buf):
         return Extracted("pickle", pickles=(PickleStream("pickle", first),))
     streams, findings = analyse_all(buf, "pickle", limits)
+    if (
+        len(streams) > 1
+        and _may_equal(first.value, LEGACY_MAGIC_NUMBER)
+        and _may_equal(streams[1].analysis.value, PROTOCOL_VERSION)
+    ):
+        findings.append(error_finding("torch-legacy-magic-object", _MAGIC_PROBLEM, "pickle 1"))
     return Extracted("pickle", pickles=tuple(streams), findings=tuple(findings))
+
+
+_MAGIC_PROBLEM = (
+    "the first pickle builds an object that may compare equal to torch's legacy magic number, "
+    "and the second one equal to its protocol version: torch.load tests them with '!=', so it "
+    "may read this file as a pre-1.6 checkpoint (persistent ids, storage sizes, raw storage "
+    "data) that ckptguard checked only as plain pickles in a row"
+)
+
+
+def _may_equal(value: object, number: int) -> bool:
+    """Whether a pickle's folded result may compare equal to ``number`` (objects built by a
+    call, such as ``Decimal`` or ``Fraction``, and globals may; other constants exactly)."""
+    if value is OPAQUE or isinstance(value, GlobalConst):
+        return True
+    return isinstance(value, (int, float, complex)) and value == number
