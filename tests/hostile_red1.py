@@ -18,7 +18,7 @@ def payload(marker: Path) -> bytes:
     return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
 
 
-def case_safetensors_pickle(path: Path, marker: Path) -> Path:
+def case_safetensors_pickle(path: Path, marker: Path, lead: bytes = b"") -> Path:
     """A valid safetensors file that is also a pickle running ``payload(marker)``.
 
     safetensors starts with its header length, 8 bytes little-endian. Low bytes ``C`` (0x43,
@@ -31,7 +31,7 @@ def case_safetensors_pickle(path: Path, marker: Path) -> Path:
     ``pickle.load``, ``numpy.load(allow_pickle=True)`` and ``torch.load(weights_only=False)``
     (legacy path: not a zip, not a tar) run the payload.
     """
-    data = b"\n" + payload(marker)
+    data = b"\n" + lead + payload(marker)
     prefix = '{"__metadata__":{"a":"'
     skip = 8 + len(prefix) - 2  # from byte 2 to the V
     length = 0x43 | (skip << 8)
@@ -43,8 +43,39 @@ def case_safetensors_pickle(path: Path, marker: Path) -> Path:
     return path
 
 
+# One past ckptguard's memo bound (PickleLimits.max_memo): CPython's unpickler just grows its
+# memo table (160 MB) and reads on.
+OVER_MEMO_LIMIT = 20_000_001
+
+
+def over_memo_limit() -> bytes:
+    """LONG_BINPUT of the top of the stack at an index past ckptguard's memo bound, then POP."""
+    return b"r" + struct.pack("<I", OVER_MEMO_LIMIT) + b"0"
+
+
+def case_memo_limit_sniff(path: Path, marker: Path) -> Path:
+    """A pickle a directory scan once skipped as "not a checkpoint".
+
+    It starts with BINFLOAT (not one of the usual first opcodes), so the directory walk asks the
+    analyser whether pickle.load fails early; the analyser stops at the LONG_BINPUT index past
+    its own memo bound (byte 9) before any global, which was taken for a failure of
+    pickle.load. CPython grows its memo and runs the payload. The name has no checkpoint suffix.
+    """
+    path = path.with_suffix(".weights")
+    path.write_bytes(b"G" + struct.pack(">d", 1.0) + over_memo_limit() + payload(marker))
+    return path
+
+
+def case_safetensors_pickle_memo_limit(path: Path, marker: Path) -> Path:
+    """:func:`case_safetensors_pickle` whose pickle passes the analyser's memo bound before the
+    payload (a polyglot check that took any analyser failure as pickle.load's)."""
+    return case_safetensors_pickle(path, marker, lead=over_memo_limit())
+
+
 CASES = {
     "safetensors-pickle": case_safetensors_pickle,
+    "safetensors-pickle-memo-limit": case_safetensors_pickle_memo_limit,
+    "memo-limit-sniff": case_memo_limit_sniff,
 }
 
 

@@ -132,6 +132,8 @@ def _not_a_pickle(data: Buffer) -> bool:
     try:
         analyze_pickle(data, where="sniff")
     except PickleError as exc:
+        if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
+            return False
         failed_at = exc.offset if exc.offset is not None else len(data)
         return (
             failed_at <= _SNIFF_FAIL_WITHIN
@@ -147,6 +149,8 @@ def _fails_before_code(data: Buffer) -> bool:
     try:
         analyze_pickle(data, where="pickle")
     except PickleError as exc:
+        if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
+            return False
         failed_at = exc.offset if exc.offset is not None else len(data)
         return not any(importable(g.module) for g in exc.partial) and not reaches_code(
             data, failed_at
