@@ -9,12 +9,21 @@ from __future__ import annotations
 
 import mmap
 import os
+from collections.abc import Callable
 
 from ckptguard._errors import CorruptCheckpointError
 from ckptguard._pickle import DEFAULT_LIMITS, PickleError, analyze_pickle
-from ckptguard._pickle._types import PickleLimits
+from ckptguard._pickle._types import OPAQUE, GlobalConst, PickleLimits
 
-from ._common import LEGACY_MAGIC_NUMBER, NPY_MAGIC, Buffer, analyse_all, corrupt, error_finding
+from ._common import (
+    LEGACY_MAGIC_NUMBER,
+    NPY_MAGIC,
+    PROTOCOL_VERSION,
+    Buffer,
+    analyse_all,
+    corrupt,
+    error_finding,
+)
 from ._framing import importable, reaches_code
 from ._safetensors import looks_like_safetensors, read_safetensors
 from ._tar import tar_would_open
@@ -123,11 +132,28 @@ def _not_a_pickle(data: Buffer) -> bool:
     try:
         analyze_pickle(data, where="sniff")
     except PickleError as exc:
+        if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
+            return False
         failed_at = exc.offset if exc.offset is not None else len(data)
         return (
             failed_at <= _SNIFF_FAIL_WITHIN
             and not any(importable(g.module) for g in exc.partial)
             and not reaches_code(data, failed_at)
+        )
+    return False
+
+
+def _fails_before_code(data: Buffer) -> bool:
+    """pickle.load of ``data`` fails before it imports a global or reaches code (wherever it
+    fails: a file of another format whose first bytes are pickle opcodes)."""
+    try:
+        analyze_pickle(data, where="pickle")
+    except PickleError as exc:
+        if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
+            return False
+        failed_at = exc.offset if exc.offset is not None else len(data)
+        return not any(importable(g.module) for g in exc.partial) and not reaches_code(
+            data, failed_at
         )
     return False
 
@@ -188,19 +214,43 @@ _TAR_PROBLEM = (
 
 def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     """A file that tarfile opens: an error whatever else it is (its pickles still reported)."""
+    return _read_polyglot(_read_other, buf, head, limits, "format-tar")
+
+
+# What each polyglot rule says, and the next step it suggests.
+_POLYGLOT = {
+    "format-tar": (
+        _TAR_PROBLEM,
+        "PyTorch's pre-0.4 tar format is not supported: load it once with a trusted old "
+        "PyTorch in a sandbox and re-save it",
+        "tar",
+    ),
+    "format-safetensors-pickle": (
+        "a safetensors file whose bytes, from the header length on, are also a pickle: "
+        "pickle.load, numpy.load(allow_pickle=True) and torch.load(weights_only=False) run that "
+        "pickle instead of reading the tensors ckptguard checked",
+        "load it only with the safetensors library, or re-save it with safetensors",
+        "safetensors",
+    ),
+}
+
+
+def _read_polyglot(
+    reader: Callable[[Buffer, bytes, PickleLimits], Extracted],
+    buf: Buffer, head: bytes, limits: PickleLimits, rule: str,
+) -> Extracted:  # fmt: skip
+    """A file that a stock loader reads otherwise than ckptguard: an error whatever else it is;
+    what ``reader`` finds in it (the pickles the other reading meets) is still reported."""
+    problem, hint, fmt = _POLYGLOT[rule]
     try:
-        found = _read_other(buf, head, limits)
+        found = reader(buf, head, limits)
     except CorruptCheckpointError as exc:
         if isinstance(exc, PickleError) and exc.partial:
             raise  # the globals it reached before breaking are the news (verdict dangerous)
         raise corrupt(
-            f"{_TAR_PROBLEM} (read as a checkpoint: {exc.problem})",
-            hint="PyTorch's pre-0.4 tar format is not supported: load it once with a trusted "
-            "old PyTorch in a sandbox and re-save it",
-            fmt="tar",
-            rule="format-tar",
+            f"{problem} (read as a checkpoint: {exc.problem})", hint=hint, fmt=fmt, rule=rule
         ) from None
-    finding = error_finding("format-tar", _TAR_PROBLEM, "byte 0")
+    finding = error_finding(rule, problem, "byte 0")
     return Extracted(found.format, found.pickles, (finding, *found.findings), found.details)
 
 
@@ -210,7 +260,10 @@ def _read_other(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
 
         return read_npy(buf, "array", limits)
     if looks_like_safetensors(buf):
-        return read_safetensors(buf)
+        found = read_safetensors(buf)
+        if buf[0] in PICKLE_OPCODES and not _fails_before_code(buf):
+            return _read_polyglot(_read_pickles, buf, head, limits, "format-safetensors-pickle")
+        return found
     if head[257:262] == b"ustar":
         raise corrupt(
             "a tar archive: PyTorch's pre-0.4 tar checkpoint format is not supported",
@@ -253,4 +306,26 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     if first.end == len(buf):
         return Extracted("pickle", pickles=(PickleStream("pickle", first),))
     streams, findings = analyse_all(buf, "pickle", limits)
+    if (
+        len(streams) > 1
+        and _may_equal(first.value, LEGACY_MAGIC_NUMBER)
+        and _may_equal(streams[1].analysis.value, PROTOCOL_VERSION)
+    ):
+        findings.append(error_finding("torch-legacy-magic-object", _MAGIC_PROBLEM, "pickle 1"))
     return Extracted("pickle", pickles=tuple(streams), findings=tuple(findings))
+
+
+_MAGIC_PROBLEM = (
+    "the first pickle builds an object that may compare equal to torch's legacy magic number, "
+    "and the second one equal to its protocol version: torch.load tests them with '!=', so it "
+    "may read this file as a pre-1.6 checkpoint (persistent ids, storage sizes, raw storage "
+    "data) that ckptguard checked only as plain pickles in a row"
+)
+
+
+def _may_equal(value: object, number: int) -> bool:
+    """Whether a pickle's folded result may compare equal to ``number`` (objects built by a
+    call, such as ``Decimal`` or ``Fraction``, and globals may; other constants exactly)."""
+    if value is OPAQUE or isinstance(value, GlobalConst):
+        return True
+    return isinstance(value, (int, float, complex)) and value == number

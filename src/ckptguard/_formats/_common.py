@@ -22,6 +22,7 @@ from ._types import PickleStream
 # The magic numbers the dispatcher needs before it imports the reader they select.
 NPY_MAGIC = b"\x93NUMPY"  # numpy .npy files
 LEGACY_MAGIC_NUMBER = 0x1950A86A20F9469CFC6C  # the first pickle of a pre-1.6 torch.save file
+PROTOCOL_VERSION = 1001  # the second pickle of a pre-1.6 torch.save file
 
 # A deflated member that ckptguard must read whole (a pickle, a .npy header) may inflate to at
 # most INFLATE_RATIO times its compressed size (at least INFLATE_FLOOR, at most INFLATE_MAX):

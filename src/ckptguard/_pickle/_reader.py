@@ -48,6 +48,11 @@ class Fail(Exception):
     """Internal: the stream is malformed at the current opcode."""
 
 
+class OverLimit(Fail):
+    """Internal: the stream exceeds a bound of ckptguard's (:class:`PickleLimits`) where
+    CPython's unpickler reads on: proof of nothing about where ``pickle.load`` fails."""
+
+
 class Short(Fail):
     """Internal: an argument runs past the end of the data or of the current FRAME.
 
@@ -189,6 +194,9 @@ class Reader:
     def fail(self, problem: str) -> NoReturn:
         raise Fail(problem)
 
+    def over_limit(self, problem: str) -> NoReturn:
+        raise OverLimit(problem)
+
     def short(self, problem: str) -> NoReturn:
         """An argument runs past ``size``: truncated data, or an opcode cut by a FRAME's end."""
         if self.frame_end >= 0:
@@ -240,7 +248,9 @@ class Reader:
     def malformed(self, exc: Exception) -> PickleError:
         """The error for a failure of the walk (``Fail``, or one of ``MALFORMED``)."""
         if isinstance(exc, Fail):
-            return self.error(str(exc))
+            err = self.error(str(exc))
+            err.over_limit = isinstance(exc, OverLimit)
+            return err
         return self.error(f"malformed pickle ({type(exc).__name__}: {exc})")
 
     def line(self) -> bytes:

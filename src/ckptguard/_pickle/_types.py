@@ -210,3 +210,5 @@ class PickleError(CorruptCheckpointError):
         super().__init__(problem, hint=hint)
         self.offset = offset
         self.partial = partial  # globals seen before the failure (still reported)
+        # the failure is a bound of ckptguard's, not one of CPython's unpickler (which reads on)
+        self.over_limit = False

@@ -410,13 +410,13 @@ class _Walker(Reader):
 
     def push_bytes(self, n: int) -> None:
         if n > self.limits.max_string:
-            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+            self.over_limit(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
         raw = self.take_const(n)
         self.stack.append(_BIG_BYTES if raw is None else bytes(raw))
 
     def check_len(self, n: int) -> None:
         if n > self.limits.max_string:
-            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+            self.over_limit(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
 
     def reference(self, values: Any) -> None:
         for v in values:
@@ -1088,11 +1088,11 @@ class _Walker(Reader):
                     self.charge(fast_work)
                     fast_work = 0
                 if ops > max_ops:
-                    self.fail(f"more than {max_ops} opcodes")
+                    self.over_limit(f"more than {max_ops} opcodes")
                 if len(stack) > max_stack:
-                    self.fail(f"more than {max_stack} items on the stack")
+                    self.over_limit(f"more than {max_stack} items on the stack")
                 if len(memo) > max_memo:
-                    self.fail(f"more than {max_memo} memo entries")
+                    self.over_limit(f"more than {max_memo} memo entries")
 
             if op == 0x71:  # q BINPUT
                 if pos + 2 <= size and stack:
@@ -1489,7 +1489,7 @@ class _Walker(Reader):
             stack.append(self.u8())
         elif op == 0x28:  # ( MARK
             if len(self.metastack) >= max_marks:
-                self.fail(f"more than {max_marks} nested MARKs")
+                self.over_limit(f"more than {max_marks} nested MARKs")
             self.metastack.append(stack)
             self.stack = []
         elif op == 0x85:  # TUPLE1
@@ -1531,17 +1531,17 @@ class _Walker(Reader):
                 v.memoized = True
             memo[len(memo)] = v
             if len(memo) > max_memo:
-                self.fail(f"more than {max_memo} memo entries")
+                self.over_limit(f"more than {max_memo} memo entries")
         elif op == 0x72:  # r LONG_BINPUT
             idx = self.u32()
             if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
-                self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
+                self.over_limit(f"memo index {idx} exceeds the limit of {max_memo}")
             v = self.top()
             if type(v) is _Obj:
                 v.memoized = True
             memo[idx] = v
             if len(memo) > max_memo:
-                self.fail(f"more than {max_memo} memo entries")
+                self.over_limit(f"more than {max_memo} memo entries")
         elif op == 0x6A:  # j LONG_BINGET
             idx = self.u32()
             if idx not in memo:
@@ -1670,13 +1670,13 @@ class _Walker(Reader):
             if idx < 0:
                 self.fail("negative PUT argument")
             if idx > max_memo:  # CPython's unpickler allocates a memo table up to idx
-                self.fail(f"memo index {idx} exceeds the limit of {max_memo}")
+                self.over_limit(f"memo index {idx} exceeds the limit of {max_memo}")
             v = self.top()
             if type(v) is _Obj:
                 v.memoized = True
             memo[idx] = v
             if len(memo) > max_memo:
-                self.fail(f"more than {max_memo} memo entries")
+                self.over_limit(f"more than {max_memo} memo entries")
         elif op == 0x69:  # i INST
             module = self.text_name("ascii")
             name = self.text_name("ascii")
