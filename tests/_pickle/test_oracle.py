@@ -304,3 +304,16 @@ def test_a_frame_that_lies_is_an_error_with_a_finding_naming_it() -> None:
     readings = read_all(lying)
     assert readings["bytesio"].error is not None  # the modes really differ on it
     assert readings["loads"].error is None
+
+
+
+def test_pickles_after_a_frame_tail_are_still_reported(oracle: Oracle) -> None:
+    """A pickle whose STOP leaves most of its small FRAME unread, then another pickle right
+    after the STOP: an opened file reads that frame in place (peek) and starts the next pickle
+    just after the STOP, reaching os.system. The frame-tail finding must not end the reading
+    of pickles in a row there."""
+    lying = b"\x80\x04\x95" + struct.pack("<Q", 846) + b"}."  # PROTO 4, FRAME 846, {}, STOP
+    data = lying + b"cos\nsystem\n." + b"N." * 600
+    found, error, _ = _pickle_layer(data)
+    assert error and ("os", "system") in found
+    _check(oracle, data, sequence=True)

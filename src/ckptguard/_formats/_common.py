@@ -142,7 +142,8 @@ def analyse_all(
                     f"{name}@{pos}",
                 )
             )
-            break
+            # read on from the STOP as well: an opened file that read the frame in place
+            # (peek) starts its next pickle there, and its globals must be reported too
         pos = analysis.end
     return streams, findings
 
