@@ -339,6 +339,33 @@ class _Walker(Reader):
                 FindingRecord(rule, severity, message, f"{self.where}@{self.op_pos}")
             )
 
+    def check_omegaconf_state(self, state: _Dict) -> None:
+        """An omegaconf node/container state whose value makes omegaconf call a resolver when
+        the program reads it is not `safe` (see ``_bounds.OMEGACONF_VALUE_KEYS``)."""
+        for key, value in state.items:
+            if key not in _bounds.OMEGACONF_VALUE_KEYS:
+                continue
+            t = type(value)
+            if t is str:
+                name = _bounds.resolver_call(value)
+                if name is None:
+                    continue
+                what = f"calls the resolver {name!r}"
+            elif t is _Big and value.kind == "str":
+                what = "is a string too long for the scan to read"
+            elif t is _Obj and value.origin in _bounds.STR_RESULT_ORIGINS:
+                what = f"is built by {'.'.join(value.origin)}, a string the scan cannot read"
+            else:
+                continue
+            self.finding(
+                "omegaconf-interpolation",
+                Severity.ERROR,
+                f"an omegaconf value ({key}) {what}: omegaconf runs the resolver the loading "
+                "program registered under that name, with arguments from the file, when the "
+                "value is read (resolve the config before saving: "
+                "OmegaConf.to_container(cfg, resolve=True))",
+            )
+
     def invalid(self, problem: str) -> None:
         """An operation the real unpickler fails on (or that ckptguard does not model): the
         file is an error, but the walk goes on, so every global a loader could reach after it
@@ -1366,6 +1393,8 @@ class _Walker(Reader):
                 self.hash_pairs(state.items, "BUILD")
             if type(inst) is _Obj and inst.origin is not None:
                 self.built.add(inst.origin)
+                if type(state) is _Dict and inst.origin[0].startswith("omegaconf."):
+                    self.check_omegaconf_state(state)
             # BUILD None on a constant does nothing; on a global it still calls __setstate__
             self.mutate(inst, "BUILD", fails=state is not None)
         elif op == 0x75:  # u SETITEMS
