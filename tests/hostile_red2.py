@@ -17,6 +17,7 @@ from tests.pickleasm import (
     NEWOBJ,
     NONE,
     SETITEMS,
+    TUPLE,
     binbytes,
     binunicode,
     call,
@@ -59,3 +60,27 @@ def node_with_built_string(marker: str) -> bytes:
 def node_with_plain_reference() -> bytes:
     """Benign: a reference calls no resolver."""
     return program(_node(binunicode("${model.dim}")))
+
+
+def reconstructor_node_with_resolver(marker: str) -> bytes:
+    """Protocol 0/1 spelling: ``copyreg._reconstructor(AnyNode, object, None)`` + BUILD."""
+    node = call(
+        glob("copyreg", "_reconstructor"),
+        glob("omegaconf.nodes", "AnyNode"), glob("builtins", "object"), NONE,
+    )  # fmt: skip
+    state = EMPTY_DICT + MARK + binunicode("_val") + binunicode(resolver_string(marker))
+    return program(node + state + SETITEMS + BUILD, protocol=1)
+
+
+def rebuild_from_type_node_with_resolver(marker: str) -> bytes:
+    """The state applied by a vetted call: ``_rebuild_from_type_v2(f, AnyNode, args, state)``."""
+    args = (
+        MARK + glob("omegaconf.nodes", "AnyNode") + glob("builtins", "object") + NONE + TUPLE
+    )  # fmt: skip
+    state = EMPTY_DICT + MARK + binunicode("_val") + binunicode(resolver_string(marker)) + SETITEMS
+    return program(
+        call(
+            glob("torch._tensor", "_rebuild_from_type_v2"),
+            glob("copyreg", "_reconstructor"), glob("omegaconf.nodes", "AnyNode"), args, state,
+        )
+    )  # fmt: skip

@@ -95,6 +95,8 @@ def test_scan_load_convert_refuse_a_resolver_interpolation(
         hostile_red2.node_with_resolver,
         hostile_red2.node_with_nested_resolver,
         hostile_red2.node_with_built_string,
+        hostile_red2.reconstructor_node_with_resolver,
+        hostile_red2.rebuild_from_type_node_with_resolver,
     ],
 )
 def test_node_values_that_call_a_resolver_are_not_safe(

@@ -28,6 +28,8 @@ Argument kinds (``NAME:KIND`` in the data):
                    allocation bound
 * ``dtype_spec``   a numpy type string as numpy pickles write them (:data:`DTYPE_SPEC`)
 * ``bitgen``       a numpy bit-generator name (:data:`BIT_GENERATORS`) or a global
+* ``state``        instance state the callable applies (``__setstate__``/setattr): any value,
+                   but a dict is checked like a BUILD state (omegaconf resolver calls)
 * ``callee(...)``  a global that the callable calls with other arguments: ``callee(state?)``
                    (with ``state`` unless it is None) or ``callee(*args)`` (the items of the
                    tuple ``args``); that global's own rule applies to them
@@ -105,7 +107,8 @@ ALLOC_PER_BYTE = 8
 
 KINDS = frozenset(
     {"any", "iterable", "hashed", "pairs", "codec", "errors", "bytes_source", "int", "small",
-     "number", "bigint", "rational", "const", "shape", "dtype_spec", "bitgen", "callee"}
+     "number", "bigint", "rational", "const", "shape", "dtype_spec", "bitgen", "callee",
+     "state"}
 )  # fmt: skip
 
 

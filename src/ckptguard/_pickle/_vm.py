@@ -140,6 +140,8 @@ class _Big:
         self.kind = kind
 
 
+# protocol 0/1 rebuild of any class (omegaconf nodes among them): its BUILD state is checked too
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
 # Values whose type the walk knows: an opcode that needs another type fails in the real unpickler.
 _CONSTANT_TYPES = frozenset({int, float, str, bytes, bool, type(None), tuple, _Big})
 _CONTAINER_TYPES = frozenset({_List, _Dict, _Set})
@@ -805,6 +807,10 @@ class _Walker(Reader):
         t = type(v)
         if kind == "any":
             return -1
+        if kind == "state":
+            if t is _Dict:
+                self.check_omegaconf_state(v)
+            return -1
         if kind == "bytes_source":
             if t is int:
                 if not 0 <= v <= self.alloc_bound:
@@ -1393,7 +1399,9 @@ class _Walker(Reader):
                 self.hash_pairs(state.items, "BUILD")
             if type(inst) is _Obj and inst.origin is not None:
                 self.built.add(inst.origin)
-                if type(state) is _Dict and inst.origin[0].startswith("omegaconf."):
+                if type(state) is _Dict and (
+                    inst.origin[0].startswith("omegaconf.") or inst.origin == _RECONSTRUCTOR
+                ):
                     self.check_omegaconf_state(state)
             # BUILD None on a constant does nothing; on a global it still calls __setstate__
             self.mutate(inst, "BUILD", fails=state is not None)
