@@ -53,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ckptguard._errors import CheckpointError, UsageError  # noqa: PLC0415
     from ckptguard._load import install  # noqa: PLC0415
+    from ckptguard._load._children import guard_children  # noqa: PLC0415
 
     target: list[str] = list(args.target)
     if target[:1] == ["--"]:
@@ -67,6 +68,9 @@ def run(args: argparse.Namespace) -> int:
     # threads run, and any of them may load a checkpoint. Nothing here uninstalls it, and
     # sys.argv / sys.path stay as the script saw them (its threads may still read them).
     install(allow=args.allow, policy=args.policy)
+    # Processes multiprocessing spawns (or forks from a forkserver) start without the patch:
+    # they install the same guard before running anything.
+    guard_children(args.allow, args.policy)
     try:
         if args.module is not None:
             sys.argv = [args.module, *target]

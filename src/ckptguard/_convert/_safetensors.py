@@ -23,6 +23,11 @@ _MAX_DEPTH = 200
 MAX_VALUES = 2_000_000
 MAX_METADATA_BYTES = 64 << 20  # safetensors readers refuse headers past 100 MB
 _MAX_NAME = 512  # characters of a tensor name taken from its path
+# safetensors stores every tensor contiguous and unshared, so views are copied out. The bytes
+# copied may exceed the bytes of the distinct storages read from the file by this much at most:
+# a broadcast (zero-stride) or overlapping view, or many views of one storage, would otherwise
+# turn a file of a few KB into GBs of output (torch.ones(1).expand(3 * 10**9): 12 GB).
+MAX_COPY_SLACK = 64 << 20
 
 _TO_PT = "convert to .pt instead, which keeps shared values shared: ckptguard convert SRC DST.pt"
 
@@ -52,6 +57,9 @@ class _Encoder:
         self.tensors: dict[str, Any] = {}
         self.names: dict[int, str] = {}
         self.storages: set[tuple[int, int]] = set()
+        self.seen_storages: set[tuple[int, int]] = set()
+        self.storage_bytes = 0  # bytes of the distinct storages met so far
+        self.copied = 0  # bytes copied out of views
         self.busy: set[int] = set()
         self.suffixes: dict[str, int] = {}  # tensor name -> next number to try after it
         self.left = MAX_VALUES
@@ -65,6 +73,17 @@ class _Encoder:
                 f"the structure needs more than {MAX_METADATA_BYTES} bytes of safetensors "
                 "metadata (which cannot share: each reference to a shared string, list or dict "
                 "is written out again)",
+            )
+
+    def copy_budget(self, nbytes: int, storage: int, path: _Path) -> None:
+        """Charge a view copied out in full; refuse before copying past the bound."""
+        self.copied += nbytes
+        if self.copied > self.storage_bytes + MAX_COPY_SLACK:
+            raise self.fail(
+                path,
+                f"a view of {nbytes} bytes over a storage of {storage} bytes (broadcast, "
+                "overlapping or repeated views): safetensors would write them out in full, "
+                f"{self.copied} bytes so far from {self.storage_bytes} bytes of tensor data",
             )
 
     def fail(self, p: _Path, problem: str, hint: str = _TO_PT) -> ConvertError:
@@ -150,11 +169,15 @@ class _Encoder:
                 name = f"{name}_{n}"
             data = t.detach()
             key = (data.untyped_storage().data_ptr(), data.untyped_storage().nbytes())
+            if key not in self.seen_storages:
+                self.seen_storages.add(key)
+                self.storage_bytes += key[1]
             if (
                 key in self.storages
                 or not data.is_contiguous()
                 or data.numel() * data.element_size() != key[1]
             ):
+                self.copy_budget(data.numel() * data.element_size(), key[1], path)
                 data = data.contiguous().clone()  # safetensors refuses shared memory
             else:
                 self.storages.add(key)

@@ -28,6 +28,8 @@ Argument kinds (``NAME:KIND`` in the data):
                    allocation bound
 * ``dtype_spec``   a numpy type string as numpy pickles write them (:data:`DTYPE_SPEC`)
 * ``bitgen``       a numpy bit-generator name (:data:`BIT_GENERATORS`) or a global
+* ``state``        instance state the callable applies (``__setstate__``/setattr): any value,
+                   but a dict is checked like a BUILD state (omegaconf resolver calls)
 * ``callee(...)``  a global that the callable calls with other arguments: ``callee(state?)``
                    (with ``state`` unless it is None) or ``callee(*args)`` (the items of the
                    tuple ``args``); that global's own rule applies to them
@@ -105,7 +107,8 @@ ALLOC_PER_BYTE = 8
 
 KINDS = frozenset(
     {"any", "iterable", "hashed", "pairs", "codec", "errors", "bytes_source", "int", "small",
-     "number", "bigint", "rational", "const", "shape", "dtype_spec", "bitgen", "callee"}
+     "number", "bigint", "rational", "const", "shape", "dtype_spec", "bitgen", "callee",
+     "state"}
 )  # fmt: skip
 
 
@@ -212,3 +215,35 @@ def rule_for(key: tuple[str, str]) -> CallRule | None:
 def call_rules() -> dict[tuple[str, str], CallRule]:
     """Every shipped rule, parsed (for checks of the data)."""
     return {key: rule for key in rule_texts() if (rule := rule_for(key)) is not None}
+
+
+# ---------------------------------------------------------------- omegaconf interpolations
+# omegaconf's containers and nodes are vetted as data, but a node value (``_val``) or a
+# container's content (``_content``) that is a string holding ``${name:...}`` is a *call*: when
+# the program reads that value, omegaconf calls the resolver registered under ``name`` in the
+# loading process (``oc.env`` reads the environment; applications commonly register ``eval``)
+# with arguments written by the file. What that runs is not in the file, so a `safe` verdict
+# cannot cover it. Plain references (``${model.dim}``) call nothing.
+OMEGACONF_VALUE_KEYS = frozenset({"_val", "_content"})
+# Vetted calls whose result may be a str (or str subclass) the scan cannot read: a node value
+# built by one of them may hold an interpolation.
+STR_RESULT_ORIGINS = frozenset(
+    {
+        ("builtins", "str"), ("torch.torch_version", "TorchVersion"),
+        ("copyreg", "_reconstructor"), ("torch._tensor", "_rebuild_from_type_v2"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+    }
+)  # fmt: skip
+
+
+def resolver_call(text: str) -> str | None:
+    """The resolver a string makes omegaconf call (``${name:...}``, also nested), else None."""
+    i = text.find("${")
+    while i >= 0:
+        j = i + 2
+        while j < len(text) and text[j] not in "{}:":
+            j += 1
+        if j < len(text) and text[j] == ":":
+            return text[i + 2 : j].strip()
+        i = text.find("${", i + 2)
+    return None

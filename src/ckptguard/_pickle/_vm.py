@@ -140,6 +140,8 @@ class _Big:
         self.kind = kind
 
 
+# protocol 0/1 rebuild of any class (omegaconf nodes among them): its BUILD state is checked too
+_RECONSTRUCTOR = ("copyreg", "_reconstructor")
 # Values whose type the walk knows: an opcode that needs another type fails in the real unpickler.
 _CONSTANT_TYPES = frozenset({int, float, str, bytes, bool, type(None), tuple, _Big})
 _CONTAINER_TYPES = frozenset({_List, _Dict, _Set})
@@ -337,6 +339,33 @@ class _Walker(Reader):
         if n < _MAX_FINDINGS_PER_RULE:
             self.findings.append(
                 FindingRecord(rule, severity, message, f"{self.where}@{self.op_pos}")
+            )
+
+    def check_omegaconf_state(self, state: _Dict) -> None:
+        """An omegaconf node/container state whose value makes omegaconf call a resolver when
+        the program reads it is not `safe` (see ``_bounds.OMEGACONF_VALUE_KEYS``)."""
+        for key, value in state.items:
+            if key not in _bounds.OMEGACONF_VALUE_KEYS:
+                continue
+            t = type(value)
+            if t is str:
+                name = _bounds.resolver_call(value)
+                if name is None:
+                    continue
+                what = f"calls the resolver {name!r}"
+            elif t is _Big and value.kind == "str":
+                what = "is a string too long for the scan to read"
+            elif t is _Obj and value.origin in _bounds.STR_RESULT_ORIGINS:
+                what = f"is built by {'.'.join(value.origin)}, a string the scan cannot read"
+            else:
+                continue
+            self.finding(
+                "omegaconf-interpolation",
+                Severity.ERROR,
+                f"an omegaconf value ({key}) {what}: omegaconf runs the resolver the loading "
+                "program registered under that name, with arguments from the file, when the "
+                "value is read (resolve the config before saving: "
+                "OmegaConf.to_container(cfg, resolve=True))",
             )
 
     def invalid(self, problem: str) -> None:
@@ -777,6 +806,10 @@ class _Walker(Reader):
         kind = p.kind
         t = type(v)
         if kind == "any":
+            return -1
+        if kind == "state":
+            if t is _Dict:
+                self.check_omegaconf_state(v)
             return -1
         if kind == "bytes_source":
             if t is int:
@@ -1366,6 +1399,10 @@ class _Walker(Reader):
                 self.hash_pairs(state.items, "BUILD")
             if type(inst) is _Obj and inst.origin is not None:
                 self.built.add(inst.origin)
+                if type(state) is _Dict and (
+                    inst.origin[0].startswith("omegaconf.") or inst.origin == _RECONSTRUCTOR
+                ):
+                    self.check_omegaconf_state(state)
             # BUILD None on a constant does nothing; on a global it still calls __setstate__
             self.mutate(inst, "BUILD", fails=state is not None)
         elif op == 0x75:  # u SETITEMS
