@@ -23,8 +23,9 @@ lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
 	$(PY) -m mypy
 
+# the suite runs on every core (-n auto): many tests start Python processes and wait on them
 test: $(STAMP) lint
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_scan.py
