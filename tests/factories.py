@@ -192,3 +192,14 @@ def torch_zip_bytes(obj: Any) -> bytes:
     buf = io.BytesIO()
     torch.save(obj, buf)
     return buf.getvalue()
+
+
+def data_pkl_zip(data_pkl: bytes, *, compress: int = zipfile.ZIP_STORED) -> bytes:
+    """A minimal torch zip checkpoint around ``data_pkl`` (no storages): the container that
+    torch.load reads a hostile pickle from."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compress) as z:
+        z.writestr("archive/data.pkl", data_pkl)
+        z.writestr("archive/byteorder", "little")
+        z.writestr("archive/version", "3\n")
+    return buf.getvalue()

@@ -16,19 +16,12 @@ import pytest
 import ckptguard
 from ckptguard import FileVerdict
 from tests import factories as F
+from tests.factories import data_pkl_zip
 from tests.hostile import CASES, Case
 from tests.pickleasm import EMPTY_DICT, POP, program
 
 _IDS = [c.name for c in CASES]
 
-
-def _torch_zip(data_pkl: bytes, *, compress: int = zipfile.ZIP_STORED) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w", compress) as z:
-        z.writestr("archive/data.pkl", data_pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-    return buf.getvalue()
 
 
 def _with_extra_member(benign_zip: bytes, payload: bytes) -> bytes:
@@ -65,10 +58,10 @@ Container = Callable[[bytes, bytes], tuple[str, bytes]]
 CONTAINERS: dict[str, Container] = {
     "plain pickle": lambda p, _: ("model.pkl", p),
     "pickle named pytorch_model.bin": lambda p, _: ("pytorch_model.bin", p),
-    "torch zip data.pkl": lambda p, _: ("model.pt", _torch_zip(p)),
+    "torch zip data.pkl": lambda p, _: ("model.pt", data_pkl_zip(p)),
     "torch zip, deflated data.pkl": lambda p, _: (
         "model.pt",
-        _torch_zip(p, compress=zipfile.ZIP_DEFLATED),
+        data_pkl_zip(p, compress=zipfile.ZIP_DEFLATED),
     ),
     "extra/ member of a real checkpoint": lambda p, z: ("model.pt", _with_extra_member(z, p)),
     "second pickle after a benign one": lambda p, _: ("model.pkl", program(EMPTY_DICT) + p),

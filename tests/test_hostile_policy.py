@@ -3,10 +3,8 @@ loader, and ckptguard's scan, load and convert refuse it without running it."""
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -14,18 +12,11 @@ import pytest
 import ckptguard
 from ckptguard import FileVerdict
 from ckptguard._policy._discovery import ENV_VAR
+from tests.factories import data_pkl_zip
 from tests.hostile_policy import CASES, PolicyCase, materialise
 
 _IDS = [c.name for c in CASES]
 
-
-def _torch_zip(data_pkl: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("archive/data.pkl", data_pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-    return buf.getvalue()
 
 
 def _stage(case: PolicyCase, root: Path) -> tuple[Path, Path]:
@@ -34,7 +25,7 @@ def _stage(case: PolicyCase, root: Path) -> tuple[Path, Path]:
     materialise(case, root)
     marker = root / "PWNED"
     ckpt = root / "model.pt"
-    ckpt.write_bytes(_torch_zip(case.build(str(marker))))
+    ckpt.write_bytes(data_pkl_zip(case.build(str(marker))))
     (root / "model.pkl").write_bytes(case.build(str(marker)))
     return ckpt, marker
 

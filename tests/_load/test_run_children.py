@@ -9,14 +9,13 @@ A forked child inherits the patched ``torch.load``; a ``spawn`` child
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import factories
 from tests._load import hostile
+from tests.subproc import run_python as _python
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
@@ -44,12 +43,6 @@ if __name__ == "__main__":
 
 METHODS = ["spawn", "forkserver", "fork"]
 
-
-def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture

@@ -9,14 +9,13 @@ below load only after that point: a worker thread waits until the main thread ha
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from tests import factories
 from tests._load import hostile
+from tests.subproc import run_python as _python
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -50,12 +49,6 @@ WITH_BLOCK = "import ckptguard\nwith ckptguard.patched():\n    pass\n" + LATE
 
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
 
-
-def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture

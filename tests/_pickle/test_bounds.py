@@ -8,14 +8,12 @@ by scan, load and convert.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import struct
 import subprocess
 import sys
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from ckptguard._pickle import analyze_pickle
 from ckptguard._pickle._bounds import CALL_BOUNDS_FILE, call_rules, parse_rule
 from ckptguard._policy._data import POLICY_FILE, parse_simple_toml
 from tests import factories as F
+from tests.factories import data_pkl_zip
 from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag, long1
 from tests.pickleasm import (
     APPENDS,
@@ -52,14 +51,6 @@ _LIVE = [c for c in CASES if c.live]
 def _rules(data: bytes) -> set[str]:
     return {f.rule for f in analyze_pickle(data).findings}
 
-
-def _torch_zip(data_pkl: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("archive/data.pkl", data_pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-    return buf.getvalue()
 
 
 # ------------------------------------------------------------------------- the rules as data
@@ -95,7 +86,7 @@ def test_the_scan_reports_the_unbounded_call(case: BoundCase) -> None:
 @pytest.mark.parametrize("case", CASES, ids=_IDS)
 def test_scan_load_and_convert_refuse_it(case: BoundCase, tmp_path: Path) -> None:
     path = tmp_path / "model.pt"
-    path.write_bytes(_torch_zip(case.scanned()))
+    path.write_bytes(data_pkl_zip(case.scanned()))
     plain = tmp_path / "model.pkl"
     plain.write_bytes(case.scanned())
     for p in (path, plain):

@@ -3,16 +3,15 @@ they target, and ckptguard's scan, load and convert refuse them without ever run
 
 from __future__ import annotations
 
-import io
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
 import pytest
 
 import ckptguard
 from ckptguard import FileVerdict
+from tests.factories import data_pkl_zip
 from tests.hostile_pickle import SAMPLES, Sample
 
 _IDS = [s.name for s in SAMPLES]
@@ -64,14 +63,6 @@ def _explain(rep: ckptguard.FileReport) -> str:
     return "\n".join(lines)
 
 
-def _torch_zip(data_pkl: bytes) -> bytes:
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        z.writestr("archive/data.pkl", data_pkl)
-        z.writestr("archive/byteorder", "little")
-        z.writestr("archive/version", "3\n")
-    return buf.getvalue()
-
 
 @pytest.mark.parametrize("container", ["plain pickle", "torch zip data.pkl"])
 @pytest.mark.parametrize("sample", SAMPLES, ids=_IDS)
@@ -81,7 +72,7 @@ def test_scan_reports_the_payload_as_dangerous_and_never_runs_it(
     marker = tmp_path / "PWNED"
     data = sample.build(str(marker))
     path = tmp_path / ("model.pkl" if container == "plain pickle" else "model.pt")
-    path.write_bytes(data if container == "plain pickle" else _torch_zip(data))
+    path.write_bytes(data if container == "plain pickle" else data_pkl_zip(data))
     report = ckptguard.scan(path, policy=_defaults(tmp_path))
     rep = report.files[0]
     assert not marker.exists()
@@ -104,7 +95,7 @@ def test_scan_reports_the_payload_as_dangerous_and_never_runs_it(
 def test_load_and_convert_refuse_and_never_run_the_payload(sample: Sample, tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     data = sample.build(str(marker))
-    for name, raw in (("model.pkl", data), ("model.pt", _torch_zip(data))):
+    for name, raw in (("model.pkl", data), ("model.pt", data_pkl_zip(data))):
         path = tmp_path / name
         path.write_bytes(raw)
         with pytest.raises(ckptguard.CheckpointError):

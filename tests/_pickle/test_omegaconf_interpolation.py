@@ -9,8 +9,6 @@ scan, load and convert must refuse it; nothing runs.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import pytest
 import ckptguard
 from ckptguard._errors import CheckpointError
 from tests import hostile_red2
+from tests.subproc import run_python as _python
 
 pytest.importorskip("omegaconf")
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +47,6 @@ else:
 print(ckpt["hyper_parameters"].x)
 """
 
-
-def _python(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, *args], cwd=cwd, env=ENV, capture_output=True, text=True,
-        timeout=180, check=False,
-    )  # fmt: skip
 
 
 @pytest.fixture
