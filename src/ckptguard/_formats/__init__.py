@@ -129,31 +129,23 @@ def sniff_head(path: str | os.PathLike[str]) -> tuple[str, bytes]:
 
 def _not_a_pickle(data: Buffer) -> bool:
     """pickle.load would fail on ``data`` before reaching any code (see :func:`sniff`)."""
-    try:
-        analyze_pickle(data, where="sniff")
-    except PickleError as exc:
-        if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
-            return False
-        failed_at = exc.offset if exc.offset is not None else len(data)
-        return (
-            failed_at <= _SNIFF_FAIL_WITHIN
-            and not any(importable(g.module) for g in exc.partial)
-            and not reaches_code(data, failed_at)
-        )
-    return False
+    return _fails_before_code(data, within=_SNIFF_FAIL_WITHIN)
 
 
-def _fails_before_code(data: Buffer) -> bool:
-    """pickle.load of ``data`` fails before it imports a global or reaches code (wherever it
-    fails: a file of another format whose first bytes are pickle opcodes)."""
+def _fails_before_code(data: Buffer, within: int | None = None) -> bool:
+    """pickle.load of ``data`` fails before it imports a global or reaches code (a file of
+    another format whose first bytes are pickle opcodes); with ``within``, it also fails in
+    its first ``within`` bytes."""
     try:
         analyze_pickle(data, where="pickle")
     except PickleError as exc:
         if exc.over_limit:  # a bound of ckptguard's: pickle.load reads on
             return False
         failed_at = exc.offset if exc.offset is not None else len(data)
-        return not any(importable(g.module) for g in exc.partial) and not reaches_code(
-            data, failed_at
+        return (
+            (within is None or failed_at <= within)
+            and not any(importable(g.module) for g in exc.partial)
+            and not reaches_code(data, failed_at)
         )
     return False
 
