@@ -87,26 +87,10 @@ class LayoutGuard:
         def rebuild_tensor_v2(
             storage: Any, offset: Any, size: Any, stride: Any, *args: Any, **kwargs: Any
         ) -> Any:
-            if (
-                type(storage) is typed_cls
-                and type(offset) is int
-                and type(size) is tuple
-                and type(stride) is tuple
-                and 0 <= offset < _MAX
-                and len(size) == len(stride)
+            if type(storage) is typed_cls and _view_fits(
+                offset, size, stride, storage._untyped_storage.nbytes() // storage._dtype.itemsize
             ):
-                last, numel = offset, 1
-                for d, st in zip(size, stride, strict=True):
-                    if type(d) is not int or type(st) is not int or d < 0 or st < 0:
-                        break
-                    numel *= d
-                    last += (d - 1) * st
-                else:
-                    if numel == 0 or (
-                        numel < _MAX
-                        and last < storage._untyped_storage.nbytes() // storage._dtype.itemsize
-                    ):
-                        return real(storage, offset, size, stride, *args, **kwargs)
+                return real(storage, offset, size, stride, *args, **kwargs)
             slow(storage, None, offset, size, stride)  # raises unless the view fits
             return real(storage, offset, size, stride, *args, **kwargs)
 
@@ -194,18 +178,8 @@ class LayoutGuard:
         untyped = storage._untyped_storage
         elsize = dtype.itemsize
         elements = untyped.nbytes() // elsize if elsize else 0
-        # the common case, in one pass: tuples of non-negative ints that fit
-        if type(offset) is int and type(size) is tuple and type(stride) is tuple:
-            last, numel = offset, 1
-            if offset >= 0 and len(size) == len(stride):
-                for d, st in zip(size, stride, strict=True):
-                    if type(d) is not int or type(st) is not int or d < 0 or st < 0:
-                        break
-                    numel *= d
-                    last += (d - 1) * st
-                else:
-                    if numel < _MAX and (numel == 0 or last < elements) and offset < _MAX:
-                        return
+        if _view_fits(offset, size, stride, elements):
+            return
         if untyped.device.type == "meta":
             return  # no data to read or write (torch grows meta storages to fit)
         _fit(self, elements, offset, size, stride, "a tensor", self._where(storage))
@@ -241,6 +215,26 @@ class LayoutGuard:
                     f"at {where}" if where else None,
                 ) from None
         self.sparse.clear()
+
+
+def _view_fits(offset: Any, size: Any, stride: Any, elements: int) -> bool:
+    """The common case, in one pass: an offset and tuples of non-negative ints whose view lies
+    within ``elements``. False means "not shown here" (``_fit`` then decides, or refuses)."""
+    if not (
+        type(offset) is int
+        and type(size) is tuple
+        and type(stride) is tuple
+        and 0 <= offset < _MAX
+        and len(size) == len(stride)
+    ):
+        return False
+    last, numel = offset, 1
+    for d, st in zip(size, stride, strict=True):
+        if type(d) is not int or type(st) is not int or d < 0 or st < 0:
+            return False
+        numel *= d
+        last += (d - 1) * st
+    return numel == 0 or (numel < _MAX and last < elements)
 
 
 def _fit(  # noqa: PLR0917 - the view's parts, in PyTorch's order
