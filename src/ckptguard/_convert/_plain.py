@@ -127,6 +127,17 @@ MAX_KEY_VALUES = 100_000
 _DESCRIBE_DEPTH = 50  # nesting shown in a description (deeper: "...")
 
 
+def _describe_items(items: Any, budget: list[int], out: list[str], depth: int) -> None:
+    """The comma-separated descriptions of ``items``, while the budget lasts."""
+    for i, x in enumerate(items):
+        if budget[0] <= 0:
+            break
+        if i:
+            out.append(", ")
+            budget[0] -= 2
+        _describe(x, budget, out, depth + 1)
+
+
 def _describe(v: Any, budget: list[int], out: list[str], depth: int = 0) -> None:
     """Append a description of ``v`` to ``out`` while ``budget[0]`` (characters) lasts."""
     if budget[0] <= 0:
@@ -141,13 +152,7 @@ def _describe(v: Any, budget: list[int], out: list[str], depth: int = 0) -> None
         opening, closing = ("[", "]") if t in (list, TList) else ("(", ")")
         out.append(opening)
         budget[0] -= 1
-        for i, x in enumerate(items):
-            if budget[0] <= 0:
-                break
-            if i:
-                out.append(", ")
-                budget[0] -= 2
-            _describe(x, budget, out, depth + 1)
+        _describe_items(items, budget, out, depth)
         if t in (tuple, TTuple) and len(items) == 1:
             out.append(",")
         out.append(closing)
@@ -168,13 +173,7 @@ def _describe(v: Any, budget: list[int], out: list[str], depth: int = 0) -> None
         else:
             out.append(f"{func}(")
             budget[0] -= len(func) + 1
-            for i, x in enumerate(args):
-                if budget[0] <= 0:
-                    break
-                if i:
-                    out.append(", ")
-                    budget[0] -= 2
-                _describe(x, budget, out, depth + 1)
+            _describe_items(args, budget, out, depth)
             text = ")"
     elif t is OCall:
         text = f"{v.func.qualified_name}(...)"
