@@ -21,6 +21,7 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests benchmarks scripts
+	$(PY) -m ruff format --check src tests benchmarks scripts
 	$(PY) -m mypy
 
 # the suite runs on every core (-n auto): many tests start Python processes and wait on them

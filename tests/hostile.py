@@ -545,7 +545,7 @@ CASES: list[Case] = [
     ),
     Case(
         "scanner tampering (ckptguard)",
-        lambda m: program(call(glob("ckptguard._policy._policy", "Policy"))),
+        lambda m: program(call(glob("ckptguard._policy._judge", "Policy"))),
     ),
     Case(
         "scanner tampering (picklescan)",

@@ -12,9 +12,9 @@ ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]
 ENV.pop("CKPTGUARD_RUN_GUARD", None)  # a guard inherited from an outer `ckptguard run`
 
 
-def run_python(*args: str, cwd: Path, env: dict[str, str] | None = None) -> (
-    subprocess.CompletedProcess[str]
-):
+def run_python(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """``python ARGS`` in ``cwd``; output captured as text; three minutes at most."""
     return subprocess.run(
         [sys.executable, *args], cwd=cwd, env=ENV if env is None else env,

@@ -23,7 +23,6 @@ from tests.pickleasm import EMPTY_DICT, POP, program
 _IDS = [c.name for c in CASES]
 
 
-
 def _with_extra_member(benign_zip: bytes, payload: bytes) -> bytes:
     src = zipfile.ZipFile(io.BytesIO(benign_zip))
     buf = io.BytesIO()

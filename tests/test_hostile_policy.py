@@ -18,7 +18,6 @@ from tests.hostile_policy import CASES, PolicyCase, materialise
 _IDS = [c.name for c in CASES]
 
 
-
 def _stage(case: PolicyCase, root: Path) -> tuple[Path, Path]:
     """The case's repository: its package files, its pyproject, a checkpoint; the marker."""
     root.mkdir(parents=True, exist_ok=True)

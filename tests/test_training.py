@@ -46,8 +46,12 @@ cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-
 
 def draws() -> tuple[float, float, float, float]:
     """One draw from each global RNG (numpy twice: uniform and the cached-gaussian path)."""
-    return (random.random(), float(np.random.rand()), float(np.random.randn()),
-            float(torch.rand(1).item()))
+    return (
+        random.random(),
+        float(np.random.rand()),
+        float(np.random.randn()),
+        float(torch.rand(1).item()),
+    )
 
 
 def stock_roundtrip(obj: object) -> Any:
@@ -68,9 +72,16 @@ def legacy_roundtrip(obj: object) -> Any:
 def run_script(*args: str | Path) -> None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(
-        [str(ROOT / "src"), str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
-    done = subprocess.run([sys.executable, str(SCRIPT), *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+        [str(ROOT / "src"), str(ROOT), *filter(None, [env.get("PYTHONPATH")])]
+    )
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), *map(str, args)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert done.returncode == 0, f"{args}: {done.stderr[-3000:]}"
 
 
@@ -109,16 +120,17 @@ def assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
         assert torch.equal(got["weights"][name], tensor), name
 
 
-@pytest.mark.parametrize(
-    "loader", ["stock", "ckptguard"])
+@pytest.mark.parametrize("loader", ["stock", "ckptguard"])
 def test_resume_in_new_process_is_bit_identical(
-        tmp_path: Path, reference_run: dict[str, Any], loader: str) -> None:
+    tmp_path: Path, reference_run: dict[str, Any], loader: str
+) -> None:
     # "stock": a fresh process, torch.load(weights_only=True), nothing allowlisted
     assert_identical(resume(tmp_path, "resume", loader), reference_run)
 
 
 def test_resume_without_restoring_rng_diverges(
-        tmp_path: Path, reference_run: dict[str, Any]) -> None:
+    tmp_path: Path, reference_run: dict[str, Any]
+) -> None:
     """The control: the training above really depends on the restored RNGs."""
     resumed = resume(tmp_path, "resume-no-rng", "stock")
     split = len(torch.load(tmp_path / "ckpt.pt", weights_only=True)["losses"])
@@ -163,8 +175,9 @@ def test_capture_loads_in_a_fresh_process_with_no_safe_globals(tmp_path: Path) -
         f"s = torch.load({str(path)!r}, weights_only=True)\n"
         "assert set(s) >= {'python', 'numpy', 'torch', 'format_version'}\n"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -185,13 +198,18 @@ def test_capture_restore_roundtrip_all_generators() -> None:
 def test_import_ckptguard_stays_free_of_torch() -> None:
     code = "import sys, ckptguard; assert 'torch' not in sys.modules and 'numpy' not in sys.modules"
     env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                          text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
 
 
-def test_without_numpy_capture_skips_it_and_restore_warns(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_numpy_capture_skips_it_and_restore_warns(monkeypatch: pytest.MonkeyPatch) -> None:
     with_numpy = capture_rng_state()
     monkeypatch.setitem(sys.modules, "numpy", None)  # import numpy -> ImportError
     state = capture_rng_state()
@@ -204,8 +222,11 @@ def test_without_numpy_capture_skips_it_and_restore_warns(
 
 
 def legacy_state(**overrides: Any) -> dict[str, Any]:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(),
-             "torch": torch.get_rng_state()}
+    state = {
+        "python": random.getstate(),
+        "numpy": np.random.get_state(),
+        "torch": torch.get_rng_state(),
+    }
     state.update(overrides)
     return state
 
@@ -233,9 +254,18 @@ def test_rng_state_must_be_a_byte_tensor_is_fixed() -> None:
     assert draws()[3] == want[3]
 
 
-@pytest.mark.parametrize("form", [
-    "int64", "int32", "strided", "numpy-uint8", "list", "bytes", "parameter",
-])
+@pytest.mark.parametrize(
+    "form",
+    [
+        "int64",
+        "int32",
+        "strided",
+        "numpy-uint8",
+        "list",
+        "bytes",
+        "parameter",
+    ],
+)
 def test_torch_state_forms(form: str) -> None:
     raw = torch.get_rng_state()
     value: Any = {
@@ -257,14 +287,24 @@ def numpy_forms() -> dict[str, Any]:
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
         "tuple-ndarray": (name, keys, pos, has_gauss, cached),
-        "tuple-np-scalars": (np.str_(name), keys, np.int64(pos), np.int32(has_gauss),
-                             np.float64(cached)),
+        "tuple-np-scalars": (
+            np.str_(name),
+            keys,
+            np.int64(pos),
+            np.int32(has_gauss),
+            np.float64(cached),
+        ),
         "tuple-list": (name, keys.tolist(), pos, has_gauss, cached),
         "tuple-tensor-uint32": (name, torch.from_numpy(keys.copy()), pos, has_gauss, cached),
         "list": [name, keys.astype(np.int64), pos, has_gauss, cached],
         "numpy-dict": np.random.get_state(legacy=False),
-        "capture-dict": {"bit_generator": name, "keys": keys.tolist(), "pos": pos,
-                         "has_gauss": has_gauss, "cached_gaussian": cached},
+        "capture-dict": {
+            "bit_generator": name,
+            "keys": keys.tolist(),
+            "pos": pos,
+            "has_gauss": has_gauss,
+            "cached_gaussian": cached,
+        },
     }
 
 
@@ -299,18 +339,27 @@ def lightning_state() -> dict[str, Any]:
     return state
 
 
-@pytest.mark.parametrize("style", ["lightning", "lightning-real", "accelerate", "hf-trainer",
-                                   "ckptguard"])
+@pytest.mark.parametrize(
+    "style", ["lightning", "lightning-real", "accelerate", "hf-trainer", "ckptguard"]
+)
 def test_key_spellings_in_the_wild(style: str) -> None:
     np.random.randn()
     python, numpy_state, cpu = random.getstate(), np.random.get_state(), torch.get_rng_state()
     state: dict[str, Any] = {
-        "lightning": lambda: {"torch": cpu, "python": python, "numpy": numpy_state,
-                              "torch.cuda": []},
+        "lightning": lambda: {
+            "torch": cpu,
+            "python": python,
+            "numpy": numpy_state,
+            "torch.cuda": [],
+        },
         "lightning-real": lightning_state,
-        "accelerate": lambda: {"step": 10, "random_state": python,
-                               "numpy_random_seed": numpy_state, "torch_manual_seed": cpu,
-                               "torch_cuda_manual_seed": []},
+        "accelerate": lambda: {
+            "step": 10,
+            "random_state": python,
+            "numpy_random_seed": numpy_state,
+            "torch_manual_seed": cpu,
+            "torch_cuda_manual_seed": [],
+        },
         "hf-trainer": lambda: {"python": python, "numpy": numpy_state, "cpu": cpu},
         "ckptguard": capture_rng_state,
     }[style]()
@@ -349,8 +398,10 @@ def test_cuda_states_on_a_cpu_only_machine_warn_and_the_rest_restores() -> None:
 
 @cpu_only
 def test_accelerate_cuda_list_with_int64_tensors_on_cpu_only_machine_warns() -> None:
-    state = {"torch_manual_seed": torch.get_rng_state().long(),
-             "torch_cuda_manual_seed": [torch.zeros(16, dtype=torch.int64)]}
+    state = {
+        "torch_manual_seed": torch.get_rng_state().long(),
+        "torch_cuda_manual_seed": [torch.zeros(16, dtype=torch.int64)],
+    }
     with pytest.warns(RngStateWarning, match="1 CUDA RNG state not restored"):
         restore_rng_state(state)
 
@@ -364,10 +415,12 @@ class FakeCuda:
         monkeypatch.setattr(torch.cuda, "init", lambda: None)
         monkeypatch.setattr(torch.cuda, "device_count", lambda: devices)
         monkeypatch.setattr(torch.cuda, "current_device", lambda: devices - 1)
-        monkeypatch.setattr(torch.cuda, "get_rng_state",
-                            lambda device=0: torch.zeros(16, dtype=torch.uint8))
-        monkeypatch.setattr(torch.cuda, "set_rng_state",
-                            lambda state, device=0: self.set.append((device, state)))
+        monkeypatch.setattr(
+            torch.cuda, "get_rng_state", lambda device=0: torch.zeros(16, dtype=torch.uint8)
+        )
+        monkeypatch.setattr(
+            torch.cuda, "set_rng_state", lambda state, device=0: self.set.append((device, state))
+        )
 
 
 def philox(seed: int, offset: int = 0, dtype: torch.dtype = torch.uint8) -> torch.Tensor:
@@ -429,8 +482,10 @@ def test_cuda_capture_restores_on_cpu_and_cuda(tmp_path: Path) -> None:
 
 @needs_cuda
 def test_legacy_states_mapped_onto_cuda_restore() -> None:
-    state = {"torch": torch.get_rng_state().cuda(),
-             "torch.cuda": [t.cuda() for t in torch.cuda.get_rng_state_all()]}
+    state = {
+        "torch": torch.get_rng_state().cuda(),
+        "torch.cuda": [t.cuda() for t in torch.cuda.get_rng_state_all()],
+    }
     want = (torch.rand(3), torch.rand(3, device="cuda").cpu())
     with pytest.raises(TypeError, match="ByteTensor"):
         torch.set_rng_state(state["torch"])
@@ -442,32 +497,35 @@ def test_legacy_states_mapped_onto_cuda_restore() -> None:
 # --------------------------------------------------------------------------- malformed
 
 
-@pytest.mark.parametrize(("state", "match"), [
-    (5, "must be a dict"),
-    ({}, "no RNG state found"),
-    ({"model": 1, "rng_state": {}}, r"no RNG state found(.|\n)*ckpt\['rng_state'\]"),
-    ({"torch": "abc"}, r"'torch'.*must be a tensor"),
-    ({"torch": torch.rand(5056)}, r"'torch'.*must hold integers"),
-    ({"torch": torch.full((5056,), 300)}, r"'torch'.*bytes \(0\.\.255\)"),
-    ({"torch": torch.zeros(10, dtype=torch.uint8)}, r"'torch'.*10 bytes, expected 5056"),
-    ({"torch": torch.zeros(2, 5056, dtype=torch.uint8)}, r"'torch'.*one-dimensional"),
-    ({"torch": torch.empty(5056, dtype=torch.uint8, device="meta")}, r"'torch'.*meta tensor"),
-    ({"numpy": ("PCG64", [0] * 624, 0)}, r"'numpy'.*'MT19937'"),
-    ({"numpy": ("MT19937", [0] * 10, 0)}, r"'numpy'.*10 words, expected 624"),
-    ({"numpy": ("MT19937", [-1] * 624, 0)}, r"'numpy'.*unsigned 32-bit"),
-    ({"numpy": ("MT19937", [0] * 624, 999)}, r"'numpy'.*pos must be in"),
-    ({"numpy": ("MT19937", [0] * 624, 0, 2, 0.0)}, r"'numpy'.*has_gauss"),
-    ({"numpy": ("MT19937", [0] * 624, "x")}, r"'numpy'.*pos must be an integer"),
-    ({"numpy": {"bit_generator": "MT19937"}}, r"'numpy'.*a dict must hold"),
-    ({"numpy": 3}, r"'numpy'.*np.random.get_state"),
-    ({"python": (3, (1, 2), None)}, r"'python'.*wrong size"),
-    ({"python": {"state": []}}, r"'python'.*missing 'version'"),
-    ({"random_state": "x"}, r"'random_state'.*random.getstate"),
-    ({"cuda": "x"}, r"'cuda'.*get_rng_state_all"),
-    ({"cuda": [torch.rand(16)]}, r"'cuda'.*device 0's state must hold integers"),
-    ({"torch": torch.get_rng_state(), "cpu": torch.get_rng_state()}, "'torch' and 'cpu'"),
-    ({"format_version": 99, "torch": torch.get_rng_state()}, "format_version 99"),
-])
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        (5, "must be a dict"),
+        ({}, "no RNG state found"),
+        ({"model": 1, "rng_state": {}}, r"no RNG state found(.|\n)*ckpt\['rng_state'\]"),
+        ({"torch": "abc"}, r"'torch'.*must be a tensor"),
+        ({"torch": torch.rand(5056)}, r"'torch'.*must hold integers"),
+        ({"torch": torch.full((5056,), 300)}, r"'torch'.*bytes \(0\.\.255\)"),
+        ({"torch": torch.zeros(10, dtype=torch.uint8)}, r"'torch'.*10 bytes, expected 5056"),
+        ({"torch": torch.zeros(2, 5056, dtype=torch.uint8)}, r"'torch'.*one-dimensional"),
+        ({"torch": torch.empty(5056, dtype=torch.uint8, device="meta")}, r"'torch'.*meta tensor"),
+        ({"numpy": ("PCG64", [0] * 624, 0)}, r"'numpy'.*'MT19937'"),
+        ({"numpy": ("MT19937", [0] * 10, 0)}, r"'numpy'.*10 words, expected 624"),
+        ({"numpy": ("MT19937", [-1] * 624, 0)}, r"'numpy'.*unsigned 32-bit"),
+        ({"numpy": ("MT19937", [0] * 624, 999)}, r"'numpy'.*pos must be in"),
+        ({"numpy": ("MT19937", [0] * 624, 0, 2, 0.0)}, r"'numpy'.*has_gauss"),
+        ({"numpy": ("MT19937", [0] * 624, "x")}, r"'numpy'.*pos must be an integer"),
+        ({"numpy": {"bit_generator": "MT19937"}}, r"'numpy'.*a dict must hold"),
+        ({"numpy": 3}, r"'numpy'.*np.random.get_state"),
+        ({"python": (3, (1, 2), None)}, r"'python'.*wrong size"),
+        ({"python": {"state": []}}, r"'python'.*missing 'version'"),
+        ({"random_state": "x"}, r"'random_state'.*random.getstate"),
+        ({"cuda": "x"}, r"'cuda'.*get_rng_state_all"),
+        ({"cuda": [torch.rand(16)]}, r"'cuda'.*device 0's state must hold integers"),
+        ({"torch": torch.get_rng_state(), "cpu": torch.get_rng_state()}, "'torch' and 'cpu'"),
+        ({"format_version": 99, "torch": torch.get_rng_state()}, "format_version 99"),
+    ],
+)
 def test_malformed_states_raise_clear_errors(state: Any, match: str) -> None:
     with pytest.raises(CorruptCheckpointError, match=match):
         restore_rng_state(state)
@@ -499,9 +557,19 @@ def training_objects() -> dict[str, Any]:
 def test_save_checkpoint_output_loads_with_stock_weights_only(tmp_path: Path) -> None:
     objects = training_objects()
     path = save_checkpoint(
-        tmp_path / "ckpt.pt", **objects, rng=capture_rng_state(), step=np.int64(7),
-        epoch=2, metrics={"loss": np.float32(0.25), "acc": np.float64(0.5),
-                          "hist": np.arange(4), "flag": np.bool_(True), "name": np.str_("x")})
+        tmp_path / "ckpt.pt",
+        **objects,
+        rng=capture_rng_state(),
+        step=np.int64(7),
+        epoch=2,
+        metrics={
+            "loss": np.float32(0.25),
+            "acc": np.float64(0.5),
+            "hist": np.arange(4),
+            "flag": np.bool_(True),
+            "name": np.str_("x"),
+        },
+    )
     assert path == tmp_path / "ckpt.pt"
     ckpt = torch.load(path, weights_only=True)  # stock, nothing allowlisted
     assert ckpt["step"] == 7 and type(ckpt["step"]) is int
@@ -540,21 +608,28 @@ class Tagged(torch.Tensor):
     pass
 
 
-@pytest.mark.parametrize(("state", "match"), [
-    ({"metrics": {"fn": len}}, r"cannot save metrics\['fn'\]: it is a builtin_function"),
-    ({"cfg": {"layers": [1, {"act": object()}]}}, r"cfg\['layers'\]\[1\]\['act'\]: it is a object"),
-    ({"color": Color.RED}, r"cannot save color: it is a .*Color, a subclass of int"),
-    ({"point": Point(1, 2)}, r"point: .*tuple subclass(.|\n)*_asdict"),
-    ({"tags": {"a", "b"}}, r"tags: it is a set(.|\n)*sorted"),
-    ({"m": {1.5j: 1}}, r"m: it has a key of type complex"),
-    ({"arr": np.array(["a"], dtype=object)}, r"arr: a numpy array of dtype object"),
-    ({"t": torch.ones(2).as_subclass(Tagged)}, r"t: it is a tensor subclass"),
-    ({"when": np.datetime64("2024-01-01")}, r"when: a numpy datetime64"),
-    ({"blob": b""}, r"blob: it is bytes(.|\n)*frombuffer"),
-    ({"raw": np.bytes_(b"ab")}, r"raw: a numpy \|S2 scalar"),
-])
+@pytest.mark.parametrize(
+    ("state", "match"),
+    [
+        ({"metrics": {"fn": len}}, r"cannot save metrics\['fn'\]: it is a builtin_function"),
+        (
+            {"cfg": {"layers": [1, {"act": object()}]}},
+            r"cfg\['layers'\]\[1\]\['act'\]: it is a object",
+        ),
+        ({"color": Color.RED}, r"cannot save color: it is a .*Color, a subclass of int"),
+        ({"point": Point(1, 2)}, r"point: .*tuple subclass(.|\n)*_asdict"),
+        ({"tags": {"a", "b"}}, r"tags: it is a set(.|\n)*sorted"),
+        ({"m": {1.5j: 1}}, r"m: it has a key of type complex"),
+        ({"arr": np.array(["a"], dtype=object)}, r"arr: a numpy array of dtype object"),
+        ({"t": torch.ones(2).as_subclass(Tagged)}, r"t: it is a tensor subclass"),
+        ({"when": np.datetime64("2024-01-01")}, r"when: a numpy datetime64"),
+        ({"blob": b""}, r"blob: it is bytes(.|\n)*frombuffer"),
+        ({"raw": np.bytes_(b"ab")}, r"raw: a numpy \|S2 scalar"),
+    ],
+)
 def test_save_checkpoint_refuses_what_would_not_load(
-        tmp_path: Path, state: dict[str, Any], match: str) -> None:
+    tmp_path: Path, state: dict[str, Any], match: str
+) -> None:
     with pytest.raises(UsageError, match=match):
         save_checkpoint(tmp_path / "c.pt", step=1, **state)
     assert list(tmp_path.iterdir()) == []  # nothing written, no temp file
@@ -592,9 +667,11 @@ def test_save_checkpoint_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
 plain_data = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda children: st.lists(children, max_size=4)
-    | st.tuples(children, children)
-    | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.tuples(children, children)
+        | st.dictionaries(st.text(max_size=5) | st.integers(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -602,7 +679,8 @@ plain_data = st.recursive(
 @settings(max_examples=40, deadline=None)
 @given(value=plain_data)
 def test_plain_data_roundtrips_through_stock_weights_only(
-        tmp_path_factory: pytest.TempPathFactory, value: Any) -> None:
+    tmp_path_factory: pytest.TempPathFactory, value: Any
+) -> None:
     path = tmp_path_factory.mktemp("plain") / "c.pt"
     save_checkpoint(path, value=value)
     assert torch.load(path, weights_only=True) == {"value": value}
@@ -614,8 +692,9 @@ def test_plain_data_roundtrips_through_stock_weights_only(
 def test_load_checkpoint_roundtrip(tmp_path: Path) -> None:
     objects = training_objects()
     np.random.randn()
-    save_checkpoint(tmp_path / "c.pt", **objects, rng=capture_rng_state(), step=4,
-                    metrics={"loss": 0.5})
+    save_checkpoint(
+        tmp_path / "c.pt", **objects, rng=capture_rng_state(), step=4, metrics={"loss": 0.5}
+    )
     want = draws()
     ckpt = load_checkpoint(tmp_path / "c.pt", map_location="cpu")
     assert ckpt["step"] == 4 and ckpt["metrics"] == {"loss": 0.5}
@@ -631,7 +710,8 @@ def test_load_checkpoint_rejects_a_non_dict(tmp_path: Path) -> None:
 
 
 def test_load_checkpoint_delegates_to_ckptguard_load(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     calls: list[tuple[Any, ...]] = []
 
     def fake_load(f: Any, map_location: Any = None, **kwargs: Any) -> Any:

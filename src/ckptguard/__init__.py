@@ -153,7 +153,7 @@ def inspect(path: PathArg, *, allow: Iterable[str] = (), policy: object = None) 
     """Describe a checkpoint (tree of keys, tensor shapes/dtypes/bytes, step/epoch/metrics)
     without reading tensor data or executing anything. Returns an ``Inspection``; for a
     directory, a list of them sorted newest first."""
-    from ckptguard._inspect import inspect_dir, inspect_file  # noqa: PLC0415
+    from ckptguard._inspect._describe import inspect_dir, inspect_file  # noqa: PLC0415
     from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
 
     if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from ckptguard._model import FileReport, Finding, GlobalRef
+    from ckptguard._pickle._analysis import GlobalUsage
 
 
 def _escape_lines(text: str) -> str:
@@ -127,3 +128,24 @@ class UnsafeCheckpointError(CheckpointError):
             return ()
         return tuple(f for f in self.report.findings if f.severity is not Severity.INFO)
 
+
+class PickleError(CorruptCheckpointError):
+    """The stream is malformed, truncated, or exceeds a bound: fail closed."""
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        offset: int | None = None,
+        partial: tuple[GlobalUsage, ...] = (),
+        hint: str | None = None,
+    ) -> None:
+        super().__init__(problem, hint=hint)
+        self.offset = offset
+        self.partial = partial  # globals seen before the failure (still reported)
+        # the failure is a bound of ckptguard's, not one of CPython's unpickler (which reads on)
+        self.over_limit = False
+
+
+class ConvertError(CheckpointError):
+    """The checkpoint holds something that has no weights-only form: convert refuses it."""

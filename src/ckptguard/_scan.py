@@ -11,12 +11,12 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from ckptguard._errors import CheckpointError
+from ckptguard._errors import CheckpointError, PickleError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
 from ckptguard._formats._common import FormatError
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
-from ckptguard._pickle import GlobalUsage, PickleError
+from ckptguard._pickle import GlobalUsage
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord, SkippedRecord
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict

@@ -81,9 +81,7 @@ _IMPORTED_BY_A_SCAN = (
 
 
 @pytest.mark.parametrize("output", ["-q", "--json", "-v"])
-def test_scan_process_imports_only_what_it_needs(
-    files: Files, tmp_path: Path, output: str
-) -> None:
+def test_scan_process_imports_only_what_it_needs(files: Files, tmp_path: Path, output: str) -> None:
     proc = _python(_IMPORTED_BY_A_SCAN, output, files.training, cwd=tmp_path)
     assert proc.stderr.strip() == "0 []", proc.stderr
     if output == "--json":

@@ -18,7 +18,7 @@ import pytest
 import torch
 
 from ckptguard import UnsafeCheckpointError, convert
-from ckptguard._convert._plain import ConvertError
+from ckptguard._errors import ConvertError
 from tests import factories as F
 
 CHILD = Path(__file__).with_name("child_load.py")

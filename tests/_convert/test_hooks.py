@@ -14,7 +14,7 @@ import torch
 
 from ckptguard import CorruptCheckpointError, convert
 from ckptguard._convert import read_safetensors_checkpoint, restore_types
-from ckptguard._convert._plain import ConvertError
+from ckptguard._errors import ConvertError
 from ckptguard._policy import default_policy
 from tests import factories as F
 

@@ -17,9 +17,9 @@ import torch
 
 from ckptguard._cli import main
 from ckptguard._convert import read_safetensors_checkpoint
-from ckptguard._convert._convert import convert_file
+from ckptguard._convert._pipeline import convert_file
 from ckptguard._errors import CheckpointError
-from ckptguard._inspect import inspect_file
+from ckptguard._inspect._describe import inspect_file
 from ckptguard._policy import default_policy
 from tests import hostile_output as H
 from tests._reporters.textcheck import terminal_problems

@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from ckptguard._convert import _convert as C
+from ckptguard._convert import _pipeline as C
 from ckptguard._convert import _safetensors as S
 from ckptguard._convert import _zipwrite as Z
-from ckptguard._convert._convert import convert_file
 from ckptguard._convert._inplace import convert_in_place
+from ckptguard._convert._pipeline import convert_file
 from ckptguard._errors import CheckpointError, CorruptCheckpointError
 from ckptguard._policy import default_policy
 from tests._convert.sources import source

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from ckptguard._convert import read_safetensors_checkpoint
-from ckptguard._convert._convert import convert_file
+from ckptguard._convert._pipeline import convert_file
 from ckptguard._policy import default_policy
 
 KEYS = ["a\ud800", "\udc80x", "\x1b[2J\r\nverdict: safe", "\u202eright-to-left", "a\\ud800"]

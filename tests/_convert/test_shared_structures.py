@@ -18,10 +18,10 @@ from safetensors import safe_open
 
 from ckptguard._convert import _safetensors as S
 from ckptguard._convert import read_safetensors_checkpoint
-from ckptguard._convert._convert import convert_file
-from ckptguard._convert._plain import MAX_KEY_VALUES, Converter, ConvertError
-from ckptguard._errors import CheckpointError
-from ckptguard._inspect import inspect_file
+from ckptguard._convert._pipeline import convert_file
+from ckptguard._convert._plain import MAX_KEY_VALUES, Converter
+from ckptguard._errors import CheckpointError, ConvertError
+from ckptguard._inspect._describe import inspect_file
 from ckptguard._pickle._tree import build_tree
 from ckptguard._policy import default_policy
 from tests import hostile_output as H

@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from ckptguard._convert._emit import emit_pickle
 from ckptguard._convert._plain import Converter
-from ckptguard._pickle import PickleError, PickleLimits
+from ckptguard._errors import PickleError
+from ckptguard._pickle import PickleLimits
 from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple, build_tree
 
 
@@ -103,7 +104,7 @@ def test_limits_are_enforced() -> None:
 def test_deep_nesting_is_refused_by_the_converter_not_a_crash() -> None:
     data = b"\x80\x02" + b"]" * 5000 + b"a" * 4999 + b"."
     tree = build_tree(data)
-    from ckptguard._convert._plain import ConvertError
+    from ckptguard._errors import ConvertError
 
     with pytest.raises(ConvertError, match="nested"):
         Converter({}).run(tree.root)
@@ -140,11 +141,13 @@ _leaves = (
 )  # fmt: skip
 _values = st.recursive(
     _leaves,
-    lambda inner: st.lists(inner, max_size=5)
-    | st.tuples(inner, inner)
-    | st.lists(inner, max_size=4).map(tuple)
-    | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=5)
-    | st.builds(OrderedDict, st.dictionaries(st.text(max_size=4), inner, max_size=3)),
+    lambda inner: (
+        st.lists(inner, max_size=5)
+        | st.tuples(inner, inner)
+        | st.lists(inner, max_size=4).map(tuple)
+        | st.dictionaries(st.text(max_size=4) | st.integers(), inner, max_size=5)
+        | st.builds(OrderedDict, st.dictionaries(st.text(max_size=4), inner, max_size=3))
+    ),
     max_leaves=30,
 )
 

@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from ckptguard import CorruptCheckpointError, convert
-from ckptguard._convert import _convert as C
+from ckptguard._convert import _pipeline as C
 from ckptguard._convert import _zipwrite as ZW
 from ckptguard._formats._zip import Member, read_members
 from tests._convert.sources import source

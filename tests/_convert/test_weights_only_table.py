@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch._weights_only_unpickler import _get_allowed_globals
 
-from ckptguard._convert._model import weights_only_globals
+from ckptguard._convert._values import weights_only_globals
 
 
 def test_every_listed_global_is_allowed_by_stock_torch() -> None:
@@ -25,7 +25,7 @@ def test_the_writer_needs_only_listed_globals() -> None:
 def test_the_fast_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
     import tomllib
 
-    from ckptguard._convert._model import WEIGHTS_ONLY_FILE
+    from ckptguard._convert._values import WEIGHTS_ONLY_FILE
     from ckptguard._policy._data import parse_simple_toml
 
     with open(WEIGHTS_ONLY_FILE, "rb") as f:

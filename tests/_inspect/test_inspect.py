@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ckptguard import inspect
-from ckptguard._inspect import Inspection, best_row, inspect_dir, sort_rows
+from ckptguard._inspect._describe import Inspection, best_row, inspect_dir, sort_rows
 from ckptguard._policy import default_policy
 from tests import factories as F
 

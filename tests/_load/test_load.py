@@ -222,7 +222,7 @@ def test_file_swapped_after_the_scan_is_refused(
 ) -> None:
     """What is loaded is what was scanned (time-of-check/use): a file replaced after the scan
     is refused, or (small files, read into memory once) the scanned bytes are what loads."""
-    from ckptguard._load import _load as load_module
+    from ckptguard._load import _safe_load as load_module
 
     if big:  # over 1 MiB: scanned through a mapping, the pickle and storages read again later
         good = tmp_path / "good.pt"

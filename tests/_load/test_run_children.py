@@ -44,7 +44,6 @@ if __name__ == "__main__":
 METHODS = ["spawn", "forkserver", "fork"]
 
 
-
 @pytest.fixture
 def evil(tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "PWNED-child"

@@ -50,7 +50,6 @@ WITH_BLOCK = "import ckptguard\nwith ckptguard.patched():\n    pass\n" + LATE
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
 
 
-
 @pytest.fixture
 def evil(tmp_path: Path) -> dict[str, tuple[Path, Path]]:
     """Two hostile files (one per late loader), each with its own marker."""

@@ -52,7 +52,6 @@ def _rules(data: bytes) -> set[str]:
     return {f.rule for f in analyze_pickle(data).findings}
 
 
-
 # ------------------------------------------------------------------------- the rules as data
 def test_every_vetted_global_has_a_call_rule() -> None:
     with open(POLICY_FILE, "rb") as f:

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from ckptguard._pickle import PickleError, analyze_pickle
+from ckptguard._errors import PickleError
+from ckptguard._pickle import analyze_pickle
 from ckptguard._pickle._reader import unframed_stream
 from ckptguard._pickle._tree import build_tree
 

@@ -63,7 +63,6 @@ def _explain(rep: ckptguard.FileReport) -> str:
     return "\n".join(lines)
 
 
-
 @pytest.mark.parametrize("container", ["plain pickle", "torch zip data.pkl"])
 @pytest.mark.parametrize("sample", SAMPLES, ids=_IDS)
 def test_scan_reports_the_payload_as_dangerous_and_never_runs_it(

@@ -48,7 +48,6 @@ print(ckpt["hyper_parameters"].x)
 """
 
 
-
 @pytest.fixture
 def evil(tmp_path: Path) -> tuple[Path, Path]:
     marker = tmp_path / "PWNED-resolver"

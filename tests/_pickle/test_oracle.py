@@ -25,9 +25,9 @@ from hypothesis import strategies as st
 
 import ckptguard
 from ckptguard import FileVerdict
-from ckptguard._errors import CheckpointError
-from ckptguard._formats import _read_pickles
-from ckptguard._pickle import DEFAULT_LIMITS, PickleError
+from ckptguard._errors import CheckpointError, PickleError
+from ckptguard._formats._detect import _read_pickles
+from ckptguard._pickle import DEFAULT_LIMITS
 from ckptguard._verdict import Severity
 from tests import factories as F
 from tests.hostile import CASES
@@ -304,7 +304,6 @@ def test_a_frame_that_lies_is_an_error_with_a_finding_naming_it() -> None:
     readings = read_all(lying)
     assert readings["bytesio"].error is not None  # the modes really differ on it
     assert readings["loads"].error is None
-
 
 
 def test_pickles_after_a_frame_tail_are_still_reported(oracle: Oracle) -> None:

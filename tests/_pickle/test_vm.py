@@ -17,7 +17,8 @@ import uuid
 import pytest
 
 from ckptguard import Use
-from ckptguard._pickle import OPAQUE, GlobalConst, PickleError, PickleLimits, analyze_pickle
+from ckptguard._errors import PickleError
+from ckptguard._pickle import OPAQUE, GlobalConst, PickleLimits, analyze_pickle
 from tests.pickleasm import (
     APPENDS,
     BINPERSID,

@@ -366,7 +366,7 @@ def test_capable_globals_are_not_vetted(name: str) -> None:
         ("codecs", "open"),
         ("_codecs", "register"),
         ("posixpath", "exists"),
-        ("ckptguard._policy._policy", "Policy"),  # scanner tampering
+        ("ckptguard._policy._judge", "Policy"),  # scanner tampering
         ("picklescan.scanner", "scan_pickle_bytes"),
         ("mailcap", "findmatch"),
         ("numpy._core.multiarray", "fromfile"),

@@ -221,7 +221,7 @@ def test_foreign_wildcards_are_refused_from_every_source(
 
 def test_vetted_names_are_shallower_than_the_depth_the_rules_look_at() -> None:
     from ckptguard._policy._data import shipped
-    from ckptguard._policy._policy import _VETTED_DEPTH
+    from ckptguard._policy._judge import _VETTED_DEPTH
 
     deepest = max(n.count(".") + 1 for p in shipped().profiles.values() for n in p)
     assert deepest < _VETTED_DEPTH

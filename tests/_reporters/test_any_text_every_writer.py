@@ -10,7 +10,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ckptguard._code._model import CodeError, CodeFinding, CodeReport, FileResult
+from ckptguard._code._findings import CodeError, CodeFinding, CodeReport, FileResult
 from ckptguard._code._rules import RULES
 from ckptguard._reporters import _code, _code_sarif, _human, _json, _jsontext, _sarif
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord, SkippedRecord
@@ -64,9 +64,7 @@ def scan_records(draw: st.DrawFn) -> ScanRecord:
                 hint=draw(st.one_of(st.none(), _text)),
             )
         )
-    skipped = SkippedRecord(
-        draw(_text), draw(_text), draw(st.one_of(st.none(), _text))
-    )
+    skipped = SkippedRecord(draw(_text), draw(_text), draw(st.one_of(st.none(), _text)))
     return ScanRecord(tuple(files), skipped=(skipped,))
 
 

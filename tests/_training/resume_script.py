@@ -46,18 +46,24 @@ Scheduler = torch.optim.lr_scheduler.LRScheduler
 def build(seed: int) -> tuple[torch.nn.Module, torch.optim.Optimizer, Scheduler]:
     torch.manual_seed(seed)
     model = torch.nn.Sequential(
-        torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 1))
+        torch.nn.Linear(6, 32), torch.nn.ReLU(), torch.nn.Dropout(0.3), torch.nn.Linear(32, 1)
+    )
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2, weight_decay=1e-3)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=4, gamma=0.5)
     return model, optimizer, scheduler
 
 
-def step(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Scheduler,
-         x: torch.Tensor, y: torch.Tensor) -> float:
-    index = random.sample(range(len(x)), BATCH)                      # Python RNG
-    noise = np.random.normal(0.0, 0.05, size=(BATCH, x.shape[1]))    # numpy RNG
+def step(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Scheduler,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> float:
+    index = random.sample(range(len(x)), BATCH)  # Python RNG
+    noise = np.random.normal(0.0, 0.05, size=(BATCH, x.shape[1]))  # numpy RNG
     batch = x[index] + torch.from_numpy(noise.astype(np.float32))
-    batch = batch + 0.01 * torch.randn_like(batch)                   # torch RNG
+    batch = batch + 0.01 * torch.randn_like(batch)  # torch RNG
     model.train()
     loss = torch.nn.functional.mse_loss(model(batch).squeeze(1), y[index])  # dropout: torch RNG
     optimizer.zero_grad()
@@ -80,14 +86,23 @@ def main(argv: list[str]) -> None:
     if mode in ("full", "first"):
         model, optimizer, scheduler = build(seed=0)
         seed_all(7)
-        losses = [step(model, optimizer, scheduler, x, y)
-                  for _ in range(STEPS if mode == "full" else SPLIT)]
+        losses = [
+            step(model, optimizer, scheduler, x, y)
+            for _ in range(STEPS if mode == "full" else SPLIT)
+        ]
         if mode == "full":
             torch.save({"losses": losses, "weights": model.state_dict()}, out / "full.pt")
         else:
-            save_checkpoint(out / "ckpt.pt", model=model, optimizer=optimizer,
-                            scheduler=scheduler, rng=capture_rng_state(), step=SPLIT,
-                            losses=losses, metrics={"loss": np.float32(losses[-1])})
+            save_checkpoint(
+                out / "ckpt.pt",
+                model=model,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                rng=capture_rng_state(),
+                step=SPLIT,
+                losses=losses,
+                metrics={"loss": np.float32(losses[-1])},
+            )
         return
     loader = argv[2] if len(argv) > 2 else "stock"
     if loader == "stock":

@@ -48,16 +48,22 @@ def check(name: str, fn: Callable[[], str]) -> None:
 
 
 def draws() -> tuple[Any, ...]:
-    return (random.random(), float(np.random.randn()), torch.rand(4),
-            torch.rand(4, device="cuda").cpu(),
-            *(torch.rand(2, device=f"cuda:{i}").cpu() for i in range(torch.cuda.device_count())))
+    return (
+        random.random(),
+        float(np.random.randn()),
+        torch.rand(4),
+        torch.rand(4, device="cuda").cpu(),
+        *(torch.rand(2, device=f"cuda:{i}").cpu() for i in range(torch.cuda.device_count())),
+    )
 
 
 def same(a: tuple[Any, ...], b: tuple[Any, ...]) -> bool:
     if len(a) != len(b):
         return False
-    return all(torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
-               for x, y in zip(a, b, strict=True))
+    return all(
+        torch.equal(x, y) if isinstance(x, torch.Tensor) else x == y
+        for x, y in zip(a, b, strict=True)
+    )
 
 
 def scramble() -> None:
@@ -67,10 +73,12 @@ def scramble() -> None:
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
-          f"{torch.cuda.device_count()} device(s): "
-          f"{[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}; "
-          f"numpy {np.__version__}; ckptguard.load present: {hasattr(ckptguard, 'load')}")
+    print(
+        f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
+        f"{torch.cuda.device_count()} device(s): "
+        f"{[torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}; "
+        f"numpy {np.__version__}; ckptguard.load present: {hasattr(ckptguard, 'load')}"
+    )
     assert torch.cuda.is_available(), "needs CUDA"
     tmp = Path(tempfile.mkdtemp())
     random.seed(3)
@@ -96,6 +104,7 @@ def main() -> None:
             restore_rng_state(ckpt["rng"])
             assert same(draws(), want), "draws differ after restore"
             return f"stock weights-only load, tensors on {devices}, draws identical"
+
         return run
 
     def via_load_checkpoint() -> str:
@@ -120,8 +129,14 @@ def main() -> None:
             "print(' | '.join(str(x.message) for x in w))\n"
         )
         env = dict(os.environ, CUDA_VISIBLE_DEVICES="")
-        done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert done.returncode == 0, done.stderr[-2000:]
         values, warned = done.stdout.strip().splitlines()
         assert values == repr((want[0], want[1], want[2].tolist())), "CPU draws differ"
@@ -131,10 +146,13 @@ def main() -> None:
     def legacy_mapped_onto_cuda() -> str:
         scramble()
         np.random.randn()
-        legacy = {"step": 5, "random_state": random.getstate(),
-                  "numpy_random_seed": np.random.get_state(),
-                  "torch_manual_seed": torch.get_rng_state(),
-                  "torch_cuda_manual_seed": torch.cuda.get_rng_state_all()}
+        legacy = {
+            "step": 5,
+            "random_state": random.getstate(),
+            "numpy_random_seed": np.random.get_state(),
+            "torch_manual_seed": torch.get_rng_state(),
+            "torch_cuda_manual_seed": torch.cuda.get_rng_state_all(),
+        }
         torch.save(legacy, tmp / "random_states_0.pkl")
         legacy_want = draws()
         try:

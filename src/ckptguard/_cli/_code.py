@@ -7,7 +7,7 @@ import sys
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
-    from ckptguard._code._model import CodeReport
+    from ckptguard._code._findings import CodeReport
     from ckptguard._code._rules import Rule
 
 HELP = "find (and --fix) risky torch.load / pickle.load call sites in Python source"

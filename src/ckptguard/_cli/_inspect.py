@@ -55,7 +55,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 def run(args: argparse.Namespace) -> int:
     from ckptguard._cli._output import write, write_json  # noqa: PLC0415
-    from ckptguard._inspect import best_row, inspect_dir, inspect_file  # noqa: PLC0415
+    from ckptguard._inspect._describe import best_row, inspect_dir, inspect_file  # noqa: PLC0415
     from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
     policy = resolve_policy(allow=args.allow, policy=args.policy, targets=[args.path])

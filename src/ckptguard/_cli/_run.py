@@ -40,9 +40,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="also allow this global (or package.*) in every checkpoint (repeatable)",
     )  # fmt: skip
     p.add_argument("--policy", metavar="FILE", help="policy file (TOML); see docs/policy.md")
-    p.add_argument(
-        "-m", dest="module", metavar="MODULE", help="run a library module as a script"
-    )
+    p.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
     p.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT.py ARGS",
                    help="the script to run and its arguments")  # fmt: skip
     p.set_defaults(run=run)

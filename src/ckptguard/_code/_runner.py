@@ -31,8 +31,8 @@ from ckptguard._code._files import (
     read_source,
     replace_source,
 )
+from ckptguard._code._findings import CodeError, CodeFinding, CodeReport, CodeSkip, FileResult
 from ckptguard._code._fixer import apply_fixes
-from ckptguard._code._model import CodeError, CodeFinding, CodeReport, CodeSkip, FileResult
 from ckptguard._code._rules import RULES, Rule
 from ckptguard._code._visitor import Site, analyze
 

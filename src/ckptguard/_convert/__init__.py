@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ckptguard._convert._convert import ConvertResult, convert_file
+from ckptguard._convert._pipeline import ConvertResult, convert_file
 
 __all__ = ["ConvertResult", "convert_file", "read_safetensors_checkpoint", "restore_types"]
 

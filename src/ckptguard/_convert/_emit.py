@@ -13,7 +13,7 @@ import io
 import struct
 from typing import Any
 
-from ckptguard._convert._model import OCall, OGlobal, OOpaque, OSet, OStorage, weights_only_globals
+from ckptguard._convert._values import OCall, OGlobal, OOpaque, OSet, OStorage, weights_only_globals
 from ckptguard._errors import UsageError
 
 _BATCH = 1000

@@ -24,7 +24,7 @@ class Outcome:
 
 def needs_conversion(path: str) -> tuple[bool, str]:
     """(whether stock weights-only loading would refuse the file, its format)."""
-    from ckptguard._convert._model import weights_only_globals  # noqa: PLC0415
+    from ckptguard._convert._values import weights_only_globals  # noqa: PLC0415
     from ckptguard._formats import read_file  # noqa: PLC0415
 
     ex = read_file(path)
@@ -43,7 +43,7 @@ def convert_in_place(
     progress: Callable[[int, int], None] | None = None,
     fsync: bool = False,
 ) -> list[Outcome]:
-    from ckptguard._convert._convert import convert_file  # noqa: PLC0415
+    from ckptguard._convert._pipeline import convert_file  # noqa: PLC0415
     from ckptguard._scan import collect_targets  # noqa: PLC0415
 
     if not os.path.isdir(directory):

@@ -28,7 +28,7 @@ import struct
 from collections.abc import Callable
 from typing import Any
 
-from ckptguard._convert._model import (
+from ckptguard._convert._values import (
     FORMAT_KEY,
     OCall,
     OGlobal,
@@ -37,7 +37,7 @@ from ckptguard._convert._model import (
     OStorage,
     weights_only_globals,
 )
-from ckptguard._errors import CheckpointError
+from ckptguard._errors import ConvertError
 from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
 
 MAX_DEPTH = 150
@@ -99,10 +99,6 @@ _BUILDABLE = frozenset({"collections.OrderedDict", "torch.nn.parameter.Parameter
 _UNTYPED = OGlobal("torch.storage", "UntypedStorage")
 _V3 = OGlobal("torch._utils", "_rebuild_tensor_v3")
 _ODICT = OGlobal("collections", "OrderedDict")
-
-
-class ConvertError(CheckpointError):
-    """The checkpoint holds something that has no weights-only form: convert refuses it."""
 
 
 class Result:

@@ -14,7 +14,7 @@ import ast
 import importlib
 from typing import Any
 
-from ckptguard._convert._model import FORMAT_KEY
+from ckptguard._convert._values import FORMAT_KEY
 from ckptguard._errors import CheckpointError
 from ckptguard._policy import Policy
 from ckptguard._verdict import Verdict

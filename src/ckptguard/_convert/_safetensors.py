@@ -13,9 +13,9 @@ import math
 from collections import OrderedDict
 from typing import Any
 
-from ckptguard._convert._model import FORMAT_KEY, FORMAT_VERSION
-from ckptguard._convert._plain import ConvertError, bounded_repr
-from ckptguard._errors import CorruptCheckpointError, UsageError
+from ckptguard._convert._plain import bounded_repr
+from ckptguard._convert._values import FORMAT_KEY, FORMAT_VERSION
+from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
 
 _MAX_DEPTH = 200
 # JSON metadata cannot share: a container referenced twice is written twice. The values

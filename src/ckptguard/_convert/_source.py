@@ -11,9 +11,9 @@ import os
 from typing import Any
 
 from ckptguard._errors import CorruptCheckpointError
-from ckptguard._formats import _PICKLE_START
 from ckptguard._formats._common import LEGACY_MAGIC_NUMBER as MAGIC_NUMBER
 from ckptguard._formats._common import corrupt
+from ckptguard._formats._detect import _PICKLE_START
 from ckptguard._formats._torchzip import storage_element_size
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS

@@ -9,15 +9,15 @@ try:  # hashlib.blake2b is this very function; importing hashlib also loads Open
 except ImportError:  # pragma: no cover - a Python built without the _blake2 module
     from hashlib import blake2b
 
-from ckptguard._errors import CorruptCheckpointError
-from ckptguard._pickle import OPAQUE, PickleAnalysis, PickleError, analyze_pickle
-from ckptguard._pickle._types import PickleLimits
+from ckptguard._errors import CorruptCheckpointError, PickleError
+from ckptguard._pickle import OPAQUE, PickleAnalysis, analyze_pickle
+from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Severity
 
+from ._extracted import PickleStream
 from ._framing import Buffer as Buffer  # noqa: PLC0414 - re-exported
 from ._framing import frame_tail
-from ._types import PickleStream
 
 # The magic numbers the dispatcher needs before it imports the reader they select.
 NPY_MAGIC = b"\x93NUMPY"  # numpy .npy files

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from ckptguard._pickle._types import GlobalUsage, PickleAnalysis, PickleError, PickleLimits
+from ckptguard._errors import PickleError
+from ckptguard._pickle._analysis import GlobalUsage, PickleAnalysis, PickleLimits
 from ckptguard._results import FindingRecord
 
 from ._common import PROTOCOL_VERSION, Buffer, error_finding
+from ._extracted import Extracted, PickleStream
 from ._framing import frame_tail
 from ._torchzip import check_tensors, storage_element_size, valid_location
-from ._types import Extracted, PickleStream
 
 _NAMES = ("magic number", "protocol version", "system info", "object", "storage keys")
 

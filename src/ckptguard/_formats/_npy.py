@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import re
 
-from ckptguard._pickle._types import PickleLimits
+from ckptguard._pickle._analysis import PickleLimits
 
 from ._common import NPY_MAGIC as MAGIC
 from ._common import analyse_all, corrupt, error_finding
-from ._types import Extracted
+from ._extracted import Extracted
 
 _MAX_HEADER = 64 * 1024
 _MAX_DIMS = 64

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ._common import Buffer, corrupt
-from ._types import Extracted
+from ._extracted import Extracted
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).

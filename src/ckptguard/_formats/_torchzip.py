@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
-from ckptguard._pickle._types import PickleLimits
+from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
 
 from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
-from ._types import Extracted, PickleStream
+from ._extracted import Extracted, PickleStream
 from ._zip import Member, member_head, read_member, read_members, verify_member
 
 # Element sizes of the storage classes torch writes into persistent ids.

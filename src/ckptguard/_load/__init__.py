@@ -1,7 +1,7 @@
 """Safe loading: ``load`` (a drop-in ``torch.load``) and the process-wide ``torch.load`` patch."""
 
-from ckptguard._load._load import LoadWarning, load
 from ckptguard._load._patch import RefusedLoadWarning, install, is_installed, patched, uninstall
+from ckptguard._load._safe_load import LoadWarning, load
 
 __all__ = [
     "LoadWarning",

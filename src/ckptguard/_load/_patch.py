@@ -115,7 +115,7 @@ def current_policy() -> Policy:
 
 
 def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
-    from ckptguard._load._load import drop_unsafe_kwargs, load  # noqa: PLC0415
+    from ckptguard._load._safe_load import drop_unsafe_kwargs, load  # noqa: PLC0415
 
     @functools.wraps(original)
     def torch_load(

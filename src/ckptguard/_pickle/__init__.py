@@ -1,13 +1,13 @@
 """Static analysis of pickle streams: a symbolic unpickler that never executes anything."""
 
-from ckptguard._pickle._types import (
+from ckptguard._errors import PickleError
+from ckptguard._pickle._analysis import (
     DEFAULT_LIMITS,
     OPAQUE,
     GlobalConst,
     GlobalUsage,
     PersistentRef,
     PickleAnalysis,
-    PickleError,
     PickleLimits,
 )
 from ckptguard._pickle._vm import analyze_pickle

@@ -14,7 +14,8 @@ import math
 import re
 import struct
 
-from ckptguard._pickle._types import PickleError, PickleLimits
+from ckptguard._errors import PickleError
+from ckptguard._pickle._analysis import PickleLimits
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:

@@ -17,7 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from ckptguard._errors import PickleError
 from ckptguard._gc import gc_paused
+from ckptguard._pickle._analysis import DEFAULT_LIMITS, PickleLimits
 from ckptguard._pickle._reader import (
     F64,
     HIGHEST_PROTOCOL,
@@ -33,7 +35,6 @@ from ckptguard._pickle._reader import (
     parse_long_line,
     parse_memo_line,
 )
-from ckptguard._pickle._types import DEFAULT_LIMITS, PickleError, PickleLimits
 
 # Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
 # converted file must load as), and bytes that are not UTF-8 make it fail.

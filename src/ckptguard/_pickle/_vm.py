@@ -14,8 +14,18 @@ import codecs
 import functools
 import mmap
 
+from ckptguard._errors import PickleError
 from ckptguard._gc import gc_paused
 from ckptguard._pickle import _bounds
+from ckptguard._pickle._analysis import (
+    DEFAULT_LIMITS,
+    OPAQUE,
+    GlobalConst,
+    GlobalUsage,
+    PersistentRef,
+    PickleAnalysis,
+    PickleLimits,
+)
 from ckptguard._pickle._bounds import CallRule, Param, rule_for, rule_mode, rule_texts
 from ckptguard._pickle._reader import (
     F64,
@@ -34,16 +44,6 @@ from ckptguard._pickle._reader import (
     parse_long_line,
     parse_memo_line,
     unframed_stream,
-)
-from ckptguard._pickle._types import (
-    DEFAULT_LIMITS,
-    OPAQUE,
-    GlobalConst,
-    GlobalUsage,
-    PersistentRef,
-    PickleAnalysis,
-    PickleError,
-    PickleLimits,
 )
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Severity, Use

@@ -5,6 +5,6 @@ rules that apply them are code (``_policy._policy``).
 """
 
 from ckptguard._policy._discovery import resolve_policy
-from ckptguard._policy._policy import Policy, default_policy
+from ckptguard._policy._judge import Policy, default_policy
 
 __all__ = ["Policy", "default_policy", "resolve_policy"]

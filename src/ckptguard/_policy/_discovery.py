@@ -33,7 +33,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 
 from ckptguard._errors import PolicyError
-from ckptguard._policy._policy import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
+from ckptguard._policy._judge import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).

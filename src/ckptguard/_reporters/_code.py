@@ -9,7 +9,7 @@ Lines and columns are 1-based. After ``--fix`` the list holds what was not fixed
 
 from __future__ import annotations
 
-from ckptguard._code._model import CodeError, CodeFinding, CodeReport
+from ckptguard._code._findings import CodeError, CodeFinding, CodeReport
 from ckptguard._reporters._human import _Painter
 from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._reporters._terminal import lines_to_text

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ckptguard._code._model import CodeError, CodeFinding, CodeReport
+from ckptguard._code._findings import CodeError, CodeFinding, CodeReport
 from ckptguard._code._rules import RULES, Rule
 from ckptguard._reporters._common import tool_version
 from ckptguard._reporters._jsontext import dumps as json_dumps

@@ -30,7 +30,8 @@ _PLAIN = "numbers, strings, tensors, and lists, tuples and dicts of those"
 def _refuse(where: str, problem: str, hint: str | None = None) -> UsageError:
     return UsageError(
         f"cannot save {where}: {problem}; stock torch.load(weights_only=True) could not load it",
-        hint=hint or f"store plain data ({_PLAIN}), or an object with state_dict()")
+        hint=hint or f"store plain data ({_PLAIN}), or an object with state_dict()",
+    )
 
 
 def _type_name(value: object) -> str:
@@ -47,14 +48,20 @@ def _from_numpy(value: Any, where: str, depth: int) -> Any:
         return item
     if isinstance(value, np.ndarray):
         if value.dtype.kind not in "biufc":
-            raise _refuse(where, f"a numpy array of dtype {value.dtype} has no tensor form",
-                          hint="convert it to a numeric array, a list or a string yourself")
+            raise _refuse(
+                where,
+                f"a numpy array of dtype {value.dtype} has no tensor form",
+                hint="convert it to a numeric array, a list or a string yourself",
+            )
         array = np.ascontiguousarray(value, dtype=value.dtype.newbyteorder("="))
         try:
             return torch.from_numpy(array.copy())
         except TypeError as exc:
-            raise _refuse(where, f"a numpy {value.dtype} array has no tensor form ({exc})",
-                          hint="convert it to a supported dtype first") from None
+            raise _refuse(
+                where,
+                f"a numpy {value.dtype} array has no tensor form ({exc})",
+                hint="convert it to a supported dtype first",
+            ) from None
     raise _refuse(where, f"it is a {_type_name(value)} object")
 
 
@@ -67,8 +74,9 @@ def _key(key: Any, where: str) -> Any:
         item = getattr(key, "item", lambda: key)()
         if type(item) in _ATOMS:
             return item
-    raise _refuse(where, f"it has a key of type {_type_name(key)} ({key!r})",
-                  hint="use str or int keys")
+    raise _refuse(
+        where, f"it has a key of type {_type_name(key)} ({key!r})", hint="use str or int keys"
+    )
 
 
 def to_plain(value: Any, where: str, depth: int = 0) -> Any:
@@ -84,8 +92,11 @@ def to_plain(value: Any, where: str, depth: int = 0) -> Any:
         if kind is torch.nn.Parameter:
             return value
         if kind is not torch.Tensor:
-            raise _refuse(where, f"it is a tensor subclass ({_type_name(value)})",
-                          hint="save a plain tensor (e.g. tensor.as_subclass(torch.Tensor))")
+            raise _refuse(
+                where,
+                f"it is a tensor subclass ({_type_name(value)})",
+                hint="save a plain tensor (e.g. tensor.as_subclass(torch.Tensor))",
+            )
         return value.detach() if value.requires_grad else value
     if kind.__module__.startswith("numpy"):
         return _from_numpy(value, where, depth)
@@ -107,19 +118,29 @@ def to_plain(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, Mapping):
         return to_plain(dict(value), where, depth)
     if isinstance(value, tuple):  # namedtuple and other tuple subclasses
-        raise _refuse(where, f"it is a {_type_name(value)} (a tuple subclass)",
-                      hint="pass tuple(value), or value._asdict() for a namedtuple")
+        raise _refuse(
+            where,
+            f"it is a {_type_name(value)} (a tuple subclass)",
+            hint="pass tuple(value), or value._asdict() for a namedtuple",
+        )
     if isinstance(value, (bytes, bytearray)):
-        raise _refuse(where, f"it is {_type_name(value)} (an empty one would not load)",
-                      hint="store a str, or a uint8 tensor: "
-                           "torch.frombuffer(bytearray(value), dtype=torch.uint8)")
+        raise _refuse(
+            where,
+            f"it is {_type_name(value)} (an empty one would not load)",
+            hint="store a str, or a uint8 tensor: "
+            "torch.frombuffer(bytearray(value), dtype=torch.uint8)",
+        )
     if isinstance(value, (set, frozenset)):
-        raise _refuse(where, f"it is a {_type_name(value)}",
-                      hint="pass sorted(value) or list(value)")
+        raise _refuse(
+            where, f"it is a {_type_name(value)}", hint="pass sorted(value) or list(value)"
+        )
     if isinstance(value, (int, float, str)):  # IntEnum, str subclasses ...
         base = next(t for t in (bool, int, float, str) if isinstance(value, t))
-        raise _refuse(where, f"it is a {_type_name(value)}, a subclass of {base.__name__}",
-                      hint="convert it to the plain type, e.g. int(value) or value.value")
+        raise _refuse(
+            where,
+            f"it is a {_type_name(value)}, a subclass of {base.__name__}",
+            hint="convert it to the plain type, e.g. int(value) or value.value",
+        )
     raise _refuse(where, f"it is a {_type_name(value)} object")
 
 
@@ -159,8 +180,10 @@ def save_checkpoint(path: str | os.PathLike[str], **state: Any) -> Path:
     """
     target = Path(os.fspath(path))
     if not state:
-        raise UsageError("save_checkpoint needs something to save",
-                         hint="save_checkpoint(path, model=model, optimizer=opt, step=step)")
+        raise UsageError(
+            "save_checkpoint needs something to save",
+            hint="save_checkpoint(path, model=model, optimizer=opt, step=step)",
+        )
     if target.is_dir():
         raise UsageError(f"{target} is a directory; save_checkpoint needs a file path")
     plain = {name: to_plain(value, name) for name, value in state.items()}
@@ -200,5 +223,6 @@ def load_checkpoint(
     if not isinstance(loaded, Mapping):
         raise CorruptCheckpointError(
             f"not a training checkpoint: it holds a {_type_name(loaded)}, not a dict",
-            path=os.fspath(path))
+            path=os.fspath(path),
+        )
     return loaded if isinstance(loaded, dict) else dict(loaded)

@@ -56,30 +56,75 @@ class RngStateWarning(UserWarning):
 # (`_save_rng_state`: python, numpy, cpu, cuda); and names common in hand-written loops.
 ALIASES: dict[str, tuple[str, ...]] = {
     "python": (
-        "python", "random", "random_state", "python_random_state", "python_rng_state",
-        "py_random_state", "python_state", "rand_state", "py",
+        "python",
+        "random",
+        "random_state",
+        "python_random_state",
+        "python_rng_state",
+        "py_random_state",
+        "python_state",
+        "rand_state",
+        "py",
     ),
     "numpy": (
-        "numpy", "np", "numpy_random_seed", "numpy_random_state", "numpy_rng_state",
-        "np_random_state", "np_rng_state", "numpy_state", "np_state",
+        "numpy",
+        "np",
+        "numpy_random_seed",
+        "numpy_random_state",
+        "numpy_rng_state",
+        "np_random_state",
+        "np_rng_state",
+        "numpy_state",
+        "np_state",
     ),
     "torch": (
-        "torch", "cpu", "torch_manual_seed", "torch_random_state", "torch_rng_state",
-        "torch_state", "torch_cpu", "cpu_rng_state", "cpu_state", "pytorch",
+        "torch",
+        "cpu",
+        "torch_manual_seed",
+        "torch_random_state",
+        "torch_rng_state",
+        "torch_state",
+        "torch_cpu",
+        "cpu_rng_state",
+        "cpu_state",
+        "pytorch",
     ),
     "cuda": (
-        "cuda", "torch.cuda", "torch_cuda_manual_seed", "torch_cuda", "torch_cuda_random_state",
-        "torch_cuda_rng_state", "cuda_rng_state", "cuda_state", "pytorch_cuda",
+        "cuda",
+        "torch.cuda",
+        "torch_cuda_manual_seed",
+        "torch_cuda",
+        "torch_cuda_random_state",
+        "torch_cuda_rng_state",
+        "cuda_rng_state",
+        "cuda_state",
+        "pytorch_cuda",
     ),
 }
 
 # RNG states of other accelerators: recognised, reported as not restored.
-_OTHER_DEVICES = frozenset({
-    "mps", "xpu", "npu", "mlu", "musa", "hpu", "sdaa", "xla", "xm_seed", "torch.mps",
-    "torch.xpu", "torch_mps_manual_seed", "torch_xpu_manual_seed", "torch_npu_manual_seed",
-    "torch_mlu_manual_seed", "torch_musa_manual_seed", "torch_sdaa_manual_seed",
-    "torch_hpu_manual_seed",
-})
+_OTHER_DEVICES = frozenset(
+    {
+        "mps",
+        "xpu",
+        "npu",
+        "mlu",
+        "musa",
+        "hpu",
+        "sdaa",
+        "xla",
+        "xm_seed",
+        "torch.mps",
+        "torch.xpu",
+        "torch_mps_manual_seed",
+        "torch_xpu_manual_seed",
+        "torch_npu_manual_seed",
+        "torch_mlu_manual_seed",
+        "torch_musa_manual_seed",
+        "torch_sdaa_manual_seed",
+        "torch_hpu_manual_seed",
+    }
+)
 
 # Bookkeeping that legacy RNG files carry next to the states (accelerate stores "step").
 _METADATA = frozenset({FORMAT_KEY, "step", "epoch", "global_step", "process_index", "rank", "seed"})
@@ -113,8 +158,11 @@ def _int_vector(value: object, key: str, what: str) -> Any:
     """A 1-D int64 CPU tensor from a tensor (any device, integer dtype), ndarray or int list."""
     if isinstance(value, torch.Tensor):
         if value.device.type == "meta":
-            raise _bad(key, f"{what} is a meta tensor, which holds no data",
-                       hint="load the checkpoint with map_location='cpu' (or a real device)")
+            raise _bad(
+                key,
+                f"{what} is a meta tensor, which holds no data",
+                hint="load the checkpoint with map_location='cpu' (or a real device)",
+            )
         if value.dtype.is_floating_point or value.dtype.is_complex or value.dtype == torch.bool:
             raise _bad(key, f"{what} must hold integers (a uint8 byte tensor), not {_kind(value)}")
         tensor = value.detach().to("cpu")
@@ -134,8 +182,9 @@ def _int_vector(value: object, key: str, what: str) -> Any:
         except (TypeError, OverflowError, RuntimeError) as exc:
             raise _bad(key, f"{what} must be a sequence of integers ({exc})") from None
     else:
-        raise _bad(key, f"{what} must be a tensor, numpy array or list of integers, "
-                        f"not {_kind(value)}")
+        raise _bad(
+            key, f"{what} must be a tensor, numpy array or list of integers, not {_kind(value)}"
+        )
     if tensor.dim() != 1:
         raise _bad(key, f"{what} must be one-dimensional, not of shape {tuple(tensor.shape)}")
     return tensor.to(torch.int64).contiguous()
@@ -145,14 +194,20 @@ def _byte_tensor(value: object, key: str, what: str, size: int | None = None) ->
     """A contiguous 1-D uint8 CPU tensor, what ``torch.set_rng_state`` insists on."""
     if isinstance(value, torch.Tensor) and value.dtype == torch.uint8 and value.dim() == 1:
         if value.device.type == "meta":
-            raise _bad(key, f"{what} is a meta tensor, which holds no data",
-                       hint="load the checkpoint with map_location='cpu' (or a real device)")
+            raise _bad(
+                key,
+                f"{what} is a meta tensor, which holds no data",
+                hint="load the checkpoint with map_location='cpu' (or a real device)",
+            )
         tensor = value.detach().to("cpu").contiguous()
     else:
         wide = _int_vector(value, key, what)
         if wide.numel() and (int(wide.min()) < 0 or int(wide.max()) > 255):
-            raise _bad(key, f"{what} must hold bytes (0..255), "
-                            f"found values {int(wide.min())}..{int(wide.max())}")
+            raise _bad(
+                key,
+                f"{what} must hold bytes (0..255), "
+                f"found values {int(wide.min())}..{int(wide.max())}",
+            )
         tensor = wide.to(torch.uint8)
     if size is not None and tensor.numel() != size:
         raise _bad(key, f"{what} has {tensor.numel()} bytes, expected {size}")
@@ -201,25 +256,33 @@ def _parse_python(value: object, key: str) -> tuple[int, tuple[int, ...], float 
     if isinstance(value, Mapping):
         missing = [k for k in ("version", "state") if k not in value]
         if missing:
-            raise _bad(key, f"missing {', '.join(map(repr, missing))}",
-                       hint="expected {'version': int, 'state': [625 ints], 'gauss': float|None}")
+            raise _bad(
+                key,
+                f"missing {', '.join(map(repr, missing))}",
+                hint="expected {'version': int, 'state': [625 ints], 'gauss': float|None}",
+            )
         version, internal, gauss = value["version"], value["state"], value.get("gauss")
     elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) == 3:
         version, internal, gauss = value
     else:
-        raise _bad(key, f"expected random.getstate()'s (version, state, gauss) or a dict "
-                        f"with those keys, not {_kind(value)}")
+        raise _bad(
+            key,
+            f"expected random.getstate()'s (version, state, gauss) or a dict "
+            f"with those keys, not {_kind(value)}",
+        )
     words = tuple(int(w) for w in _int_vector(internal, key, "the Mersenne Twister state").tolist())
     if len(words) != _MT_KEYS + 1:
-        raise _bad(key, f"the Mersenne Twister state is the wrong size: {len(words)} integers, "
-                        f"expected {_MT_KEYS + 1} (624 words and the position)",
-                   hint="expected random.getstate(): (3, 625 ints, None or float)")
+        raise _bad(
+            key,
+            f"the Mersenne Twister state is the wrong size: {len(words)} integers, "
+            f"expected {_MT_KEYS + 1} (624 words and the position)",
+            hint="expected random.getstate(): (3, 625 ints, None or float)",
+        )
     # CPython's setstate silently truncates words to 32 bits; a state it truncates is not one
     # that random.getstate() wrote.
     _check_mt(words[:_MT_KEYS], key, "the Mersenne Twister state", degenerate=False)
     if not 0 <= words[-1] <= _MT_KEYS:
-        raise _bad(key, f"the Mersenne Twister position must be in 0..{_MT_KEYS}, "
-                        f"not {words[-1]}")
+        raise _bad(key, f"the Mersenne Twister position must be in 0..{_MT_KEYS}, not {words[-1]}")
     result = (
         _as_int(version, key, "the version"),
         words,
@@ -228,8 +291,11 @@ def _parse_python(value: object, key: str) -> tuple[int, tuple[int, ...], float 
     try:
         random.Random().setstate(result)  # noqa: S311 - validation only
     except (TypeError, ValueError, OverflowError) as exc:
-        raise _bad(key, f"random.setstate rejects it: {exc}",
-                   hint="expected random.getstate(): (3, 625 ints, None or float)") from None
+        raise _bad(
+            key,
+            f"random.setstate rejects it: {exc}",
+            hint="expected random.getstate(): (3, 625 ints, None or float)",
+        ) from None
     _check_mt(words[:_MT_KEYS], key, "the Mersenne Twister state")
     return result
 
@@ -246,14 +312,21 @@ def _check_mt(words: Sequence[int], key: str, what: str, *, degenerate: bool = T
     when those are all zero every later word is zero too (the all-zero state is one of them)."""
     for i, w in enumerate(words):
         if not 0 <= w < _WORD:
-            raise _bad(key, f"{what}: word {i} is {w}, not an unsigned 32-bit word",
-                       hint=_DEGENERATE_HINT)
+            raise _bad(
+                key, f"{what}: word {i} is {w}, not an unsigned 32-bit word", hint=_DEGENERATE_HINT
+            )
     if degenerate and not words[0] & _UPPER_BIT and not any(words[1:]):
-        how = ("all zero" if not words[0] else
-               "zero but for the low bits of word 0, which the generator never reads again")
-        raise _bad(key, f"{what} is degenerate ({how}): the Mersenne Twister would return "
-                        "only zeros from now on",
-                   hint=_DEGENERATE_HINT)
+        how = (
+            "all zero"
+            if not words[0]
+            else "zero but for the low bits of word 0, which the generator never reads again"
+        )
+        raise _bad(
+            key,
+            f"{what} is degenerate ({how}): the Mersenne Twister would return "
+            "only zeros from now on",
+            hint=_DEGENERATE_HINT,
+        )
 
 
 def _parse_numpy(value: object, key: str) -> _NumpyState:
@@ -268,23 +341,31 @@ def _parse_numpy(value: object, key: str) -> _NumpyState:
             keys, pos = value["state"].get("key"), value["state"].get("pos")
             has_gauss, cached = value.get("has_gauss", 0), value.get("gauss", 0.0)
         else:
-            raise _bad(key, "a dict must hold 'bit_generator', 'keys', 'pos', 'has_gauss' and "
-                            "'cached_gaussian' (or numpy's {'state': {'key', 'pos'}} form)")
+            raise _bad(
+                key,
+                "a dict must hold 'bit_generator', 'keys', 'pos', 'has_gauss' and "
+                "'cached_gaussian' (or numpy's {'state': {'key', 'pos'}} form)",
+            )
         if keys is None or pos is None:
             raise _bad(key, "missing the MT19937 'keys' or 'pos'")
-    elif isinstance(value, Sequence) and not isinstance(value, (str, bytes)) \
-            and len(value) in (3, 5):
+    elif (
+        isinstance(value, Sequence) and not isinstance(value, (str, bytes)) and len(value) in (3, 5)
+    ):
         name, keys, pos = value[0], value[1], value[2]
         if len(value) == 5:
             has_gauss, cached = value[3], value[4]
     else:
-        raise _bad(key, f"expected np.random.get_state()'s tuple ('MT19937', keys, pos, "
-                        f"has_gauss, cached_gaussian) or a dict, not {_kind(value)}")
+        raise _bad(
+            key,
+            f"expected np.random.get_state()'s tuple ('MT19937', keys, pos, "
+            f"has_gauss, cached_gaussian) or a dict, not {_kind(value)}",
+        )
     if isinstance(name, bytes):
         name = name.decode("ascii", "replace")
     if not isinstance(name, str) or name != "MT19937":
-        raise _bad(key, f"bit generator must be 'MT19937' (numpy's legacy global RNG), "
-                        f"not {name!r}")
+        raise _bad(
+            key, f"bit generator must be 'MT19937' (numpy's legacy global RNG), not {name!r}"
+        )
     words = _int_vector(keys, key, "the MT19937 keys")
     if words.numel() != _MT_KEYS:
         raise _bad(key, f"the MT19937 keys hold {words.numel()} words, expected {_MT_KEYS}")
@@ -318,24 +399,35 @@ def _check_torch_cpu(tensor: Any, key: str) -> None:
     try:
         torch.Generator().set_state(tensor)  # whatever else this torch checks; nothing global
     except (RuntimeError, TypeError, ValueError) as exc:
-        raise _bad(key, f"torch rejects the torch CPU generator state: {exc}",
-                   hint=_DEGENERATE_HINT) from None
+        raise _bad(
+            key, f"torch rejects the torch CPU generator state: {exc}", hint=_DEGENERATE_HINT
+        ) from None
 
 
 def _check_torch_cpu_fields(tensor: Any, key: str) -> None:
     (_seed, left, seeded, next_, *rest) = _TORCH_CPU.unpack(bytes(tensor.tolist()))
     words, (normal_x, _normal_y, normal_rho, normal_valid, next_float, next_float_valid) = (
-        rest[:_MT_KEYS], rest[_MT_KEYS:])
+        rest[:_MT_KEYS],
+        rest[_MT_KEYS:],
+    )
     what = "the torch CPU generator state"
     if seeded != 1:
         raise _bad(key, f"{what}: 'seeded' is {seeded}, not 1", hint=_DEGENERATE_HINT)
     if not 1 <= left <= _MT_KEYS or not 0 <= next_ <= _MT_KEYS or left + next_ > _MT_KEYS + 1:
-        raise _bad(key, f"{what}: position left={left}, next={next_} is not one the generator "
-                        f"reaches (1 <= left, next <= 624, left + next <= 625); the next draws "
-                        f"would read past its state", hint=_DEGENERATE_HINT)
+        raise _bad(
+            key,
+            f"{what}: position left={left}, next={next_} is not one the generator "
+            f"reaches (1 <= left, next <= 624, left + next <= 625); the next draws "
+            f"would read past its state",
+            hint=_DEGENERATE_HINT,
+        )
     if normal_valid not in (0, 1) or next_float_valid not in (0, 1):
-        raise _bad(key, f"{what}: the cached normal sample flags must be 0 or 1, not "
-                        f"{normal_valid} and {next_float_valid}", hint=_DEGENERATE_HINT)
+        raise _bad(
+            key,
+            f"{what}: the cached normal sample flags must be 0 or 1, not "
+            f"{normal_valid} and {next_float_valid}",
+            hint=_DEGENERATE_HINT,
+        )
     if normal_valid:
         _finite(normal_x, key, f"{what}'s cached normal_x")
         _finite(normal_rho, key, f"{what}'s cached normal_rho")
@@ -353,12 +445,17 @@ def _check_cuda(tensor: Any, key: str, what: str) -> None:
     if tensor.numel() == _PHILOX.size:
         _seed, offset = _PHILOX.unpack(bytes(tensor.tolist()))
         if offset < 0 or offset % 4:
-            raise _bad(key, f"{what}: the Philox offset {offset} is not a non-negative "
-                            "multiple of 4", hint=_DEGENERATE_HINT)
+            raise _bad(
+                key,
+                f"{what}: the Philox offset {offset} is not a non-negative multiple of 4",
+                hint=_DEGENERATE_HINT,
+            )
     elif tensor.numel() != _PHILOX.size // 2:
-        raise _bad(key, f"{what} has {tensor.numel()} bytes, expected {_PHILOX.size}",
-                   hint="expected torch.cuda.get_rng_state_all(): one 16-byte uint8 tensor "
-                        "per device")
+        raise _bad(
+            key,
+            f"{what} has {tensor.numel()} bytes, expected {_PHILOX.size}",
+            hint="expected torch.cuda.get_rng_state_all(): one 16-byte uint8 tensor per device",
+        )
 
 
 def _parse_cuda(value: object, key: str) -> tuple[list[Any], bool]:
@@ -379,8 +476,9 @@ def _cuda_tensors(value: object, key: str) -> tuple[list[Any], bool]:
         if value and all(isinstance(v, int) for v in value):  # one state as a list of ints
             return [_byte_tensor(value, key, "the CUDA generator state")], True
         return [_byte_tensor(v, key, f"device {i}'s state") for i, v in enumerate(value)], False
-    raise _bad(key, f"expected torch.cuda.get_rng_state_all()'s list of byte tensors, "
-                    f"not {_kind(value)}")
+    raise _bad(
+        key, f"expected torch.cuda.get_rng_state_all()'s list of byte tensors, not {_kind(value)}"
+    )
 
 
 def _find(state: Mapping[Any, Any], canonical: str) -> tuple[str, Any] | None:
@@ -388,49 +486,67 @@ def _find(state: Mapping[Any, Any], canonical: str) -> tuple[str, Any] | None:
     if len(present) > 1:
         raise CorruptCheckpointError(
             f"RNG state holds the {canonical} state twice, under {present[0]!r} and "
-            f"{present[1]!r}; keep one")
+            f"{present[1]!r}; keep one"
+        )
     return (present[0], state[present[0]]) if present else None
 
 
 def _parse(state: object) -> _Parsed:
     if not isinstance(state, Mapping):
         raise CorruptCheckpointError(
-            f"an RNG state must be a dict (from capture_rng_state()), not {_kind(state)}")
+            f"an RNG state must be a dict (from capture_rng_state()), not {_kind(state)}"
+        )
     if FORMAT_KEY in state:
         version = _as_int(state[FORMAT_KEY], FORMAT_KEY, "the format version")
         if version > FORMAT_VERSION:
             raise CorruptCheckpointError(
                 f"RNG state has format_version {version}; this ckptguard reads up to "
-                f"{FORMAT_VERSION}", hint="upgrade ckptguard")
+                f"{FORMAT_VERSION}",
+                hint="upgrade ckptguard",
+            )
     found = {name: _find(state, name) for name in ALIASES}
     known = {alias for aliases in ALIASES.values() for alias in aliases}
     others = sorted(str(k) for k in state if k in _OTHER_DEVICES)
-    unknown = sorted(repr(k) for k in state
-                     if k not in known and k not in _OTHER_DEVICES and k not in _METADATA)
+    unknown = sorted(
+        repr(k) for k in state if k not in known and k not in _OTHER_DEVICES and k not in _METADATA
+    )
     if all(v is None for v in found.values()) and not others:
         nested = [k for k in state if isinstance(k, str) and "rng" in k.lower()]
         raise CorruptCheckpointError(
             "no RNG state found: expected at least one of the keys "
             + ", ".join(repr(aliases[0]) for aliases in ALIASES.values())
             + (f"; found {', '.join(unknown[:8])}" if unknown else ""),
-            hint=(f"pass the RNG part of a checkpoint: restore_rng_state(ckpt[{nested[0]!r}])"
-                  if nested else "capture it with ckptguard.training.capture_rng_state()"))
+            hint=(
+                f"pass the RNG part of a checkpoint: restore_rng_state(ckpt[{nested[0]!r}])"
+                if nested
+                else "capture it with ckptguard.training.capture_rng_state()"
+            ),
+        )
     if others:
-        warnings.warn(f"RNG states for {', '.join(others)} are not restored (ckptguard restores "
-                      f"Python, numpy, torch CPU and CUDA)", RngStateWarning, stacklevel=3)
+        warnings.warn(
+            f"RNG states for {', '.join(others)} are not restored (ckptguard restores "
+            f"Python, numpy, torch CPU and CUDA)",
+            RngStateWarning,
+            stacklevel=3,
+        )
     if unknown:
-        warnings.warn(f"RNG state keys not recognised and ignored: {', '.join(unknown)}",
-                      RngStateWarning, stacklevel=3)
+        warnings.warn(
+            f"RNG state keys not recognised and ignored: {', '.join(unknown)}",
+            RngStateWarning,
+            stacklevel=3,
+        )
     python = found["python"]
     numpy = found["numpy"]
     cpu = found["torch"]
     cuda = found["cuda"]
-    cuda_states, current = (None, False) if cuda is None or cuda[1] is None \
-        else _parse_cuda(cuda[1], cuda[0])
+    cuda_states, current = (
+        (None, False) if cuda is None or cuda[1] is None else _parse_cuda(cuda[1], cuda[0])
+    )
     torch_cpu = None
     if cpu is not None:
-        torch_cpu = _byte_tensor(cpu[1], cpu[0], "the torch CPU generator state",
-                                 size=torch.get_rng_state().numel())
+        torch_cpu = _byte_tensor(
+            cpu[1], cpu[0], "the torch CPU generator state", size=torch.get_rng_state().numel()
+        )
         _check_torch_cpu(torch_cpu, cpu[0])
     return _Parsed(
         python=None if python is None else _parse_python(python[1], python[0]),
@@ -455,8 +571,11 @@ def capture_rng_state() -> dict[str, Any]:
     version, internal, gauss = random.getstate()
     state: dict[str, Any] = {
         FORMAT_KEY: FORMAT_VERSION,
-        "python": {"version": int(version), "state": [int(w) for w in internal],
-                   "gauss": None if gauss is None else float(gauss)},
+        "python": {
+            "version": int(version),
+            "state": [int(w) for w in internal],
+            "gauss": None if gauss is None else float(gauss),
+        },
     }
     np = import_numpy()
     if np is not None:
@@ -498,12 +617,20 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     if parsed.numpy is not None:
         np = import_numpy()
         if np is None:
-            warnings.warn("the numpy RNG state is not restored: numpy is not installed",
-                          RngStateWarning, stacklevel=2)
+            warnings.warn(
+                "the numpy RNG state is not restored: numpy is not installed",
+                RngStateWarning,
+                stacklevel=2,
+            )
         else:
             ns = parsed.numpy
-            np_state = ("MT19937", ns.keys.numpy().astype(np.uint32), ns.pos, ns.has_gauss,
-                        ns.cached_gaussian)
+            np_state = (
+                "MT19937",
+                ns.keys.numpy().astype(np.uint32),
+                ns.pos,
+                ns.has_gauss,
+                ns.cached_gaussian,
+            )
             try:
                 np.random.RandomState().set_state(np_state)
             except (TypeError, ValueError) as exc:
@@ -516,7 +643,9 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
             warnings.warn(
                 f"{_plural(saved, 'CUDA RNG state')} not restored: CUDA is not available on "
                 "this machine (the CPU, numpy and Python states were restored)",
-                RngStateWarning, stacklevel=2)
+                RngStateWarning,
+                stacklevel=2,
+            )
         else:
             torch.cuda.init()  # type: ignore[no-untyped-call]  # errors surface now, not lazily
             if parsed.cuda_current_device:
@@ -529,35 +658,57 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                         f"the checkpoint has CUDA RNG states for {_plural(saved, 'device')}, "
                         f"this machine has {present}: restored {_devices(0, present - 1)}, "
                         f"dropped the states of {_devices(present, saved - 1)}",
-                        RngStateWarning, stacklevel=2)
+                        RngStateWarning,
+                        stacklevel=2,
+                    )
                 elif saved < present:
                     warnings.warn(
                         f"the checkpoint has CUDA RNG states for {_plural(saved, 'device')}, "
                         f"this machine has {present}: {_devices(saved, present - 1)} "
-                        "keep their current state", RngStateWarning, stacklevel=2)
+                        "keep their current state",
+                        RngStateWarning,
+                        stacklevel=2,
+                    )
             for index, tensor in cuda_plan:
                 expected = torch.cuda.get_rng_state(index).numel()
                 if tensor.numel() != expected:
-                    raise _bad("cuda", f"device {index}'s state has {tensor.numel()} bytes, "
-                                       f"expected {expected}")
+                    raise _bad(
+                        "cuda",
+                        f"device {index}'s state has {tensor.numel()} bytes, expected {expected}",
+                    )
 
     # Everything is checked: set the generators. Should one still refuse (a torch that checks
     # more than this version), the ones already set are put back, so nothing changes.
     steps: list[tuple[Callable[[], object], Callable[[], object]]] = []
     if parsed.python is not None:
-        steps.append((functools.partial(random.setstate, parsed.python),
-                      functools.partial(random.setstate, random.getstate())))
+        steps.append(
+            (
+                functools.partial(random.setstate, parsed.python),
+                functools.partial(random.setstate, random.getstate()),
+            )
+        )
     if np_state is not None:
         np_random = import_numpy().random
-        steps.append((functools.partial(np_random.set_state, np_state),
-                      functools.partial(np_random.set_state, np_random.get_state())))
+        steps.append(
+            (
+                functools.partial(np_random.set_state, np_state),
+                functools.partial(np_random.set_state, np_random.get_state()),
+            )
+        )
     if parsed.torch_cpu is not None:
-        steps.append((functools.partial(torch.set_rng_state, parsed.torch_cpu),
-                      functools.partial(torch.set_rng_state, torch.get_rng_state())))
+        steps.append(
+            (
+                functools.partial(torch.set_rng_state, parsed.torch_cpu),
+                functools.partial(torch.set_rng_state, torch.get_rng_state()),
+            )
+        )
     for index, tensor in cuda_plan:
-        steps.append((functools.partial(torch.cuda.set_rng_state, tensor, index),
-                      functools.partial(torch.cuda.set_rng_state,
-                                        torch.cuda.get_rng_state(index), index)))
+        steps.append(
+            (
+                functools.partial(torch.cuda.set_rng_state, tensor, index),
+                functools.partial(torch.cuda.set_rng_state, torch.cuda.get_rng_state(index), index),
+            )
+        )
     done: list[Callable[[], object]] = []
     for apply, undo in steps:
         try:
@@ -567,5 +718,6 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
                 put_back()
             raise CorruptCheckpointError(
                 f"RNG state refused while restoring it, nothing changed: {exc}",
-                hint=_DEGENERATE_HINT) from None
+                hint=_DEGENERATE_HINT,
+            ) from None
         done.append(undo)

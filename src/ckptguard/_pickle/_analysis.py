@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from ckptguard._errors import CorruptCheckpointError
 from ckptguard._record import Record, set_field
 from ckptguard._results import FindingRecord
 from ckptguard._verdict import Use
@@ -194,21 +193,3 @@ class PickleAnalysis(Record):
             unframed_end=self.unframed_end if unframed_end is None else unframed_end,
             other_ends=other_ends or self.other_ends,
         )
-
-
-class PickleError(CorruptCheckpointError):
-    """The stream is malformed, truncated, or exceeds a bound: fail closed."""
-
-    def __init__(
-        self,
-        problem: str,
-        *,
-        offset: int | None = None,
-        partial: tuple[GlobalUsage, ...] = (),
-        hint: str | None = None,
-    ) -> None:
-        super().__init__(problem, hint=hint)
-        self.offset = offset
-        self.partial = partial  # globals seen before the failure (still reported)
-        # the failure is a bound of ckptguard's, not one of CPython's unpickler (which reads on)
-        self.over_limit = False

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ckptguard._convert._model import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
 from ckptguard._convert._plain import Converter, KeySeg, Paths, bounded_repr
+from ckptguard._convert._values import FORMAT_KEY, OCall, OGlobal, OOpaque, OSet, OStorage
 from ckptguard._errors import CheckpointError
 from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy

@@ -322,7 +322,7 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
     """
     import mmap  # noqa: PLC0415
 
-    from ckptguard._convert._model import weights_only_globals  # noqa: PLC0415
+    from ckptguard._convert._values import weights_only_globals  # noqa: PLC0415
     from ckptguard._formats._zip import read_member, read_members  # noqa: PLC0415
     from ckptguard._policy import default_policy  # noqa: PLC0415
     from ckptguard._scan import scan_file  # noqa: PLC0415
