@@ -19,7 +19,8 @@ import torch
 from ckptguard import CorruptCheckpointError, convert
 from ckptguard._convert import _pipeline as C
 from ckptguard._convert import _zipwrite as ZW
-from ckptguard._formats._zip import Member, read_members
+from ckptguard._formats._extracted import Member
+from ckptguard._formats._zip import read_members
 from tests._convert.sources import source
 
 

@@ -26,7 +26,7 @@ def test_the_fast_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
     import tomllib
 
     from ckptguard._convert._values import WEIGHTS_ONLY_FILE
-    from ckptguard._policy._data import parse_simple_toml
+    from ckptguard._policy._toml import parse_simple_toml
 
     with open(WEIGHTS_ONLY_FILE, "rb") as f:
         text = f.read().decode("utf-8")

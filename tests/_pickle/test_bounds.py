@@ -24,7 +24,8 @@ from ckptguard import FileVerdict
 from ckptguard._errors import CheckpointError, PolicyError
 from ckptguard._pickle import analyze_pickle
 from ckptguard._pickle._bounds import CALL_BOUNDS_FILE, call_rules, parse_rule
-from ckptguard._policy._data import POLICY_FILE, parse_simple_toml
+from ckptguard._policy._data import POLICY_FILE
+from ckptguard._policy._toml import parse_simple_toml
 from tests import factories as F
 from tests.factories import data_pkl_zip
 from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag, long1

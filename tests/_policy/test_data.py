@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ckptguard._policy import _data
-from ckptguard._policy._data import POLICY_FILE, load_shipped_toml, parse_simple_toml
+from ckptguard._policy import _toml
+from ckptguard._policy._data import POLICY_FILE
+from ckptguard._policy._toml import load_shipped_toml, parse_simple_toml
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         calls.append(1)
         return parse_simple_toml(text)
 
-    monkeypatch.setattr(_data, "parse_simple_toml", counting)
+    monkeypatch.setattr(_toml, "parse_simple_toml", counting)
     return calls
 
 

@@ -16,7 +16,8 @@ import tomllib
 
 from ckptguard import Verdict
 from ckptguard._policy import default_policy
-from ckptguard._policy._data import DERIVED_FILE, parse_simple_toml, shipped, shipped_all
+from ckptguard._policy._data import DERIVED_FILE, shipped, shipped_all
+from ckptguard._policy._toml import parse_simple_toml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "gen_dangerous.py"

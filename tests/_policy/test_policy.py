@@ -295,7 +295,8 @@ def test_torch_profile_adds_nothing_unreviewed_to_torchs_allowlist() -> None:
 def test_simple_toml_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
     import tomllib
 
-    from ckptguard._policy._data import POLICY_FILE, parse_simple_toml
+    from ckptguard._policy._data import POLICY_FILE
+    from ckptguard._policy._toml import parse_simple_toml
 
     with open(POLICY_FILE, "rb") as f:
         text = f.read().decode("utf-8")
@@ -319,7 +320,7 @@ def test_simple_toml_reader_agrees_with_tomllib_on_the_shipped_file() -> None:
     ],
 )
 def test_simple_toml_reader_refuses_what_it_does_not_understand(text: str) -> None:
-    from ckptguard._policy._data import parse_simple_toml
+    from ckptguard._policy._toml import parse_simple_toml
 
     assert parse_simple_toml(text) is None
 

@@ -8,9 +8,52 @@ from ckptguard._pickle import PickleAnalysis
 from ckptguard._record import Record, set_field
 from ckptguard._results import FindingRecord
 
-TYPE_CHECKING = False  # typing only for type checkers (start-up time)
-if TYPE_CHECKING:
-    from ._zip import Member
+
+class Member(Record):
+    """One archive member, validated against its local header."""
+
+    __slots__ = (
+        "compressed_size",
+        "crc",
+        "data_offset",
+        "end_offset",
+        "flags",
+        "header_offset",
+        "method",
+        "name",
+        "size",
+    )
+    name: str
+    method: int
+    flags: int
+    crc: int
+    compressed_size: int
+    size: int
+    header_offset: int
+    data_offset: int
+    end_offset: int  # past the data and the data descriptor, if any
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        name: str,
+        method: int,
+        flags: int,
+        crc: int,
+        compressed_size: int,
+        size: int,
+        header_offset: int,
+        data_offset: int,
+        end_offset: int,
+    ) -> None:
+        set_field(self, "name", name)
+        set_field(self, "method", method)
+        set_field(self, "flags", flags)
+        set_field(self, "crc", crc)
+        set_field(self, "compressed_size", compressed_size)
+        set_field(self, "size", size)
+        set_field(self, "header_offset", header_offset)
+        set_field(self, "data_offset", data_offset)
+        set_field(self, "end_offset", end_offset)
 
 
 class PickleStream(Record):

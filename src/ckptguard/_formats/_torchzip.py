@@ -7,8 +7,8 @@ from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
 
 from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
-from ._extracted import Extracted, PickleStream
-from ._zip import Member, member_head, read_member, read_members, verify_member
+from ._extracted import Extracted, Member, PickleStream
+from ._zip import member_head, read_member, read_members, verify_member
 
 # Element sizes of the storage classes torch writes into persistent ids.
 _STORAGE_ELEMENT_SIZE = {

@@ -11,9 +11,8 @@ from __future__ import annotations
 import struct
 import zlib
 
-from ckptguard._record import Record, set_field
-
 from ._common import Buffer, corrupt, inflate
+from ._extracted import Member
 
 _EOCD = b"PK\x05\x06"
 _EOCD64 = b"PK\x06\x06"
@@ -39,53 +38,6 @@ _STORED, _DEFLATED = 0, 8
 # ignores the field, so such a member is one the two would not both read.
 _MAX_EXTRACT_VERSION = 63
 _MAX_ENTRIES = 1_000_000
-
-
-class Member(Record):
-    """One archive member, validated against its local header."""
-
-    __slots__ = (
-        "compressed_size",
-        "crc",
-        "data_offset",
-        "end_offset",
-        "flags",
-        "header_offset",
-        "method",
-        "name",
-        "size",
-    )
-    name: str
-    method: int
-    flags: int
-    crc: int
-    compressed_size: int
-    size: int
-    header_offset: int
-    data_offset: int
-    end_offset: int  # past the data and the data descriptor, if any
-
-    def __init__(  # noqa: PLR0917 - mirrors the fields
-        self,
-        name: str,
-        method: int,
-        flags: int,
-        crc: int,
-        compressed_size: int,
-        size: int,
-        header_offset: int,
-        data_offset: int,
-        end_offset: int,
-    ) -> None:
-        set_field(self, "name", name)
-        set_field(self, "method", method)
-        set_field(self, "flags", flags)
-        set_field(self, "crc", crc)
-        set_field(self, "compressed_size", compressed_size)
-        set_field(self, "size", size)
-        set_field(self, "header_offset", header_offset)
-        set_field(self, "data_offset", data_offset)
-        set_field(self, "end_offset", end_offset)
 
 
 def _u16(buf: Buffer, off: int) -> int:

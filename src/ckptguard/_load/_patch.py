@@ -33,6 +33,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ckptguard._errors import CheckpointError, UsageError
+from ckptguard._load._safe_load import drop_unsafe_kwargs, load
 from ckptguard._policy import Policy, resolve_policy
 
 _MARK = "__ckptguard_original__"
@@ -115,8 +116,6 @@ def current_policy() -> Policy:
 
 
 def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
-    from ckptguard._load._safe_load import drop_unsafe_kwargs, load  # noqa: PLC0415
-
     @functools.wraps(original)
     def torch_load(
         f: Any,

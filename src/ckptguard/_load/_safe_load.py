@@ -148,16 +148,6 @@ def _approved(extracted: Extracted, name: str) -> dict[tuple[str, str], tuple[st
     return out
 
 
-def original_torch_load() -> Any:
-    """PyTorch's own ``torch.serialization.load``, even while ckptguard's patch is installed.
-
-    ckptguard.load itself never calls it (it reads files with its own container reader).
-    """
-    from ckptguard._load._patch import original_torch_load as original  # noqa: PLC0415
-
-    return original()
-
-
 def drop_unsafe_kwargs(kwargs: dict[str, Any], *, stacklevel: int) -> None:
     """Remove ``weights_only``/``pickle_module`` from torch.load kwargs, warning when ignored.
 

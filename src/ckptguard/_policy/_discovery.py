@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 
 from ckptguard._errors import PolicyError
 from ckptguard._policy._judge import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
+from ckptguard._policy._toml import parse_toml
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
@@ -127,23 +128,8 @@ def _read_bytes(path: str) -> bytes:
         raise PolicyError(f"cannot read policy file {path}: {exc.strerror}") from None
 
 
-def _parse_toml(raw: bytes, path: str) -> dict[str, Any]:
-    import sys  # noqa: PLC0415 - tomllib is imported only when a TOML file is read
-
-    if sys.version_info >= (3, 11):
-        import tomllib  # noqa: PLC0415
-    else:  # pragma: no cover - Python 3.10
-        import tomli as tomllib  # noqa: PLC0415
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise PolicyError(f"{path}: invalid TOML: not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PolicyError(f"{path}: invalid TOML: {exc}") from None
-
-
 def _read_toml(path: str) -> dict[str, Any]:
-    return _parse_toml(_read_bytes(path), path)
+    return parse_toml(_read_bytes(path), path)
 
 
 def load_policy_file(path: str | os.PathLike[str], *, label: str | None = None) -> Policy:
@@ -181,7 +167,7 @@ def find_pyproject(
         if os.path.isfile(candidate) and may_define_tool_table(raw := _read_bytes(candidate)):
             if refuse is not None and refuse(d):
                 return "!" + candidate, {}
-            doc = _parse_toml(raw, candidate)
+            doc = parse_toml(raw, candidate)
             tool = doc.get("tool", {})
             table = tool.get("ckptguard") if isinstance(tool, dict) else None
             if table is not None:
