@@ -17,7 +17,9 @@ from ckptguard._errors import (
     CheckpointError,
     CorruptCheckpointError,
     Error,
+    LoadWarning,
     PolicyError,
+    RefusedLoadWarning,
     UnsafeCheckpointError,
     UsageError,
 )
@@ -26,31 +28,33 @@ from ckptguard._verdict import FileVerdict, Severity, Use, Verdict
 # typing is only for type checkers (start-up time; mypy honours a module-level TYPE_CHECKING).
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from ckptguard._load import (
-        LoadWarning,
-        RefusedLoadWarning,
-        install,
-        load,
-        patched,
-        uninstall,
-    )
-    from ckptguard._model import FileReport, Finding, GlobalRef, ScanReport
+    from ckptguard._convert import ConvertResult
+    from ckptguard._inspect import Inspection
+    from ckptguard._load import install, load, patched, uninstall
+    from ckptguard._policy import Policy, PolicyArg
+    from ckptguard._results import FileReport, Finding, GlobalRef, ScanReport, Skipped
 
+# The one place the version is written (pyproject.toml reads it: [tool.setuptools.dynamic]).
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",
+    "ConvertResult",
     "CorruptCheckpointError",
     "Error",
     "FileReport",
     "FileVerdict",
     "Finding",
     "GlobalRef",
+    "Inspection",
     "LoadWarning",
+    "Policy",
+    "PolicyArg",
     "PolicyError",
     "RefusedLoadWarning",
     "ScanReport",
     "Severity",
+    "Skipped",
     "UnsafeCheckpointError",
     "UsageError",
     "Use",
@@ -67,20 +71,22 @@ __all__ = [
 
 PathArg = str | os.PathLike[str]
 
-# Loading needs torch; it is imported on first use so that `import ckptguard` and the scanner
-# stay torch-free. The report dataclasses are imported on first use too: the CLI never needs
-# them, and importing dataclasses is a large part of a short process's start-up.
+# Imported on first use, so that `import ckptguard` and the scanner stay torch-free (loading
+# needs torch) and cheap (the CLI is measured as a whole process).
 _LAZY = {
-    "FileReport": "ckptguard._model",
-    "Finding": "ckptguard._model",
-    "GlobalRef": "ckptguard._model",
-    "ScanReport": "ckptguard._model",
+    "ConvertResult": "ckptguard._convert",
+    "FileReport": "ckptguard._results",
+    "Finding": "ckptguard._results",
+    "GlobalRef": "ckptguard._results",
+    "Inspection": "ckptguard._inspect",
+    "Policy": "ckptguard._policy",
+    "PolicyArg": "ckptguard._policy",
+    "ScanReport": "ckptguard._results",
+    "Skipped": "ckptguard._results",
+    "install": "ckptguard._load",
     "load": "ckptguard._load",
     "patched": "ckptguard._load",
-    "install": "ckptguard._load",
     "uninstall": "ckptguard._load",
-    "LoadWarning": "ckptguard._load",
-    "RefusedLoadWarning": "ckptguard._load",
 }
 
 
@@ -95,34 +101,44 @@ def __getattr__(name: str) -> object:
     return value
 
 
+def __dir__() -> list[str]:
+    """The public API (``__all__``, lazy names included), not the module's own imports."""
+    return sorted(__all__)
+
+
+# (not `_policy`: importing the subpackage ckptguard._policy binds that name in this module)
+def _policy_for(allow: Iterable[str], policy: PolicyArg, targets: list[object]) -> Policy:
+    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
+
+    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
+        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
+    return resolve_policy(allow=allow, policy=policy, targets=targets)
+
+
 def scan(
     paths: PathArg | Sequence[PathArg],
     *,
     allow: Iterable[str] = (),
-    policy: object = None,
+    policy: PolicyArg = None,
     jobs: int | None = None,
 ) -> ScanReport:
     """Scan files or directories without executing or importing anything from them.
 
     ``allow`` adds globals (``"module.Name"``, or ``"mypkg.module.*"`` for the public names that
     one module of your own defines) on top of the policy;
-    ``policy`` is a policy file path or a :class:`ckptguard._policy.Policy`; when it is None the
+    ``policy`` is a policy file path or a :class:`Policy`; when it is None the
     policy comes from ``$CKPTGUARD_POLICY`` or the current project's ``pyproject.toml`` (never
     one around the scanned paths: docs/policy.md), else the shipped defaults. Returns a
     :class:`ScanReport` (``policy_sources`` says which policy judged the files);
     problems with a file are reported as verdict ``error``, never raised. A malformed policy
     raises :class:`PolicyError`.
     """
-    from ckptguard._model import scan_report  # noqa: PLC0415
-    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
     from ckptguard._scan import scan_paths  # noqa: PLC0415
 
-    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
-        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    resolved = resolve_policy(allow=allow, policy=policy, targets=list(paths))
-    return scan_report(scan_paths(list(paths), policy=resolved, jobs=jobs))
+    resolved = _policy_for(allow, policy, list(paths))
+    return scan_paths(list(paths), policy=resolved, jobs=jobs)
 
 
 def convert(
@@ -132,33 +148,29 @@ def convert(
     to: str = "pt",
     force: bool = False,
     allow: Iterable[str] = (),
-    policy: object = None,
-) -> object:
+    policy: PolicyArg = None,
+) -> ConvertResult:
     """Rewrite ``src`` as ``dst`` so that stock ``torch.load`` (weights-only) loads it.
 
     Scans first and raises :class:`UnsafeCheckpointError` (nothing written) for a dangerous
     file; never executes anything from ``src``; atomic; refuses an existing ``dst`` unless
-    ``force``. ``to`` is ``"pt"`` or ``"safetensors"``. Returns a ``ConvertResult``.
+    ``force``. ``to`` is ``"pt"`` or ``"safetensors"``. Returns a :class:`ConvertResult`.
     """
     from ckptguard._convert import convert_file  # noqa: PLC0415
-    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
 
-    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
-        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy, targets=[src])
+    resolved = _policy_for(allow, policy, [src])
     return convert_file(os.fspath(src), os.fspath(dst), to=to, force=force, policy=resolved)
 
 
-def inspect(path: PathArg, *, allow: Iterable[str] = (), policy: object = None) -> object:
+def inspect(
+    path: PathArg, *, allow: Iterable[str] = (), policy: PolicyArg = None
+) -> Inspection | list[Inspection]:
     """Describe a checkpoint (tree of keys, tensor shapes/dtypes/bytes, step/epoch/metrics)
-    without reading tensor data or executing anything. Returns an ``Inspection``; for a
+    without reading tensor data or executing anything. Returns an :class:`Inspection`; for a
     directory, a list of them sorted newest first."""
-    from ckptguard._inspect._describe import inspect_dir, inspect_file  # noqa: PLC0415
-    from ckptguard._policy import Policy, resolve_policy  # noqa: PLC0415
+    from ckptguard._inspect import inspect_dir, inspect_file  # noqa: PLC0415
 
-    if policy is not None and not isinstance(policy, (str, os.PathLike, Policy)):
-        raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
-    resolved = resolve_policy(allow=allow, policy=policy, targets=[path])
+    resolved = _policy_for(allow, policy, [path])
     if os.path.isdir(path):
         return inspect_dir(path, policy=resolved)[0]
     return inspect_file(path, policy=resolved)

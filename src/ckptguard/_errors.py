@@ -1,8 +1,12 @@
-"""The one error hierarchy of ckptguard.
+"""The one error hierarchy of ckptguard, and the warnings it issues.
 
-Every exception ckptguard raises on purpose derives from :class:`Error`. Each carries a
-one-line ``problem`` and an optional ``hint`` (the next command to run); :meth:`Error.diagnostics`
-renders both for people. Only the CLI prints them and chooses an exit code.
+Every exception ckptguard raises on purpose derives from :class:`Error` and is defined here (a
+test checks that no other module defines a subclass). Each carries a one-line ``problem`` and
+an optional ``hint`` (the next command to run); :meth:`Error.diagnostics` renders both for
+people. Only the CLI prints them and chooses an exit code.
+
+The public classes say they are ``ckptguard.X`` (``__module__``), which is how tracebacks,
+``repr`` and pickles name them.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from ckptguard._model import FileReport, Finding, GlobalRef
     from ckptguard._pickle._analysis import GlobalUsage
+    from ckptguard._results import FileReport, Finding, GlobalRef
 
 
 def _escape_lines(text: str) -> str:
@@ -50,6 +54,18 @@ class Error(Exception):
 
     def __str__(self) -> str:
         return self.diagnostics()
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Subclasses take keyword-only arguments (some required, FormatError's ``rule``) that
+        # ``args`` does not hold: rebuild without calling ``__init__``, then restore the state.
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[Error], args: tuple[object, ...], state: dict[str, object]) -> Error:
+    exc = cls.__new__(cls, *args)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class UsageError(Error):
@@ -149,3 +165,31 @@ class PickleError(CorruptCheckpointError):
 
 class ConvertError(CheckpointError):
     """The checkpoint holds something that has no weights-only form: convert refuses it."""
+
+
+class FormatError(CorruptCheckpointError):
+    """A file the format readers refuse, with the stable id of the rule it breaks."""
+
+    def __init__(
+        self, problem: str, *, rule: str, hint: str | None = None, format: str | None = None
+    ) -> None:
+        super().__init__(problem, hint=hint, format=format)
+        self.rule = rule
+
+
+class LoadWarning(UserWarning):
+    """ckptguard.load ignored an argument that would have switched the safety off."""
+
+
+class RefusedLoadWarning(UserWarning):
+    """A load inside the patch was refused (shown even if the caller swallows the error)."""
+
+
+# What ckptguard exports shows as ckptguard.X (tracebacks, repr, pickles: `ckptguard` has
+# each of these names eagerly, so a pickle finds them there).
+PUBLIC = (
+    Error, UsageError, PolicyError, CheckpointError, CorruptCheckpointError,
+    UnsafeCheckpointError, LoadWarning, RefusedLoadWarning,
+)  # fmt: skip
+for _cls in PUBLIC:
+    _cls.__module__ = "ckptguard"

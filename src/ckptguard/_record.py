@@ -1,10 +1,10 @@
-"""A tiny immutable record base for internal result types.
+"""A tiny immutable record base for the types the scan path creates.
 
-The public report types (``ckptguard._model``) are frozen dataclasses; internal types that the
-scan path creates at import time use this instead, because generating dataclass methods costs
-start-up time the CLI is measured on. Subclasses declare ``__slots__`` and set their fields in
-``__init__`` with ``set_field(self, "name", value)`` (``object.__setattr__``: the scanner
-creates records by the thousand, and a direct call is the cheapest way past ``__setattr__``).
+Generating dataclass methods costs start-up time the CLI is measured on, so the scan path's
+types (the report of :mod:`ckptguard._results` included) use this instead. Subclasses declare
+``__slots__`` and set their fields in ``__init__`` with ``set_field(self, "name", value)``
+(``object.__setattr__``: the scanner creates records by the thousand, and a direct call is
+the cheapest way past ``__setattr__``).
 """
 
 from __future__ import annotations

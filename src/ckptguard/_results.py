@@ -1,11 +1,17 @@
-"""What the scanner produces: slotted, immutable records (cheap to import and to create).
+"""The scan report: what ``ckptguard.scan()`` returns, and what the scanner, the CLI and the
+reporters work on. One definition of each type.
 
-The public report model (:mod:`ckptguard._model`: frozen dataclasses) is built from these
-records by ``ckptguard.scan()`` and wherever a report leaves the library (errors, results);
-the scanner, the CLI and the reporters work on the records, so that a ``ckptguard scan`` process
-never imports :mod:`dataclasses` (start-up time is what the CLI is measured on). Each record has
-exactly the fields of its public counterpart (a test keeps them in step), and both share their
-derived properties through the ``*View`` mixins below.
+The types are slotted, immutable records (cheap to import and to create: a ``ckptguard scan``
+process never imports :mod:`dataclasses`, and start-up time is what the CLI is measured on).
+To everyone else they are frozen dataclasses too: :func:`dataclasses.fields`, ``asdict``,
+``astuple``, ``replace`` and ``is_dataclass`` work on them (the dataclass description is
+built from these classes the first time something asks for it, see :class:`ReportType`), and
+assigning a field raises :class:`dataclasses.FrozenInstanceError`. They compare, hash, print,
+pickle and copy by their fields. Field names are the JSON contract.
+
+The public names are ``ckptguard.Finding``, ``GlobalRef``, ``FileReport``, ``Skipped`` and
+``ScanReport``; ``FindingRecord``, ``GlobalRecord``, ``FileRecord``, ``SkippedRecord`` and
+``ScanRecord`` are the same classes under the names the readers used before.
 """
 
 from __future__ import annotations
@@ -13,79 +19,78 @@ from __future__ import annotations
 from ckptguard._record import Record, set_field
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
+TYPE_CHECKING = False  # typing only for type checkers (start-up time)
+if TYPE_CHECKING:
+    from dataclasses import Field
+    from typing import Any, ClassVar
 
-class GlobalView:
-    """Derived properties of a global (shared by :class:`GlobalRecord` and ``GlobalRef``)."""
+_DATACLASS_ATTRS = ("__dataclass_fields__", "__dataclass_params__")
+
+
+def _as_dataclass(cls: type) -> None:
+    """Give ``cls`` the attributes by which :mod:`dataclasses` knows a frozen dataclass, from
+    a dataclass made of the same fields (names, annotations and defaults of ``__init__``)."""
+    import dataclasses  # noqa: PLC0415 - only when something asks (start-up time)
+
+    names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
+    defaults = cls.__init__.__defaults__ or ()  # type: ignore[misc]
+    first_default = len(names) - len(defaults)
+    spec: list[Any] = []
+    for i, name in enumerate(names):
+        annotation = cls.__annotations__[name]
+        if i < first_default:
+            spec.append((name, annotation))
+        else:
+            spec.append((name, annotation, dataclasses.field(default=defaults[i - first_default])))
+    shadow = dataclasses.make_dataclass(cls.__name__, spec, frozen=True)
+    for attr in _DATACLASS_ATTRS:
+        type.__setattr__(cls, attr, getattr(shadow, attr))
+
+
+class ReportType(type):
+    """The metaclass of the report types: answers :mod:`dataclasses`' questions on demand."""
+
+    if not TYPE_CHECKING:  # for type checkers, a missing attribute stays an error
+
+        def __getattr__(cls, name: str) -> object:
+            if name in _DATACLASS_ATTRS and "__slots__" in cls.__dict__:
+                _as_dataclass(cls)
+                return type.__getattribute__(cls, name)
+            if name == "__match_args__" and "__slots__" in cls.__dict__:
+                return cls.__dict__["__slots__"]
+            raise AttributeError(f"type object {cls.__name__!r} has no attribute {name!r}")
+
+
+class Report(Record, metaclass=ReportType):
+    """Base of the report types: an immutable record that is also a frozen dataclass."""
 
     __slots__ = ()
-    module: str
-    name: str
-    verdict: Verdict
+    if TYPE_CHECKING:  # what dataclasses.fields()/asdict() look for (see ReportType)
+        __dataclass_fields__: ClassVar[dict[str, Field[Any]]]
 
-    @property
-    def qualified_name(self) -> str:
-        return f"{self.module}.{self.name}"
+    def __setattr__(self, name: str, value: object) -> None:
+        from dataclasses import FrozenInstanceError  # noqa: PLC0415 - only on misuse
 
-    @property
-    def file_verdict(self) -> FileVerdict:
-        return self.verdict.file_verdict
+        raise FrozenInstanceError(f"cannot assign to field {name!r}")
 
+    def __delattr__(self, name: str) -> None:
+        from dataclasses import FrozenInstanceError  # noqa: PLC0415 - only on misuse
 
-class FileView:
-    """Derived properties of a file's result (shared by :class:`FileRecord` and ``FileReport``)."""
+        raise FrozenInstanceError(f"cannot delete field {name!r}")
 
-    __slots__ = ()
-    verdict: FileVerdict
-    globals: tuple[GlobalView, ...]
+    if not TYPE_CHECKING:
 
-    @property
-    def needs_allow(self) -> tuple[str, ...]:
-        """Qualified names of the unknown globals (what `--allow` would have to list)."""
-        return tuple(g.qualified_name for g in self.globals if g.verdict is Verdict.UNKNOWN)
+        def __getattr__(self, name: str) -> object:  # only for attributes not found
+            if name in _DATACLASS_ATTRS:
+                return getattr(type(self), name)
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
-class SkippedView:
-    """What a not-scanned file carries (shared by :class:`SkippedRecord` and ``Skipped``)."""
-
-    __slots__ = ()
-    path: str
-    reason: str
-    model_format: str | None
-
-
-class ScanView:
-    """Derived properties of a scan (shared by :class:`ScanRecord` and ``ScanReport``)."""
-
-    __slots__ = ()
-    files: tuple[FileView, ...]
-    skipped: tuple[SkippedView, ...]
-
-    @property
-    def verdict(self) -> FileVerdict:
-        """The worst file verdict; ``error`` also when nothing was scanned at all, or when a
-        model file of a format ckptguard does not read was skipped (it was not checked)."""
-        verdicts = [f.verdict for f in self.files]
-        if not self.files or any(s.model_format is not None for s in self.skipped):
-            verdicts.append(FileVerdict.ERROR)
-        return worst_verdict(verdicts)
-
-    @property
-    def unread_models(self) -> tuple[SkippedView, ...]:
-        """The skipped files that are models of a format ckptguard does not read."""
-        return tuple(s for s in self.skipped if s.model_format is not None)
-
-    @property
-    def exit_code(self) -> int:
-        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error (or
-        nothing was scanned, or a model file of a format ckptguard does not read was skipped)."""
-        return self.verdict.exit_code
-
-
-class FindingRecord(Record):
+class Finding(Report):
     """Something noteworthy about a file that is not a single global."""
 
     __slots__ = ("rule", "severity", "message", "location")  # noqa: RUF023 - field order
-    rule: str  # stable id, e.g. "zip-duplicate-member", "pickle-truncated"
+    rule: str  # stable id from ckptguard._scan_rules (docs/rules.md), e.g. "zip-case-variant"
     severity: Severity
     message: str
     location: str | None  # e.g. "archive/data.pkl@123" (member and byte offset)
@@ -99,8 +104,11 @@ class FindingRecord(Record):
         set_field(self, "location", location)
 
 
-class GlobalRecord(Record, GlobalView):
-    """One global a file's pickles would import, with its verdict."""
+class GlobalRef(Report):
+    """One global a file's pickles would import, with its verdict.
+
+    ``qualified_name`` is ``module.name``; ``file_verdict`` the file verdict it forces.
+    """
 
     __slots__ = ("module", "name", "verdict", "reason", "count", "uses", "locations")  # noqa: RUF023
     module: str
@@ -129,18 +137,27 @@ class GlobalRecord(Record, GlobalView):
         set_field(self, "uses", uses)
         set_field(self, "locations", locations)
 
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.module}.{self.name}"
 
-class FileRecord(Record, FileView):
-    """The scan result for one file."""
+    @property
+    def file_verdict(self) -> FileVerdict:
+        return self.verdict.file_verdict
+
+
+class FileReport(Report):
+    """The scan result for one file. ``needs_allow``: the unknown globals' qualified names."""
 
     __slots__ = (  # noqa: RUF023 - field order
         "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
     )  # fmt: skip
     path: str
-    format: str  # see ckptguard._formats.FORMATS, or "git-lfs-pointer", "html", "unknown", ...
+    format: str  # "pytorch-zip", "pytorch-legacy", "torchscript", "pickle", "numpy", "numpy-npz",
+    #              "safetensors", "git-lfs-pointer", "html", "text", "unknown", ...
     verdict: FileVerdict
-    globals: tuple[GlobalRecord, ...]
-    findings: tuple[FindingRecord, ...]
+    globals: tuple[GlobalRef, ...]
+    findings: tuple[Finding, ...]
     pickles: tuple[str, ...]  # names of the pickles that were analysed
     size: int | None  # bytes on disk
     hint: str | None  # the next command to run, when the verdict is not safe
@@ -150,8 +167,8 @@ class FileRecord(Record, FileView):
         path: str,
         format: str,
         verdict: FileVerdict,
-        globals: tuple[GlobalRecord, ...] = (),
-        findings: tuple[FindingRecord, ...] = (),
+        globals: tuple[GlobalRef, ...] = (),
+        findings: tuple[Finding, ...] = (),
         pickles: tuple[str, ...] = (),
         size: int | None = None,
         hint: str | None = None,
@@ -165,15 +182,20 @@ class FileRecord(Record, FileView):
         set_field(self, "size", size)
         set_field(self, "hint", hint)
 
+    @property
+    def needs_allow(self) -> tuple[str, ...]:
+        """Qualified names of the unknown globals (what `--allow` would have to list)."""
+        return tuple(g.qualified_name for g in self.globals if g.verdict is Verdict.UNKNOWN)
 
-class SkippedRecord(Record, SkippedView):
+
+class Skipped(Report):
     """A file met while walking a directory that was not scanned, and why."""
 
     __slots__ = ("path", "reason", "model_format")  # noqa: RUF023 - field order
     path: str
     reason: str  # e.g. "a text file, not a checkpoint", "an ONNX model: ckptguard does not ..."
-    model_format: str | None  # a model format ckptguard does not read ("onnx", ...): makes the
-    #                           scan's verdict error; None for files that are not models
+    model_format: str | None  # a model format ckptguard does not read ("onnx", "tensorflow",
+    #                           ...): makes the scan's verdict error; None for other files
 
     def __init__(self, path: str, reason: str, model_format: str | None = None) -> None:
         set_field(self, "path", path)
@@ -181,19 +203,21 @@ class SkippedRecord(Record, SkippedView):
         set_field(self, "model_format", model_format)
 
 
-class ScanRecord(Record, ScanView):
-    """The result of scanning one or more paths."""
+class ScanReport(Report):
+    """The result of scanning one or more paths. ``verdict``: the worst file verdict, and
+    ``error`` when nothing was scanned or a model file ckptguard does not read was skipped;
+    ``exit_code``: 0 all safe, 1 any review/dangerous, 2 any error."""
 
     __slots__ = ("files", "skipped", "policy_sources", "policy_ignored")  # noqa: RUF023
-    files: tuple[FileRecord, ...]
-    skipped: tuple[SkippedRecord, ...]  # files met while walking directories, not scanned
+    files: tuple[FileReport, ...]
+    skipped: tuple[Skipped, ...]  # files met while walking directories, not scanned
     policy_sources: tuple[str, ...]  # where the policy that judged the files came from
     policy_ignored: tuple[str, ...]  # policy files found but not applied, and why
 
     def __init__(
         self,
-        files: tuple[FileRecord, ...],
-        skipped: tuple[SkippedRecord, ...] = (),
+        files: tuple[FileReport, ...],
+        skipped: tuple[Skipped, ...] = (),
         policy_sources: tuple[str, ...] = (),
         policy_ignored: tuple[str, ...] = (),
     ) -> None:
@@ -201,3 +225,35 @@ class ScanRecord(Record, ScanView):
         set_field(self, "skipped", skipped)
         set_field(self, "policy_sources", policy_sources)
         set_field(self, "policy_ignored", policy_ignored)
+
+    @property
+    def verdict(self) -> FileVerdict:
+        """The worst file verdict; ``error`` also when nothing was scanned at all, or when a
+        model file of a format ckptguard does not read was skipped (it was not checked)."""
+        verdicts = [f.verdict for f in self.files]
+        if not self.files or any(s.model_format is not None for s in self.skipped):
+            verdicts.append(FileVerdict.ERROR)
+        return worst_verdict(verdicts)
+
+    @property
+    def unread_models(self) -> tuple[Skipped, ...]:
+        """The skipped files that are models of a format ckptguard does not read."""
+        return tuple(s for s in self.skipped if s.model_format is not None)
+
+    @property
+    def exit_code(self) -> int:
+        """0 when every file is safe, 1 when any is review/dangerous, 2 when any is error (or
+        nothing was scanned, or a model file of a format ckptguard does not read was skipped)."""
+        return self.verdict.exit_code
+
+
+# The public names (ckptguard.X: repr, pickles).
+for _cls in (Finding, GlobalRef, FileReport, Skipped, ScanReport):
+    _cls.__module__ = "ckptguard"
+
+# The same classes under the names the scanner's modules have used (merges of work in flight).
+FindingRecord = Finding
+GlobalRecord = GlobalRef
+FileRecord = FileReport
+SkippedRecord = Skipped
+ScanRecord = ScanReport

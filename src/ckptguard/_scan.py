@@ -11,14 +11,14 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
-from ckptguard._errors import CheckpointError, PickleError
+from ckptguard._errors import CheckpointError, FormatError, PickleError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
-from ckptguard._formats._common import FormatError
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
 from ckptguard._pickle import GlobalUsage
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord, SkippedRecord
+from ckptguard._scan_rules import FORMAT_NOT_READ, SCAN_ERROR
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
 
 # Below this many files a process pool costs more than it saves.
@@ -118,7 +118,7 @@ def _error_report(
     findings = (
         FindingRecord(
             # the format readers name the rule a file breaks (FormatError.rule)
-            rule=getattr(err, "rule", "scan-error"),
+            rule=getattr(err, "rule", SCAN_ERROR),
             severity=Severity.ERROR,
             message=err.problem,
             location=str(err.offset) if isinstance(err, PickleError) and err.offset else None,
@@ -180,13 +180,13 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
         )
         return _error_report(spath, err, size)
     except CheckpointError as exc:
-        plain = getattr(exc, "rule", "scan-error") == "scan-error"
+        plain = getattr(exc, "rule", SCAN_ERROR) == SCAN_ERROR
         foreign = foreign_model(spath) if plain and not isinstance(exc, PickleError) else None
         if foreign is not None:
             exc = FormatError(
                 f"{foreign[1]}: ckptguard does not read this format, so it was not checked "
                 f"({exc.problem})",
-                rule="format-not-read",
+                rule=FORMAT_NOT_READ,
                 hint="check it with a tool for that format; ckptguard reads PyTorch, pickle, "
                 "numpy and safetensors files",
                 format=foreign[0],

@@ -1,7 +1,7 @@
 """Verdicts, severities and uses: the enums every layer shares (no dataclasses, no typing).
 
-Kept apart from the public report model (:mod:`ckptguard._model`) so that the scan path, which
-is measured as a whole process, does not pay for importing :mod:`dataclasses`.
+Kept apart from the report types (:mod:`ckptguard._results`) so that every layer (the policy,
+the readers) can use them without the report.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import pytest
 
 from ckptguard._cli import main
 from ckptguard._errors import PolicyError
-from ckptguard._model import ScanReport
+from ckptguard._results import ScanReport
 from tests._reporters import samples as S
 
 

@@ -2,17 +2,8 @@
 
 from __future__ import annotations
 
-from ckptguard._model import (
-    FileReport,
-    FileVerdict,
-    Finding,
-    GlobalRef,
-    ScanReport,
-    Severity,
-    Skipped,
-    Use,
-    Verdict,
-)
+from ckptguard._results import FileReport, Finding, GlobalRef, ScanReport, Skipped
+from ckptguard._verdict import FileVerdict, Severity, Use, Verdict
 
 SAFE_GLOBAL = GlobalRef(
     module="torch._utils",

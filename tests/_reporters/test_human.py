@@ -4,8 +4,9 @@ import io
 
 import pytest
 
-from ckptguard._model import FileReport, FileVerdict, GlobalRef, ScanReport, Verdict
 from ckptguard._reporters import _human
+from ckptguard._results import FileReport, GlobalRef, ScanReport
+from ckptguard._verdict import FileVerdict, Verdict
 from tests._reporters import samples as S
 
 

@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ckptguard._model import FileReport, FileVerdict, ScanReport
 from ckptguard._reporters import _sarif
+from ckptguard._results import FileReport, ScanReport
+from ckptguard._verdict import FileVerdict
 from tests._reporters import samples as S
 
 LEVELS = {"none", "note", "warning", "error"}

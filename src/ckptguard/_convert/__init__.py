@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from ckptguard._convert._pipeline import ConvertResult, convert_file
+from ckptguard._policy import Policy
 
 __all__ = ["ConvertResult", "convert_file", "read_safetensors_checkpoint", "restore_types"]
 
@@ -20,7 +21,7 @@ def read_safetensors_checkpoint(path: str, map_location: Any = None) -> object:
     return read_checkpoint(path, map_location)
 
 
-def restore_types(obj: object, *, policy: Any) -> object:
+def restore_types(obj: object, *, policy: Policy) -> object:
     """Rebuild the originals recorded in a converted checkpoint's ``__ckptguard__`` entry,
     for the types ``policy`` classifies safe or allowed; the rest stay plain data."""
     from ckptguard._convert._restore import restore  # noqa: PLC0415

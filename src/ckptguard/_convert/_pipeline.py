@@ -85,8 +85,6 @@ def refuse_unsafe(report: FileRecord) -> None:
             format=report.format,
         )
     if report.verdict is FileVerdict.DANGEROUS:
-        from ckptguard._model import file_report  # noqa: PLC0415 - dataclasses: start-up time
-
         bad = [g.qualified_name for g in report.globals if g.verdict is Verdict.DANGEROUS]
         bad += [f.rule for f in report.findings if f.severity is Severity.DANGEROUS]
         raise UnsafeCheckpointError(
@@ -94,7 +92,7 @@ def refuse_unsafe(report: FileRecord) -> None:
             path=report.path,
             hint=f"do not load this file; details: ckptguard scan {report.path}",
             format=report.format,
-            report=file_report(report),
+            report=report,
         )
 
 

@@ -9,10 +9,16 @@ try:  # hashlib.blake2b is this very function; importing hashlib also loads Open
 except ImportError:  # pragma: no cover - a Python built without the _blake2 module
     from hashlib import blake2b
 
-from ckptguard._errors import CorruptCheckpointError, PickleError
+from ckptguard._errors import CorruptCheckpointError, FormatError, PickleError
 from ckptguard._pickle import OPAQUE, PickleAnalysis, analyze_pickle
 from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
+from ckptguard._scan_rules import (
+    FORMAT_FRAME_TAIL,
+    PICKLE_TRAILING_DATA,
+    SCAN_ERROR,
+    ZIP_INFLATE_LIMIT,
+)
 from ckptguard._verdict import Severity
 
 from ._extracted import PickleStream
@@ -36,18 +42,8 @@ INFLATE_MAX = 1 << 30
 MAX_PICKLE_MEMBER = 4 << 30
 
 
-class FormatError(CorruptCheckpointError):
-    """A file the format readers refuse, with the stable id of the rule it breaks."""
-
-    def __init__(
-        self, problem: str, *, rule: str, hint: str | None = None, format: str | None = None
-    ) -> None:
-        super().__init__(problem, hint=hint, format=format)
-        self.rule = rule
-
-
 def corrupt(
-    problem: str, *, hint: str | None = None, fmt: str | None = None, rule: str = "scan-error"
+    problem: str, *, hint: str | None = None, fmt: str | None = None, rule: str = SCAN_ERROR
 ) -> CorruptCheckpointError:
     return FormatError(problem, rule=rule, hint=hint, format=fmt)
 
@@ -69,7 +65,7 @@ def inflate(raw: bytes, expected: int, name: str) -> bytes:
             f"zip member {name!r} declares {expected} bytes inflated from {len(raw)}: more than "
             f"ckptguard inflates for a member it must read ({limit} bytes); refused unread",
             hint="if the file is yours, re-save it with torch.save (members stored, not deflated)",
-            rule="zip-inflate-limit",
+            rule=ZIP_INFLATE_LIMIT,
         )
     d = zlib.decompressobj(-15)
     try:
@@ -118,7 +114,7 @@ def analyse_all(
                 raise
             findings.append(
                 error_finding(
-                    "pickle-trailing-data",
+                    PICKLE_TRAILING_DATA,
                     f"{size - pos} bytes after the last complete pickle are not a valid pickle: "
                     f"{exc.problem}",
                     f"{name}@{pos}",
@@ -136,7 +132,7 @@ def analyse_all(
         if problem is not None:
             findings.append(
                 error_finding(
-                    "format-frame-tail",
+                    FORMAT_FRAME_TAIL,
                     f"{label}: {problem}; a loader that reads the pickles one after the other "
                     "would start the next one elsewhere than ckptguard did",
                     f"{name}@{pos}",

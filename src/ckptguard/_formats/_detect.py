@@ -14,6 +14,7 @@ from collections.abc import Callable
 from ckptguard._errors import CorruptCheckpointError, PickleError
 from ckptguard._pickle import DEFAULT_LIMITS, analyze_pickle
 from ckptguard._pickle._analysis import OPAQUE, GlobalConst, PickleLimits
+from ckptguard._scan_rules import FORMAT_SAFETENSORS_PICKLE, FORMAT_TAR, TORCH_LEGACY_MAGIC_OBJECT
 
 from ._common import (
     LEGACY_MAGIC_NUMBER,
@@ -194,18 +195,18 @@ _TAR_PROBLEM = (
 
 def _read_tar_polyglot(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     """A file that tarfile opens: an error whatever else it is (its pickles still reported)."""
-    return _read_polyglot(_read_other, buf, head, limits, "format-tar")
+    return _read_polyglot(_read_other, buf, head, limits, FORMAT_TAR)
 
 
 # What each polyglot rule says, and the next step it suggests.
 _POLYGLOT = {
-    "format-tar": (
+    FORMAT_TAR: (
         _TAR_PROBLEM,
         "PyTorch's pre-0.4 tar format is not supported: load it once with a trusted old "
         "PyTorch in a sandbox and re-save it",
         "tar",
     ),
-    "format-safetensors-pickle": (
+    FORMAT_SAFETENSORS_PICKLE: (
         "a safetensors file whose bytes, from the header length on, are also a pickle: "
         "pickle.load, numpy.load(allow_pickle=True) and torch.load(weights_only=False) run that "
         "pickle instead of reading the tensors ckptguard checked",
@@ -242,7 +243,7 @@ def _read_other(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
     if looks_like_safetensors(buf):
         found = read_safetensors(buf)
         if buf[0] in PICKLE_OPCODES and not _fails_before_code(buf):
-            return _read_polyglot(_read_pickles, buf, head, limits, "format-safetensors-pickle")
+            return _read_polyglot(_read_pickles, buf, head, limits, FORMAT_SAFETENSORS_PICKLE)
         return found
     if head[257:262] == b"ustar":
         raise corrupt(
@@ -291,7 +292,7 @@ def _read_pickles(buf: Buffer, head: bytes, limits: PickleLimits) -> Extracted:
         and _may_equal(first.value, LEGACY_MAGIC_NUMBER)
         and _may_equal(streams[1].analysis.value, PROTOCOL_VERSION)
     ):
-        findings.append(error_finding("torch-legacy-magic-object", _MAGIC_PROBLEM, "pickle 1"))
+        findings.append(error_finding(TORCH_LEGACY_MAGIC_OBJECT, _MAGIC_PROBLEM, "pickle 1"))
     return Extracted("pickle", pickles=tuple(streams), findings=tuple(findings))
 
 

@@ -5,6 +5,15 @@ from __future__ import annotations
 from ckptguard._errors import PickleError
 from ckptguard._pickle._analysis import GlobalUsage, PickleAnalysis, PickleLimits
 from ckptguard._results import FindingRecord
+from ckptguard._scan_rules import (
+    TORCH_BAD_LOCATION,
+    TORCH_BAD_PERSISTENT_ID,
+    TORCH_LEGACY_FRAME,
+    TORCH_STORAGE_KEYS,
+    TORCH_STORAGE_SIZE,
+    TORCH_TRAILING_DATA,
+    TORCH_TRUNCATED,
+)
 
 from ._common import PROTOCOL_VERSION, Buffer, error_finding
 from ._extracted import Extracted, PickleStream
@@ -37,7 +46,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         if problem is not None and not framing:
             framing.append(
                 error_finding(
-                    "torch-legacy-frame",
+                    TORCH_LEGACY_FRAME,
                     f"legacy torch file, {name}: {problem}; ckptguard cannot tell which bytes "
                     "torch.load would unpickle next",
                     f"{name}@{pos}",
@@ -76,7 +85,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", "module")):
             findings.append(
                 error_finding(
-                    "torch-bad-persistent-id",
+                    TORCH_BAD_PERSISTENT_ID,
                     f"persistent id {pid!r} is not a torch storage reference: torch.load fails",
                     streams[3].name,
                 )
@@ -86,7 +95,7 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         if isinstance(pid, tuple) and len(pid) >= 5 and not valid_location(pid[3]):
             findings.append(
                 error_finding(
-                    "torch-bad-location",
+                    TORCH_BAD_LOCATION,
                     f"a tensor storage names the device {pid[3]!r}: torch.load does not know it "
                     "(damaged or altered file)",
                     streams[3].name,
@@ -133,7 +142,7 @@ def _walk_storages(
     if set(keys) != set(elsize):
         return [
             error_finding(
-                "torch-storage-keys",
+                TORCH_STORAGE_KEYS,
                 "legacy torch file: the storage-key list does not match the storages the "
                 "object pickle references",
                 main.name,
@@ -142,15 +151,15 @@ def _walk_storages(
     size = len(buf)
     for key in keys:
         if pos + 8 > size:
-            return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+            return [error_finding(TORCH_TRUNCATED, f"storage {key!r} is cut off: truncated file")]
         count = int.from_bytes(buf[pos : pos + 8], "little", signed=True)
         pos += 8 + count * elsize[key]
         if count < 0 or pos > size:
-            return [error_finding("torch-truncated", f"storage {key!r} is cut off: truncated file")]
+            return [error_finding(TORCH_TRUNCATED, f"storage {key!r} is cut off: truncated file")]
         if key in numel and numel[key] != count:
             return [
                 error_finding(
-                    "torch-storage-size",
+                    TORCH_STORAGE_SIZE,
                     f"storage {key!r} holds {count} elements but the pickle says {numel[key]}: "
                     "torch.load refuses such a file (damaged or altered)",
                 )
@@ -158,7 +167,7 @@ def _walk_storages(
     if pos != size:
         return [
             error_finding(
-                "torch-trailing-data",
+                TORCH_TRAILING_DATA,
                 f"{size - pos} bytes after the last storage: the file was altered or appended to",
             )
         ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 
 from ckptguard._pickle._analysis import PickleLimits
+from ckptguard._scan_rules import NPY_DTYPE, NPY_HEADER, NPY_SIZE
 
 from ._common import NPY_MAGIC as MAGIC
 from ._common import analyse_all, corrupt, error_finding
@@ -108,7 +109,7 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
     size = len(buf)
     head = bytes(buf[0:12])
     if head[:6] != MAGIC or len(head) < 10:
-        raise corrupt(f"{name}: not a numpy .npy file (bad magic)", fmt="numpy", rule="npy-header")
+        raise corrupt(f"{name}: not a numpy .npy file (bad magic)", fmt="numpy", rule=NPY_HEADER)
     major, minor = head[6], head[7]
     if major == 1 and minor == 0:
         hlen, off = int.from_bytes(head[8:10], "little"), 10
@@ -117,19 +118,19 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
     else:
         raise corrupt(
             f"{name}: unsupported .npy format version {major}.{minor}", fmt="numpy",
-            rule="npy-header",
+            rule=NPY_HEADER,
         )  # fmt: skip
     if hlen > _MAX_HEADER or off + hlen > size:
         raise corrupt(
             f"{name}: .npy header length {hlen} is invalid or truncated", fmt="numpy",
-            rule="npy-header",
+            rule=NPY_HEADER,
         )  # fmt: skip
     header = _parse_header(bytes(buf[off : off + hlen]), major, name)
     shape = header["shape"]
     if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
-        raise corrupt(f"{name}: invalid .npy shape {shape!r}", fmt="numpy", rule="npy-header")
+        raise corrupt(f"{name}: invalid .npy shape {shape!r}", fmt="numpy", rule=NPY_HEADER)
     if type(header["fortran_order"]) is not bool:
-        raise corrupt(f"{name}: invalid .npy fortran_order", fmt="numpy", rule="npy-header")
+        raise corrupt(f"{name}: invalid .npy fortran_order", fmt="numpy", rule=NPY_HEADER)
     data_off = off + hlen
     try:
         item, has_object = classify_descr(header["descr"])
@@ -140,21 +141,21 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
             "the data as Python objects (with pickle), so it is refused unread",
             hint="re-save the array with a plain dtype (numpy.save of a numeric array)",
             fmt="numpy",
-            rule="npy-dtype",
+            rule=NPY_DTYPE,
         ) from None
     if has_object:
         body = bytes(buf[data_off:size])
         if not body:
             raise corrupt(
                 f"{name}: object array without its pickle (truncated)", fmt="numpy",
-                rule="npy-size",
+                rule=NPY_SIZE,
             )  # fmt: skip
         streams, findings = analyse_all(body, f"{name} (object array)", limits)
         return Extracted("numpy", pickles=tuple(streams), findings=tuple(findings))
     need = item * _count(shape)
     if size - data_off != need:
         finding = error_finding(
-            "npy-size",
+            NPY_SIZE,
             f"{name}: the array needs {need} data bytes but the file has {size - data_off}: "
             "truncated or altered",
         )
@@ -170,11 +171,11 @@ def _parse_header(raw: bytes, major: int, name: str) -> dict[str, object]:
         header = ast.literal_eval(text)
     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
         raise corrupt(
-            f"{name}: the .npy header is not a Python literal", fmt="numpy", rule="npy-header"
+            f"{name}: the .npy header is not a Python literal", fmt="numpy", rule=NPY_HEADER
         ) from None
     if type(header) is not dict or set(header) != {"descr", "fortran_order", "shape"}:
         raise corrupt(
             f"{name}: the .npy header must hold exactly descr/fortran_order/shape", fmt="numpy",
-            rule="npy-header",
+            rule=NPY_HEADER,
         )  # fmt: skip
     return header

@@ -5,6 +5,17 @@ from __future__ import annotations
 from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
 from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
+from ckptguard._scan_rules import (
+    TORCH_BAD_LOCATION,
+    TORCH_BAD_PERSISTENT_ID,
+    TORCH_MISSING_STORAGE,
+    TORCH_STORAGE_SIZE,
+    TORCH_TENSOR_LAYOUT,
+    TORCH_TORCHSCRIPT,
+    ZIP_CASE_COLLISION,
+    ZIP_CASE_VARIANT,
+    ZIP_LONG_NAME,
+)
 
 from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
 from ._extracted import Extracted, Member, PickleStream
@@ -47,7 +58,7 @@ def torch_name_findings(members: list[Member]) -> list[FindingRecord]:
         if len(raw) > TORCH_NAME_MAX:
             findings.append(
                 error_finding(
-                    "zip-long-name",
+                    ZIP_LONG_NAME,
                     f"zip member name of {len(raw)} bytes: torch's record listing cuts names at "
                     f"{TORCH_NAME_MAX} bytes (to {raw[:TORCH_NAME_MAX][-40:]!r}...), so torch.load "
                     "would see another name than the one ckptguard read",
@@ -59,7 +70,7 @@ def torch_name_findings(members: list[Member]) -> list[FindingRecord]:
         if other != m.name:
             findings.append(
                 error_finding(
-                    "zip-case-collision",
+                    ZIP_CASE_COLLISION,
                     f"zip members {other!r} and {m.name!r} differ only in letter case: torch's "
                     "record lookups ignore case and may read either one",
                     m.name,
@@ -107,7 +118,7 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
                 f"zip member {prefix}{variant} instead of {prefix}data.pkl: torch's record "
                 "lookups ignore letter case, so torch.load unpickles it as data.pkl",
                 fmt="zip",
-                rule="zip-case-variant",
+                rule=ZIP_CASE_VARIANT,
             )
         raise corrupt(f"zip archive without {prefix}data.pkl: not a PyTorch checkpoint", fmt="zip")
     streams: list[PickleStream] = []
@@ -126,7 +137,7 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
     if torchscript:
         findings.append(
             error_finding(
-                "torch-torchscript",
+                TORCH_TORCHSCRIPT,
                 f"TorchScript archive ({prefix}{torchscript[0]}): torch.load hands such files to "
                 "torch.jit.load, which runs the TorchScript code and pickles ckptguard does not "
                 "vet",
@@ -185,7 +196,7 @@ def check_tensors(analysis: PickleAnalysis, where: str) -> list[FindingRecord]:
         if problem is not None:
             findings.append(
                 error_finding(
-                    "torch-tensor-layout",
+                    TORCH_TENSOR_LAYOUT,
                     f"a tensor rebuilt by {'.'.join(key)} {problem}: torch.load refuses the "
                     "file (damaged or altered)",
                     where,
@@ -236,7 +247,7 @@ def _check_storages(
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             findings.append(
                 error_finding(
-                    "torch-bad-persistent-id",
+                    TORCH_BAD_PERSISTENT_ID,
                     f"persistent id {pid!r} is not a torch storage reference: torch.load fails",
                     stream.name,
                 )
@@ -246,7 +257,7 @@ def _check_storages(
         if not valid_location(location):
             findings.append(
                 error_finding(
-                    "torch-bad-location",
+                    TORCH_BAD_LOCATION,
                     f"tensor storage {key!r} names the device {location!r}: torch.load does not "
                     "know it (damaged or altered file)",
                     stream.name,
@@ -256,7 +267,7 @@ def _check_storages(
         if record is None:
             findings.append(
                 error_finding(
-                    "torch-missing-storage",
+                    TORCH_MISSING_STORAGE,
                     f"tensor storage {key!r} has no {prefix}data/{key} record: the file is "
                     "incomplete",
                     stream.name,
@@ -267,7 +278,7 @@ def _check_storages(
         if elsize is not None and isinstance(numel, int) and record.size < numel * elsize:
             findings.append(
                 error_finding(
-                    "torch-storage-size",
+                    TORCH_STORAGE_SIZE,
                     f"storage record data/{key} holds {record.size} bytes but the pickle needs "
                     f"{numel * elsize}: the file is truncated or altered",
                     stream.name,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import struct
 import zlib
 
+from ckptguard._scan_rules import ZIP_DIRECTORY_ATTRIBUTE
+
 from ._common import Buffer, corrupt, inflate
 from ._extracted import Member
 
@@ -194,7 +196,7 @@ def _read_central(buf: Buffer, cd_offset: int, cd_size: int, n_total: int) -> li
             raise corrupt(
                 f"zip member {name!r} is a directory by its DOS attribute or its name but holds "
                 "a file's data, or the other way round: zipfile and PyTorch read it differently",
-                rule="zip-directory-attribute",
+                rule=ZIP_DIRECTORY_ATTRIBUTE,
             )
         if flags & _FLAGS_REFUSED:
             raise corrupt(f"zip member {name!r} is encrypted or uses unsupported flag bits")

@@ -32,15 +32,11 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from ckptguard._errors import CheckpointError, UsageError
+from ckptguard._errors import CheckpointError, RefusedLoadWarning, UsageError
 from ckptguard._load._safe_load import drop_unsafe_kwargs, load
-from ckptguard._policy import Policy, resolve_policy
+from ckptguard._policy import Policy, PolicyArg, resolve_policy
 
 _MARK = "__ckptguard_original__"
-
-
-class RefusedLoadWarning(UserWarning):
-    """A load inside the patch was refused (shown even if the caller swallows the error)."""
 
 
 class _Layer:
@@ -188,15 +184,13 @@ def _close_window_if_unused() -> None:
     _window.before = _window.dispatcher = _window.default = None
 
 
-def _policy(allow: Iterable[str], policy: str | os.PathLike[str] | Policy | None) -> Policy:
+def _policy(allow: Iterable[str], policy: PolicyArg) -> Policy:
     # Resolved once, when the block opens: a bad policy fails here, not at the first load.
     return resolve_policy(allow=allow, policy=policy)
 
 
 @contextmanager
-def patched(
-    allow: Iterable[str] = (), policy: str | os.PathLike[str] | Policy | None = None
-) -> Iterator[None]:
+def patched(allow: Iterable[str] = (), policy: PolicyArg = None) -> Iterator[None]:
     """Within the block, every ``torch.load`` in the process goes through ``ckptguard.load``.
 
     Loads made by the thread (or asyncio task) that opened the block use its ``allow`` and
@@ -223,9 +217,7 @@ def patched(
             _close_window_if_unused()
 
 
-def install(
-    allow: Iterable[str] = (), policy: str | os.PathLike[str] | Policy | None = None
-) -> None:
+def install(allow: Iterable[str] = (), policy: PolicyArg = None) -> None:
     """Route ``torch.load`` through ``ckptguard.load`` for the rest of the process.
 
     Threads outside any :func:`patched` block load with this policy; calling it again

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
-from ckptguard._model import file_report
 from ckptguard._reporters._terminal import escape
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._verdict import REFUSED, FileVerdict, Severity, Verdict
@@ -70,5 +69,5 @@ def refusal(report: FileRecord) -> CheckpointError:
     else:
         hint = f"review the findings: ckptguard scan {path}"
     return UnsafeCheckpointError(
-        "\n".join(lines), path=path, hint=hint, format=report.format, report=file_report(report)
+        "\n".join(lines), path=path, hint=hint, format=report.format, report=report
     )

@@ -24,23 +24,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
+from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
 from ckptguard._load._container import Request, load_legacy, load_zip, mmap_on_legacy
 from ckptguard._load._refusal import refusal
 from ckptguard._load._source import Source
-from ckptguard._policy import Policy, resolve_policy
+from ckptguard._policy import Policy, PolicyArg, resolve_policy
 from ckptguard._results import FileRecord
 from ckptguard._scan import report_for
 from ckptguard._verdict import FileVerdict
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _TRUE = ("1", "y", "yes", "true")
-
-
-class LoadWarning(UserWarning):
-    """ckptguard.load ignored an argument that would have switched the safety off."""
 
 
 # Zip archives up to this size are read into memory; larger ones are mapped for the scan and
@@ -182,7 +178,7 @@ def load(
     map_location: Any = None,
     *,
     allow: Iterable[str] = (),
-    policy: str | os.PathLike[str] | Policy | None = None,
+    policy: PolicyArg = None,
     mmap: bool | None = None,
     restore_types: bool = False,
     **kwargs: Any,

@@ -46,6 +46,22 @@ from ckptguard._pickle._reader import (
     unframed_stream,
 )
 from ckptguard._results import FindingRecord
+from ckptguard._scan_rules import (
+    PICKLE_CALL_ARGUMENT,
+    PICKLE_DEEP_KEY,
+    PICKLE_DISCARDED_CALL,
+    PICKLE_DYNAMIC_GLOBAL,
+    PICKLE_EXT_OPCODE,
+    PICKLE_FRAME_AMBIGUITY,
+    PICKLE_GLOBAL_MUTATION,
+    PICKLE_HASH_COLLISIONS,
+    PICKLE_INDIRECT_CALL,
+    PICKLE_INVALID_OPERATION,
+    PICKLE_OUT_OF_BAND_BUFFER,
+    PICKLE_SHARED_MUTATION,
+    PICKLE_UNBOUNDED_KEY,
+    PICKLE_UNBOUNDED_WORK,
+)
 from ckptguard._verdict import Severity, Use
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -372,12 +388,12 @@ class _Walker(Reader):
         """An operation the real unpickler fails on (or that ckptguard does not model): the
         file is an error, but the walk goes on, so every global a loader could reach after it
         is still reported (a loader's objects may accept what ckptguard's model refuses)."""
-        self.finding("pickle-invalid-operation", Severity.ERROR, problem)
+        self.finding(PICKLE_INVALID_OPERATION, Severity.ERROR, problem)
 
     def frame_problem(self, problem: str) -> None:
         """A FRAME that does not hold exactly whole opcodes: the file is an error (loaders read
         it differently); the walk goes on reading it as ``pickle.loads`` does."""
-        self.finding("pickle-frame-ambiguity", Severity.ERROR, problem)
+        self.finding(PICKLE_FRAME_AMBIGUITY, Severity.ERROR, problem)
 
     def take(self, n: int) -> Any:
         pos = self.pos
@@ -473,7 +489,7 @@ class _Walker(Reader):
             func.called = True
             return _Obj(func.key)
         self.finding(
-            "pickle-indirect-call",
+            PICKLE_INDIRECT_CALL,
             Severity.DANGEROUS,
             f"{opname} calls a value that is not a global (e.g. the result of another call): "
             "what runs cannot be known without executing the file",
@@ -511,7 +527,7 @@ class _Walker(Reader):
             n = table[2][h] = table[2].get(h, 1) + 1
             if n == _bounds.MAX_HASH_COLLISIONS:
                 self.finding(
-                    "pickle-hash-collisions",
+                    PICKLE_HASH_COLLISIONS,
                     Severity.ERROR,
                     f"{opname} puts {n} different keys with the same hash into one dict or "
                     "set (crafted integers, floats or tuples): each insertion compares it with "
@@ -526,7 +542,7 @@ class _Walker(Reader):
         if self.work > self.work_budget and not self.over_budget:
             self.over_budget = True
             self.finding(
-                "pickle-unbounded-work",
+                PICKLE_UNBOUNDED_WORK,
                 Severity.ERROR,
                 f"loading this {self.stream_bytes}-byte pickle makes the unpickler do more than "
                 f"{self.work_budget} steps (calls that re-walk shared arguments, keys whose hash "
@@ -577,7 +593,7 @@ class _Walker(Reader):
             return -1
         if height > _bounds.MAX_KEY_DEPTH:
             self.finding(
-                "pickle-deep-key",
+                PICKLE_DEEP_KEY,
                 Severity.ERROR,
                 f"{opname} uses a key nested more than {_bounds.MAX_KEY_DEPTH} levels deep: "
                 "CPython hashes nested tuples recursively in C, which can crash the loading "
@@ -586,7 +602,7 @@ class _Walker(Reader):
             return 1
         if cost > self.work_budget:
             self.finding(
-                "pickle-unbounded-key",
+                PICKLE_UNBOUNDED_KEY,
                 Severity.ERROR,
                 f"{opname} uses a key whose hash walks {_count(cost)} items: a tuple built from "
                 "shared tuples, which CPython re-hashes in full every time (its hash is not "
@@ -710,7 +726,7 @@ class _Walker(Reader):
 
     def call_finding(self, key: tuple[str, str], opname: str, problem: str) -> None:
         self.finding(
-            "pickle-call-argument",
+            PICKLE_CALL_ARGUMENT,
             Severity.ERROR,
             f"{opname} calls {key[0]}.{key[1]}{problem}: a `safe` verdict covers only calls "
             "whose cost is bounded by the file and that change nothing outside the objects "
@@ -1014,7 +1030,7 @@ class _Walker(Reader):
         frozen = t is _Set and target.frozen
         if t is _Obj and target.pid >= 0:
             self.finding(
-                "pickle-shared-mutation",
+                PICKLE_SHARED_MUTATION,
                 Severity.ERROR,
                 f"{opname} changes the object of a persistent id (a storage the loader shares "
                 "between tensors), not an object the pickle built",
@@ -1037,7 +1053,7 @@ class _Walker(Reader):
         if t is _Glob:
             module, name = target.key
             self.finding(
-                "pickle-global-mutation",
+                PICKLE_GLOBAL_MUTATION,
                 Severity.DANGEROUS,
                 f"{opname} modifies the global {module}.{name} itself (monkey-patches module "
                 "state) instead of an object the pickle built",
@@ -1048,7 +1064,7 @@ class _Walker(Reader):
             if type(v) is _Obj and not v.memoized:
                 origin = ".".join(v.origin) if v.origin else "a computed callable"
                 self.finding(
-                    "pickle-discarded-call",
+                    PICKLE_DISCARDED_CALL,
                     Severity.WARNING,
                     f"the result of calling {origin} is thrown away: a call made only for its "
                     "side effects (the injected-payload pattern)",
@@ -1485,7 +1501,7 @@ class _Walker(Reader):
             else:
                 self.reference((module_v, name_v))
                 self.finding(
-                    "pickle-dynamic-global",
+                    PICKLE_DYNAMIC_GLOBAL,
                     Severity.DANGEROUS,
                     "STACK_GLOBAL's module or name is not a literal string: the global it "
                     "imports cannot be known without executing the file",
@@ -1739,7 +1755,7 @@ class _Walker(Reader):
             if code <= 0:
                 self.fail("EXT code must be positive")
             self.finding(
-                "pickle-ext-opcode",
+                PICKLE_EXT_OPCODE,
                 Severity.DANGEROUS,
                 f"EXT{width} loads global #{code} from the copyreg extension registry: "
                 "which global that is depends on the loading process and cannot be vetted",
@@ -1751,7 +1767,7 @@ class _Walker(Reader):
             else:
                 stack.append(OPAQUE)
             self.finding(
-                "pickle-out-of-band-buffer",
+                PICKLE_OUT_OF_BAND_BUFFER,
                 Severity.ERROR,
                 "protocol 5 out-of-band buffer: the data is not in the file and loaders "
                 "without buffers= fail",
@@ -1940,10 +1956,10 @@ def analyze_pickle(
         try:
             result = walker.run()
         except PickleError as err:
-            if walker.finding_counts.get("pickle-frame-ambiguity"):
+            if walker.finding_counts.get(PICKLE_FRAME_AMBIGUITY):
                 err.partial = _merge(err.partial, _unframed_globals(buf, start, where, limits))
             raise
-        if walker.finding_counts.get("pickle-frame-ambiguity"):
+        if walker.finding_counts.get(PICKLE_FRAME_AMBIGUITY):
             more, threats, ends = _unframed(buf, start, where, limits)
             result = result.with_globals(
                 _merge(result.globals, more),

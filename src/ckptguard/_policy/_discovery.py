@@ -33,7 +33,14 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 
 from ckptguard._errors import PolicyError
-from ckptguard._policy._judge import ALL_PROFILES, Entry, Policy, default_policy, parse_entry
+from ckptguard._policy._judge import (
+    ALL_PROFILES,
+    Entry,
+    Policy,
+    PolicyArg,
+    default_policy,
+    parse_entry,
+)
 from ckptguard._policy._toml import parse_toml
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -212,7 +219,7 @@ def _target_paths(targets: Iterable[object]) -> list[str]:
 def resolve_policy(
     *,
     allow: Iterable[str] = (),
-    policy: str | os.PathLike[str] | Policy | None = None,
+    policy: PolicyArg = None,
     start_dir: str | os.PathLike[str] | None = None,
     environ: Mapping[str, str] | None = None,
     targets: Iterable[object] | None = None,

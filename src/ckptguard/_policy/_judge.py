@@ -29,6 +29,7 @@ and so is a wildcard over a namespace that is not the user's own (``_namespace``
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable, Mapping
 
 from ckptguard._errors import PolicyError
@@ -316,6 +317,12 @@ class Policy(Record):
             self.profiles, self.allowed, self.denied, self.source, self.sources,
             self.ignored + notes,
         )  # fmt: skip
+
+
+# What every public function takes as ``policy=`` (scan, load, convert, inspect, patched,
+# install): a policy file or a pyproject.toml, a Policy, or None for the default policy
+# (see resolve_policy).
+PolicyArg = str | os.PathLike[str] | Policy | None
 
 
 _DEFAULT: Policy | None = None

@@ -1,4 +1,4 @@
-"""Reporters: turn a :class:`~ckptguard._model.ScanReport` into text (one module per format).
+"""Reporters: turn a :class:`~ckptguard.ScanReport` into text (one module per format).
 
 They return strings; only the CLI writes them out. Import them lazily (start-up time).
 """

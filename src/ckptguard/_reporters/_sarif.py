@@ -1,8 +1,9 @@
 """SARIF 2.1.0 reporter (for GitHub code scanning and other CI dashboards).
 
 One result per non-safe global (rules ``global-unknown``, ``global-dangerous``) and per finding
-(rule id = the finding's rule, e.g. ``zip-duplicate-member``; files that cannot be scanned carry
-a ``scan-error`` finding). Paths under ``base_dir`` are written relative to ``%SRCROOT%``.
+(rule id = the finding's rule, e.g. ``zip-case-collision``; files that cannot be scanned carry
+a ``scan-error`` finding). ``rules`` lists every rule of :mod:`ckptguard._scan_rules`. Paths
+under ``base_dir`` are written relative to ``%SRCROOT%``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,13 @@ from urllib.parse import quote
 from ckptguard._reporters._common import tool_version
 from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
+from ckptguard._scan_rules import (
+    FORMAT_NOT_READ,
+    GLOBAL_DANGEROUS,
+    GLOBAL_UNKNOWN,
+    RULES,
+    Rule,
+)
 from ckptguard._verdict import Severity, Verdict
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -27,36 +35,6 @@ _LEVEL = {
     Severity.WARNING: "warning",
     Severity.DANGEROUS: "error",
     Severity.ERROR: "error",
-}
-
-# Rules that do not come from a finding; always listed.
-_BUILTIN_RULES: dict[str, tuple[str, str, str]] = {
-    # id: (short description, full description, default level)
-    "global-dangerous": (
-        "Checkpoint imports a dangerous global",
-        "A pickle in this checkpoint would import a code-execution, import, file, process or "
-        "network primitive when loaded. Do not load the file; such globals cannot be allowed.",
-        "error",
-    ),
-    "global-unknown": (
-        "Checkpoint imports an unvetted global",
-        "A pickle in this checkpoint would import a global that is neither in a vetted profile "
-        "nor allowed by the policy. Review it; if you trust it, allow it with --allow "
-        "module.Name or in [tool.ckptguard] in pyproject.toml.",
-        "warning",
-    ),
-    "format-not-read": (
-        "Model file of a format ckptguard does not read",
-        "A directory scan met a model file (SavedModel, Keras, ONNX, GGUF, ...) that ckptguard "
-        "does not read, so it was not checked: the scan's verdict is error, never safe.",
-        "error",
-    ),
-    "scan-error": (
-        "Checkpoint could not be scanned",
-        "The file is missing, unreadable, truncated, inconsistent or not a checkpoint. "
-        "ckptguard fails closed: an unscannable file is never reported safe.",
-        "error",
-    ),
 }
 
 
@@ -89,26 +67,31 @@ def _artifact_location(path: str, base_dir: str | None) -> dict[str, Any]:
     return {"uri": file_uri(path)}
 
 
-def _rule(rule_id: str, short: str, full: str, level: str) -> dict[str, Any]:
+def _rule(rule: Rule) -> dict[str, Any]:
     return {
-        "id": rule_id,
-        "name": "".join(part.capitalize() for part in rule_id.split("-")),
-        "shortDescription": {"text": short},
-        "fullDescription": {"text": full},
-        "defaultConfiguration": {"level": level},
-        "helpUri": INFORMATION_URI,
+        "id": rule.id,
+        "name": "".join(part.capitalize() for part in rule.id.split("-")),
+        "shortDescription": {"text": rule.description},
+        "fullDescription": {"text": rule.description},
+        "defaultConfiguration": {"level": _LEVEL[rule.severity]},
+        "helpUri": f"{INFORMATION_URI}/blob/main/docs/rules.md#{rule.id}",
     }
+
+
+def _rules() -> list[dict[str, Any]]:
+    """Every rule ckptguard reports (the registry), sorted by id."""
+    return [_rule(RULES[rid]) for rid in sorted(RULES)]
 
 
 def _global_result(f: FileRecord, g: GlobalRecord, location: dict[str, Any]) -> dict[str, Any]:
     if g.verdict is Verdict.DANGEROUS:
-        rule, level = "global-dangerous", "error"
+        rule, level = GLOBAL_DANGEROUS, "error"
         text = (
             f"{f.path} would import {g.qualified_name} ({g.reason}): this file tries to run "
             "code; do not load it."
         )
     else:
-        rule, level = "global-unknown", "warning"
+        rule, level = GLOBAL_UNKNOWN, "warning"
         text = (
             f"{f.path} would import {g.qualified_name}, which is not vetted ({g.reason}). If you "
             f"trust it: ckptguard scan {f.path} --allow {g.qualified_name}"
@@ -152,7 +135,7 @@ def _scan_results(report: ScanRecord, base_dir: str | None) -> list[dict[str, An
     for s in report.unread_models:
         results.append(
             {
-                "ruleId": "format-not-read",
+                "ruleId": FORMAT_NOT_READ,
                 "level": "error",
                 "message": {"text": f"{s.path}: not scanned: {s.reason}"},
                 "locations": [
@@ -167,9 +150,7 @@ def _scan_results(report: ScanRecord, base_dir: str | None) -> list[dict[str, An
 def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str, Any]:
     """The SARIF log as a dict; ``base_dir`` (usually the working directory) is %SRCROOT%."""
     results: list[dict[str, Any]] = []
-    rules: dict[str, dict[str, Any]] = {
-        rid: _rule(rid, *spec) for rid, spec in _BUILTIN_RULES.items()
-    }
+    rule_list = _rules()
     artifacts: list[dict[str, Any]] = []
     for f in report.files:
         location = _artifact_location(f.path, base_dir)
@@ -182,18 +163,14 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
             if g.verdict in (Verdict.DANGEROUS, Verdict.UNKNOWN):
                 results.append(_global_result(f, g, location))
         for x in f.findings:
-            if x.rule not in rules:
-                rules[x.rule] = _rule(
-                    x.rule,
-                    f"Checkpoint finding: {x.rule}",
-                    f"ckptguard reports '{x.rule}' about a checkpoint's container or pickles.",
-                    _LEVEL[x.severity],
-                )
             results.append(_finding_result(f, x, location))
 
     results.extend(_scan_results(report, base_dir))
-    rule_list = [rules[k] for k in sorted(rules)]
     index = {r["id"]: i for i, r in enumerate(rule_list)}
+    for r in results:  # a rule missing from the registry (a bug) still gets a valid log
+        if r["ruleId"] not in index:
+            index[r["ruleId"]] = len(rule_list)
+            rule_list.append(_rule(Rule(r["ruleId"], Severity.ERROR, "Checkpoint finding.")))
     for r in results:
         r["ruleIndex"] = index[r["ruleId"]]
 
