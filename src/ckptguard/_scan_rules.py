@@ -44,205 +44,62 @@ def _rule(rule_id: str, severity: Severity, description: str) -> str:
 
 E, D, W = Severity.ERROR, Severity.DANGEROUS, Severity.WARNING
 
+# fmt: off
+
 # Globals (SARIF results for a file's non-safe globals; never a finding).
-GLOBAL_DANGEROUS = _rule(
-    "global-dangerous",
-    D,
-    "A pickle would import a code-execution, import, file, process or network primitive.",
-)
-GLOBAL_UNKNOWN = _rule(
-    "global-unknown",
-    W,
-    "A pickle would import a global that is neither vetted nor allowed by the policy.",
-)
+GLOBAL_DANGEROUS = _rule("global-dangerous", D, "A pickle would import a code-execution, import, file, process or network primitive.")
+GLOBAL_UNKNOWN = _rule("global-unknown", W, "A pickle would import a global that is neither vetted nor allowed by the policy.")
 
 # Pickles (the symbolic unpickler, _pickle/_vm.py, and pickles in a row, _formats/_common.py).
-PICKLE_CALL_ARGUMENT = _rule(
-    "pickle-call-argument",
-    E,
-    "A vetted callable is called with arguments whose cost is not bounded by the file, or that change state outside the objects the pickle builds.",
-)
-PICKLE_DEEP_KEY = _rule(
-    "pickle-deep-key",
-    E,
-    "A dict key or set item is nested so deep that hashing it can crash the loading process.",
-)
-PICKLE_DISCARDED_CALL = _rule(
-    "pickle-discarded-call",
-    W,
-    "The result of a call is thrown away: a call made only for its side effects.",
-)
-PICKLE_DYNAMIC_GLOBAL = _rule(
-    "pickle-dynamic-global",
-    D,
-    "STACK_GLOBAL's module or name is computed, so the global it imports cannot be known without running the file.",
-)
-PICKLE_EXT_OPCODE = _rule(
-    "pickle-ext-opcode",
-    D,
-    "EXT opcodes import a global from the loading process's copyreg registry, which cannot be vetted.",
-)
-PICKLE_FRAME_AMBIGUITY = _rule(
-    "pickle-frame-ambiguity",
-    E,
-    "A FRAME does not hold whole opcodes: loaders reading from a buffer, a file or BytesIO read different bytes.",
-)
-PICKLE_GLOBAL_MUTATION = _rule(
-    "pickle-global-mutation",
-    D,
-    "The pickle modifies a global itself (monkey-patches module state).",
-)
-PICKLE_HASH_COLLISIONS = _rule(
-    "pickle-hash-collisions",
-    E,
-    "Many keys with one hash go into a dict or set: the loader takes quadratic time.",
-)
-PICKLE_INDIRECT_CALL = _rule(
-    "pickle-indirect-call",
-    D,
-    "A call of a value that is not a global: what runs cannot be known without running the file.",
-)
-PICKLE_INVALID_OPERATION = _rule(
-    "pickle-invalid-operation",
-    E,
-    "An operation the real unpickler fails on, or that ckptguard does not model.",
-)
-PICKLE_OUT_OF_BAND_BUFFER = _rule(
-    "pickle-out-of-band-buffer", E, "A protocol 5 out-of-band buffer: the data is not in the file."
-)
-PICKLE_SHARED_MUTATION = _rule(
-    "pickle-shared-mutation",
-    E,
-    "The pickle changes the object of a persistent id (a storage shared between tensors).",
-)
-PICKLE_TRAILING_DATA = _rule(
-    "pickle-trailing-data", E, "Bytes after the last complete pickle are not a valid pickle."
-)
-PICKLE_UNBOUNDED_KEY = _rule(
-    "pickle-unbounded-key",
-    E,
-    "A key whose hash re-walks shared tuples: the loader takes time exponential in the file.",
-)
-PICKLE_UNBOUNDED_WORK = _rule(
-    "pickle-unbounded-work",
-    E,
-    "Loading the pickle takes more steps than its size allows: it would not finish in time and memory proportional to the file.",
-)
+PICKLE_CALL_ARGUMENT = _rule("pickle-call-argument", E, "A vetted callable is called with arguments whose cost is not bounded by the file, or that change state outside the objects the pickle builds.")
+PICKLE_DEEP_KEY = _rule("pickle-deep-key", E, "A dict key or set item is nested so deep that hashing it can crash the loading process.")
+PICKLE_DISCARDED_CALL = _rule("pickle-discarded-call", W, "The result of a call is thrown away: a call made only for its side effects.")
+PICKLE_DYNAMIC_GLOBAL = _rule("pickle-dynamic-global", D, "STACK_GLOBAL's module or name is computed, so the global it imports cannot be known without running the file.")
+PICKLE_EXT_OPCODE = _rule("pickle-ext-opcode", D, "EXT opcodes import a global from the loading process's copyreg registry, which cannot be vetted.")
+PICKLE_FRAME_AMBIGUITY = _rule("pickle-frame-ambiguity", E, "A FRAME does not hold whole opcodes: loaders reading from a buffer, a file or BytesIO read different bytes.")
+PICKLE_GLOBAL_MUTATION = _rule("pickle-global-mutation", D, "The pickle modifies a global itself (monkey-patches module state).")
+PICKLE_HASH_COLLISIONS = _rule("pickle-hash-collisions", E, "Many keys with one hash go into a dict or set: the loader takes quadratic time.")
+PICKLE_INDIRECT_CALL = _rule("pickle-indirect-call", D, "A call of a value that is not a global: what runs cannot be known without running the file.")
+PICKLE_INVALID_OPERATION = _rule("pickle-invalid-operation", E, "An operation the real unpickler fails on, or that ckptguard does not model.")
+PICKLE_OUT_OF_BAND_BUFFER = _rule("pickle-out-of-band-buffer", E, "A protocol 5 out-of-band buffer: the data is not in the file.")
+PICKLE_SHARED_MUTATION = _rule("pickle-shared-mutation", E, "The pickle changes the object of a persistent id (a storage shared between tensors).")
+PICKLE_TRAILING_DATA = _rule("pickle-trailing-data", E, "Bytes after the last complete pickle are not a valid pickle.")
+PICKLE_UNBOUNDED_KEY = _rule("pickle-unbounded-key", E, "A key whose hash re-walks shared tuples: the loader takes time exponential in the file.")
+PICKLE_UNBOUNDED_WORK = _rule("pickle-unbounded-work", E, "Loading the pickle takes more steps than its size allows: it would not finish in time and memory proportional to the file.")
 
 # Zip archives (_formats/_zip.py, _formats/_torchzip.py, _formats/_common.py).
-ZIP_CASE_COLLISION = _rule(
-    "zip-case-collision",
-    E,
-    "Two member names differ only in letter case: torch's lookups ignore case.",
-)
-ZIP_CASE_VARIANT = _rule(
-    "zip-case-variant",
-    E,
-    "The data.pkl member is spelled in another letter case: torch.load unpickles it anyway.",
-)
-ZIP_DIRECTORY_ATTRIBUTE = _rule(
-    "zip-directory-attribute",
-    E,
-    "A member is a directory by its attribute or name but holds data (or the other way round): zipfile and PyTorch read it differently.",
-)
-ZIP_INFLATE_LIMIT = _rule(
-    "zip-inflate-limit",
-    E,
-    "A deflated member ckptguard must read declares more inflated bytes than ckptguard inflates: refused unread.",
-)
-ZIP_LONG_NAME = _rule(
-    "zip-long-name",
-    E,
-    "A member name longer than torch's 511-byte cut: torch.load would see another name.",
-)
+ZIP_CASE_COLLISION = _rule("zip-case-collision", E, "Two member names differ only in letter case: torch's lookups ignore case.")
+ZIP_CASE_VARIANT = _rule("zip-case-variant", E, "The data.pkl member is spelled in another letter case: torch.load unpickles it anyway.")
+ZIP_DIRECTORY_ATTRIBUTE = _rule("zip-directory-attribute", E, "A member is a directory by its attribute or name but holds data (or the other way round): zipfile and PyTorch read it differently.")
+ZIP_INFLATE_LIMIT = _rule("zip-inflate-limit", E, "A deflated member ckptguard must read declares more inflated bytes than ckptguard inflates: refused unread.")
+ZIP_LONG_NAME = _rule("zip-long-name", E, "A member name longer than torch's 511-byte cut: torch.load would see another name.")
 
 # PyTorch archives and legacy files (_formats/_torchzip.py, _formats/_legacy.py, _detect.py).
-TORCH_BAD_LOCATION = _rule(
-    "torch-bad-location", E, "A tensor storage names a device torch.load does not know."
-)
-TORCH_BAD_PERSISTENT_ID = _rule(
-    "torch-bad-persistent-id",
-    E,
-    "A persistent id is not a torch storage reference: torch.load fails.",
-)
-TORCH_LEGACY_FRAME = _rule(
-    "torch-legacy-frame",
-    E,
-    "A legacy torch file's pickles end inside a FRAME: which bytes torch.load reads next is ambiguous.",
-)
-TORCH_LEGACY_MAGIC_OBJECT = _rule(
-    "torch-legacy-magic-object",
-    E,
-    "Pickles in a row whose first objects only compare equal to torch's legacy magic numbers: torch.load reads them as a legacy checkpoint.",
-)
-TORCH_MISSING_STORAGE = _rule(
-    "torch-missing-storage", E, "A tensor refers to a storage record the archive does not hold."
-)
-TORCH_STORAGE_KEYS = _rule(
-    "torch-storage-keys",
-    E,
-    "A legacy file's storage-key list does not match the storages its object pickle references.",
-)
-TORCH_STORAGE_SIZE = _rule(
-    "torch-storage-size", E, "A storage's size does not match what the pickle says."
-)
-TORCH_TENSOR_LAYOUT = _rule(
-    "torch-tensor-layout", E, "A tensor's size, stride or offset does not fit its storage."
-)
-TORCH_TORCHSCRIPT = _rule(
-    "torch-torchscript",
-    E,
-    "A TorchScript archive: torch.load hands it to torch.jit.load, which runs its code.",
-)
-TORCH_TRAILING_DATA = _rule(
-    "torch-trailing-data",
-    E,
-    "Bytes after a legacy file's last storage: the file was altered or appended to.",
-)
+TORCH_BAD_LOCATION = _rule("torch-bad-location", E, "A tensor storage names a device torch.load does not know.")
+TORCH_BAD_PERSISTENT_ID = _rule("torch-bad-persistent-id", E, "A persistent id is not a torch storage reference: torch.load fails.")
+TORCH_LEGACY_FRAME = _rule("torch-legacy-frame", E, "A legacy torch file's pickles end inside a FRAME: which bytes torch.load reads next is ambiguous.")
+TORCH_LEGACY_MAGIC_OBJECT = _rule("torch-legacy-magic-object", E, "Pickles in a row whose first objects only compare equal to torch's legacy magic numbers: torch.load reads them as a legacy checkpoint.")
+TORCH_MISSING_STORAGE = _rule("torch-missing-storage", E, "A tensor refers to a storage record the archive does not hold.")
+TORCH_STORAGE_KEYS = _rule("torch-storage-keys", E, "A legacy file's storage-key list does not match the storages its object pickle references.")
+TORCH_STORAGE_SIZE = _rule("torch-storage-size", E, "A storage's size does not match what the pickle says.")
+TORCH_TENSOR_LAYOUT = _rule("torch-tensor-layout", E, "A tensor's size, stride or offset does not fit its storage.")
+TORCH_TORCHSCRIPT = _rule("torch-torchscript", E, "A TorchScript archive: torch.load hands it to torch.jit.load, which runs its code.")
+TORCH_TRAILING_DATA = _rule("torch-trailing-data", E, "Bytes after a legacy file's last storage: the file was altered or appended to.")
 TORCH_TRUNCATED = _rule("torch-truncated", E, "A legacy file's storage is cut off: truncated file.")
 
 # numpy (_formats/_npy.py).
-NPY_DTYPE = _rule(
-    "npy-dtype",
-    E,
-    "A .npy dtype ckptguard does not fully understand: numpy may read the data as pickled objects.",
-)
-NPY_HEADER = _rule(
-    "npy-header", E, "A .npy header that is malformed, truncated or of an unsupported version."
-)
-NPY_SIZE = _rule(
-    "npy-size",
-    E,
-    "A .npy array's data is not the size its header says (or an object array has no pickle).",
-)
+NPY_DTYPE = _rule("npy-dtype", E, "A .npy dtype ckptguard does not fully understand: numpy may read the data as pickled objects.")
+NPY_HEADER = _rule("npy-header", E, "A .npy header that is malformed, truncated or of an unsupported version.")
+NPY_SIZE = _rule("npy-size", E, "A .npy array's data is not the size its header says (or an object array has no pickle).")
 
 # Formats (_formats/_detect.py, _formats/_common.py, _scan.py).
-FORMAT_FRAME_TAIL = _rule(
-    "format-frame-tail",
-    E,
-    "Pickles in a row where a STOP inside a FRAME makes loaders start the next pickle at different bytes.",
-)
-FORMAT_NOT_READ = _rule(
-    "format-not-read",
-    E,
-    "A model file of a format ckptguard does not read (SavedModel, Keras, ONNX, GGUF, ...): it was not checked, so the scan is an error, never safe.",
-)
-FORMAT_SAFETENSORS_PICKLE = _rule(
-    "format-safetensors-pickle",
-    E,
-    "A safetensors file whose bytes are also a pickle that pickle.load, numpy.load and torch.load would run.",
-)
-FORMAT_TAR = _rule(
-    "format-tar",
-    E,
-    "A file tarfile opens: torch.load tries PyTorch's unsupported pre-0.4 tar format first.",
-)
+FORMAT_FRAME_TAIL = _rule("format-frame-tail", E, "Pickles in a row where a STOP inside a FRAME makes loaders start the next pickle at different bytes.")
+FORMAT_NOT_READ = _rule("format-not-read", E, "A model file of a format ckptguard does not read (SavedModel, Keras, ONNX, GGUF, ...): it was not checked, so the scan is an error, never safe.")
+FORMAT_SAFETENSORS_PICKLE = _rule("format-safetensors-pickle", E, "A safetensors file whose bytes are also a pickle that pickle.load, numpy.load and torch.load would run.")
+FORMAT_TAR = _rule("format-tar", E, "A file tarfile opens: torch.load tries PyTorch's unsupported pre-0.4 tar format first.")
 
 # Anything else unreadable.
-SCAN_ERROR = _rule(
-    "scan-error",
-    E,
-    "The file is missing, unreadable, truncated, inconsistent or not a checkpoint; ckptguard fails closed: never reported safe.",
-)
+SCAN_ERROR = _rule("scan-error", E, "The file is missing, unreadable, truncated, inconsistent or not a checkpoint; ckptguard fails closed: never reported safe.")
+# fmt: on
 
 del E, D, W
