@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from ckptguard._policy import _toml
-from ckptguard._policy._data import POLICY_FILE
-from ckptguard._policy._toml import load_shipped_toml, parse_simple_toml
+from ckptguard._policy._data import POLICY_FILE, load_shipped_toml
+from ckptguard._policy._toml import parse_simple_toml
 
 
 @pytest.fixture

@@ -117,7 +117,7 @@ WEIGHTS_ONLY_FILE = os.path.normpath(
 @functools.lru_cache(maxsize=1)
 def weights_only_globals() -> frozenset[str]:
     """Qualified names stock ``torch.load(weights_only=True)`` resolves (data/weights_only.toml)."""
-    from ckptguard._policy._toml import load_shipped_toml  # noqa: PLC0415
+    from ckptguard._policy._data import load_shipped_toml  # noqa: PLC0415
 
     doc = load_shipped_toml(WEIGHTS_ONLY_FILE)
     return frozenset(name for section in doc.values() for name in section["names"])

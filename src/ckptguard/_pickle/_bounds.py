@@ -184,7 +184,7 @@ def parse_rule(name: str, text: str) -> CallRule:
 @functools.lru_cache(maxsize=1)
 def rule_texts() -> dict[tuple[str, str], str]:
     """The shipped entries, unparsed, by (module, name) as the pickle's globals resolve."""
-    from ckptguard._policy._toml import load_shipped_toml  # noqa: PLC0415 - lazy
+    from ckptguard._policy._data import load_shipped_toml  # noqa: PLC0415 - cycle-free, lazy
 
     doc = load_shipped_toml(CALL_BOUNDS_FILE)
     table = doc.get("calls")

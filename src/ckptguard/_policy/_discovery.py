@@ -41,7 +41,6 @@ from ckptguard._policy._judge import (
     default_policy,
     parse_entry,
 )
-from ckptguard._policy._toml import parse_toml
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
 # module-level TYPE_CHECKING constant).
@@ -136,6 +135,8 @@ def _read_bytes(path: str) -> bytes:
 
 
 def _read_toml(path: str) -> dict[str, Any]:
+    from ckptguard._policy._toml import parse_toml  # noqa: PLC0415 - only when a file is read
+
     return parse_toml(_read_bytes(path), path)
 
 
@@ -174,6 +175,8 @@ def find_pyproject(
         if os.path.isfile(candidate) and may_define_tool_table(raw := _read_bytes(candidate)):
             if refuse is not None and refuse(d):
                 return "!" + candidate, {}
+            from ckptguard._policy._toml import parse_toml  # noqa: PLC0415 - start-up time
+
             doc = parse_toml(raw, candidate)
             tool = doc.get("tool", {})
             table = tool.get("ckptguard") if isinstance(tool, dict) else None
