@@ -247,10 +247,6 @@ class ScanReport(Report):
         return self.verdict.exit_code
 
 
-# The public names (ckptguard.X: repr, pickles).
-for _cls in (Finding, GlobalRef, FileReport, Skipped, ScanReport):
-    _cls.__module__ = "ckptguard"
-
 # The same classes under the names the scanner's modules have used (merges of work in flight).
 FindingRecord = Finding
 GlobalRecord = GlobalRef
