@@ -101,8 +101,18 @@ def scan(
     allow: Iterable[str] = (),
     policy: object = None,
     jobs: int | None = None,
+    client: object = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
 ) -> ScanReport:
     """Scan files or directories without executing or importing anything from them.
+
+    ``paths`` may also be URLs (``s3://bucket/models/``, ``https://host/model.pt``, any fsspec
+    protocol; ``pip install 'ckptguard[remote]'``): objects are read by byte ranges (the zip
+    directory and the pickles, never tensor data), prefixes listed recursively and filtered by
+    the ``include``/``exclude`` globs; each file report's ``bytes_read`` says how much was
+    fetched. ``client``, a ``distributed.Client``, spreads the URLs over its Dask cluster (one
+    task per object; the report is the same as a local run's).
 
     ``allow`` adds globals (``"module.Name"``, or ``"mypkg.module.*"`` for the public names that
     one module of your own defines) on top of the policy;
@@ -121,8 +131,17 @@ def scan(
         raise UsageError(f"policy must be a file path or a Policy, not {type(policy).__name__}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    resolved = resolve_policy(allow=allow, policy=policy, targets=list(paths))
-    return scan_report(scan_paths(list(paths), policy=resolved, jobs=jobs))
+    local = [p for p in paths if not (isinstance(p, str) and "://" in p)]
+    resolved = resolve_policy(allow=allow, policy=policy, targets=local)
+    remote = None
+    if len(local) < len(paths):
+        from ckptguard._remote import RemoteOptions  # noqa: PLC0415
+
+        remote = RemoteOptions(
+            concurrency=jobs or 8, include=tuple(include), exclude=tuple(exclude)
+        )
+    record = scan_paths(list(paths), policy=resolved, jobs=jobs, remote=remote, client=client)
+    return scan_report(record)
 
 
 def convert(

@@ -77,6 +77,7 @@ class FileReport(FileView):
     pickles: tuple[str, ...] = ()  # names of the pickles that were analysed
     size: int | None = None  # bytes on disk
     hint: str | None = None  # the next command to run, when the verdict is not safe
+    bytes_read: int | None = None  # bytes fetched from remote storage (None: a local file)
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def file_report(r: FileRecord) -> FileReport:
         pickles=r.pickles,
         size=r.size,
         hint=r.hint,
+        bytes_read=r.bytes_read,
     )
 
 

@@ -135,6 +135,7 @@ class FileRecord(Record, FileView):
 
     __slots__ = (  # noqa: RUF023 - field order
         "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
+        "bytes_read",
     )  # fmt: skip
     path: str
     format: str  # see ckptguard._formats.FORMATS, or "git-lfs-pointer", "html", "unknown", ...
@@ -144,6 +145,7 @@ class FileRecord(Record, FileView):
     pickles: tuple[str, ...]  # names of the pickles that were analysed
     size: int | None  # bytes on disk
     hint: str | None  # the next command to run, when the verdict is not safe
+    bytes_read: int | None  # bytes fetched from remote storage (None: a local file)
 
     def __init__(  # noqa: PLR0917 - mirrors the fields
         self,
@@ -155,6 +157,7 @@ class FileRecord(Record, FileView):
         pickles: tuple[str, ...] = (),
         size: int | None = None,
         hint: str | None = None,
+        bytes_read: int | None = None,
     ) -> None:
         set_field(self, "path", path)
         set_field(self, "format", format)
@@ -164,6 +167,7 @@ class FileRecord(Record, FileView):
         set_field(self, "pickles", pickles)
         set_field(self, "size", size)
         set_field(self, "hint", hint)
+        set_field(self, "bytes_read", bytes_read)
 
 
 class SkippedRecord(Record, SkippedView):

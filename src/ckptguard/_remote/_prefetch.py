@@ -1,0 +1,72 @@
+"""Fetch a zip archive's structure in few round trips: the end records, the central
+directory, then every local header in two concurrent batches (fixed part and name, then the
+extra field whose length only the local header tells).
+
+These are hints for :class:`~ckptguard._formats._source.SourceBuffer`: the zip reader then walks
+and validates the same records itself, from the fetched ranges. Nothing here decides anything;
+what does not parse is left to the reader (which fails closed). Member data (tensor records) is
+never part of a batch.
+"""
+
+from __future__ import annotations
+
+import struct
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ckptguard._formats._source import SourceBuffer
+
+_EOCD = b"PK\x05\x06"
+_LOC64 = b"PK\x06\x07"
+_CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_TAIL = 22 + 0xFFFF  # the end record and the longest comment: what every zip reader searches
+
+
+def zip_header_ranges(buf: SourceBuffer) -> None:
+    size = len(buf)
+    buf.fetch(size - _TAIL, size)
+    eocd = buf.rfind(_EOCD, max(0, size - _TAIL))
+    if eocd < 0:
+        return
+    cd_size, cd_offset = struct.unpack("<II", buf[eocd + 12 : eocd + 20])
+    if eocd >= 20 and buf[eocd - 20 : eocd - 16] == _LOC64:
+        (eocd64,) = struct.unpack("<Q", buf[eocd - 12 : eocd - 4])
+        if 0 <= eocd64 <= size - 56:
+            cd_size, cd_offset = struct.unpack("<QQ", buf[eocd64 + 40 : eocd64 + 56])
+    if cd_offset + cd_size > size:
+        return
+    cd = buf[cd_offset : cd_offset + cd_size]
+    heads: list[tuple[int, int]] = []
+    pos = 0
+    while pos + _CENTRAL.size <= len(cd) and len(heads) < 1_000_000:
+        fields = _CENTRAL.unpack_from(cd, pos)
+        if fields[0] != b"PK\x01\x02":
+            break
+        nlen, elen, clen, offset = fields[10], fields[11], fields[12], fields[16]
+        if offset == 0xFFFFFFFF:
+            offset = _zip64_offset(cd[pos + 46 + nlen : pos + 46 + nlen + elen], fields)
+        if offset is not None and offset + 30 + nlen <= cd_offset:
+            heads.append((offset, offset + 30 + nlen))
+        pos += 46 + nlen + elen + clen
+    buf.prefetch(heads)
+    extras = []
+    for start, stop in heads:
+        elen = int.from_bytes(buf[start + 28 : start + 30], "little")
+        if elen and stop + elen <= cd_offset:
+            extras.append((stop, stop + elen))
+    buf.prefetch(extras)
+
+
+def _zip64_offset(extra: bytes, fields: tuple[int, ...]) -> int | None:
+    """The local header offset from a zip64 extra field (after the sizes it also holds)."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        hid, hlen = struct.unpack_from("<HH", extra, pos)
+        if hid == 1:
+            skip = 8 * ((fields[9] == 0xFFFFFFFF) + (fields[8] == 0xFFFFFFFF))
+            body = extra[pos + 4 : pos + 4 + hlen]
+            if skip + 8 <= len(body):
+                return int.from_bytes(body[skip : skip + 8], "little")
+            return None
+        pos += 4 + hlen
+    return None
