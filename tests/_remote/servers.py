@@ -28,7 +28,7 @@ class Request:
 class Behaviour:
     """How the server treats one object."""
 
-    mode: str = "ok"  # ok, ignore-range, short-body, long-length, wrong-range, wrong-total,
+    mode: str = "ok"  # ok, ignore-range, short-body, cut, long-length, wrong-range, wrong-total,
     #                   status, fail-then-ok, slow, no-length, change-etag
     status: int = 200  # for mode "status"
     failures: int = 0  # for mode "fail-then-ok": how many 500s first
@@ -99,8 +99,10 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
             if how.mode == "short-body":  # a truncated object: fewer bytes, honest length
                 body = body[: len(body) // 2]
                 length = len(body)
+            if how.mode == "cut":  # the connection drops mid-body
+                body = body[: len(body) // 2]
             headers["Content-Range"] = f"bytes {first}-{last}/{total}"
-            self._send(req, 206, body, headers, length, close=how.mode == "long-length")
+            self._send(req, 206, body, headers, length, close=how.mode in ("long-length", "cut"))
 
         def _send(  # noqa: PLR0917
             self,

@@ -179,7 +179,9 @@ def read_source(buf: SourceBuffer, *, limits: PickleLimits = DEFAULT_LIMITS) -> 
     """Like :func:`read_file` for an object read by ranges (only the ranges the readers ask
     for are fetched: see :mod:`._source`)."""
     if len(buf) == 0:
-        raise corrupt("the object is empty (0 bytes)", hint="re-upload or re-save it", fmt="empty")
+        raise corrupt("the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty")
+    if buf.startswith(_ZIP_LOCAL):  # dispatch on the magic alone: no tensor bytes read
+        return read_zip(buf, limits)
     return _read(buf, limits)
 
 

@@ -33,7 +33,9 @@ _UNSATISFIABLE = re.compile(r"^bytes \*/(\d+)$")
 _TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
-HEAD_BYTES = 4096  # the first request asks for this much: it also tells the object's size
+# The first request asks for this much (a zip's first local header, or the start of a pickle):
+# its answer also tells the object's size. More is read only where a reader asks for it.
+HEAD_BYTES = 64
 
 
 class _Retry(Exception):

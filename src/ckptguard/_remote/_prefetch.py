@@ -1,11 +1,12 @@
 """Fetch a zip archive's structure in few round trips: the end records, the central
 directory, then every local header in two concurrent batches (fixed part and name, then the
-extra field whose length only the local header tells).
+extra field whose length only the local header tells, and the 6-byte .npy magic probe the zip
+reader makes at the start of each stored member).
 
 These are hints for :class:`~ckptguard._formats._source.SourceBuffer`: the zip reader then walks
 and validates the same records itself, from the fetched ranges. Nothing here decides anything;
-what does not parse is left to the reader (which fails closed). Member data (tensor records) is
-never part of a batch.
+what does not parse is left to the reader (which fails closed). Of member data (tensor
+records) only the 6-byte probe is ever part of a batch.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 _EOCD = b"PK\x05\x06"
 _LOC64 = b"PK\x06\x07"
 _CENTRAL = struct.Struct("<4sHHHHHHIIIHHHHHII")
+_PROBE = 6  # len(NPY_MAGIC)
 _TAIL = 22 + 0xFFFF  # the end record and the longest comment: what every zip reader searches
 
 
@@ -37,23 +39,29 @@ def zip_header_ranges(buf: SourceBuffer) -> None:
         return
     cd = buf[cd_offset : cd_offset + cd_size]
     heads: list[tuple[int, int]] = []
+    stored: list[bool] = []
     pos = 0
     while pos + _CENTRAL.size <= len(cd) and len(heads) < 1_000_000:
         fields = _CENTRAL.unpack_from(cd, pos)
         if fields[0] != b"PK\x01\x02":
             break
-        nlen, elen, clen, offset = fields[10], fields[11], fields[12], fields[16]
+        method, nlen, elen, clen, offset = fields[4], fields[10], fields[11], fields[12], fields[16]
         if offset == 0xFFFFFFFF:
             offset = _zip64_offset(cd[pos + 46 + nlen : pos + 46 + nlen + elen], fields)
         if offset is not None and offset + 30 + nlen <= cd_offset:
             heads.append((offset, offset + 30 + nlen))
+            stored.append(method == 0)
         pos += 46 + nlen + elen + clen
     buf.prefetch(heads)
     extras = []
-    for start, stop in heads:
+    for (start, stop), plain in zip(heads, stored, strict=True):
         elen = int.from_bytes(buf[start + 28 : start + 30], "little")
         if elen and stop + elen <= cd_offset:
             extras.append((stop, stop + elen))
+        if plain and stop + elen + _PROBE <= cd_offset:
+            # the zip reader checks whether each member starts like a .npy file (numpy.load
+            # would open it as one): the first 6 bytes of a stored member, no more
+            extras.append((stop + elen, stop + elen + _PROBE))
     buf.prefetch(extras)
 
 
