@@ -16,10 +16,10 @@ import pytest
 pytest.importorskip("s3fs")
 pytest.importorskip("moto")
 
-import ckptguard  # noqa: E402
-from ckptguard import FileVerdict  # noqa: E402
-from tests._remote.corpus import build, comparable  # noqa: E402
-from tests._remote.servers import S3Server, s3_server  # noqa: E402
+import ckptguard
+from ckptguard import FileVerdict
+from tests._remote.corpus import build, comparable
+from tests._remote.servers import S3Server, s3_server
 
 BUCKET = "models"
 
@@ -58,7 +58,7 @@ def s3(
 
 
 def test_s3_prefix_scan_equals_local_scan(s3: tuple[S3Server, Path, dict[str, bytes]]) -> None:
-    server, tmp, objects = s3
+    _, tmp, _ = s3
     remote = ckptguard.scan(f"s3://{BUCKET}/corpus/")
     local = ckptguard.scan(str(tmp / "local"))
     prefix = f"s3://{BUCKET}/corpus/"

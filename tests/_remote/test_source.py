@@ -71,7 +71,7 @@ def test_legacy_pickles_longer_than_the_first_prefix_read_no_storage_data() -> N
     sd = {f"layer{i}.a_rather_long_parameter_name_{i}": torch.zeros(20_000) for i in range(1500)}
     torch.save(sd, buf, _use_new_zipfile_serialization=False)
     data = buf.getvalue()
-    rec, src = _remote(data)
+    rec, _ = _remote(data)
     loc = _local(data)
     assert rec.verdict is loc.verdict is FileVerdict.SAFE
     assert rec.findings == loc.findings and rec.globals == loc.globals
