@@ -18,14 +18,13 @@ from ckptguard._policy import resolve_policy
 from ckptguard._remote import RemoteOptions
 from ckptguard._remote._scan import scan_object
 from ckptguard._results import FileRecord
-from tests._remote.corpus import build, comparable
+from tests._remote.corpus import comparable
 from tests._remote.servers import Behaviour, RangeServer, range_server
 
 
-@pytest.fixture(scope="module")
-def corpus(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, bytes]]:
-    tmp = tmp_path_factory.mktemp("corpus")
-    return tmp, build(tmp)
+@pytest.fixture
+def corpus(remote_corpus: tuple[Path, dict[str, bytes]]) -> tuple[Path, dict[str, bytes]]:
+    return remote_corpus
 
 
 @pytest.fixture
