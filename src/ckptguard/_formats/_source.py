@@ -52,6 +52,8 @@ _INDEX_READAHEAD = 4096
 # The first prefix fetched for a pickle walk, and how far ``find`` reads at a time.
 _FIRST_PREFIX = 64 << 10
 _FIND_CHUNK = 64 << 10
+# ``prefetch`` joins two ranges apart by at most this many bytes that are already fetched.
+_REREAD = 512
 
 
 class SourceBuffer:
@@ -134,7 +136,19 @@ class SourceBuffer:
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch several ``[start, stop)`` ranges at once (concurrently where the source can)."""
-        gaps = sorted({g for s, e in ranges for g in self.missing(max(0, s), min(self.size, e))})
+        gaps: list[tuple[int, int]] = []
+        for s, e in sorted(
+            {g for a, b in ranges for g in self.missing(max(0, a), min(self.size, b))}
+        ):
+            if gaps and (
+                s <= gaps[-1][1]  # touching or overlapping
+                # or apart by a few bytes already fetched (a local header between a data
+                # descriptor and the extra field): one request reads them again, no new byte
+                or (s - gaps[-1][1] <= _REREAD and not self.missing(gaps[-1][1], s))
+            ):
+                gaps[-1] = (gaps[-1][0], max(e, gaps[-1][1]))
+            else:
+                gaps.append((s, e))
         if not gaps:
             return
         datas = self.source.read_many([(s, e - s) for s, e in gaps])

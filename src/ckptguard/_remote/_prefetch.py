@@ -38,31 +38,38 @@ def zip_header_ranges(buf: SourceBuffer) -> None:
     if cd_offset + cd_size > size:
         return
     cd = buf[cd_offset : cd_offset + cd_size]
-    heads: list[tuple[int, int]] = []
-    stored: list[bool] = []
+    # (local header offset, name length, stored?, compressed size if a descriptor follows)
+    members: list[tuple[int, int, bool, int | None]] = []
     pos = 0
-    while pos + _CENTRAL.size <= len(cd) and len(heads) < 1_000_000:
+    while pos + _CENTRAL.size <= len(cd) and len(members) < 1_000_000:
         fields = _CENTRAL.unpack_from(cd, pos)
         if fields[0] != b"PK\x01\x02":
             break
-        method, nlen, elen, clen, offset = fields[4], fields[10], fields[11], fields[12], fields[16]
+        flags, method, csize = fields[3], fields[4], fields[8]
+        nlen, elen, clen, offset = fields[10], fields[11], fields[12], fields[16]
         if offset == 0xFFFFFFFF:
             offset = _zip64_offset(cd[pos + 46 + nlen : pos + 46 + nlen + elen], fields)
         if offset is not None and offset + 30 + nlen <= cd_offset:
-            heads.append((offset, offset + 30 + nlen))
-            stored.append(method == 0)
+            described = csize if flags & 0x8 and csize != 0xFFFFFFFF else None
+            members.append((offset, nlen, method == 0, described))
         pos += 46 + nlen + elen + clen
-    buf.prefetch(heads)
-    extras = []
-    for (start, stop), plain in zip(heads, stored, strict=True):
-        elen = int.from_bytes(buf[start + 28 : start + 30], "little")
-        if elen and stop + elen <= cd_offset:
-            extras.append((stop, stop + elen))
-        if plain and stop + elen + _PROBE <= cd_offset:
+    buf.prefetch([(off, off + 30 + nlen) for off, nlen, _, _ in members])
+    second = []
+    for off, nlen, stored, described in members:
+        name_end = off + 30 + nlen
+        elen = int.from_bytes(buf[off + 28 : off + 30], "little")
+        data = name_end + elen
+        if elen and data <= cd_offset:
+            second.append((name_end, data))
+        if stored and data + _PROBE <= cd_offset:
             # the zip reader checks whether each member starts like a .npy file (numpy.load
             # would open it as one): the first 6 bytes of a stored member, no more
-            extras.append((stop + elen, stop + elen + _PROBE))
-    buf.prefetch(extras)
+            second.append((data, data + _PROBE))
+        if described is not None and data + described < cd_offset:
+            # flag bit 3: the data descriptor after the member's data (its signature, CRC and
+            # sizes: at most 24 bytes, then the next local header or the central directory)
+            second.append((data + described, min(data + described + 24, cd_offset)))
+    buf.prefetch(second)
 
 
 def _zip64_offset(extra: bytes, fields: tuple[int, ...]) -> int | None:
