@@ -132,7 +132,7 @@ class SourceBuffer:
             s, e = gaps[0]
             self._store(s, self._exact(s, e - s, self.source.read(s, e - s)))
         elif gaps:
-            self.prefetch(gaps)
+            self._read_gaps(gaps)
 
     def prefetch(self, ranges: list[tuple[int, int]]) -> None:
         """Fetch several ``[start, stop)`` ranges at once (concurrently where the source can)."""
@@ -149,8 +149,10 @@ class SourceBuffer:
                 gaps[-1] = (gaps[-1][0], max(e, gaps[-1][1]))
             else:
                 gaps.append((s, e))
-        if not gaps:
-            return
+        if gaps:
+            self._read_gaps(gaps)
+
+    def _read_gaps(self, gaps: list[tuple[int, int]]) -> None:
         datas = self.source.read_many([(s, e - s) for s, e in gaps])
         for (s, e), data in zip(gaps, datas, strict=True):
             self._store(s, self._exact(s, e - s, data))
