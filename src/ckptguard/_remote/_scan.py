@@ -27,6 +27,9 @@ if TYPE_CHECKING:
     from ._fsspec import FsspecSource
     from ._http import HttpSource
 
+# Objects up to this size are read in one request (the zip end-record search window).
+_READ_WHOLE = 22 + 0xFFFF
+
 # One target: (URL, listed under a prefix?). Listed objects may be skipped (not checkpoints);
 # an object named explicitly is always scanned.
 Target = tuple[str, bool]
@@ -137,6 +140,10 @@ def _scan_buffer(
 
     size = buf.size
     try:
+        if size <= _READ_WHOLE:
+            # no larger than the window a zip reader searches for its end record: read it in
+            # one request (fewer round trips; a zip scan would read all of it anyway)
+            buf.fetch(0, size)
         if listed and posixpath.splitext(url)[1].lower() not in MODEL_EXTENSIONS:
             reason = skip_reason(url, buf)
             if reason is not None:
