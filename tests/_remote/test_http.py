@@ -200,3 +200,27 @@ def test_hostile_payload_behind_a_range_ignoring_server_is_still_dangerous(
     server.objects[name] = objects[name]
     server.behaviour[name] = Behaviour("ignore-range")
     assert _scan(server, name).verdict is FileVerdict.DANGEROUS
+
+
+def test_cli_reports_urls_in_sarif_and_summary(server: RangeServer) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from tests.factories import data_pkl_zip
+
+    server.objects["a.pt"] = _checkpoint(2, 1000)
+    server.objects["bad.pt"] = data_pkl_zip(b"cos\nsystem\n(S'true'\ntR.")
+    url, bad = server.url("a.pt"), server.url("bad.pt")
+    run = [sys.executable, "-m", "ckptguard", "scan"]
+    sarif = subprocess.run([*run, bad, "--sarif", "-"], capture_output=True, text=True, check=False)
+    assert sarif.returncode == 1, sarif.stderr
+    results = json.loads(sarif.stdout)["runs"][0]["results"]
+    assert results
+    for r in results:
+        assert r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == bad
+    human = subprocess.run([*run, url], capture_output=True, text=True, check=False)
+    assert human.returncode == 0
+    assert " read of " in human.stdout
+    usage = subprocess.run([*run, "x.pt", "--include", "*.pt"], capture_output=True, text=True)
+    assert usage.returncode == 2 and "--include" in usage.stderr
