@@ -7,7 +7,7 @@ the readers read their ``mmap`` (or ``bytes``) directly, so the local scan path 
 indexing, slicing, ``find``/``rfind``): every byte range is fetched once, exactly, and only when
 a reader asks for it (the zip end records and central directory, the local headers, the pickle
 members; for legacy and plain pickles the pickle stream), so tensor records are never read.
-Fetched ranges are kept in a sparse temporary file of the object's size; the symbolic unpickler
+Fetched ranges are kept in a sparse mapping of the object's size; the symbolic unpickler
 reads a real mapping of it (``analyze_pickle`` hands a ``SourceBuffer`` to
 :meth:`SourceBuffer.analyze_pickle`), after the stream's bytes were fetched.
 
@@ -28,7 +28,7 @@ import mmap
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from typing import Protocol, overload
+    from typing import IO, Protocol, overload
 
     from ckptguard._pickle._analysis import PickleAnalysis, PickleLimits
 
@@ -65,11 +65,12 @@ class SourceBuffer:
         self.bytes_read = 0
         self._starts: list[int] = []  # disjoint fetched intervals, sorted
         self._ends: list[int] = []
-        import tempfile  # noqa: PLC0415 - start-up time: local scans never get here
+        self._file: IO[bytes] | None = None
+        self._mm = _sparse_map(self.size) if self.size else None
+        if self.size and self._mm is None:
+            import tempfile  # noqa: PLC0415 - start-up time: local scans never get here
 
-        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
-        self._mm: mmap.mmap | None = None
-        if self.size:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
             self._file.truncate(self.size)  # sparse: only fetched ranges take space
             self._mm = mmap.mmap(self._file.fileno(), self.size)
 
@@ -77,7 +78,8 @@ class SourceBuffer:
         if self._mm is not None:
             self._mm.close()
             self._mm = None
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
     def __enter__(self) -> SourceBuffer:
         return self
@@ -247,6 +249,27 @@ class SourceBuffer:
                 if whole or (trusted and not _ambiguous(result)):
                     return result
             prefix = min(self.size, 2 * prefix)
+
+
+# Linux's MAP_NORESERVE (the mmap module does not export it): an anonymous mapping the size of
+# a large object, of which only the fetched pages ever take memory.
+_MAP_NORESERVE = 0x4000
+
+
+def _sparse_map(size: int) -> mmap.mmap | None:
+    """An anonymous, zero-filled, private mapping of ``size`` bytes (pages are only allocated
+    where written), or None where the platform refuses one (a sparse temporary file then)."""
+    import sys  # noqa: PLC0415
+
+    flags = getattr(mmap, "MAP_PRIVATE", 0) | getattr(mmap, "MAP_ANONYMOUS", 0)
+    if not flags:
+        return None
+    if sys.platform.startswith("linux"):
+        flags |= _MAP_NORESERVE
+    try:
+        return mmap.mmap(-1, size, flags=flags)
+    except (OSError, OverflowError, ValueError):
+        return None
 
 
 def _ambiguous(result: PickleAnalysis) -> bool:
