@@ -53,7 +53,19 @@ def zip_header_ranges(buf: SourceBuffer) -> None:
             described = csize if flags & 0x8 and csize != 0xFFFFFFFF else None
             members.append((offset, nlen, method == 0, described))
         pos += 46 + nlen + elen + clen
-    buf.prefetch([(off, off + 30 + nlen) for off, nlen, _, _ in members])
+    aligned = _torch_aligned(buf, members)
+    first = []
+    for off, nlen, stored, described in members:
+        guess = _aligned_data(off, nlen) if aligned else None
+        if guess is None or guess + _PROBE > cd_offset:
+            first.append((off, off + 30 + nlen))
+            continue
+        # torch.save pads each local header so that the data starts 64-byte aligned: the
+        # header, its padding and the probe in one range, and the data descriptor too
+        first.append((off, guess + (_PROBE if stored else 0)))
+        if described is not None and guess + described < cd_offset:
+            first.append((guess + described, min(guess + described + 24, cd_offset)))
+    buf.prefetch(first)
     second = []
     for off, nlen, stored, described in members:
         name_end = off + 30 + nlen
@@ -70,6 +82,27 @@ def zip_header_ranges(buf: SourceBuffer) -> None:
             # sizes: at most 24 bytes, then the next local header or the central directory)
             second.append((data + described, min(data + described + 24, cd_offset)))
     buf.prefetch(second)
+
+
+def _aligned_data(off: int, nlen: int) -> int | None:
+    """Where torch's writer (inline_container.cc, getPadding) puts a member's data: after the
+    header, the name and a padding extra field, aligned to 64 bytes (archives under 4 GiB)."""
+    if off >= 0xFFFFFFFF:
+        return None
+    start = off + 30 + nlen + 4
+    return start + (-start) % 64
+
+
+def _torch_aligned(buf: SourceBuffer, members: list[tuple[int, int, bool, int | None]]) -> bool:
+    """Whether the first member (its header is in the first bytes fetched) is laid out the way
+    torch writes: then the others are fetched on that assumption, and any member it does not
+    hold for is fetched exactly in the second batch (for such a member, up to 68 bytes of its
+    data may have been read)."""
+    if not members or members[0][0] != 0 or buf.missing(0, 30 + members[0][1]):
+        return False
+    off, nlen = members[0][0], members[0][1]
+    elen = int.from_bytes(buf[off + 28 : off + 30], "little")
+    return off + 30 + nlen + elen == _aligned_data(off, nlen)
 
 
 def _zip64_offset(extra: bytes, fields: tuple[int, ...]) -> int | None:

@@ -173,8 +173,13 @@ def _prefetch_zip(buf: SourceBuffer) -> None:
     finds them fetched. Only hints: anything odd is left to the reader, which fails closed."""
     from ._prefetch import zip_header_ranges  # noqa: PLC0415
 
-    if buf.size < 22 or not buf.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+    if buf.size < 30:
         return
+    head = buf[:30]  # a zip's first local header (its fixed part)
+    if not head.startswith(b"PK\x03\x04"):
+        return
+    rest = int.from_bytes(head[26:28], "little") + int.from_bytes(head[28:30], "little")
+    buf.prefetch([(30, 30 + rest), (buf.size - (22 + 0xFFFF), buf.size)])
     zip_header_ranges(buf)
 
 
