@@ -79,6 +79,8 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
                 etag = '"v2"'
             if rng is None or how.mode in ("ignore-range",):
                 return self._send(req, 200, data, {"ETag": etag})
+            if how.mode == "ignore-range-no-length":  # the body ends when the connection closes
+                return self._send(req, 200, data, {"ETag": etag}, length=-1, close=True)
             start, stop = rng
             if start >= len(data):
                 return self._send(
@@ -117,7 +119,8 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
             self.send_response(status)
             for k, v in (headers or {}).items():
                 self.send_header(k, v)
-            self.send_header("Content-Length", str(len(body) if length is None else length))
+            if length != -1:
+                self.send_header("Content-Length", str(len(body) if length is None else length))
             if close:
                 self.send_header("Connection", "close")
             self.end_headers()

@@ -135,6 +135,7 @@ def _rule(rec: FileRecord) -> str:
         (Behaviour("wrong-range"), "remote-size-mismatch"),
         (Behaviour("wrong-total"), "remote-size-mismatch"),
         (Behaviour("change-etag"), "remote-changed"),
+        (Behaviour("ignore-range-no-length"), "remote-size-mismatch"),
     ],
     ids=lambda v: v.mode + str(v.status) if isinstance(v, Behaviour) else v,
 )

@@ -109,7 +109,12 @@ class HttpSource:
                 if status in _REDIRECTS and "location" in got:
                     resp.read(1 << 16)
                     self.close()
-                    self._target = urllib.parse.urljoin(self._target, got["location"])
+                    target = urllib.parse.urljoin(self._target, got["location"])
+                    if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
+                        raise self._error(
+                            f"redirected to a non-HTTP location {target!r}", "remote-http-error"
+                        )
+                    self._target = target
                     continue
                 if status == 206 or (status == 200 and first):
                     body = self._body(resp, got, status, stop - start)
@@ -166,10 +171,18 @@ class HttpSource:
                     )
                 raise self._no_range(declared)
             return resp.read(declared)  # IncompleteRead when the body is shorter
+        chunked = "transfer-encoding" in got
         body = resp.read(limit + 1)
         self.close()
         if status == 200 and len(body) > limit:
             raise self._no_range(None)
+        if status == 200 and not chunked:
+            # a body that ends when the connection closes: a cut one looks complete
+            raise self._error(
+                "the server sent the whole object without a Content-Length: a truncated "
+                "answer could not be told from a complete one",
+                "remote-size-mismatch",
+            )
         return body
 
     def _no_range(self, size: int | None) -> RemoteError:
