@@ -152,3 +152,18 @@ def test_cli_scans_a_bucket_prefix_with_json_bytes_read(
     )  # fmt: skip
     assert human.returncode == 0, human.stderr
     assert " read of " in human.stdout and "scanned" in human.stdout
+
+
+def test_storage_options_reach_the_filesystem(
+    s3: tuple[S3Server, Path, dict[str, bytes]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _, _ = s3
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    import s3fs
+
+    s3fs.S3FileSystem.clear_instance_cache()
+    rep = ckptguard.scan(
+        f"s3://{BUCKET}/corpus/benign/sd.pt", storage_options=server.storage_options()
+    )
+    assert rep.files[0].verdict is FileVerdict.SAFE
+    s3fs.S3FileSystem.clear_instance_cache()
