@@ -11,7 +11,7 @@ The scan API imports neither torch nor numpy::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 from ckptguard._errors import (
     CheckpointError,
@@ -121,8 +121,20 @@ def scan(
     allow: Iterable[str] = (),
     policy: PolicyArg = None,
     jobs: int | None = None,
+    client: object = None,
+    include: Iterable[str] = (),
+    exclude: Iterable[str] = (),
+    storage_options: Mapping[str, object] | None = None,
 ) -> ScanReport:
     """Scan files or directories without executing or importing anything from them.
+
+    ``paths`` may also be URLs (``s3://bucket/models/``, ``https://host/model.pt``, any fsspec
+    protocol; ``pip install 'ckptguard[remote]'``): objects are read by byte ranges (the zip
+    directory and the pickles, never tensor data), prefixes listed recursively and filtered by
+    the ``include``/``exclude`` globs (``storage_options`` go to the fsspec filesystem, e.g.
+    ``{"client_kwargs": {"endpoint_url": ...}}`` for s3); each file report's ``bytes_read``
+    says how much was fetched. ``client``, a ``distributed.Client``, spreads the URLs over its
+    Dask cluster (one task per object; the report is the same as a local run's).
 
     ``allow`` adds globals (``"module.Name"``, or ``"mypkg.module.*"`` for the public names that
     one module of your own defines) on top of the policy;
@@ -137,8 +149,19 @@ def scan(
 
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    resolved = _policy_for(allow, policy, list(paths))
-    return scan_paths(list(paths), policy=resolved, jobs=jobs)
+    local = [p for p in paths if not (isinstance(p, str) and "://" in p)]
+    resolved = _policy_for(allow, policy, list(local))
+    remote = None
+    if len(local) < len(paths):
+        from ckptguard._remote import RemoteOptions  # noqa: PLC0415
+
+        remote = RemoteOptions(
+            concurrency=jobs or 8,
+            include=tuple(include),
+            exclude=tuple(exclude),
+            storage_options=tuple((storage_options or {}).items()),
+        )
+    return scan_paths(list(paths), policy=resolved, jobs=jobs, remote=remote, client=client)
 
 
 def convert(

@@ -112,6 +112,18 @@ class CorruptCheckpointError(CheckpointError):
     """The file is unreadable, truncated, inconsistent, or not a checkpoint at all."""
 
 
+class RemoteError(CheckpointError):
+    """A remote object could not be read completely and exactly (missing, forbidden, timed
+    out, truncated, a server that ignores range requests or lies about the size): the file's
+    verdict is ``error``, never ``safe``. ``rule`` is the stable id (``remote-*``)."""
+
+    def __init__(
+        self, problem: str, *, rule: str, path: str | Path | None = None, hint: str | None = None
+    ) -> None:
+        super().__init__(problem, path=path, hint=hint, format="remote")
+        self.rule = rule
+
+
 class UnsafeCheckpointError(CheckpointError):
     """The file needs globals that the policy does not allow, or tries to run code.
 

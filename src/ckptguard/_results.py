@@ -151,6 +151,7 @@ class FileReport(Report):
 
     __slots__ = (  # noqa: RUF023 - field order
         "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
+        "bytes_read",
     )  # fmt: skip
     path: str
     format: str  # "pytorch-zip", "pytorch-legacy", "torchscript", "pickle", "numpy", "numpy-npz",
@@ -161,6 +162,7 @@ class FileReport(Report):
     pickles: tuple[str, ...]  # names of the pickles that were analysed
     size: int | None  # bytes on disk
     hint: str | None  # the next command to run, when the verdict is not safe
+    bytes_read: int | None  # bytes fetched from remote storage (None: a local file)
 
     def __init__(  # noqa: PLR0917 - mirrors the fields
         self,
@@ -172,6 +174,7 @@ class FileReport(Report):
         pickles: tuple[str, ...] = (),
         size: int | None = None,
         hint: str | None = None,
+        bytes_read: int | None = None,
     ) -> None:
         set_field(self, "path", path)
         set_field(self, "format", format)
@@ -181,6 +184,7 @@ class FileReport(Report):
         set_field(self, "pickles", pickles)
         set_field(self, "size", size)
         set_field(self, "hint", hint)
+        set_field(self, "bytes_read", bytes_read)
 
     @property
     def needs_allow(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 from ckptguard._errors import CheckpointError, FormatError, PickleError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
+from ckptguard._formats._detect import sniff_data
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
 from ckptguard._pickle import GlobalUsage
@@ -20,6 +21,11 @@ from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord, SkippedRecord
 from ckptguard._scan_rules import FORMAT_NOT_READ, SCAN_ERROR
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdict
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ckptguard._formats._source import SourceBuffer
+    from ckptguard._remote import RemoteOptions
 
 # Below this many files a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 8
@@ -111,7 +117,7 @@ def file_verdict(
     return verdict
 
 
-def _error_report(
+def error_report(
     path: str, err: CheckpointError, size: int | None, policy: Policy | None = None
 ) -> FileRecord:
     refs = _partial_refs(err, policy) if policy is not None else ()
@@ -168,17 +174,17 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
             path=spath,
             hint="check the path (ckptguard scan takes files and directories)",
         )
-        return _error_report(spath, err, size)
+        return error_report(spath, err, size)
     except IsADirectoryError:
         err = CheckpointError("is a directory", path=spath, hint=f"ckptguard scan {spath}")
-        return _error_report(spath, err, size)
+        return error_report(spath, err, size)
     except OSError as exc:
         err = CheckpointError(
             f"cannot read the file: {exc.strerror or exc}",
             path=spath,
             hint="check the file's permissions and that it is fully downloaded",
         )
-        return _error_report(spath, err, size)
+        return error_report(spath, err, size)
     except CheckpointError as exc:
         plain = getattr(exc, "rule", SCAN_ERROR) == SCAN_ERROR
         foreign = foreign_model(spath) if plain and not isinstance(exc, PickleError) else None
@@ -191,7 +197,7 @@ def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
                 "numpy and safetensors files",
                 format=foreign[0],
             )
-        return _error_report(spath, exc, size, policy)
+        return error_report(spath, exc, size, policy)
     return report_for(spath, extracted, policy, size)
 
 
@@ -290,21 +296,63 @@ def _triage(f: str, targets: list[str], skipped: list[SkippedRecord]) -> None:
     except OSError:
         targets.append(f)  # scan_file reports why it cannot be read
         return
-    if kind != "other":
+    reason = _why_skipped(f, kind, head)
+    if reason is None:
         targets.append(f)
-        return
+    else:
+        skipped.append(SkippedRecord(f, *reason))
+
+
+def _why_skipped(f: str, kind: str, head: bytes) -> tuple[str, str | None] | None:
+    """(reason, model format) for a file found in a walk that is not scanned, else None."""
+    if kind != "other":
+        return None
     foreign = foreign_model(f, head)
     if foreign is not None:
         fmt, what = foreign
-        skipped.append(
-            SkippedRecord(f, f"{what}: ckptguard does not read this format (not checked)", fmt)
-        )
-        return
+        return f"{what}: ckptguard does not read this format (not checked)", fmt
     what = _NOT_CHECKPOINTS.get(classify_text(head) or "", "no format ckptguard knows")
-    skipped.append(SkippedRecord(f, f"not a checkpoint ({what})"))
+    return f"not a checkpoint ({what})", None
+
+
+def skip_reason(url: str, buf: SourceBuffer) -> tuple[str, str | None] | None:
+    """:func:`_why_skipped` for an object listed under a remote prefix, read by ranges."""
+    head = buf[:4096]
+    return _why_skipped(url, sniff_data(head, len(buf), lambda: buf), head)
 
 
 _NOT_CHECKPOINTS = {"git-lfs-pointer": "a Git LFS pointer", "html": "an HTML page", "text": "text"}
+
+
+def _with_remote(  # noqa: PLR0917 - scan_paths' arguments, passed on
+    paths: Sequence[str | os.PathLike[str]],
+    urls: list[str],
+    policy: Policy,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    remote: RemoteOptions | None,
+    client: object,
+) -> ScanRecord:
+    """Local paths scanned here, URLs by range reads (or on the cluster), in one report."""
+    from ckptguard._remote import RemoteOptions, is_url, scan_remote  # noqa: PLC0415
+
+    remote_urls = [u for u in urls if is_url(u)]
+    local = [p for p in paths if not (isinstance(p, str) and p in remote_urls)]
+    record = (
+        scan_paths(local, policy=policy, jobs=jobs, progress=progress)
+        if local
+        else ScanRecord((), (), policy.sources, policy.ignored)
+    )
+    opts = remote or RemoteOptions(concurrency=jobs or 8)
+    files, skipped = scan_remote(
+        remote_urls, policy=policy, opts=opts, client=client, progress=progress
+    )
+    return ScanRecord(
+        files=record.files + tuple(files),
+        skipped=record.skipped + tuple(skipped),
+        policy_sources=policy.sources,
+        policy_ignored=policy.ignored,
+    )
 
 
 def _scan_one(args: tuple[str, Policy]) -> FileRecord:
@@ -317,8 +365,15 @@ def scan_paths(
     policy: Policy,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    remote: RemoteOptions | None = None,
+    client: object = None,
 ) -> ScanRecord:
-    """Scan files and directories (recursively), in parallel when there are many files."""
+    """Scan files and directories (recursively), in parallel when there are many files; URLs
+    (``s3://bucket/prefix/``, ``https://...``) are read by byte ranges (:mod:`ckptguard._remote`),
+    on ``client``'s Dask cluster when one is given."""
+    urls = [p for p in paths if isinstance(p, str) and "://" in p]
+    if urls:  # imported only for URLs (start-up time)
+        return _with_remote(paths, urls, policy, jobs, progress, remote, client)
     targets, skipped = collect_targets(paths)
     total = len(targets)
     reports: list[FileRecord] = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import mmap
 import zlib
 
 try:  # hashlib.blake2b is this very function; importing hashlib also loads OpenSSL (start-up)
@@ -82,6 +83,8 @@ def inflate(raw: bytes, expected: int, name: str) -> bytes:
 
 def stream_digest(data: Buffer | memoryview) -> bytes:
     """The digest the loader compares against the pickle bytes torch hands to the unpickler."""
+    if not isinstance(data, (bytes, mmap.mmap, memoryview)):
+        data = data[:]  # a remote object read by ranges
     return blake2b(data, digest_size=32).digest()
 
 

@@ -35,6 +35,10 @@ from ._tar import tar_would_open
 from ._text import classify_text, text_error
 from ._torchzip import read_zip
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._source import SourceBuffer
+
 FORMATS = (
     "pytorch-zip",
     "torchscript",
@@ -100,20 +104,26 @@ def sniff_head(path: str | os.PathLike[str]) -> tuple[str, bytes]:
     with open(path, "rb") as f:
         head = f.read(4096)
         size = os.fstat(f.fileno()).st_size
+    return sniff_data(head, size, lambda: _whole(path)), head
+
+
+def sniff_data(head: bytes, size: int, whole: Callable[[], Buffer]) -> str:
+    """:func:`sniff` of an object of ``size`` bytes starting with ``head`` (its first 4096
+    bytes); ``whole()`` gives its bytes when the pickle test needs them."""
     if head.startswith((_ZIP_LOCAL, _ZIP_EMPTY)):
-        return "zip", head
+        return "zip"
     if head.startswith(NPY_MAGIC):
-        return "numpy", head
+        return "numpy"
     if len(head) >= 10 and head[8:9] == b"{" and int.from_bytes(head[:8], "little") >= 2:
-        return "safetensors", head
+        return "safetensors"
     if tar_would_open(head):
-        return "tar", head
+        return "tar"
     if not head or head[0] not in PICKLE_OPCODES:
-        return "other", head
+        return "other"
     if head[:1] == b"\x80" or size > _SNIFF_WHOLE:
-        return "pickle", head
-    data = head if size <= len(head) else _whole(path)
-    return ("other" if _not_a_pickle(data) else "pickle"), head
+        return "pickle"
+    data = head if size <= len(head) else whole()
+    return "other" if _not_a_pickle(data) else "pickle"
 
 
 def _not_a_pickle(data: Buffer) -> bool:
@@ -164,6 +174,16 @@ def read_fd(fd: int, *, limits: PickleLimits = DEFAULT_LIMITS) -> Extracted:
         raise corrupt("the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty")
     with mmap.mmap(fd, 0, access=mmap.ACCESS_READ) as mm:
         return _read(mm, limits)
+
+
+def read_source(buf: SourceBuffer, *, limits: PickleLimits = DEFAULT_LIMITS) -> Extracted:
+    """Like :func:`read_file` for an object read by ranges (only the ranges the readers ask
+    for are fetched: see :mod:`._source`)."""
+    if len(buf) == 0:
+        raise corrupt("the file is empty (0 bytes)", hint="re-download or re-save it", fmt="empty")
+    if buf.startswith(_ZIP_LOCAL):  # dispatch on the magic alone: no tensor bytes read
+        return read_zip(buf, limits)
+    return _read(buf, limits)
 
 
 def read_buffer(

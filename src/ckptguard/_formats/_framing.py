@@ -17,7 +17,15 @@ from __future__ import annotations
 
 import mmap
 
-Buffer = bytes | mmap.mmap  # what the format readers read from (re-exported by _common)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from ._source import SourceBuffer
+
+    # what the format readers read from (re-exported by _common): a local file's bytes or
+    # mapping, or a remote object read by ranges
+    Buffer = bytes | mmap.mmap | SourceBuffer
+else:
+    Buffer = bytes | mmap.mmap
 
 # opcode -> size of its fixed argument (no entry: no argument)
 _FIXED = {

@@ -247,9 +247,9 @@ def _check_local(  # noqa: PLR0917 - a hot path: positional arguments are the ch
         raise corrupt(f"stored zip member {name!r} has different compressed and real sizes")
     if off + _LOCAL_STRUCT.size > len(buf):
         raise corrupt(f"zip member {name!r}: local header outside the file")
-    sig, _ver, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = (
-        _LOCAL_STRUCT.unpack_from(buf, off)
-    )
+    sig, _ver, lflags, lmethod, _t, _d, lcrc, lcsize, lusize, nlen, elen = _LOCAL_STRUCT.unpack(
+        buf[off : off + 30]
+    )  # a slice: buf may be read by ranges
     if sig != _LOCAL:
         raise corrupt(f"zip member {name!r}: no local header where the central directory points")
     lname = buf[off + 30 : off + 30 + nlen]
@@ -287,7 +287,11 @@ def _check_descriptor(  # noqa: PLR0917 - hot path
     if buf[pos : pos + 4] == _DESCRIPTOR:
         pos += 4
     for layout in (_DESCRIPTOR32, _DESCRIPTOR64):
-        if pos + layout.size <= len(buf) and layout.unpack_from(buf, pos) == (crc, csize, usize):
+        if pos + layout.size <= len(buf) and layout.unpack(buf[pos : pos + layout.size]) == (
+            crc,
+            csize,
+            usize,
+        ):
             return pos + layout.size
     raise corrupt(f"zip member {name!r}: its data descriptor disagrees with the directory")
 

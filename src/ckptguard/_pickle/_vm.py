@@ -70,6 +70,8 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import Any
 
+    from ckptguard._formats._source import SourceBuffer
+
 
 _PLAIN = frozenset((int, float, str, bytes, bool))
 _MAX_FINDINGS_PER_RULE = 20
@@ -1926,7 +1928,7 @@ class _Walker(Reader):
 
 
 def analyze_pickle(
-    data: bytes | bytearray | memoryview | mmap.mmap,
+    data: bytes | bytearray | memoryview | mmap.mmap | SourceBuffer,
     *,
     start: int = 0,
     where: str = "pickle",
@@ -1941,6 +1943,9 @@ def analyze_pickle(
     that only need the globals save the work.
     """
     buf: bytes | mmap.mmap
+    if not isinstance(data, (bytes, bytearray, memoryview, mmap.mmap)):
+        # a remote object read by ranges (SourceBuffer) fetches the bytes the walk reads
+        return data.analyze_pickle(start=start, where=where, limits=limits, fold_value=fold_value)
     if isinstance(data, memoryview):
         obj = data.obj
         whole = data.contiguous and isinstance(obj, (bytes, mmap.mmap)) and data.nbytes == len(obj)

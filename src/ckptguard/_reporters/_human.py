@@ -110,6 +110,16 @@ def policy_lines(report: ScanRecord, *, paint: _Painter | None = None) -> list[s
     return lines
 
 
+def _bytes_read(report: ScanRecord) -> str:
+    """' (X read of Y scanned)' when files were read remotely (by byte ranges)."""
+    remote = [f for f in report.files if f.bytes_read is not None]
+    if not remote:
+        return ""
+    read = sum(f.bytes_read or 0 for f in remote)
+    size = sum(f.size or 0 for f in report.files)
+    return f" ({format_size(read)} read of {format_size(size)} scanned)"
+
+
 def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
     paint = paint or _Painter(False)
     counts = summary(report)
@@ -121,6 +131,7 @@ def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
             paint(f"{counts[v.value]} {v.value}", v.value) for v in VERDICT_ORDER if counts[v.value]
         ]
         head = f"{n} file{'s' if n != 1 else ''} scanned: " + ", ".join(parts)
+    head += _bytes_read(report)
     others = counts["skipped"] - counts["unread_models"]
     if others:
         head += f"; {others} skipped (not checkpoints)"

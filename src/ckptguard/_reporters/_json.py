@@ -56,6 +56,7 @@ def file_to_dict(f: FileRecord) -> dict[str, Any]:
         "format": f.format,
         "verdict": f.verdict.value,
         "size": f.size,
+        "bytes_read": f.bytes_read,
         "globals": [global_to_dict(g) for g in f.globals],
         "findings": [finding_to_dict(x) for x in f.findings],
         "pickles": list(f.pickles),

@@ -55,6 +55,8 @@ def file_uri(path: str) -> str:
 
 
 def _artifact_location(path: str, base_dir: str | None) -> dict[str, Any]:
+    if "://" in path:  # a remote object: its URL as it is (percent-encoded)
+        return {"uri": quote(path, safe=":/?#[]@!$&'()*+,;=%~")}
     p = Path(path)
     if base_dir is not None:
         try:
