@@ -404,8 +404,11 @@ class Reader:
             self.fail(f"invalid {encoding} text: {exc.reason}")
 
     def ext_code(self, width: int) -> int:
-        """EXT1/EXT2/EXT4's registry code (unsigned; 0 makes the unpickler fail)."""
+        """EXT1/EXT2/EXT4's registry code: unsigned for EXT1/EXT2, signed for EXT4 (C's
+        calc_binint extends BININT4's sign bit); a code <= 0 makes the unpickler fail."""
         code = self.uint(width)
+        if width == 4 and code >= 1 << 31:
+            code -= 1 << 32
         if code <= 0:
             self.fail("EXT code must be positive")
         return code

@@ -458,9 +458,12 @@ def build_tree(
     start: int = 0,
     where: str = "pickle",
     limits: PickleLimits = DEFAULT_LIMITS,
+    exact: bool = False,
 ) -> Tree:
-    """Turn the pickle stream at ``data[start:]`` into a :class:`Tree`, executing nothing."""
+    """Turn the pickle stream at ``data[start:]`` into a :class:`Tree`, executing nothing.
+    With ``exact=True`` every opcode goes through the dispatch table of named handlers (the
+    same tree, slower: for differential tests and benchmarks)."""
     if start < 0 or start > len(data):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
     with gc_paused():
-        return _Builder(data, start, where, limits).run()
+        return _Builder(data, start, where, limits, exact).run()

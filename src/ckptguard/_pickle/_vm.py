@@ -1661,13 +1661,16 @@ def analyze_pickle(
     where: str = "pickle",
     limits: PickleLimits = DEFAULT_LIMITS,
     fold_value: bool = True,
+    exact: bool = False,
 ) -> PickleAnalysis:
     """Walk one pickle stream from ``data[start:]`` through its STOP opcode, executing nothing.
 
     Returns what the stream would import, call and build; raises :class:`PickleError` for
     malformed, truncated or oversized input (with the globals seen so far in ``.partial``).
     With ``fold_value=False`` the top-level value is not folded (``.value`` is OPAQUE): callers
-    that only need the globals save the work.
+    that only need the globals save the work. With ``exact=True`` every opcode goes through
+    the dispatch table of named handlers and every bound is checked at every opcode: the same
+    result as the fast loop, slower (for differential tests and benchmarks).
     """
     buf: bytes | mmap.mmap
     if isinstance(data, memoryview):
@@ -1681,7 +1684,7 @@ def analyze_pickle(
     if start < 0 or start > len(buf):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
     with gc_paused():
-        walker = _Walker(buf, start, where, limits, fold_value)
+        walker = _Walker(buf, start, where, limits, fold_value, exact)
         try:
             result = walker.run()
         except PickleError as err:
