@@ -81,3 +81,28 @@ BINPERSID = 0x51  # 'Q'
 NAMES: dict[int, str] = {
     code: name for name, code in list(globals().items()) if name.isupper() and type(code) is int
 }
+
+# Operand layouts, declared once for every reader of operands (the walkers' shared reader,
+# ``_reader.unframed_stream``); tests/_pickle/test_walkers.py checks them against pickletools
+# and the C unpickler.
+FIXED: dict[int, int] = {  # a fixed-width argument: its width in bytes
+    PROTO: 1, FRAME: 8, BININT: 4, BININT1: 1, BININT2: 2, BINFLOAT: 8,
+    BINGET: 1, LONG_BINGET: 4, BINPUT: 1, LONG_BINPUT: 4, EXT1: 1, EXT2: 2, EXT4: 4,
+}  # fmt: skip
+# A counted argument: (width of its count, whether the count is signed, whether the C unpickler
+# reads the data with readinto). BINSTRING's count is unsigned to the C unpickler (pickletools
+# says signed); LONG1's is unsigned (it was read signed here: a LONG1 of 128 bytes or more
+# ended the io.BytesIO reading of a stream early).
+COUNTED: dict[int, tuple[int, bool, bool]] = {
+    LONG1: (1, False, False), LONG4: (4, True, False),
+    SHORT_BINSTRING: (1, False, False), BINSTRING: (4, False, False),
+    SHORT_BINUNICODE: (1, False, False), BINUNICODE: (4, False, False),
+    BINUNICODE8: (8, False, False),
+    SHORT_BINBYTES: (1, False, True), BINBYTES: (4, False, True),
+    BINBYTES8: (8, False, True), BYTEARRAY8: (8, False, True),
+}  # fmt: skip
+LINES: dict[int, int] = {  # newline-terminated arguments: how many
+    INT: 1, LONG: 1, FLOAT: 1, STRING: 1, UNICODE: 1, GET: 1, PUT: 1, PERSID: 1,
+    GLOBAL: 2, INST: 2,
+}  # fmt: skip
+NO_ARGS = frozenset(NAMES) - FIXED.keys() - COUNTED.keys() - LINES.keys()

@@ -17,7 +17,25 @@ import struct
 
 from ckptguard._errors import PickleError
 from ckptguard._pickle._analysis import PickleLimits
-from ckptguard._pickle._opcodes import NAMES
+from ckptguard._pickle._opcodes import (
+    COUNTED,
+    EMPTY_TUPLE,
+    FIXED,
+    FLOAT,
+    FRAME,
+    INT,
+    LINES,
+    LONG,
+    NAMES,
+    NEWFALSE,
+    NEWTRUE,
+    NO_ARGS,
+    NONE,
+    STOP,
+    TUPLE1,
+    TUPLE2,
+    TUPLE3,
+)
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
@@ -212,6 +230,7 @@ class Reader:
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.op_pos = start  # offset of the opcode being walked (for messages)
+        self.op = 0  # the opcode being walked by step() (handlers shared by opcodes read it)
         self.opcodes = 0  # opcodes walked so far (kept up to date before each slow step)
 
     # ----------------------------------------------------------------- failures
@@ -276,6 +295,7 @@ class Reader:
         handler = self.dispatch.get(op)
         if handler is None:
             self.fail(f"invalid opcode 0x{op:02x}")
+        self.op = op
         start = self.pos
         try:
             return handler(self)
@@ -348,6 +368,16 @@ class Reader:
         pos = self.need(width, f"a {width}-byte argument")
         return int.from_bytes(self.data[pos : pos + width], "little")
 
+    def fixed(self) -> int:
+        """The current opcode's fixed-width unsigned argument (its width from ``FIXED``)."""
+        return self.uint(FIXED[self.op])
+
+    def count(self) -> int:
+        """The current opcode's count (its width and sign from ``COUNTED``)."""
+        width, signed, _ = COUNTED[self.op]
+        pos = self.need(width, "a length")
+        return int.from_bytes(self.data[pos : pos + width], "little", signed=signed)
+
     def counted(self, n: int, keep: int) -> bytes | None:
         """The ``n`` bytes of a counted argument (a string, bytes, a LONG4): truncation first
         (the real unpickler fails too), then ckptguard's ``max_string`` bound (it reads on),
@@ -403,11 +433,11 @@ class Reader:
         except UnicodeDecodeError as exc:
             self.fail(f"invalid {encoding} text: {exc.reason}")
 
-    def ext_code(self, width: int) -> int:
+    def ext_code(self) -> int:
         """EXT1/EXT2/EXT4's registry code: unsigned for EXT1/EXT2, signed for EXT4 (C's
         calc_binint extends BININT4's sign bit); a code <= 0 makes the unpickler fail."""
-        code = self.uint(width)
-        if width == 4 and code >= 1 << 31:
+        code = self.fixed()
+        if code >= 1 << 31:
             code -= 1 << 32
         if code <= 0:
             self.fail("EXT code must be positive")
@@ -425,6 +455,8 @@ class Reader:
         stack = self.stack
         if len(stack) < n:
             self.fail("stack underflow")
+        if not n:
+            return []  # (stack[-0:] is all of it)
         args = stack[-n:]
         del stack[-n:]
         return args
@@ -480,14 +512,14 @@ class Reader:
 
     # ----------------------------------------------------------------- data opcodes
     def load_proto(self) -> None:
-        proto = self.uint(1)
+        proto = self.fixed()
         if proto > HIGHEST_PROTOCOL:
             self.fail(f"unsupported pickle protocol {proto}")
         self.proto = proto
         self.max_proto = max(self.max_proto, proto)
 
     def load_frame(self) -> None:
-        n = self.uint(8)
+        n = self.fixed()
         if n > self.data_end - self.pos:
             self.fail(f"truncated: a {n}-byte frame exceeds the data")
         problem = self.start_frame(n)
@@ -538,51 +570,34 @@ class Reader:
             self.fail(f"memo key {idx} not found")
         self.push(self.reused(v))
 
+    def load_binput(self) -> None:  # BINPUT, LONG_BINPUT: a 1- or 4-byte key
+        self.memo_put(self.fixed())
+
     def load_put(self) -> None:
         self.memo_put(self.parse_line(parse_memo_line, "PUT"))
-
-    def load_binput(self) -> None:
-        self.memo_put(self.uint(1))
-
-    def load_long_binput(self) -> None:
-        self.memo_put(self.uint(4))
 
     def load_memoize(self) -> None:
         self.memo_put(len(self.memo))
 
+    def load_binget(self) -> None:  # BINGET, LONG_BINGET
+        self.memo_get(self.fixed())
+
     def load_get(self) -> None:
         self.memo_get(self.parse_line(parse_memo_line, "GET"))
 
-    def load_binget(self) -> None:
-        self.memo_get(self.uint(1))
-
-    def load_long_binget(self) -> None:
-        self.memo_get(self.uint(4))
+    load_long_binput = load_binput
+    load_long_binget = load_binget
 
     # constants
-    def load_none(self) -> None:
-        self.push(None)
+    def load_none(self) -> None:  # NONE, NEWTRUE, NEWFALSE
+        self.push(_CONSTANTS[self.op])
 
-    def load_newtrue(self) -> None:
-        self.push(True)
+    def load_int(self) -> None:  # INT, LONG, FLOAT: a number in text, as C reads it
+        parse, what = _NUMBER_LINES[self.op]
+        self.push(self.parse_line(parse, what))
 
-    def load_newfalse(self) -> None:
-        self.push(False)
-
-    def load_int(self) -> None:
-        self.push(self.parse_line(parse_int_line, "INT"))
-
-    def load_long(self) -> None:
-        self.push(self.parse_line(parse_long_line, "LONG"))
-
-    def load_float(self) -> None:
-        self.push(self.parse_line(parse_float_line, "FLOAT"))
-
-    def load_binint1(self) -> None:
-        self.push(self.uint(1))
-
-    def load_binint2(self) -> None:
-        self.push(self.uint(2))
+    def load_binint1(self) -> None:  # BININT1, BININT2: unsigned
+        self.push(self.fixed())
 
     def load_binint(self) -> None:
         pos = self.need(4, "BININT")
@@ -592,33 +607,28 @@ class Reader:
         pos = self.need(8, "BINFLOAT")
         self.push(F64(self.data, pos)[0])
 
-    def long_bytes(self, n: int) -> None:
-        """LONG1/LONG4: a signed little-endian integer of ``n`` bytes (opaque past
-        ``max_const_len``: CPython's int-to-text conversions are quadratic)."""
+    def load_long1(self) -> None:  # LONG1, LONG4: a signed little-endian integer
+        n = self.count()
         if n < 0:
             self.fail("LONG4 with a negative length")
+        # opaque past max_const_len: CPython's int-to-text conversions are quadratic
         raw = self.counted(n, self.limits.max_const_len)
         self.push(self.opaque("int") if raw is None else int.from_bytes(raw, "little", signed=True))
 
-    def load_long1(self) -> None:
-        self.long_bytes(self.uint(1))
-
-    def load_long4(self) -> None:
-        pos = self.need(4, "LONG4's length")
-        self.long_bytes(I32(self.data, pos)[0])
+    load_newtrue = load_newfalse = load_none
+    load_long = load_float = load_int
+    load_binint2 = load_binint1
+    load_long4 = load_long1
 
     # text and bytes
-    def load_binunicode(self) -> None:
-        self.push(self.text(self.counted(self.uint(4), self.keep_len), "utf-8", "surrogatepass"))
-
-    def load_short_binunicode(self) -> None:
-        self.push(self.text(self.counted(self.uint(1), self.keep_len), "utf-8", "surrogatepass"))
-
-    def load_binunicode8(self) -> None:
-        self.push(self.text(self.counted(self.uint(8), self.keep_len), "utf-8", "surrogatepass"))
+    def load_binunicode(self) -> None:  # SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
+        self.push(self.text(self.counted(self.count(), self.keep_len), "utf-8", "surrogatepass"))
 
     def load_unicode(self) -> None:
         self.push(self.text(self.line(), "raw-unicode-escape"))
+
+    def load_binstring(self) -> None:  # SHORT_BINSTRING, BINSTRING
+        self.push(self.py2str(self.counted(self.count(), self.keep_len)))
 
     def load_string(self) -> None:
         raw = self.line()  # quoted exactly: no whitespace around the quotes
@@ -626,47 +636,33 @@ class Reader:
             self.fail("STRING argument is not a quoted string")
         self.push(self.py2str(codecs.escape_decode(raw[1:-1])[0]))
 
-    def load_binstring(self) -> None:
-        self.push(self.py2str(self.counted(self.uint(4), self.keep_len)))  # unsigned length
-
-    def load_short_binstring(self) -> None:
-        self.push(self.py2str(self.counted(self.uint(1), self.keep_len)))
-
-    def bytes_value(self, n: int) -> None:
-        raw = self.counted(n, self.keep_len)
+    def load_binbytes(self) -> None:  # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+        raw = self.counted(self.count(), self.keep_len)  # (a bytearray is data like bytes)
         self.push(self.opaque("bytes") if raw is None else raw)
 
-    def load_short_binbytes(self) -> None:
-        self.bytes_value(self.uint(1))
-
-    def load_binbytes(self) -> None:
-        self.bytes_value(self.uint(4))
-
-    def load_binbytes8(self) -> None:
-        self.bytes_value(self.uint(8))
-
-    def load_bytearray8(self) -> None:  # a bytearray is data like bytes
-        self.bytes_value(self.uint(8))
+    load_short_binunicode = load_binunicode8 = load_binunicode
+    load_short_binstring = load_binstring
+    load_short_binbytes = load_binbytes8 = load_bytearray8 = load_binbytes
 
     # tuples
-    def load_empty_tuple(self) -> None:
-        self.push(self.new_tuple(()))
-
-    def load_tuple1(self) -> None:
-        self.push(self.new_tuple(tuple(self.pop_args(1))))
-
-    def load_tuple2(self) -> None:
-        self.push(self.new_tuple(tuple(self.pop_args(2))))
-
-    def load_tuple3(self) -> None:
-        self.push(self.new_tuple(tuple(self.pop_args(3))))
+    def load_tuple1(self) -> None:  # EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3
+        self.push(self.new_tuple(tuple(self.pop_args(_TUPLE_SIZES[self.op]))))
 
     def load_tuple(self) -> None:
         items = self.pop_mark()
         self.count_items(len(items))
         self.push(self.new_tuple(tuple(items)))
 
+    load_empty_tuple = load_tuple2 = load_tuple3 = load_tuple1
 
+
+_CONSTANTS = {NONE: None, NEWTRUE: True, NEWFALSE: False}
+_NUMBER_LINES: dict[int, tuple[Callable[[bytes], Any], str]] = {
+    INT: (parse_int_line, "INT"),
+    LONG: (parse_long_line, "LONG"),
+    FLOAT: (parse_float_line, "FLOAT"),
+}
+_TUPLE_SIZES = {EMPTY_TUPLE: 0, TUPLE1: 1, TUPLE2: 2, TUPLE3: 3}
 BOUNDS_PERIOD = 0x3FF  # the fast loops check bounds when the opcode count & this is 0
 
 
@@ -679,25 +675,6 @@ def dispatch_table(cls: type[Reader]) -> dict[int, Callable[[Any], Any]]:
         if handler is not None:
             table[code] = handler
     return table
-
-
-# Opcode argument layouts, for :func:`unframed_stream`: fixed widths, counted data (width of
-# the count, signed, read with readinto), text lines.
-_FIXED = {
-    0x80: 1, 0x4A: 4, 0x4B: 1, 0x4D: 2, 0x68: 1, 0x6A: 4, 0x71: 1, 0x72: 4, 0x47: 8,
-    0x82: 1, 0x83: 2, 0x84: 4,
-}  # fmt: skip
-_COUNTED = {
-    0x8A: (1, True, False), 0x8B: (4, True, False),  # LONG1, LONG4
-    0x54: (4, False, False), 0x55: (1, False, False),  # BINSTRING, SHORT_BINSTRING
-    0x58: (4, False, False), 0x8C: (1, False, False), 0x8D: (8, False, False),  # unicode
-    0x42: (4, False, True), 0x43: (1, False, True),  # BINBYTES, SHORT_BINBYTES
-    0x8E: (8, False, True), 0x96: (8, False, True),  # BINBYTES8, BYTEARRAY8
-}  # fmt: skip
-_LINES = {0x49: 1, 0x4C: 1, 0x46: 1, 0x53: 1, 0x56: 1, 0x67: 1, 0x70: 1, 0x50: 1, 0x63: 2, 0x69: 2}
-_NO_ARGS = frozenset(
-    b"().012NQRabdelostu}]\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98"
-)
 
 
 PREFETCH = 8192  # the C unpickler peeks this far ahead in a file object that has peek()
@@ -771,7 +748,7 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
         if op is None:
             return done()
         code = op[0]
-        if code == 0x95:  # FRAME: read the frame in one piece (from the buffer if it is there)
+        if code == FRAME:  # read the frame in one piece (from the buffer if it is there)
             raw = read(8)
             if raw is None:
                 return done()
@@ -787,15 +764,15 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
                     fp += n
             continue
         out += op
-        if code == 0x2E:  # STOP: the rest of the buffer is dropped
+        if code == STOP:  # the rest of the buffer is dropped
             return done()
-        if code in _NO_ARGS:
+        if code in NO_ARGS:
             continue
         parts: list[bytes | None] = []
-        if code in _FIXED:
-            parts.append(read(_FIXED[code]))
-        elif code in _COUNTED:
-            width, signed, into = _COUNTED[code]
+        if code in FIXED:
+            parts.append(read(FIXED[code]))
+        elif code in COUNTED:
+            width, signed, into = COUNTED[code]
             raw = read(width)
             parts.append(raw)
             if raw is not None:
@@ -804,8 +781,8 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
                     out += raw
                     return done()
                 parts.append(read(n, into))
-        elif code in _LINES:
-            parts.extend(readline() for _ in range(_LINES[code]))
+        elif code in LINES:
+            parts.extend(readline() for _ in range(LINES[code]))
         else:  # an opcode the unpickler refuses
             return done()
         for p in parts:

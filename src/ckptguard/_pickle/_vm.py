@@ -26,6 +26,7 @@ from ckptguard._pickle._analysis import (
     PickleLimits,
 )
 from ckptguard._pickle._bounds import CallRule, Param, rule_for, rule_mode, rule_texts
+from ckptguard._pickle._opcodes import NAMES
 from ckptguard._pickle._reader import (
     F64,
     MISSING,
@@ -1323,43 +1324,39 @@ class _Walker(Reader):
         )
         self.push(_Obj(None))
 
+    def called(self, func: Any, args: Any, kwargs: Any, opname: str) -> None:
+        """A call the unpickler makes (REDUCE, NEWOBJ, NEWOBJ_EX, INST, OBJ): its callee's use,
+        its cost and its call rule; pushes its result."""
+        result = self.call(func, opname)
+        self.account_call(func, args, kwargs, opname, result)
+        self.push(result)
+
     def load_inst(self) -> None:
         g = self.add_global(*self.global_operands("ascii"))
-        items = self.pop_mark()
-        result = self.call(g, "INST")
-        self.account_call(g, tuple(items), None, "INST", result)
-        self.push(result)
+        self.called(g, tuple(self.pop_mark()), None, "INST")
 
     def load_obj(self) -> None:
         items = self.pop_mark()
         if not items:
             self.fail("OBJ without a class")
-        result = self.call(items[0], "OBJ")
-        self.account_call(items[0], tuple(items[1:]), None, "OBJ", result)
-        self.push(result)
+        self.called(items[0], tuple(items[1:]), None, "OBJ")
 
     def load_reduce(self) -> None:
         func, args = self.pop_args(2)
         self.check_args(args, "REDUCE")
-        result = self.call(func, "REDUCE")
-        self.account_call(func, args, None, "REDUCE", result)
-        self.push(result)
+        self.called(func, args, None, "REDUCE")
 
     def load_newobj(self) -> None:
         cls, args = self.pop_args(2)
         self.check_args(args, "NEWOBJ")
-        result = self.call(cls, "NEWOBJ")
-        self.account_call(cls, args, None, "NEWOBJ", result)
-        self.push(result)
+        self.called(cls, args, None, "NEWOBJ")
 
     def load_newobj_ex(self) -> None:
         cls, args, kwargs = self.pop_args(3)
         self.check_args(args, "NEWOBJ_EX")
         if type(kwargs) in _CONSTANT_TYPES or type(kwargs) in (_List, _Set):
             self.invalid("NEWOBJ_EX keyword arguments are not a dict: the real unpickler fails")
-        result = self.call(cls, "NEWOBJ_EX")
-        self.account_call(cls, args, kwargs, "NEWOBJ_EX", result)
-        self.push(result)
+        self.called(cls, args, kwargs, "NEWOBJ_EX")
 
     def load_build(self) -> None:
         state = self.pop()
@@ -1393,24 +1390,17 @@ class _Walker(Reader):
         self.persistent_ids.append(raw.decode("ascii", "replace"))
         self.push(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
 
-    def extension(self, width: int) -> None:
-        code = self.ext_code(width)
+    def load_ext1(self) -> None:  # EXT1, EXT2, EXT4
+        code = self.ext_code()
         self.finding(
             "pickle-ext-opcode",
             Severity.DANGEROUS,
-            f"EXT{width} loads global #{code} from the copyreg extension registry: "
+            f"{NAMES[self.op]} loads global #{code} from the copyreg extension registry: "
             "which global that is depends on the loading process and cannot be vetted",
         )
         self.push(_Obj(None))
 
-    def load_ext1(self) -> None:
-        self.extension(1)
-
-    def load_ext2(self) -> None:
-        self.extension(2)
-
-    def load_ext4(self) -> None:
-        self.extension(4)
+    load_ext2 = load_ext4 = load_ext1
 
     def buffer(self) -> None:
         self.finding(
@@ -1441,9 +1431,7 @@ class _Walker(Reader):
     def load_list(self) -> None:
         items = self.pop_mark()
         self.reference(items)
-        lst = _List()
-        self._list_add(lst, items)
-        self.push(lst)
+        self.push(self._list_add(_List(), items))
 
     def load_dict(self) -> None:
         items = self.pop_mark()
@@ -1451,17 +1439,13 @@ class _Walker(Reader):
             self.fail("DICT with an odd number of items")
         self.check_hashable(items[::2], "DICT", items)
         self.reference(items)
-        dct = _Dict()
-        self._dict_add(dct, items)
-        self.push(dct)
+        self.push(self._dict_add(_Dict(), items))
 
     def load_frozenset(self) -> None:
         items = self.pop_mark()
         self.check_hashable(items, "FROZENSET", items)
         self.reference(items)
-        fs = _Set(frozen=True)
-        self._set_add(fs, items)
-        self.push(fs)
+        self.push(self._set_add(_Set(frozen=True), items))
 
     def load_setitem(self) -> None:
         key, value = self.pop_args(2)
@@ -1509,33 +1493,36 @@ class _Walker(Reader):
             self._set_add(target, items)
 
     # ----------------------------------------------------------------- folding
-    def _list_add(self, target: _List, items: list[Any]) -> None:
+    def _list_add(self, target: _List, items: list[Any]) -> _List:
         if target.overflow:
-            return
+            return target
         if len(target.items) + len(items) > self.limits.max_container_items:
             target.overflow = True
             target.items = []
-            return
+            return target
         target.items.extend(items)
+        return target
 
-    def _dict_add(self, target: _Dict, items: list[Any]) -> None:
+    def _dict_add(self, target: _Dict, items: list[Any]) -> _Dict:
         if target.overflow:
-            return
+            return target
         if len(target.items) + len(items) // 2 > self.limits.max_container_items:
             target.overflow = True
             target.items = []
-            return
+            return target
         it = iter(items)
         target.items.extend(zip(it, it, strict=True))
+        return target
 
-    def _set_add(self, target: _Set, items: list[Any]) -> None:
+    def _set_add(self, target: _Set, items: list[Any]) -> _Set:
         if target.overflow:
-            return
+            return target
         if len(target.items) + len(items) > self.limits.max_container_items:
             target.overflow = True
             target.items = []
-            return
+            return target
         target.items.extend(items)
+        return target
 
     def fold_bounded(self, v: Any, budget: int) -> object:
         """:meth:`fold` visiting at most ``budget`` items in all (shared memo references count
