@@ -614,3 +614,34 @@ def test_a_long1_of_128_bytes_or_more_does_not_end_the_file_object_reading() -> 
     assert data[3] >= 128  # LONG1's count
     reading = unframed_stream(data, 0)
     assert (reading.stream, reading.end) == (data, len(data))
+
+
+def _py(data: bytes) -> object:
+    try:
+        return _show(pickle._loads(data))  # type: ignore[attr-defined]
+    except Exception:
+        return "error"
+
+
+# (stream, what the C unpickler reads, what the pure-Python one reads): docs/pickle-reading.md
+_C_VS_PYTHON = [
+    (b"I010\n.", 8, "error"),  # strtol base 0: octal
+    (b"I+1\n.", True, 1),  # any 3-byte line worth 0 or 1 is a bool to C
+    (b"I-0\n.", False, 0),
+    (b"I 01\n.", 1, "error"),  # strtol skips the space (and then it is no bool: 4 bytes)
+    (b"I1\x00junk\n.", 1, "error"),  # C stops at the NUL
+    (b"K\x07p7\x00junk\n0g7\n.", 7, "error"),  # memo keys too
+    (b"F 1.5\n.", "error", 1.5),  # PyOS_string_to_double: no spaces
+    (b"F1_0.5\n.", "error", 10.5),  # ... no underscores
+    (b"T\x00\x00\x00\x80ab.", "error", "error"),  # BINSTRING: unsigned count (truncated) to C
+]
+
+
+@pytest.mark.parametrize(("stream", "c", "python"), _C_VS_PYTHON)
+def test_where_the_c_and_python_unpicklers_disagree_both_walkers_read_as_c(
+    stream: bytes, c: object, python: object
+) -> None:
+    """pickle.load and torch.load use the C unpickler; ckptguard reads as it does."""
+    c, python = (v if v == "error" else _show(v) for v in (c, python))
+    assert (_c(stream), _py(stream)) == (c, python)
+    assert _vm_value(stream) == _tree_value(stream) == c
