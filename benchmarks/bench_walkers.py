@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/bench_walkers.py [--runs 31] [--compare REV] [--batch 5]
 
 Inputs are the ``data.pkl`` of ``torch.save`` for state dicts of realistic size, made from
-``meta`` tensors (no tensor data is written, the pickle is the real one): a ResNet-50-shaped
+fake tensors and saved with ``torch.serialization.skip_data`` (no tensor data is made or
+written; the pickle is the one torch writes, persistent ids included): a ResNet-50-shaped
 state dict (320 tensors with BatchNorm buffers), a Llama-7B-shaped one (291 tensors), a
 GPT-2-XL-shaped one (580 tensors) and a training checkpoint (the Llama model plus Adam state:
 about 900 tensors and per-parameter dicts).
@@ -46,11 +47,11 @@ def _resnet50() -> dict[str, Any]:
     sd: dict[str, Any] = {}
 
     def conv_bn(name: str, cin: int, cout: int, k: int) -> None:
-        sd[f"{name}.weight"] = torch.empty(cout, cin, k, k, device="meta")
+        sd[f"{name}.weight"] = torch.empty(cout, cin, k, k)
         bn = name.replace("conv", "bn")
         for part in ("weight", "bias", "running_mean", "running_var"):
-            sd[f"{bn}.{part}"] = torch.empty(cout, device="meta")
-        sd[f"{bn}.num_batches_tracked"] = torch.empty((), dtype=torch.long, device="meta")
+            sd[f"{bn}.{part}"] = torch.empty(cout)
+        sd[f"{bn}.num_batches_tracked"] = torch.empty((), dtype=torch.long)
 
     conv_bn("conv1", 3, 64, 7)
     cin = 64
@@ -63,26 +64,26 @@ def _resnet50() -> dict[str, Any]:
             if b == 0:
                 conv_bn(f"{p}.downsample.0.conv", cin, width * 4, 1)
             cin = width * 4
-    sd["fc.weight"] = torch.empty(1000, 2048, device="meta")
-    sd["fc.bias"] = torch.empty(1000, device="meta")
+    sd["fc.weight"] = torch.empty(1000, 2048)
+    sd["fc.bias"] = torch.empty(1000)
     return sd
 
 
 def _llama(layers: int = 32, dim: int = 4096, ffn: int = 11008) -> dict[str, Any]:
     import torch
 
-    sd: dict[str, Any] = {"model.embed_tokens.weight": torch.empty(32000, dim, device="meta")}
+    sd: dict[str, Any] = {"model.embed_tokens.weight": torch.empty(32000, dim)}
     for i in range(layers):
         p = f"model.layers.{i}"
         for proj in ("q_proj", "k_proj", "v_proj", "o_proj"):
-            sd[f"{p}.self_attn.{proj}.weight"] = torch.empty(dim, dim, device="meta")
-        sd[f"{p}.mlp.gate_proj.weight"] = torch.empty(ffn, dim, device="meta")
-        sd[f"{p}.mlp.up_proj.weight"] = torch.empty(ffn, dim, device="meta")
-        sd[f"{p}.mlp.down_proj.weight"] = torch.empty(dim, ffn, device="meta")
-        sd[f"{p}.input_layernorm.weight"] = torch.empty(dim, device="meta")
-        sd[f"{p}.post_attention_layernorm.weight"] = torch.empty(dim, device="meta")
-    sd["model.norm.weight"] = torch.empty(dim, device="meta")
-    sd["lm_head.weight"] = torch.empty(32000, dim, device="meta")
+            sd[f"{p}.self_attn.{proj}.weight"] = torch.empty(dim, dim)
+        sd[f"{p}.mlp.gate_proj.weight"] = torch.empty(ffn, dim)
+        sd[f"{p}.mlp.up_proj.weight"] = torch.empty(ffn, dim)
+        sd[f"{p}.mlp.down_proj.weight"] = torch.empty(dim, ffn)
+        sd[f"{p}.input_layernorm.weight"] = torch.empty(dim)
+        sd[f"{p}.post_attention_layernorm.weight"] = torch.empty(dim)
+    sd["model.norm.weight"] = torch.empty(dim)
+    sd["lm_head.weight"] = torch.empty(32000, dim)
     return sd
 
 
@@ -90,24 +91,24 @@ def _gpt2_xl(layers: int = 48, dim: int = 1600) -> dict[str, Any]:
     import torch
 
     sd: dict[str, Any] = {
-        "wte.weight": torch.empty(50257, dim, device="meta"),
-        "wpe.weight": torch.empty(1024, dim, device="meta"),
+        "wte.weight": torch.empty(50257, dim),
+        "wpe.weight": torch.empty(1024, dim),
     }
     for i in range(layers):
         p = f"h.{i}"
         for ln in ("ln_1", "ln_2"):
-            sd[f"{p}.{ln}.weight"] = torch.empty(dim, device="meta")
-            sd[f"{p}.{ln}.bias"] = torch.empty(dim, device="meta")
+            sd[f"{p}.{ln}.weight"] = torch.empty(dim)
+            sd[f"{p}.{ln}.bias"] = torch.empty(dim)
         for name, shape in (
             ("attn.c_attn", (dim, 3 * dim)),
             ("attn.c_proj", (dim, dim)),
             ("mlp.c_fc", (dim, 4 * dim)),
             ("mlp.c_proj", (4 * dim, dim)),
         ):
-            sd[f"{p}.{name}.weight"] = torch.empty(*shape, device="meta")
-            sd[f"{p}.{name}.bias"] = torch.empty(shape[1], device="meta")
-    sd["ln_f.weight"] = torch.empty(dim, device="meta")
-    sd["ln_f.bias"] = torch.empty(dim, device="meta")
+            sd[f"{p}.{name}.weight"] = torch.empty(*shape)
+            sd[f"{p}.{name}.bias"] = torch.empty(shape[1])
+    sd["ln_f.weight"] = torch.empty(dim)
+    sd["ln_f.bias"] = torch.empty(dim)
     return sd
 
 
@@ -117,7 +118,7 @@ def _training() -> dict[str, Any]:
     model = _llama(layers=16)
     state = {
         i: {
-            "step": torch.empty((), device="meta"),
+            "step": torch.empty(()),
             "exp_avg": torch.empty_like(t),
             "exp_avg_sq": torch.empty_like(t),
         }
@@ -137,14 +138,34 @@ INPUTS: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def data_pkl(obj: object) -> bytes:
-    import torch
+class _Sink:
+    """Stands in for torch's zip writer: keeps data.pkl, drops the (skipped) tensor data."""
 
-    buf = io.BytesIO()
-    torch.save(obj, buf)
-    with zipfile.ZipFile(io.BytesIO(buf.getvalue())) as z:
-        name = next(n for n in z.namelist() if n.endswith("/data.pkl"))
-        return z.read(name)
+    def __init__(self) -> None:
+        self.pkl = b""
+
+    def write_record(self, name: str, data: Any, size: int) -> None:
+        if name == "data.pkl":
+            self.pkl = bytes(data)
+
+    def write_record_metadata(self, name: str, size: int) -> None:
+        pass
+
+
+def data_pkl(make: Callable[[], dict[str, Any]]) -> bytes:
+    """The data.pkl torch.save writes for ``make()``'s tensors, made as fake tensors (no
+    memory) and saved without their data (torch.serialization.skip_data)."""
+    import pickle
+
+    import torch
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        obj = make()
+    sink = _Sink()
+    with torch.serialization.skip_data(materialize_fake_tensors=True):
+        torch.serialization._save(obj, sink, pickle, 2, True)
+    return sink.pkl
 
 
 # ---------------------------------------------------------------------------------------------
@@ -254,7 +275,7 @@ def main() -> None:
         inputs_dir.mkdir()
         keys = {}
         for i, (label, make) in enumerate(INPUTS.items()):
-            data = data_pkl(make())
+            data = data_pkl(make)
             keys[label] = f"in{i}"
             (inputs_dir / f"in{i}.pkl").write_bytes(data)
             print(f"{label}: data.pkl of {len(data):,} bytes", file=sys.stderr)

@@ -20,6 +20,7 @@ from ckptguard._gc import gc_paused
 from ckptguard._pickle._analysis import DEFAULT_LIMITS, PickleLimits
 from ckptguard._pickle._reader import (
     F64,
+    I32,
     MISSING,
     U32,
     WALK_ERRORS,
@@ -173,6 +174,8 @@ class _Builder(Reader):
         memo = self.memo
         metastack = self.metastack
         u32 = U32
+        i32 = I32
+        persid = PersId
         f64 = F64
         tdict = TDict
         ttuple = TTuple
@@ -245,6 +248,21 @@ class _Builder(Reader):
                 if pos + 2 <= size:
                     stack.append(data[pos + 1])
                     pos += 2
+                    continue
+            elif op == 0x4D:  # M BININT2 (tensor sizes and strides)
+                if pos + 3 <= size:
+                    stack.append(data[pos + 1] | data[pos + 2] << 8)
+                    pos += 3
+                    continue
+            elif op == 0x4A:  # J BININT
+                if pos + 5 <= size:
+                    stack.append(i32(data, pos + 1)[0])
+                    pos += 5
+                    continue
+            elif op == 0x51:  # Q BINPERSID (one per storage)
+                if stack:
+                    stack[-1] = persid(stack[-1])
+                    pos += 1
                     continue
             elif op == 0x47:  # BINFLOAT
                 if pos + 9 <= size:

@@ -29,6 +29,7 @@ from ckptguard._pickle._bounds import CallRule, Param, rule_for, rule_mode, rule
 from ckptguard._pickle._opcodes import NAMES
 from ckptguard._pickle._reader import (
     F64,
+    I32,
     MISSING,
     U32,
     WALK_ERRORS,
@@ -1039,6 +1040,7 @@ class _Walker(Reader):
         metastack = self.metastack
         counts = self.counts
         u32 = U32
+        i32 = I32
         f64 = F64
         glob_t = _Glob
         obj_t = _Obj
@@ -1132,6 +1134,16 @@ class _Walker(Reader):
                 if pos + 2 <= size:
                     stack.append(data[pos + 1])
                     pos += 2
+                    continue
+            elif op == 0x4D:  # M BININT2 (tensor sizes and strides)
+                if pos + 3 <= size:
+                    stack.append(data[pos + 1] | data[pos + 2] << 8)
+                    pos += 3
+                    continue
+            elif op == 0x4A:  # J BININT
+                if pos + 5 <= size:
+                    stack.append(i32(data, pos + 1)[0])
+                    pos += 5
                     continue
             elif op == 0x28:  # ( MARK
                 if len(metastack) < max_marks:
