@@ -249,21 +249,6 @@ class _Builder(Reader):
                     stack.append(data[pos + 1])
                     pos += 2
                     continue
-            elif op == 0x4D:  # M BININT2 (tensor sizes and strides)
-                if pos + 3 <= size:
-                    stack.append(data[pos + 1] | data[pos + 2] << 8)
-                    pos += 3
-                    continue
-            elif op == 0x4A:  # J BININT
-                if pos + 5 <= size:
-                    stack.append(i32(data, pos + 1)[0])
-                    pos += 5
-                    continue
-            elif op == 0x51:  # Q BINPERSID (one per storage)
-                if stack:
-                    stack[-1] = persid(stack[-1])
-                    pos += 1
-                    continue
             elif op == 0x47:  # BINFLOAT
                 if pos + 9 <= size:
                     stack.append(f64(data, pos + 1)[0])
@@ -294,6 +279,16 @@ class _Builder(Reader):
                 if len(stack) >= 2:
                     args = stack.pop()
                     stack[-1] = call(stack[-1], args, op="REDUCE")
+                    pos += 1
+                    continue
+            elif op == 0x4D:  # BININT2 (tensor sizes and strides)
+                if pos + 3 <= size:
+                    stack.append(data[pos + 1] | data[pos + 2] << 8)
+                    pos += 3
+                    continue
+            elif op == 0x51:  # BINPERSID (one per storage)
+                if stack:
+                    stack[-1] = persid(stack[-1])
                     pos += 1
                     continue
             elif op == 0x88:  # NEWTRUE
@@ -335,6 +330,11 @@ class _Builder(Reader):
                 stack.append(tlist())
                 pos += 1
                 continue
+            elif op == 0x4A:  # BININT
+                if pos + 5 <= size:
+                    stack.append(i32(data, pos + 1)[0])
+                    pos += 5
+                    continue
             elif op == 0x94 and stack:  # MEMOIZE
                 memo[len(memo)] = stack[-1]
                 pos += 1

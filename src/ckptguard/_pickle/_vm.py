@@ -1135,16 +1135,6 @@ class _Walker(Reader):
                     stack.append(data[pos + 1])
                     pos += 2
                     continue
-            elif op == 0x4D:  # M BININT2 (tensor sizes and strides)
-                if pos + 3 <= size:
-                    stack.append(data[pos + 1] | data[pos + 2] << 8)
-                    pos += 3
-                    continue
-            elif op == 0x4A:  # J BININT
-                if pos + 5 <= size:
-                    stack.append(i32(data, pos + 1)[0])
-                    pos += 5
-                    continue
             elif op == 0x28:  # ( MARK
                 if len(metastack) < max_marks:
                     metastack.append(stack)
@@ -1233,6 +1223,11 @@ class _Walker(Reader):
                     stack.append(tuple(items))
                     pos += 1
                     continue
+            elif op == 0x4D:  # M BININT2 (tensor sizes and strides)
+                if pos + 3 <= size:
+                    stack.append(data[pos + 1] | data[pos + 2] << 8)
+                    pos += 3
+                    continue
             elif op == 0x89:  # NEWFALSE
                 stack.append(False)
                 pos += 1
@@ -1264,6 +1259,11 @@ class _Walker(Reader):
                 stack.append(list_t())
                 pos += 1
                 continue
+            elif op == 0x4A:  # J BININT
+                if pos + 5 <= size:
+                    stack.append(i32(data, pos + 1)[0])
+                    pos += 5
+                    continue
             elif op == 0x63:  # c GLOBAL: two newline-terminated UTF-8 names
                 nl = data.find(b"\n", pos + 1)
                 nl2 = data.find(b"\n", nl + 1) if nl > pos + 1 else -1
