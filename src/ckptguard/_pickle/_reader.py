@@ -1,11 +1,14 @@
 """What both pickle walkers share: the scanner's symbolic unpickler (``_vm``) and convert's
 tree builder (``_tree``).
 
-Each keeps its own opcode loop, because they give the opcodes different meanings (usage
-analysis versus an object graph); this module is the reading underneath: the walk's state,
-bounds-checked text arguments, the stack and its MARKs, CPython's protocol < 3 ``fix_imports``
-renames, and turning any failure into a :class:`PickleError` that names the stream and the
-byte offset (fail closed).
+Each keeps its own hand-inlined fast loop for the frequent opcodes, because they give the
+opcodes different meanings (usage analysis versus an object graph); this module is everything
+else they share: the walk's state, one operand decoder (layouts from :mod:`_opcodes`), one
+bound-check rule, the data opcodes as ``load_<name>`` handlers, the dispatch table (``step``),
+the exact path (``run_exact``), the stack and its MARKs, CPython's protocol < 3
+``fix_imports`` renames, and turning any failure into a :class:`PickleError` that names the
+stream and the byte offset (fail closed). It also holds :func:`unframed_stream`, the bytes the
+C unpickler reads from a file object.
 """
 
 from __future__ import annotations
