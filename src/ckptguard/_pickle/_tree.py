@@ -162,7 +162,7 @@ class _Builder(Reader):
         (:meth:`Reader.check_bounds`). The scanner's VM (``_vm._Walker._run``) has a loop of
         the same shape on purpose: the two push different values (tree nodes here,
         usage-tracking symbols there), and a shared loop would cost both the calls that
-        inlining saves (1.9x here on state dicts; benchmarks/bench_walkers.py).
+        inlining saves (2.1-2.7x here on state dicts; benchmarks/bench_walkers.py).
         """
         limits = self.limits
         max_stack = limits.max_stack

@@ -1028,7 +1028,7 @@ class _Walker(Reader):
         A frequent opcode whose preconditions do not hold (truncated argument, empty stack,
         a callee that is not a global, ...) is not handled inline: it falls through to
         :meth:`Reader.step`, whose handlers implement every opcode with full checks and
-        diagnostics. Inlining is worth 2.3x on state dicts (benchmarks/bench_walkers.py).
+        diagnostics. Inlining is worth 2.1-2.3x on state dicts (benchmarks/bench_walkers.py).
         """
         data = self.data
         size = self.size
