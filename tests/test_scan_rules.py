@@ -18,7 +18,7 @@ from ckptguard._verdict import Severity
 ROOT = Path(__file__).resolve().parent.parent
 SRC = ROOT / "src" / "ckptguard"
 RULE_ID = re.compile(
-    r"(pickle|zip|torch|npy|safetensors|format|scan|global)-[a-z0-9]+(-[a-z0-9]+)*"
+    r"(pickle|zip|torch|npy|safetensors|format|scan|global|remote|dcp)-[a-z0-9]+(-[a-z0-9]+)*"
 )
 ROW = re.compile(r"^\| `([^`]+)` \| (\w+) \| (.+) \|$")
 

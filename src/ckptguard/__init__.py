@@ -161,7 +161,11 @@ def scan(
             exclude=tuple(exclude),
             storage_options=tuple((storage_options or {}).items()),
         )
-    return scan_paths(list(paths), policy=resolved, jobs=jobs, remote=remote, client=client)
+    if remote is None:
+        return scan_paths(list(paths), policy=resolved, jobs=jobs)
+    from ckptguard._remote import scan_with_local  # noqa: PLC0415
+
+    return scan_with_local(list(paths), resolved, jobs, None, remote, client)
 
 
 def convert(

@@ -25,7 +25,6 @@ from ckptguard._verdict import FileVerdict, Severity, Use, Verdict, worst_verdic
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from ckptguard._formats._source import SourceBuffer
-    from ckptguard._remote import RemoteOptions
 
 # Below this many files a process pool costs more than it saves.
 _PARALLEL_MIN_FILES = 8
@@ -324,37 +323,6 @@ def skip_reason(url: str, buf: SourceBuffer) -> tuple[str, str | None] | None:
 _NOT_CHECKPOINTS = {"git-lfs-pointer": "a Git LFS pointer", "html": "an HTML page", "text": "text"}
 
 
-def _with_remote(  # noqa: PLR0917 - scan_paths' arguments, passed on
-    paths: Sequence[str | os.PathLike[str]],
-    urls: list[str],
-    policy: Policy,
-    jobs: int | None,
-    progress: Callable[[int, int], None] | None,
-    remote: RemoteOptions | None,
-    client: object,
-) -> ScanRecord:
-    """Local paths scanned here, URLs by range reads (or on the cluster), in one report."""
-    from ckptguard._remote import RemoteOptions, is_url, scan_remote  # noqa: PLC0415
-
-    remote_urls = [u for u in urls if is_url(u)]
-    local = [p for p in paths if not (isinstance(p, str) and p in remote_urls)]
-    record = (
-        scan_paths(local, policy=policy, jobs=jobs, progress=progress)
-        if local
-        else ScanRecord((), (), policy.sources, policy.ignored)
-    )
-    opts = remote or RemoteOptions(concurrency=jobs or 8)
-    files, skipped = scan_remote(
-        remote_urls, policy=policy, opts=opts, client=client, progress=progress
-    )
-    return ScanRecord(
-        files=record.files + tuple(files),
-        skipped=record.skipped + tuple(skipped),
-        policy_sources=policy.sources,
-        policy_ignored=policy.ignored,
-    )
-
-
 def _scan_one(args: tuple[str, Policy]) -> FileRecord:
     return scan_file(args[0], args[1])
 
@@ -365,15 +333,9 @@ def scan_paths(
     policy: Policy,
     jobs: int | None = None,
     progress: Callable[[int, int], None] | None = None,
-    remote: RemoteOptions | None = None,
-    client: object = None,
 ) -> ScanRecord:
-    """Scan files and directories (recursively), in parallel when there are many files; URLs
-    (``s3://bucket/prefix/``, ``https://...``) are read by byte ranges (:mod:`ckptguard._remote`),
-    on ``client``'s Dask cluster when one is given."""
-    urls = [p for p in paths if isinstance(p, str) and "://" in p]
-    if urls:  # imported only for URLs (start-up time)
-        return _with_remote(paths, urls, policy, jobs, progress, remote, client)
+    """Scan local files and directories (recursively), in parallel when there are many files
+    (URLs: :func:`ckptguard._remote.scan_with_local`)."""
     targets, skipped = collect_targets(paths)
     total = len(targets)
     reports: list[FileRecord] = []

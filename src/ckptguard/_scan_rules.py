@@ -2,7 +2,7 @@
 reporter lists them, and ``docs/rules.md`` must list exactly them (a test checks).
 
 A rule id is a stable kebab-case string prefixed by its area (``pickle-``, ``zip-``,
-``torch-``, ``npy-``, ``safetensors-``, ``format-``; ``scan-error`` for other unreadable
+``torch-``, ``npy-``, ``safetensors-``, ``format-``, ``remote-``, ``dcp-``; ``scan-error`` for other unreadable
 files; ``global-`` for the SARIF results about globals). It is a JSON and SARIF contract:
 never rename one. Adding a rule is one line here (``NAME = _rule("area-name", Severity.X,
 "what it means")``), one line in ``docs/rules.md``, and the constant at the place that
@@ -100,6 +100,19 @@ FORMAT_TAR = _rule("format-tar", E, "A file tarfile opens: torch.load tries PyTo
 
 # Anything else unreadable.
 SCAN_ERROR = _rule("scan-error", E, "The file is missing, unreadable, truncated, inconsistent or not a checkpoint; ckptguard fails closed: never reported safe.")
+
+# Remote objects (_remote/): a file that could not be read whole and exactly is an error.
+REMOTE_CHANGED = _rule("remote-changed", E, "The object changed between requests (ETag, Last-Modified or size differ): the bytes read are not one version.")
+REMOTE_FORBIDDEN = _rule("remote-forbidden", E, "The server refused access to the object (401/403, access denied).")
+REMOTE_HTTP_ERROR = _rule("remote-http-error", E, "The server answered with an HTTP status ckptguard does not read as a result.")
+REMOTE_NO_RANGE = _rule("remote-no-range", E, "The server ignores Range requests and the object is larger than the whole-read cap.")
+REMOTE_NOT_FOUND = _rule("remote-not-found", E, "No such object, key or bucket (404/410).")
+REMOTE_SIZE_MISMATCH = _rule("remote-size-mismatch", E, "A Content-Range or Content-Length that is not the range asked for, or a size that does not hold.")
+REMOTE_TIMEOUT = _rule("remote-timeout", E, "No answer within the timeout, after the retries.")
+REMOTE_TRUNCATED = _rule("remote-truncated", E, "Fewer bytes than asked for: a body cut short.")
+REMOTE_UNAVAILABLE = _rule("remote-unavailable", E, "The server or connection failed (5xx, 429, resets), after the retries.")
+REMOTE_WORKER_LOST = _rule("remote-worker-lost", E, "The Dask cluster gave up on the file's task after its retries.")
+
 # fmt: on
 
 del E, D, W

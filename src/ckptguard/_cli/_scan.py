@@ -145,14 +145,12 @@ def run(args: argparse.Namespace) -> int:
         progress = ProgressBar.for_stream(sys.stderr)
     remote, client = _remote_setup(args)
     try:
-        report = scan_paths(
-            args.paths,
-            policy=policy,
-            jobs=args.jobs,
-            progress=progress,
-            remote=remote,
-            client=client,
-        )
+        if remote is None:
+            report = scan_paths(args.paths, policy=policy, jobs=args.jobs, progress=progress)
+        else:  # URLs: read by byte ranges (imported only then)
+            from ckptguard._remote import scan_with_local  # noqa: PLC0415
+
+            report = scan_with_local(args.paths, policy, args.jobs, progress, remote, client)
     finally:
         if progress is not None:
             progress.close()

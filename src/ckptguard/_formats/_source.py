@@ -26,6 +26,9 @@ from __future__ import annotations
 import bisect
 import mmap
 
+from ckptguard._pickle._analysis import PickleSource
+from ckptguard._scan_rules import PICKLE_FRAME_AMBIGUITY
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:
     from typing import IO, Protocol, overload
@@ -56,7 +59,7 @@ _FIND_CHUNK = 64 << 10
 _REREAD = 512
 
 
-class SourceBuffer:
+class SourceBuffer(PickleSource):
     """A read-only, byte-indexed view of a :class:`ByteSource` that fetches what is read."""
 
     def __init__(self, source: ByteSource) -> None:
@@ -273,4 +276,4 @@ def _sparse_map(size: int) -> mmap.mmap | None:
 
 
 def _ambiguous(result: PickleAnalysis) -> bool:
-    return any(f.rule == "pickle-frame-ambiguity" for f in result.findings)
+    return any(f.rule == PICKLE_FRAME_AMBIGUITY for f in result.findings)

@@ -193,3 +193,16 @@ class PickleAnalysis(Record):
             unframed_end=self.unframed_end if unframed_end is None else unframed_end,
             other_ends=other_ends or self.other_ends,
         )
+
+
+class PickleSource:
+    """Bytes that are not all in memory yet (a remote object read by ranges,
+    :class:`ckptguard._formats._source.SourceBuffer`): ``analyze_pickle`` hands the walk to
+    :meth:`analyze_pickle`, which fetches what the walk reads."""
+
+    __slots__ = ()
+
+    def analyze_pickle(
+        self, *, start: int, where: str, limits: PickleLimits, fold_value: bool
+    ) -> PickleAnalysis:
+        raise NotImplementedError

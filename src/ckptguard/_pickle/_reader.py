@@ -1,25 +1,49 @@
 """What both pickle walkers share: the scanner's symbolic unpickler (``_vm``) and convert's
 tree builder (``_tree``).
 
-Each keeps its own opcode loop, because they give the opcodes different meanings (usage
-analysis versus an object graph); this module is the reading underneath: the walk's state,
-bounds-checked text arguments, the stack and its MARKs, CPython's protocol < 3 ``fix_imports``
-renames, and turning any failure into a :class:`PickleError` that names the stream and the
-byte offset (fail closed).
+Each keeps its own hand-inlined fast loop for the frequent opcodes, because they give the
+opcodes different meanings (usage analysis versus an object graph); this module is everything
+else they share: the walk's state, one operand decoder (layouts from :mod:`_opcodes`), one
+bound-check rule, the data opcodes as ``load_<name>`` handlers, the dispatch table (``step``),
+the exact path (``run_exact``), the stack and its MARKs, CPython's protocol < 3
+``fix_imports`` renames, and turning any failure into a :class:`PickleError` that names the
+stream and the byte offset (fail closed). It also holds :func:`unframed_stream`, the bytes the
+C unpickler reads from a file object.
 """
 
 from __future__ import annotations
 
+import codecs
 import math
 import re
 import struct
 
 from ckptguard._errors import PickleError
 from ckptguard._pickle._analysis import PickleLimits
+from ckptguard._pickle._opcodes import (
+    COUNTED,
+    EMPTY_TUPLE,
+    FIXED,
+    FLOAT,
+    FRAME,
+    INT,
+    LINES,
+    LONG,
+    NAMES,
+    NEWFALSE,
+    NEWTRUE,
+    NO_ARGS,
+    NONE,
+    STOP,
+    TUPLE1,
+    TUPLE2,
+    TUPLE3,
+)
 
 TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
 if TYPE_CHECKING:
-    from typing import Any, NoReturn
+    from collections.abc import Callable
+    from typing import Any, ClassVar, NoReturn
 
 HIGHEST_PROTOCOL = 5
 U16 = struct.Struct("<H").unpack_from
@@ -171,11 +195,28 @@ def parse_memo_line(line: bytes) -> int:
 
 
 class Reader:
-    """One walk over one pickle stream starting at ``start`` in ``data``.
+    """One walk over one pickle stream starting at ``start`` in ``data``: the state, the
+    operand decoding and the data opcodes both walkers share.
 
     ``size`` is where the current read must stop: the end of the data, or the end of the
     FRAME being read (every opcode of a frame must lie wholly inside it; see :class:`Short`).
+
+    **One operand decoder**: every argument is read by :meth:`need` (the one bound check
+    against ``size``), :meth:`uint`, :meth:`counted` (a counted string: truncation, then the
+    ``max_string`` bound, then ``keep_len``), :meth:`line` and the ``parse_*_line`` functions.
+    **One bound-check rule**: :meth:`check_bounds` (opcodes, stack, memo), which the fast loops
+    call every 1024 opcodes and :meth:`run_exact` at every opcode.
+
+    The data opcodes (numbers, strings, bytes, tuples, the memo, MARK, POP, DUP, PROTO, FRAME,
+    STOP) are the ``load_<name>`` handlers below, written once; the values they push are made
+    by the hooks (:meth:`new_tuple`, :meth:`py2str`, :meth:`opaque`, ...) a walker overrides.
+    Each walker adds the handlers of its semantic opcodes (globals, calls, BUILD, container
+    items, persistent ids, EXT, buffers) and :meth:`finish`; :func:`dispatch_table` collects
+    them into the table the slow path (:meth:`step`) dispatches on, as CPython's ``pickle.py``
+    does.
     """
+
+    dispatch: ClassVar[dict[int, Callable[[Any], Any]]] = {}  # dispatch_table(each walker)
 
     def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
         self.data = data
@@ -185,13 +226,17 @@ class Reader:
         self.frame_end = -1  # end of the FRAME being read, -1 outside frames
         self.where = where
         self.limits = limits
+        self.keep_len = limits.max_const_len  # longer str/bytes arguments become opaque()
         self.proto = 0
         self.max_proto = 0
         self.stack: list[Any] = []
         self.metastack: list[list[Any]] = []
         self.memo: dict[int, Any] = {}
         self.op_pos = start  # offset of the opcode being walked (for messages)
+        self.op = 0  # the opcode being walked by step() (handlers shared by opcodes read it)
+        self.opcodes = 0  # opcodes walked so far (kept up to date before each slow step)
 
+    # ----------------------------------------------------------------- failures
     def fail(self, problem: str) -> NoReturn:
         raise Fail(problem)
 
@@ -212,6 +257,78 @@ class Reader:
             "whole opcodes"
         )
 
+    def error(self, problem: str) -> PickleError:
+        return PickleError(
+            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
+            offset=self.op_pos,
+            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
+        )
+
+    def malformed(self, exc: Exception) -> PickleError:
+        """The error for a failure of the walk (``Fail``, or one of ``MALFORMED``)."""
+        if isinstance(exc, Fail):
+            err = self.error(str(exc))
+            err.over_limit = isinstance(exc, OverLimit)
+            return err
+        return self.error(f"malformed pickle ({type(exc).__name__}: {exc})")
+
+    # ----------------------------------------------------------------- the bound-check rule
+    def exact_only(self) -> bool:
+        """Whether a limit is too small for the fast loops, which check bounds every 1024
+        opcodes (sizes grow by at most one item per opcode): then every opcode goes through
+        :meth:`run_exact`."""
+        limits = self.limits
+        return min(limits.max_opcodes, limits.max_stack, limits.max_memo) <= BOUNDS_PERIOD
+
+    def check_bounds(self, ops: int) -> None:
+        """The one bound check of a walk, after ``ops`` opcodes (``op_pos`` set)."""
+        limits = self.limits
+        if ops > limits.max_opcodes:
+            self.over_limit(f"more than {limits.max_opcodes} opcodes")
+        if len(self.stack) > limits.max_stack:
+            self.over_limit(f"more than {limits.max_stack} items on the stack")
+        if len(self.memo) > limits.max_memo:
+            self.over_limit(f"more than {limits.max_memo} memo entries")
+
+    # ----------------------------------------------------------------- the slow path
+    def step(self, op: int) -> Any:
+        """One opcode through the dispatch table (``op_pos`` at it, ``pos`` just past it):
+        the walk's result at STOP, else None. An opcode that runs past the end of its FRAME is
+        a :meth:`frame_problem`; a walker that reads on re-reads it as ``pickle.loads`` does."""
+        handler = self.dispatch.get(op)
+        if handler is None:
+            self.fail(f"invalid opcode 0x{op:02x}")
+        self.op = op
+        start = self.pos
+        try:
+            return handler(self)
+        except Short:
+            if self.frame_end < 0:
+                raise
+            self.frame_problem(self.straddle_problem())
+            self.leave_frame()
+            self.pos = start
+            return handler(self)
+
+    def run_exact(self) -> Any:
+        """Every opcode through :meth:`step`, every bound checked at every opcode."""
+        ops = 0
+        while True:
+            pos = self.pos
+            self.op_pos = pos
+            if pos == self.frame_end:
+                self.leave_frame()
+            if pos >= self.size:
+                self.fail("truncated: the stream ends before its STOP opcode")
+            ops += 1
+            self.check_bounds(ops)
+            self.pos = pos + 1
+            self.opcodes = ops
+            result = self.step(self.data[pos])
+            if result is not None:
+                return result
+
+    # ----------------------------------------------------------------- frames
     def start_frame(self, n: int) -> str | None:
         """A FRAME of ``n`` bytes starts at ``pos``; returns the problem if it is ambiguous."""
         problem = None
@@ -239,20 +356,40 @@ class Reader:
             )
         return None
 
-    def error(self, problem: str) -> PickleError:
-        return PickleError(
-            f"{self.where}: {problem} (opcode at byte {self.op_pos})",
-            offset=self.op_pos,
-            hint="the file is damaged or was not written by a pickler; re-download or re-export it",
-        )
+    # ----------------------------------------------------------------- operand decoding
+    def need(self, n: int, what: str) -> int:
+        """The one bound check of an argument: ``n`` more bytes at ``pos``; returns ``pos``
+        and moves past them."""
+        pos = self.pos
+        if n < 0 or pos + n > self.size:
+            self.short(f"truncated: needs {n} more bytes for {what}, {self.size - pos} left")
+        self.pos = pos + n
+        return pos
 
-    def malformed(self, exc: Exception) -> PickleError:
-        """The error for a failure of the walk (``Fail``, or one of ``MALFORMED``)."""
-        if isinstance(exc, Fail):
-            err = self.error(str(exc))
-            err.over_limit = isinstance(exc, OverLimit)
-            return err
-        return self.error(f"malformed pickle ({type(exc).__name__}: {exc})")
+    def uint(self, width: int) -> int:
+        """An unsigned little-endian integer of ``width`` bytes (lengths, memo keys, codes)."""
+        pos = self.need(width, f"a {width}-byte argument")
+        return int.from_bytes(self.data[pos : pos + width], "little")
+
+    def fixed(self) -> int:
+        """The current opcode's fixed-width unsigned argument (its width from ``FIXED``)."""
+        return self.uint(FIXED[self.op])
+
+    def count(self) -> int:
+        """The current opcode's count (its width and sign from ``COUNTED``)."""
+        width, signed, _ = COUNTED[self.op]
+        pos = self.need(width, "a length")
+        return int.from_bytes(self.data[pos : pos + width], "little", signed=signed)
+
+    def counted(self, n: int, keep: int) -> bytes | None:
+        """The ``n`` bytes of a counted argument (a string, bytes, a LONG4): truncation first
+        (the real unpickler fails too), then ckptguard's ``max_string`` bound (it reads on),
+        then None for an argument longer than ``keep``, skipped, not copied (a huge string
+        costs no memory)."""
+        pos = self.need(n, "a counted argument")
+        if n > self.limits.max_string:
+            self.over_limit(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+        return None if n > keep else bytes(self.data[pos : pos + n])
 
     def line(self) -> bytes:
         """A newline-terminated text argument, without its newline."""
@@ -267,6 +404,13 @@ class Reader:
         """A newline-terminated text argument, with its newline (as C's readline gives it)."""
         return self.line() + b"\n"
 
+    def parse_line(self, parse: Callable[[bytes], Any], what: str) -> Any:
+        """A text argument read exactly as CPython's C unpickler reads it."""
+        try:
+            return parse(self.full_line())
+        except ValueError:
+            self.fail(f"{what} argument is not a number CPython's unpickler reads")
+
     def text_name(self, encoding: str = "utf-8") -> str:
         """A GLOBAL (UTF-8) or INST (ASCII) operand: a non-empty newline-terminated name."""
         raw = self.line()
@@ -277,11 +421,48 @@ class Reader:
         except UnicodeDecodeError:
             self.fail(f"a GLOBAL/INST name is not valid {encoding}: the real unpickler fails")
 
+    def global_operands(self, encoding: str) -> tuple[str, str]:
+        """GLOBAL's (UTF-8) or INST's (ASCII) module and name."""
+        module = self.text_name(encoding)
+        return module, self.text_name(encoding)
+
+    def text(self, raw: bytes | None, encoding: str, errors: str = "strict") -> Any:
+        """A str argument decoded as the unpickler decodes it (an opaque value past
+        ``keep_len``)."""
+        if raw is None or len(raw) > self.keep_len:
+            return self.opaque("str")
+        try:
+            return str(raw, encoding, errors)
+        except UnicodeDecodeError as exc:
+            self.fail(f"invalid {encoding} text: {exc.reason}")
+
+    def ext_code(self) -> int:
+        """EXT1/EXT2/EXT4's registry code: unsigned for EXT1/EXT2, signed for EXT4 (C's
+        calc_binint extends BININT4's sign bit); a code <= 0 makes the unpickler fail."""
+        code = self.fixed()
+        if code >= 1 << 31:
+            code -= 1 << 32
+        if code <= 0:
+            self.fail("EXT code must be positive")
+        return code
+
+    # ----------------------------------------------------------------- the stack
     def pop(self) -> Any:
         stack = self.stack
         if not stack:
             self.fail("stack underflow")
         return stack.pop()
+
+    def pop_args(self, n: int) -> list[Any]:
+        """The top ``n`` values, removed, in the order they were pushed."""
+        stack = self.stack
+        if len(stack) < n:
+            self.fail("stack underflow")
+        if not n:
+            return []  # (stack[-0:] is all of it)
+        args = stack[-n:]
+        del stack[-n:]
+        return args
 
     def top(self) -> Any:
         if not self.stack:
@@ -295,24 +476,208 @@ class Reader:
         self.stack = self.metastack.pop()
         return items
 
+    def push(self, v: Any) -> None:
+        self.stack.append(v)
 
-# Opcode argument layouts, for :func:`unframed_stream`: fixed widths, counted data (width of
-# the count, signed, read with readinto), text lines.
-_FIXED = {
-    0x80: 1, 0x4A: 4, 0x4B: 1, 0x4D: 2, 0x68: 1, 0x6A: 4, 0x71: 1, 0x72: 4, 0x47: 8,
-    0x82: 1, 0x83: 2, 0x84: 4,
-}  # fmt: skip
-_COUNTED = {
-    0x8A: (1, True, False), 0x8B: (4, True, False),  # LONG1, LONG4
-    0x54: (4, False, False), 0x55: (1, False, False),  # BINSTRING, SHORT_BINSTRING
-    0x58: (4, False, False), 0x8C: (1, False, False), 0x8D: (8, False, False),  # unicode
-    0x42: (4, False, True), 0x43: (1, False, True),  # BINBYTES, SHORT_BINBYTES
-    0x8E: (8, False, True), 0x96: (8, False, True),  # BINBYTES8, BYTEARRAY8
-}  # fmt: skip
-_LINES = {0x49: 1, 0x4C: 1, 0x46: 1, 0x53: 1, 0x56: 1, 0x67: 1, 0x70: 1, 0x50: 1, 0x63: 2, 0x69: 2}
-_NO_ARGS = frozenset(
-    b"().012NQRabdelostu}]\x81\x85\x86\x87\x88\x89\x8f\x90\x91\x92\x93\x94\x97\x98"
-)
+    # ----------------------------------------------------------------- value hooks
+    def opaque(self, kind: str) -> Any:
+        """The value of a ``kind`` constant too long to keep; by default a failure."""
+        self.fail(f"a {kind} argument longer than {self.limits.max_const_len} bytes")
+
+    def py2str(self, raw: bytes | None) -> Any:
+        """A protocol 0-2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING) from its bytes, decoded
+        with the loader's encoding: UTF-8 (torch.load's) by default."""
+        return self.text(raw, "utf-8")
+
+    def new_tuple(self, items: tuple[Any, ...]) -> Any:
+        return items
+
+    def count_items(self, n: int) -> None:
+        """``n`` items go into a container built from a MARK (a walker may bound them)."""
+
+    def memoized(self, v: Any) -> None:
+        """``v`` was stored in the memo."""
+
+    def reused(self, v: Any) -> Any:
+        """``v`` is pushed again (GET, DUP); returns it."""
+        return v
+
+    def discard(self, values: Any) -> None:
+        """``values`` are thrown away (POP, POP_MARK, left on the stack at STOP)."""
+
+    def frame_problem(self, problem: str) -> None:
+        """A FRAME that does not hold exactly whole opcodes; by default a failure."""
+        self.fail(problem)
+
+    def finish(self, value: Any) -> Any:
+        """The walk's result at STOP, from the pickle's value."""
+        raise NotImplementedError
+
+    # ----------------------------------------------------------------- data opcodes
+    def load_proto(self) -> None:
+        proto = self.fixed()
+        if proto > HIGHEST_PROTOCOL:
+            self.fail(f"unsupported pickle protocol {proto}")
+        self.proto = proto
+        self.max_proto = max(self.max_proto, proto)
+
+    def load_frame(self) -> None:
+        n = self.fixed()
+        if n > self.data_end - self.pos:
+            self.fail(f"truncated: a {n}-byte frame exceeds the data")
+        problem = self.start_frame(n)
+        if problem is not None:
+            self.frame_problem(problem)
+
+    def load_stop(self) -> Any:
+        value = self.pop()
+        problem = self.stop_problem()
+        if problem is not None:
+            self.frame_problem(problem)
+        return self.finish(value)
+
+    def load_mark(self) -> None:
+        if len(self.metastack) >= self.limits.max_marks:
+            self.over_limit(f"more than {self.limits.max_marks} nested MARKs")
+        self.metastack.append(self.stack)
+        self.stack = []
+
+    def load_pop(self) -> None:
+        if self.stack:
+            self.discard((self.stack.pop(),))
+        else:
+            self.discard(self.pop_mark())
+
+    def load_pop_mark(self) -> None:
+        self.discard(self.pop_mark())
+
+    def load_dup(self) -> None:
+        self.push(self.reused(self.top()))
+
+    # the memo: CPython's C unpickler allocates a memo table up to the highest index
+    def memo_put(self, idx: int) -> None:
+        limit = self.limits.max_memo
+        if idx < 0:
+            self.fail("negative memo index")
+        if idx > limit:
+            self.over_limit(f"memo index {idx} exceeds the limit of {limit}")
+        v = self.top()
+        self.memoized(v)
+        self.memo[idx] = v
+        if len(self.memo) > limit:
+            self.over_limit(f"more than {limit} memo entries")
+
+    def memo_get(self, idx: int) -> None:
+        v = self.memo.get(idx, MISSING)
+        if v is MISSING:
+            self.fail(f"memo key {idx} not found")
+        self.push(self.reused(v))
+
+    def load_binput(self) -> None:  # BINPUT, LONG_BINPUT: a 1- or 4-byte key
+        self.memo_put(self.fixed())
+
+    def load_put(self) -> None:
+        self.memo_put(self.parse_line(parse_memo_line, "PUT"))
+
+    def load_memoize(self) -> None:
+        self.memo_put(len(self.memo))
+
+    def load_binget(self) -> None:  # BINGET, LONG_BINGET
+        self.memo_get(self.fixed())
+
+    def load_get(self) -> None:
+        self.memo_get(self.parse_line(parse_memo_line, "GET"))
+
+    load_long_binput = load_binput
+    load_long_binget = load_binget
+
+    # constants
+    def load_none(self) -> None:  # NONE, NEWTRUE, NEWFALSE
+        self.push(_CONSTANTS[self.op])
+
+    def load_int(self) -> None:  # INT, LONG, FLOAT: a number in text, as C reads it
+        parse, what = _NUMBER_LINES[self.op]
+        self.push(self.parse_line(parse, what))
+
+    def load_binint1(self) -> None:  # BININT1, BININT2: unsigned
+        self.push(self.fixed())
+
+    def load_binint(self) -> None:
+        pos = self.need(4, "BININT")
+        self.push(I32(self.data, pos)[0])
+
+    def load_binfloat(self) -> None:
+        pos = self.need(8, "BINFLOAT")
+        self.push(F64(self.data, pos)[0])
+
+    def load_long1(self) -> None:  # LONG1, LONG4: a signed little-endian integer
+        n = self.count()
+        if n < 0:
+            self.fail("LONG4 with a negative length")
+        # opaque past max_const_len: CPython's int-to-text conversions are quadratic
+        raw = self.counted(n, self.limits.max_const_len)
+        self.push(self.opaque("int") if raw is None else int.from_bytes(raw, "little", signed=True))
+
+    load_newtrue = load_newfalse = load_none
+    load_long = load_float = load_int
+    load_binint2 = load_binint1
+    load_long4 = load_long1
+
+    # text and bytes
+    def load_binunicode(self) -> None:  # SHORT_BINUNICODE, BINUNICODE, BINUNICODE8
+        self.push(self.text(self.counted(self.count(), self.keep_len), "utf-8", "surrogatepass"))
+
+    def load_unicode(self) -> None:
+        self.push(self.text(self.line(), "raw-unicode-escape"))
+
+    def load_binstring(self) -> None:  # SHORT_BINSTRING, BINSTRING
+        self.push(self.py2str(self.counted(self.count(), self.keep_len)))
+
+    def load_string(self) -> None:
+        raw = self.line()  # quoted exactly: no whitespace around the quotes
+        if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
+            self.fail("STRING argument is not a quoted string")
+        self.push(self.py2str(codecs.escape_decode(raw[1:-1])[0]))
+
+    def load_binbytes(self) -> None:  # SHORT_BINBYTES, BINBYTES, BINBYTES8, BYTEARRAY8
+        raw = self.counted(self.count(), self.keep_len)  # (a bytearray is data like bytes)
+        self.push(self.opaque("bytes") if raw is None else raw)
+
+    load_short_binunicode = load_binunicode8 = load_binunicode
+    load_short_binstring = load_binstring
+    load_short_binbytes = load_binbytes8 = load_bytearray8 = load_binbytes
+
+    # tuples
+    def load_tuple1(self) -> None:  # EMPTY_TUPLE, TUPLE1, TUPLE2, TUPLE3
+        self.push(self.new_tuple(tuple(self.pop_args(_TUPLE_SIZES[self.op]))))
+
+    def load_tuple(self) -> None:
+        items = self.pop_mark()
+        self.count_items(len(items))
+        self.push(self.new_tuple(tuple(items)))
+
+    load_empty_tuple = load_tuple2 = load_tuple3 = load_tuple1
+
+
+_CONSTANTS = {NONE: None, NEWTRUE: True, NEWFALSE: False}
+_NUMBER_LINES: dict[int, tuple[Callable[[bytes], Any], str]] = {
+    INT: (parse_int_line, "INT"),
+    LONG: (parse_long_line, "LONG"),
+    FLOAT: (parse_float_line, "FLOAT"),
+}
+_TUPLE_SIZES = {EMPTY_TUPLE: 0, TUPLE1: 1, TUPLE2: 2, TUPLE3: 3}
+BOUNDS_PERIOD = 0x3FF  # the fast loops check bounds when the opcode count & this is 0
+
+
+def dispatch_table(cls: type[Reader]) -> dict[int, Callable[[Any], Any]]:
+    """``cls``'s handler for each opcode it reads: its method ``load_<name>`` (the names of
+    :mod:`_opcodes`, lower-cased). An opcode without one is refused by :meth:`Reader.step`."""
+    table = {}
+    for code, name in NAMES.items():
+        handler = getattr(cls, f"load_{name.lower()}", None)
+        if handler is not None:
+            table[code] = handler
+    return table
 
 
 PREFETCH = 8192  # the C unpickler peeks this far ahead in a file object that has peek()
@@ -386,7 +751,7 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
         if op is None:
             return done()
         code = op[0]
-        if code == 0x95:  # FRAME: read the frame in one piece (from the buffer if it is there)
+        if code == FRAME:  # read the frame in one piece (from the buffer if it is there)
             raw = read(8)
             if raw is None:
                 return done()
@@ -402,15 +767,15 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
                     fp += n
             continue
         out += op
-        if code == 0x2E:  # STOP: the rest of the buffer is dropped
+        if code == STOP:  # the rest of the buffer is dropped
             return done()
-        if code in _NO_ARGS:
+        if code in NO_ARGS:
             continue
         parts: list[bytes | None] = []
-        if code in _FIXED:
-            parts.append(read(_FIXED[code]))
-        elif code in _COUNTED:
-            width, signed, into = _COUNTED[code]
+        if code in FIXED:
+            parts.append(read(FIXED[code]))
+        elif code in COUNTED:
+            width, signed, into = COUNTED[code]
             raw = read(width)
             parts.append(raw)
             if raw is not None:
@@ -419,8 +784,8 @@ def unframed_stream(data: Any, start: int, linear: int = 0) -> Unframed:
                     out += raw
                     return done()
                 parts.append(read(n, into))
-        elif code in _LINES:
-            parts.extend(readline() for _ in range(_LINES[code]))
+        elif code in LINES:
+            parts.extend(readline() for _ in range(LINES[code]))
         else:  # an opcode the unpickler refuses
             return done()
         for p in parts:

@@ -12,8 +12,6 @@ process (EXT*, out-of-band buffers) and STACK_GLOBAL operands that are not liter
 
 from __future__ import annotations
 
-import codecs
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,18 +20,13 @@ from ckptguard._gc import gc_paused
 from ckptguard._pickle._analysis import DEFAULT_LIMITS, PickleLimits
 from ckptguard._pickle._reader import (
     F64,
-    HIGHEST_PROTOCOL,
     I32,
     MISSING,
-    U16,
     U32,
     WALK_ERRORS,
     Reader,
+    dispatch_table,
     map_name,
-    parse_float_line,
-    parse_int_line,
-    parse_long_line,
-    parse_memo_line,
 )
 
 # Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
@@ -106,49 +99,37 @@ class Tree:
 
 
 class _Builder(Reader):
-    def __init__(self, data: Any, start: int, where: str, limits: PickleLimits) -> None:
+    """The tree builder: the shared reader's data opcodes, with tree nodes for values, and
+    the semantic opcodes below (``load_<name>``, dispatched by :meth:`Reader.step`)."""
+
+    def __init__(
+        self, data: Any, start: int, where: str, limits: PickleLimits, exact: bool = False
+    ) -> None:
         super().__init__(data, start, where, limits)
+        self.keep_len = limits.max_string  # a tree keeps every string it accepts
         self.items = 0  # container items added so far (bounded by max_stack)
+        self.exact = exact or self.exact_only()
 
-    def take(self, n: int) -> bytes:
-        pos, end = self.pos, self.pos + n
-        if n < 0 or end > self.size:
-            self.short(f"truncated: needs {n} more bytes, {self.size - pos} left")
-        if n > self.limits.max_string:
-            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
-        self.pos = end
-        return bytes(self.data[pos:end])
-
-    def uint(self, width: int) -> int:
-        raw = self.take(width)
-        return int.from_bytes(raw, "little")
-
-    def count(self, n: int) -> None:
+    def count_items(self, n: int) -> None:
         self.items += n
         if self.items > self.limits.max_stack:
-            self.fail(f"more than {self.limits.max_stack} container items")
+            self.over_limit(f"more than {self.limits.max_stack} container items")
+
+    def py2str(self, raw: bytes | None) -> Any:
+        return self.text(raw, PY2_STR_ENCODING)
+
+    def new_tuple(self, items: tuple[Any, ...]) -> TTuple:
+        return TTuple(items)
 
     def glob(self, module: str, name: str) -> Global:
         key = map_name(module, name) if self.proto < 3 else (module, name)
         return Global(*key)
 
-    def put(self, idx: int) -> None:
-        if idx < 0:
-            self.fail("negative memo index")
-        self.memo[idx] = self.top()
-        if len(self.memo) > self.limits.max_memo:
-            self.fail(f"more than {self.limits.max_memo} memo entries")
-
-    def get(self, idx: int) -> None:
-        if idx not in self.memo:
-            self.fail(f"memo key {idx} not found")
-        self.stack.append(self.memo[idx])
-
     def setitems(self, target: Any, items: list[Any]) -> None:
         if len(items) % 2:
             self.fail("SETITEMS with an odd number of items")
         pairs = list(zip(items[::2], items[1::2], strict=True))
-        self.count(len(pairs))
+        self.count_items(len(pairs))
         if type(target) is TDict:
             target.items.extend(pairs)
         elif type(target) is Call:
@@ -157,7 +138,7 @@ class _Builder(Reader):
             self.fail(f"SETITEM(S) on a {_kind(target)}: only dicts and built objects take items")
 
     def appends(self, target: Any, items: list[Any]) -> None:
-        self.count(len(items))
+        self.count_items(len(items))
         if type(target) is TList:
             target.items.extend(items)
         elif type(target) is Call:
@@ -165,42 +146,27 @@ class _Builder(Reader):
         else:
             self.fail(f"APPEND(S) on a {_kind(target)}: only lists and built objects take items")
 
-    def parse_line(self, parse: Callable[[bytes], Any], what: str) -> Any:
-        """A text argument read exactly as CPython's C unpickler reads it."""
-        try:
-            return parse(self.full_line())
-        except ValueError:
-            self.fail(f"{what} argument is not a number CPython's unpickler reads")
-
-    def text(self, raw: bytes, encoding: str, errors: str = "strict") -> str:
-        try:
-            return str(raw, encoding, errors)
-        except UnicodeDecodeError as exc:
-            self.fail(f"invalid {encoding} text: {exc.reason}")
-
     def run(self) -> Tree:
         try:
-            return self._run()
+            return self.run_exact() if self.exact else self._run()
         except WALK_ERRORS as exc:  # fail closed on anything the walk did not anticipate
             raise self.malformed(exc) from None
 
     def _run(self) -> Tree:
-        """The opcode loop: frequent opcodes inline, every opcode with all checks in :meth:`_op`.
+        """The fast opcode loop: frequent opcodes inline, every opcode with all checks in
+        :meth:`Reader.step` (the exact path, :meth:`Reader.run_exact`, takes every opcode there).
 
         A frequent opcode whose preconditions do not hold (truncated argument, empty stack,
-        not a dict, ...) is not handled inline: it falls through to :meth:`_op`, which fails
-        with the diagnosis. Bounds are checked every 1024 opcodes (sizes grow by at most one
-        item per opcode); under a limit that small, every opcode takes the exact path. The
-        scanner's VM (``_vm._Walker._run``) has a loop of the same shape on purpose: the two
-        push different values (tree nodes here, usage-tracking symbols there), and a shared
-        loop would cost both the calls that inlining saves.
+        not a dict, ...) is not handled inline: it falls through to :meth:`Reader.step`, which
+        fails with the diagnosis. Bounds are checked every 1024 opcodes
+        (:meth:`Reader.check_bounds`). The scanner's VM (``_vm._Walker._run``) has a loop of
+        the same shape on purpose: the two push different values (tree nodes here,
+        usage-tracking symbols there), and a shared loop would cost both the calls that
+        inlining saves (2.1-2.7x here on state dicts; benchmarks/bench_walkers.py).
         """
         limits = self.limits
-        max_ops = limits.max_opcodes
         max_stack = limits.max_stack
         max_memo = limits.max_memo
-        if min(max_ops, max_stack, max_memo) <= 0x3FF:
-            return self._run_exact()
         max_marks = limits.max_marks
         max_string = limits.max_string
         data = self.data
@@ -208,6 +174,8 @@ class _Builder(Reader):
         memo = self.memo
         metastack = self.metastack
         u32 = U32
+        i32 = I32
+        persid = PersId
         f64 = F64
         tdict = TDict
         ttuple = TTuple
@@ -227,21 +195,16 @@ class _Builder(Reader):
                     self.fail("truncated: the stream ends before its STOP opcode")
             op = data[pos]
             ops += 1
-            if not ops & 0x3FF:
+            if not ops & 0x3FF:  # BOUNDS_PERIOD
                 self.op_pos = pos
-                if ops > max_ops:
-                    self.fail(f"more than {max_ops} opcodes")
-                if len(stack) > max_stack:
-                    self.fail(f"more than {max_stack} items on the stack")
-                if len(memo) > max_memo:
-                    self.fail(f"more than {max_memo} memo entries")
+                self.check_bounds(ops)
             if op == 0x71:  # BINPUT
                 if pos + 2 <= size and stack:
                     memo[data[pos + 1]] = stack[-1]
                     pos += 2
                     continue
             elif op == 0x72:  # LONG_BINPUT
-                if pos + 5 <= size and stack:
+                if pos + 5 <= size and stack and u32(data, pos + 1)[0] <= max_memo:
                     memo[u32(data, pos + 1)[0]] = stack[-1]
                     pos += 5
                     continue
@@ -318,6 +281,16 @@ class _Builder(Reader):
                     stack[-1] = call(stack[-1], args, op="REDUCE")
                     pos += 1
                     continue
+            elif op == 0x4D:  # BININT2 (tensor sizes and strides)
+                if pos + 3 <= size:
+                    stack.append(data[pos + 1] | data[pos + 2] << 8)
+                    pos += 3
+                    continue
+            elif op == 0x51:  # BINPERSID (one per storage)
+                if stack:
+                    stack[-1] = persid(stack[-1])
+                    pos += 1
+                    continue
             elif op == 0x88:  # NEWTRUE
                 stack.append(True)
                 pos += 1
@@ -357,6 +330,11 @@ class _Builder(Reader):
                 stack.append(tlist())
                 pos += 1
                 continue
+            elif op == 0x4A:  # BININT
+                if pos + 5 <= size:
+                    stack.append(i32(data, pos + 1)[0])
+                    pos += 5
+                    continue
             elif op == 0x94 and stack:  # MEMOIZE
                 memo[len(memo)] = stack[-1]
                 pos += 1
@@ -366,240 +344,124 @@ class _Builder(Reader):
             self.op_pos = pos
             self.pos = pos + 1
             self.stack = stack
-            tree = self._op(op)
+            self.opcodes = ops
+            tree = self.step(op)
             if tree is not None:
-                return tree
+                return tree  # type: ignore[no-any-return]
             pos = self.pos
             stack = self.stack
             size = self.size
 
-    def _run_exact(self) -> Tree:
-        """Every opcode through :meth:`_op`, every bound checked at every opcode."""
-        limits = self.limits
-        ops = 0
-        while True:
-            if self.pos == self.frame_end:
-                self.leave_frame()
-            if self.pos >= self.size:
-                self.op_pos = self.pos
-                self.fail("truncated: the stream ends before its STOP opcode")
-            self.op_pos = self.pos
-            op = self.data[self.pos]
-            self.pos += 1
-            ops += 1
-            if ops > limits.max_opcodes:
-                self.fail(f"more than {limits.max_opcodes} opcodes")
-            if len(self.stack) > limits.max_stack:
-                self.fail(f"more than {limits.max_stack} items on the stack")
-            tree = self._op(op)
-            if tree is not None:
-                return tree
+    # ----------------------------------------------------------------- semantic opcodes
+    def finish(self, value: Any) -> Tree:
+        return Tree(root=value, end=self.pos, protocol=self.max_proto)
 
-    def _op(self, op: int) -> Tree | None:
-        """One opcode (its byte already read), with every check; a Tree at STOP."""
-        limits = self.limits
-        stack = self.stack
-        if op == 0x71:  # BINPUT
-            self.put(self.uint(1))
-        elif op == 0x72:  # LONG_BINPUT
-            self.put(self.uint(4))
-        elif op == 0x70:  # PUT
-            self.put(self.parse_line(parse_memo_line, "PUT"))
-        elif op == 0x94:  # MEMOIZE
-            self.put(len(self.memo))
-        elif op == 0x68:  # BINGET
-            self.get(self.uint(1))
-        elif op == 0x6A:  # LONG_BINGET
-            self.get(self.uint(4))
-        elif op == 0x67:  # GET
-            self.get(self.parse_line(parse_memo_line, "GET"))
-        elif op == 0x58:  # BINUNICODE
-            stack.append(self.text(self.take(self.uint(4)), "utf-8", "surrogatepass"))
-        elif op == 0x8C:  # SHORT_BINUNICODE
-            stack.append(self.text(self.take(self.uint(1)), "utf-8", "surrogatepass"))
-        elif op == 0x8D:  # BINUNICODE8
-            stack.append(self.text(self.take(self.uint(8)), "utf-8", "surrogatepass"))
-        elif op == 0x55:  # SHORT_BINSTRING
-            stack.append(self.text(self.take(self.uint(1)), PY2_STR_ENCODING))
-        elif op == 0x54:  # BINSTRING
-            (n,) = U32(self.take(4), 0)  # unsigned, as CPython reads it
-            stack.append(self.text(self.take(n), PY2_STR_ENCODING))
-        elif op == 0x53:  # STRING
-            raw = self.line()  # quoted exactly: no whitespace around the quotes
-            if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
-                self.fail("STRING argument is not a quoted string")
-            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], PY2_STR_ENCODING))
-        elif op == 0x56:  # UNICODE
-            stack.append(self.text(self.line(), "raw-unicode-escape"))
-        elif op == 0x43:  # SHORT_BINBYTES
-            stack.append(self.take(self.uint(1)))
-        elif op == 0x42:  # BINBYTES
-            stack.append(self.take(self.uint(4)))
-        elif op in (0x8E, 0x96):  # BINBYTES8, BYTEARRAY8 (a bytearray is data like bytes)
-            stack.append(self.take(self.uint(8)))
-        elif op == 0x4B:  # BININT1
-            stack.append(self.uint(1))
-        elif op == 0x4D:  # BININT2
-            stack.append(U16(self.take(2), 0)[0])
-        elif op == 0x4A:  # BININT
-            stack.append(I32(self.take(4), 0)[0])
-        elif op == 0x49:  # INT
-            stack.append(self.parse_line(parse_int_line, "INT"))
-        elif op == 0x4C:  # LONG
-            stack.append(self.parse_line(parse_long_line, "LONG"))
-        elif op == 0x8A:  # LONG1
-            stack.append(int.from_bytes(self.take(self.uint(1)), "little", signed=True))
-        elif op == 0x8B:  # LONG4
-            (n,) = I32(self.take(4), 0)
-            if n < 0 or n > limits.max_const_len:
-                self.fail(f"LONG4 of {n} bytes")
-            stack.append(int.from_bytes(self.take(n), "little", signed=True))
-        elif op == 0x47:  # BINFLOAT
-            stack.append(F64(self.take(8), 0)[0])
-        elif op == 0x46:  # FLOAT
-            stack.append(self.parse_line(parse_float_line, "FLOAT"))
-        elif op == 0x4E:  # NONE
-            stack.append(None)
-        elif op == 0x88:  # NEWTRUE
-            stack.append(True)
-        elif op == 0x89:  # NEWFALSE
-            stack.append(False)
-        elif op == 0x28:  # MARK
-            if len(self.metastack) >= limits.max_marks:
-                self.fail(f"more than {limits.max_marks} nested MARKs")
-            self.metastack.append(stack)
-            self.stack = []
-        elif op == 0x29:  # EMPTY_TUPLE
-            stack.append(TTuple())
-        elif op == 0x85:  # TUPLE1
-            stack.append(TTuple((self.pop(),)))
-        elif op == 0x86:  # TUPLE2
-            b = self.pop()
-            stack.append(TTuple((self.pop(), b)))
-        elif op == 0x87:  # TUPLE3
-            c = self.pop()
-            b = self.pop()
-            stack.append(TTuple((self.pop(), b, c)))
-        elif op == 0x74:  # TUPLE
-            items = self.pop_mark()
-            self.count(len(items))
-            self.stack.append(TTuple(tuple(items)))
-        elif op == 0x5D:  # EMPTY_LIST
-            stack.append(TList())
-        elif op == 0x6C:  # LIST
-            items = self.pop_mark()
-            self.count(len(items))
-            self.stack.append(TList(items))
-        elif op == 0x7D:  # EMPTY_DICT
-            stack.append(TDict())
-        elif op == 0x64:  # DICT
-            items = self.pop_mark()
-            d = TDict()
-            self.setitems(d, items)
-            self.stack.append(d)
-        elif op == 0x8F:  # EMPTY_SET
-            stack.append(TSet())
-        elif op == 0x91:  # FROZENSET
-            items = self.pop_mark()
-            self.count(len(items))
-            self.stack.append(TSet(items, frozen=True))
-        elif op == 0x90:  # ADDITEMS
-            items = self.pop_mark()
-            target = self.top()
-            if type(target) is not TSet or target.frozen:
-                self.fail(f"ADDITEMS on a {_kind(target)}")
-            self.count(len(items))
-            target.items.extend(items)
-        elif op == 0x73:  # SETITEM
-            v = self.pop()
-            k = self.pop()
-            self.setitems(self.top(), [k, v])
-        elif op == 0x75:  # SETITEMS
-            items = self.pop_mark()
-            self.setitems(self.top(), items)
-        elif op == 0x61:  # APPEND
-            v = self.pop()
-            self.appends(self.top(), [v])
-        elif op == 0x65:  # APPENDS
-            items = self.pop_mark()
-            self.appends(self.top(), items)
-        elif op == 0x63:  # GLOBAL
-            module = self.text_name()
-            stack.append(self.glob(module, self.text_name()))
-        elif op == 0x93:  # STACK_GLOBAL
-            name = self.pop()
-            module = self.pop()
-            if type(module) is not str or type(name) is not str:
-                self.fail("STACK_GLOBAL operands are not literal strings")
-            self.stack.append(self.glob(module, name))
-        elif op == 0x52:  # REDUCE
-            args = self.pop()
-            func = self.pop()
-            self.stack.append(Call(func, args, op="REDUCE"))
-        elif op == 0x81:  # NEWOBJ
-            args = self.pop()
-            cls = self.pop()
-            self.stack.append(Call(cls, args, op="NEWOBJ"))
-        elif op == 0x92:  # NEWOBJ_EX
-            kwargs = self.pop()
-            args = self.pop()
-            cls = self.pop()
-            self.stack.append(Call(cls, args, kwargs, op="NEWOBJ_EX"))
-        elif op == 0x69:  # INST
-            module = self.text_name("ascii")
-            g = self.glob(module, self.text_name("ascii"))
-            items = self.pop_mark()
-            self.stack.append(Call(g, TTuple(tuple(items)), op="INST"))
-        elif op == 0x6F:  # OBJ
-            items = self.pop_mark()
-            if not items:
-                self.fail("OBJ without a class")
-            self.stack.append(Call(items[0], TTuple(tuple(items[1:])), op="OBJ"))
-        elif op == 0x62:  # BUILD
-            state = self.pop()
-            target = self.top()
-            if type(target) is not Call or target.has_state:
-                self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
-            target.state, target.has_state = state, True
-        elif op == 0x51:  # BINPERSID
-            self.stack.append(PersId(self.pop()))
-        elif op == 0x50:  # PERSID
-            stack.append(PersId(self.text(self.line(), "ascii")))
-        elif op == 0x30:  # POP
-            if stack:
-                stack.pop()
-            else:
-                self.pop_mark()
-        elif op == 0x31:  # POP_MARK
-            self.pop_mark()
-        elif op == 0x32:  # DUP
-            stack.append(self.top())
-        elif op == 0x80:  # PROTO
-            proto = self.uint(1)
-            if proto > HIGHEST_PROTOCOL:
-                self.fail(f"unsupported pickle protocol {proto}")
-            self.proto = proto
-            self.max_proto = max(self.max_proto, proto)
-        elif op == 0x95:  # FRAME
-            n = self.uint(8)
-            if n > self.data_end - self.pos:
-                self.fail(f"truncated: a {n}-byte frame exceeds the data")
-            problem = self.start_frame(n)
-            if problem is not None:
-                self.fail(problem)
-        elif op == 0x2E:  # STOP
-            root = self.pop()
-            problem = self.stop_problem()
-            if problem is not None:
-                self.fail(problem)
-            return Tree(root=root, end=self.pos, protocol=self.max_proto)
-        elif op in (0x82, 0x83, 0x84):
-            self.fail("EXT opcodes load globals from the process's copyreg registry")
-        elif op in (0x97, 0x98):
-            self.fail("protocol 5 out-of-band buffers: the data is not in the file")
-        else:
-            self.fail(f"invalid opcode 0x{op:02x}")
-        return None
+    def load_empty_list(self) -> None:
+        self.push(TList())
+
+    def load_list(self) -> None:
+        items = self.pop_mark()
+        self.count_items(len(items))
+        self.push(TList(items))
+
+    def load_empty_dict(self) -> None:
+        self.push(TDict())
+
+    def load_dict(self) -> None:
+        items = self.pop_mark()
+        d = TDict()
+        self.setitems(d, items)
+        self.push(d)
+
+    def load_empty_set(self) -> None:
+        self.push(TSet())
+
+    def load_frozenset(self) -> None:
+        items = self.pop_mark()
+        self.count_items(len(items))
+        self.push(TSet(items, frozen=True))
+
+    def load_additems(self) -> None:
+        items = self.pop_mark()
+        target = self.top()
+        if type(target) is not TSet or target.frozen:
+            self.fail(f"ADDITEMS on a {_kind(target)}")
+        self.count_items(len(items))
+        target.items.extend(items)
+
+    def load_setitem(self) -> None:
+        key, value = self.pop_args(2)
+        self.setitems(self.top(), [key, value])
+
+    def load_setitems(self) -> None:
+        items = self.pop_mark()
+        self.setitems(self.top(), items)
+
+    def load_append(self) -> None:
+        value = self.pop()
+        self.appends(self.top(), [value])
+
+    def load_appends(self) -> None:
+        items = self.pop_mark()
+        self.appends(self.top(), items)
+
+    def load_global(self) -> None:
+        self.push(self.glob(*self.global_operands("utf-8")))
+
+    def load_stack_global(self) -> None:
+        module, name = self.pop_args(2)
+        if type(module) is not str or type(name) is not str:
+            self.fail("STACK_GLOBAL operands are not literal strings")
+        self.push(self.glob(module, name))
+
+    def load_reduce(self) -> None:
+        func, args = self.pop_args(2)
+        self.push(Call(func, args, op="REDUCE"))
+
+    def load_newobj(self) -> None:
+        cls, args = self.pop_args(2)
+        self.push(Call(cls, args, op="NEWOBJ"))
+
+    def load_newobj_ex(self) -> None:
+        cls, args, kwargs = self.pop_args(3)
+        self.push(Call(cls, args, kwargs, op="NEWOBJ_EX"))
+
+    def load_inst(self) -> None:
+        g = self.glob(*self.global_operands("ascii"))
+        items = self.pop_mark()
+        self.push(Call(g, TTuple(tuple(items)), op="INST"))
+
+    def load_obj(self) -> None:
+        items = self.pop_mark()
+        if not items:
+            self.fail("OBJ without a class")
+        self.push(Call(items[0], TTuple(tuple(items[1:])), op="OBJ"))
+
+    def load_build(self) -> None:
+        state = self.pop()
+        target = self.top()
+        if type(target) is not Call or target.has_state:
+            self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
+        target.state, target.has_state = state, True
+
+    def load_binpersid(self) -> None:
+        self.push(PersId(self.pop()))
+
+    def load_persid(self) -> None:
+        self.push(PersId(self.text(self.line(), "ascii")))
+
+    def extension(self) -> None:
+        self.fail("EXT opcodes load globals from the process's copyreg registry")
+
+    load_ext1 = load_ext2 = load_ext4 = extension
+
+    def buffer(self) -> None:
+        self.fail("protocol 5 out-of-band buffers: the data is not in the file")
+
+    load_next_buffer = load_readonly_buffer = buffer
+
+
+_Builder.dispatch = dispatch_table(_Builder)
 
 
 def _kind(v: Any) -> str:
@@ -614,9 +476,12 @@ def build_tree(
     start: int = 0,
     where: str = "pickle",
     limits: PickleLimits = DEFAULT_LIMITS,
+    exact: bool = False,
 ) -> Tree:
-    """Turn the pickle stream at ``data[start:]`` into a :class:`Tree`, executing nothing."""
+    """Turn the pickle stream at ``data[start:]`` into a :class:`Tree`, executing nothing.
+    With ``exact=True`` every opcode goes through the dispatch table of named handlers (the
+    same tree, slower: for differential tests and benchmarks)."""
     if start < 0 or start > len(data):
         raise PickleError(f"{where}: start offset {start} is outside the data", offset=start)
     with gc_paused():
-        return _Builder(data, start, where, limits).run()
+        return _Builder(data, start, where, limits, exact).run()

@@ -15,12 +15,13 @@ from ._options import MAX_WHOLE_READ, RemoteOptions, is_url
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Sequence
 
     from ckptguard._policy import Policy
-    from ckptguard._results import FileRecord, SkippedRecord
+    from ckptguard._results import FileRecord, ScanRecord, SkippedRecord
 
-__all__ = ["MAX_WHOLE_READ", "RemoteOptions", "is_url", "scan_remote"]
+__all__ = ["MAX_WHOLE_READ", "RemoteOptions", "is_url", "scan_remote", "scan_with_local"]
 
 
 def scan_remote(
@@ -49,3 +50,33 @@ def scan_remote(
         else:
             files.append(rec)
     return files, skipped
+
+
+def scan_with_local(  # noqa: PLR0917 - scan_any's arguments, passed on
+    paths: Sequence[str | os.PathLike[str]],
+    policy: Policy,
+    jobs: int | None,
+    progress: Callable[[int, int], None] | None,
+    remote: object,
+    client: object,
+) -> ScanRecord:
+    """Local paths scanned by :func:`ckptguard._scan.scan_paths`, URLs by range reads (or on
+    the cluster), in one report."""
+    from ckptguard._results import ScanRecord  # noqa: PLC0415
+    from ckptguard._scan import scan_paths  # noqa: PLC0415
+
+    urls = [p for p in paths if isinstance(p, str) and is_url(p)]
+    local = [p for p in paths if not (isinstance(p, str) and p in urls)]
+    record = (
+        scan_paths(local, policy=policy, jobs=jobs, progress=progress)
+        if local
+        else ScanRecord((), (), policy.sources, policy.ignored)
+    )
+    opts = remote if isinstance(remote, RemoteOptions) else RemoteOptions(concurrency=jobs or 8)
+    files, skipped = scan_remote(urls, policy=policy, opts=opts, client=client, progress=progress)
+    return ScanRecord(
+        files=record.files + tuple(files),
+        skipped=record.skipped + tuple(skipped),
+        policy_sources=policy.sources,
+        policy_ignored=policy.ignored,
+    )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from ckptguard._errors import UsageError
 from ckptguard._results import FileRecord, FindingRecord, SkippedRecord
+from ckptguard._scan_rules import REMOTE_WORKER_LOST
 from ckptguard._verdict import FileVerdict, Severity
 
 from ._options import RemoteOptions
@@ -72,7 +73,7 @@ def _lost(url: str, exc: BaseException | None) -> FileRecord:
         verdict=FileVerdict.ERROR,
         findings=(
             FindingRecord(
-                "remote-worker-lost",
+                REMOTE_WORKER_LOST,
                 Severity.ERROR,
                 f"the cluster could not scan this object ({why}): it was not checked",
                 None,

@@ -13,6 +13,14 @@ import asyncio
 import time
 
 from ckptguard._errors import RemoteError, UsageError
+from ckptguard._scan_rules import (
+    REMOTE_FORBIDDEN,
+    REMOTE_NOT_FOUND,
+    REMOTE_SIZE_MISMATCH,
+    REMOTE_TIMEOUT,
+    REMOTE_TRUNCATED,
+    REMOTE_UNAVAILABLE,
+)
 
 from ._options import RemoteOptions, delays
 
@@ -52,13 +60,11 @@ def filesystem(url: str, opts: RemoteOptions) -> tuple[Any, str]:
 def _classify(exc: BaseException, url: str, opts: RemoteOptions) -> RemoteError | None:
     """The error for a failure that is not worth retrying, or None for a transient one."""
     if isinstance(exc, FileNotFoundError):
-        return RemoteError(
-            "no such object", rule="remote-not-found", path=url, hint="check the URL"
-        )
+        return RemoteError("no such object", rule=REMOTE_NOT_FOUND, path=url, hint="check the URL")
     if isinstance(exc, PermissionError):
         return RemoteError(
             "access denied",
-            rule="remote-forbidden",
+            rule=REMOTE_FORBIDDEN,
             path=url,
             hint="check the credentials (storage options / environment) for this bucket",
         )
@@ -69,13 +75,13 @@ def _transient(exc: BaseException, url: str, opts: RemoteOptions) -> RemoteError
     if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
         return RemoteError(
             f"timed out (retried {opts.retries} times)",
-            rule="remote-timeout",
+            rule=REMOTE_TIMEOUT,
             path=url,
             hint="check the network, or raise the timeout",
         )
     return RemoteError(
         f"read failed: {type(exc).__name__}: {exc} (retried {opts.retries} times)",
-        rule="remote-unavailable",
+        rule=REMOTE_UNAVAILABLE,
         path=url,
     )
 
@@ -108,14 +114,14 @@ class FsspecSource:
         if info.get("type") == "directory":
             raise RemoteError(
                 "a prefix (directory), not an object",
-                rule="remote-not-found",
+                rule=REMOTE_NOT_FOUND,
                 path=url,
                 hint=f"end the URL with '/' to scan every object under it: {url.rstrip('/')}/",
             )
         size = info.get("size")
         if not isinstance(size, int) or size < 0:
             raise RemoteError(
-                "the storage does not tell the object's size", rule="remote-size-mismatch", path=url
+                "the storage does not tell the object's size", rule=REMOTE_SIZE_MISMATCH, path=url
             )
         self.size = size
 
@@ -128,7 +134,7 @@ class FsspecSource:
             raise RemoteError(
                 f"asked for {length} bytes at offset {offset}, got {got}: the object is "
                 f"shorter than its listed size ({self.size}) or the server ignores ranges",
-                rule="remote-truncated",
+                rule=REMOTE_TRUNCATED,
                 path=self.url,
             )
         return data

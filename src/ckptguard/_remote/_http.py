@@ -18,6 +18,17 @@ import time
 import urllib.parse
 
 from ckptguard._errors import RemoteError
+from ckptguard._scan_rules import (
+    REMOTE_CHANGED,
+    REMOTE_FORBIDDEN,
+    REMOTE_HTTP_ERROR,
+    REMOTE_NO_RANGE,
+    REMOTE_NOT_FOUND,
+    REMOTE_SIZE_MISMATCH,
+    REMOTE_TIMEOUT,
+    REMOTE_TRUNCATED,
+    REMOTE_UNAVAILABLE,
+)
 
 from ._options import RemoteOptions, delays
 
@@ -112,7 +123,7 @@ class HttpSource:
                     target = urllib.parse.urljoin(self._target, got["location"])
                     if urllib.parse.urlsplit(target).scheme not in ("http", "https"):
                         raise self._error(
-                            f"redirected to a non-HTTP location {target!r}", "remote-http-error"
+                            f"redirected to a non-HTTP location {target!r}", REMOTE_HTTP_ERROR
                         )
                     self._target = target
                     continue
@@ -127,7 +138,7 @@ class HttpSource:
                     self._error(
                         f"timed out after {self.opts.timeout:g} s (retried "
                         f"{self.opts.retries} times)",
-                        "remote-timeout",
+                        REMOTE_TIMEOUT,
                         "check the network, or raise the timeout",
                     )
                 ) from None
@@ -136,17 +147,17 @@ class HttpSource:
                     self._error(
                         f"the server sent {len(exc.partial)} bytes and closed the connection "
                         "before the length it announced: a truncated response (retried)",
-                        "remote-truncated",
+                        REMOTE_TRUNCATED,
                     )
                 ) from None
             except (OSError, http.client.HTTPException) as exc:
                 raise _Retry(
                     self._error(
                         f"connection failed: {exc} (retried {self.opts.retries} times)",
-                        "remote-unavailable",
+                        REMOTE_UNAVAILABLE,
                     )
                 ) from None
-        raise self._error(f"more than {_MAX_REDIRECTS} redirects", "remote-http-error")
+        raise self._error(f"more than {_MAX_REDIRECTS} redirects", REMOTE_HTTP_ERROR)
 
     def _body(
         self, resp: http.client.HTTPResponse, got: dict[str, str], status: int, asked: int
@@ -160,14 +171,14 @@ class HttpSource:
         if length is not None:
             if not length.isdigit():
                 self.close()
-                raise self._error(f"invalid Content-Length {length!r}", "remote-size-mismatch")
+                raise self._error(f"invalid Content-Length {length!r}", REMOTE_SIZE_MISMATCH)
             declared = int(length)
             if declared > limit:
                 self.close()
                 if status == 206:
                     raise self._error(
                         f"asked for {asked} bytes, the server announces {declared}",
-                        "remote-size-mismatch",
+                        REMOTE_SIZE_MISMATCH,
                     )
                 raise self._no_range(declared)
             return resp.read(declared)  # IncompleteRead when the body is shorter
@@ -181,7 +192,7 @@ class HttpSource:
             raise self._error(
                 "the server sent the whole object without a Content-Length: a truncated "
                 "answer could not be told from a complete one",
-                "remote-size-mismatch",
+                REMOTE_SIZE_MISMATCH,
             )
         return body
 
@@ -190,7 +201,7 @@ class HttpSource:
         return self._error(
             f"the server ignores range requests and sends the whole {what}: more than the "
             f"{self.opts.max_whole} bytes ckptguard reads whole (RemoteOptions.max_whole)",
-            "remote-no-range",
+            REMOTE_NO_RANGE,
             "serve the file from a server that supports HTTP range requests, or download it "
             "and scan the local copy",
         )
@@ -199,16 +210,14 @@ class HttpSource:
         if status in (401, 403):
             return self._error(
                 f"access denied (HTTP {status})",
-                "remote-forbidden",
+                REMOTE_FORBIDDEN,
                 "check the credentials or the URL's signature",
             )
         if status in (404, 410):
-            return self._error(
-                f"no such object (HTTP {status})", "remote-not-found", "check the URL"
-            )
+            return self._error(f"no such object (HTTP {status})", REMOTE_NOT_FOUND, "check the URL")
         error = self._error(
             f"the server answered HTTP {status} (retried {self.opts.retries} times)",
-            "remote-unavailable" if status in _TRANSIENT else "remote-http-error",
+            REMOTE_UNAVAILABLE if status in _TRANSIENT else REMOTE_HTTP_ERROR,
         )
         return _Retry(error) if status in _TRANSIENT else error
 
@@ -220,7 +229,7 @@ class HttpSource:
             raise self._error(
                 "the object changed while it was being read (its ETag or Last-Modified "
                 "differs between requests)",
-                "remote-changed",
+                REMOTE_CHANGED,
                 "scan it again once it is no longer being written",
             )
 
@@ -252,26 +261,26 @@ class HttpSource:
         if m is None:
             raise self._error(
                 f"a 206 answer without a valid Content-Range ({got.get('content-range')!r})",
-                "remote-size-mismatch",
+                REMOTE_SIZE_MISMATCH,
             )
         first, last, total = (int(g) for g in m.groups())
         if size is not None and total != size:
             raise self._error(
                 f"the object's size changed from {size} to {total} bytes between requests",
-                "remote-changed",
+                REMOTE_CHANGED,
             )
         want_last = min(stop, total) - 1
         if first != start or last != want_last:
             raise self._error(
                 f"asked for bytes {start}-{want_last}, the server sent {first}-{last}",
-                "remote-size-mismatch",
+                REMOTE_SIZE_MISMATCH,
             )
         if len(body) != last - first + 1:
             raise _Retry(
                 self._error(
                     f"the server sent {len(body)} bytes for the {last - first + 1}-byte range "
                     f"{first}-{last} (retried)",
-                    "remote-truncated",
+                    REMOTE_TRUNCATED,
                 )
             )
         return total
@@ -289,7 +298,7 @@ class HttpSource:
                     raise self._error(
                         "the server answered a range request with the whole object (it "
                         "honoured Range on the first request)",
-                        "remote-no-range",
+                        REMOTE_NO_RANGE,
                     )
                 raise self._status_error(status)
             self._check_range(got, body, offset, offset + length, self.size)

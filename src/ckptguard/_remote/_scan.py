@@ -14,6 +14,7 @@ from ckptguard._errors import CheckpointError, RemoteError, UsageError
 from ckptguard._formats import MODEL_EXTENSIONS
 from ckptguard._formats._source import SourceBuffer
 from ckptguard._results import FileRecord, FindingRecord, SkippedRecord
+from ckptguard._scan_rules import REMOTE_TRUNCATED, SCAN_ERROR
 from ckptguard._verdict import FileVerdict, Severity
 
 from ._options import RemoteOptions
@@ -103,7 +104,7 @@ def _error_record(url: str, err: CheckpointError, size: int | None = None) -> Fi
         format=err.format or "remote",
         verdict=FileVerdict.ERROR,
         findings=(
-            FindingRecord(getattr(err, "rule", "scan-error"), Severity.ERROR, err.problem, None),
+            FindingRecord(getattr(err, "rule", SCAN_ERROR), Severity.ERROR, err.problem, None),
         ),
         size=size,
         hint=err.hint,
@@ -153,7 +154,7 @@ def _scan_buffer(
     except RemoteError as exc:
         return _with_bytes(_error_record(url, exc, size), buf)
     except OSError as exc:
-        err = RemoteError(f"read failed: {exc}", rule="remote-truncated", path=url)
+        err = RemoteError(f"read failed: {exc}", rule=REMOTE_TRUNCATED, path=url)
         return _with_bytes(_error_record(url, err, size), buf)
     except CheckpointError as exc:
         return _with_bytes(error_report(url, exc, size, policy), buf)
