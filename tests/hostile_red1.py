@@ -2,7 +2,7 @@
 
 Each builder writes a file that ckptguard once rated ``safe`` while a stock loader runs a
 payload creating ``marker``. They are built byte by byte from first principles, documented
-below; ``tests/test_hostile_red1.py`` proves each payload live under the stock loaders (in a
+below; ``tests/_formats/test_hostile_red1.py`` proves each payload live under the stock loaders (in a
 subprocess) and refused by scan, load and convert.
 """
 
