@@ -27,7 +27,7 @@ from ckptguard._pickle._bounds import CALL_BOUNDS_FILE, call_rules, parse_rule
 from ckptguard._policy._data import POLICY_FILE, parse_simple_toml
 from tests import factories as F
 from tests.factories import data_pkl_zip
-from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag, long1
+from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag
 from tests.pickleasm import (
     APPENDS,
     EMPTY_DICT,
@@ -40,6 +40,7 @@ from tests.pickleasm import (
     binunicode,
     call,
     glob,
+    long1,
     program,
     ustr,
 )
