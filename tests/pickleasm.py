@@ -85,6 +85,18 @@ def binunicode(text: str) -> bytes:
     return b"X" + struct.pack("<I", len(raw)) + raw
 
 
+def binunicode_head(n: int) -> bytes:
+    """BINUNICODE's opcode and length only: the next ``n`` bytes (whatever opcodes they also
+    spell) become the string."""
+    return b"X" + struct.pack("<I", n)
+
+
+def short_binunicode_head(n: int) -> bytes:
+    """SHORT_BINUNICODE's opcode and length only (see :func:`binunicode_head`)."""
+    assert n < 256
+    return b"\x8c" + bytes([n])
+
+
 def short_binunicode_raw(raw: bytes) -> bytes:
     """SHORT_BINUNICODE with the given (possibly invalid UTF-8) body bytes."""
     return b"\x8c" + bytes([len(raw)]) + raw
@@ -116,6 +128,11 @@ def binbytes(data: bytes) -> bytes:
     if len(data) < 256:
         return b"C" + bytes([len(data)]) + data
     return b"B" + struct.pack("<I", len(data)) + data
+
+
+def binbytes_head(n: int) -> bytes:
+    """BINBYTES's opcode and length only (see :func:`binunicode_head`)."""
+    return b"B" + struct.pack("<I", n)
 
 
 def binint1(n: int) -> bytes:

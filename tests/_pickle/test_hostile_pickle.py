@@ -148,15 +148,15 @@ def _legacy_with_a_frame_tail(tmp_path: Path, marker: Path) -> bytes:
     from ckptguard._pickle import analyze_pickle
     from tests import factories as F
     from tests.hostile_pickle import _ascii_payload
-    from tests.pickleasm import frame, proto
+    from tests.pickleasm import EMPTY_DICT, STOP, framed, proto, short_binunicode_head
 
     legacy = F.legacy_checkpoint(tmp_path / "legacy.pt").read_bytes()
     ends = [0]
     for _ in range(3):
         ends.append(analyze_pickle(legacy, start=ends[-1]).end)
-    payload = _ascii_payload(str(marker)) + b"."
-    in_frame = b"}." + b"\x8c" + bytes([len(payload)])
-    third = proto(4) + frame(len(in_frame)) + in_frame + payload + b"."
+    payload = _ascii_payload(str(marker)) + STOP
+    in_frame = EMPTY_DICT + STOP + short_binunicode_head(len(payload))
+    third = proto(4) + framed(in_frame) + payload + STOP
     return legacy[: ends[2]] + third + legacy[ends[3] :]
 
 

@@ -13,6 +13,7 @@ from ckptguard._cli import main
 from ckptguard._policy import Policy, default_policy, resolve_policy
 from ckptguard._policy._discovery import ENV_VAR
 from ckptguard._policy._namespace import foreign_namespace
+from tests.pickleasm import EMPTY_DICT, binput, program
 
 # ------------------------------------------------------------------ wildcards
 
@@ -211,7 +212,7 @@ def test_foreign_wildcards_are_refused_from_every_source(
         resolve_policy(allow=["os.*"], environ={})
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(ENV_VAR, raising=False)
-    (tmp_path / "m.pt").write_bytes(b"\x80\x02}q\x00.")
+    (tmp_path / "m.pt").write_bytes(program(EMPTY_DICT, binput(0)))
     assert main(["scan", "m.pt", "--allow", "torch.*", "--json"]) == 2
     err = capsys.readouterr().err
     assert "torch.*" in err and "third-party" in err
