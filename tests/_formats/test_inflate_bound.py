@@ -47,7 +47,7 @@ def test_a_pickle_declaring_4_gib_is_refused_before_inflating(tmp_path: Path) ->
 
 def test_a_high_ratio_pickle_member_is_refused(tmp_path: Path) -> None:
     """An honest declared size, but 64 MiB inflated from a few KiB: over the ratio bound."""
-    big = b"\x80\x02}." + b"\0" * (64 << 20)
+    big = program(EMPTY_DICT) + b"\0" * (64 << 20)
     rep = _scan(tmp_path, build_zip(Layout(T(big, method=DEFLATED))))
     assert rep.verdict is FileVerdict.ERROR
     assert rep.findings[0].rule == "zip-inflate-limit"
