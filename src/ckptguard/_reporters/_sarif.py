@@ -9,13 +9,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from ckptguard._reporters._common import tool_version
 from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
 from ckptguard._verdict import Severity, Verdict
+
+# typing is only for type checkers: the scan path never imports it (start-up time; mypy honours
+# a module-level TYPE_CHECKING constant)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"
