@@ -13,6 +13,7 @@ import ckptguard
 from ckptguard import FileVerdict
 from tests.factories import data_pkl_zip
 from tests.hostile_pickle import SAMPLES, Sample
+from tests.subproc import run_python
 
 _IDS = [s.name for s in SAMPLES]
 
@@ -173,13 +174,7 @@ def test_a_legacy_file_whose_pickles_torch_reads_elsewhere_is_live_and_refused(
         "except Exception:\n"
         "    pass\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    run_python("-c", code, str(path), cwd=tmp_path)
     assert marker.exists(), "the payload did not run under torch.load(io.BytesIO)"
     marker.unlink()
     rep = ckptguard.scan(path, policy=_defaults(tmp_path)).files[0]
