@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.ckptguard-installed
 
-.PHONY: demo test lint bench clean venv
+.PHONY: demo test test-slow test-all lint bench clean venv
 
 venv: $(STAMP)
 
@@ -24,9 +24,28 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check src tests benchmarks scripts
 	$(PY) -m mypy
 
-# the suite runs on every core (-n auto): many tests start Python processes and wait on them
+# The suite runs on every core (-n auto): many tests start Python processes and wait on them.
+#   make test              lint, then every test not marked slow, with a coverage summary
+#   make test-slow         only the tests marked @pytest.mark.slow (no lint, no coverage)
+#   make test-all          lint, then every test, slow ones included, with coverage
+#   make test TESTS=expr   only the tests whose names match the pytest -k expression `expr`
+#                          (e.g. TESTS=frame, TESTS="zip and not torch"); also for test-slow
+#                          and test-all. To run one file or folder, call pytest directly:
+#                          $(PY) -m pytest tests/_pickle
+# .ci/run runs `make test` and then `make test-slow`: CI runs every test.
+TESTS ?=
+PYTEST = $(PY) -m pytest -n auto $(if $(TESTS),-k "$(TESTS)")
+COV    = --cov=ckptguard --cov-report=term-missing:skip-covered
+
 test: $(STAMP) lint
-	$(PY) -m pytest -n auto
+	$(PYTEST) -m "not slow" $(COV)
+
+# exit status 5 is "no test collected": no slow test (left) is not a failure
+test-slow: $(STAMP)
+	$(PYTEST) -m slow || test $$? -eq 5
+
+test-all: $(STAMP) lint
+	$(PYTEST) $(COV)
 
 bench: $(STAMP)
 	$(PY) benchmarks/bench_scan.py
@@ -35,4 +54,4 @@ bench: $(STAMP)
 	$(PY) benchmarks/bench_convert.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache .coverage .coverage.*

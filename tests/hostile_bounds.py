@@ -36,6 +36,7 @@ from tests.pickleasm import (
     binunicode,
     call,
     glob,
+    long1,
     program,
     ustr,
 )
@@ -58,14 +59,6 @@ class BoundCase:
 
     def scanned(self) -> bytes:
         return (self.small or self.build)()
-
-
-def long1(n: int) -> bytes:
-    """LONG1 (LONG4 past 255 bytes): a signed little-endian integer."""
-    raw = n.to_bytes((n.bit_length() + 8) // 8 or 1, "little", signed=True)
-    if len(raw) > 255:
-        return b"\x8b" + len(raw).to_bytes(4, "little") + raw
-    return b"\x8a" + bytes([len(raw)]) + raw
 
 
 def chain(levels: int) -> bytes:

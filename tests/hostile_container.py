@@ -20,13 +20,15 @@ from pathlib import Path
 
 import torch
 
+from tests.pickleasm import EMPTY_DICT, STOP, call, framed, glob, program, proto, unicode0
+
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 LEGACY_PROTOCOL = 1001
 
 
 def payload(marker: Path) -> bytes:
     """A protocol 0 pickle calling ``os.system('touch MARKER')`` (no PROTO, no binary opcodes)."""
-    return b"cos\nsystem\n(V" + f"touch {marker}".encode() + b"\ntR."
+    return program(call(glob("os", "system"), unicode0(f"touch {marker}")), protocol=None)
 
 
 def _benign_zip(obj: object) -> list[tuple[str, bytes]]:
@@ -97,11 +99,9 @@ def frame_tail_legacy(path: Path, marker: Path) -> Path:
     so the next ``pickle.load`` (torch's object pickle) starts at P and runs it.
     """
     p = payload(marker)
-    magic, proto, _, obj, keys, _ = legacy_pickles(torch.zeros(len(p), dtype=torch.uint8))
+    magic, version, _, obj, keys, _ = legacy_pickles(torch.zeros(len(p), dtype=torch.uint8))
     tail = obj + keys + struct.pack("<q", len(p))
-    body = b"}."
-    frame = b"\x95" + struct.pack("<Q", len(body) + len(tail))
-    path.write_bytes(magic + proto + b"\x80\x04" + frame + body + tail + p)
+    path.write_bytes(magic + version + proto(4) + framed(EMPTY_DICT + STOP, tail) + p)
     return path
 
 
@@ -118,7 +118,7 @@ def v7_tar_legacy(path: Path, marker: Path) -> Path:
     head = pickle.dumps(LEGACY_MAGIC, 2) + pickle.dumps(LEGACY_PROTOCOL, 2)
     p = payload(marker)
     total = 1024 + 512 * (1 + len(p) // 512) + 1024
-    opener = b"\x80\x03B" + struct.pack("<I", total - len(head) - 7)  # PROTO 3, BINBYTES
+    opener = proto(3) + b"B" + struct.pack("<I", total - len(head) - 7)  # BINBYTES
     file = bytearray(head + opener + bytes(total - len(head) - len(opener)))
 
     def header(at: int, name: bytes, size: int) -> None:

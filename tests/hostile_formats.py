@@ -19,7 +19,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.hostile import CASES
-from tests.pickleasm import EMPTY_DICT, POP, program
+from tests.pickleasm import (
+    EMPTY_DICT,
+    NEWTRUE,
+    POP,
+    STOP,
+    binbytes_head,
+    binint2,
+    framed,
+    program,
+    proto,
+)
 from tests.zipcraft import Entry, Layout, build_zip
 
 LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
@@ -109,14 +119,14 @@ def _v7_tar_pickle(marker: str) -> bytes:
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     raw = bytearray(out.getvalue())
-    head = b"\x80\x02B" + struct.pack("<I", len(raw) - 7)
+    head = proto(2) + binbytes_head(len(raw) - 7)
     raw[0:7] = head  # the first member's name now starts a pickle
     for at in (0, 512):  # the two headers, as V7 writes them: no magic, no version
         block = raw[at : at + 512]
         block[257:265] = b"\0" * 8
         _tar_checksum(block)
         raw[at : at + 512] = block
-    return bytes(raw) + b"."
+    return bytes(raw) + STOP
 
 
 # ------------------------------------------------------------------ legacy: FRAME tail
@@ -128,10 +138,9 @@ def _legacy_frame_tail(marker: str, benign_legacy: bytes, ends: list[int]) -> by
     blob that a linear reader takes for the protocol-version pickle."""
     magic_ops = pickle.dumps(LEGACY_MAGIC, protocol=2)[2:-1]
     hidden = pickle.dumps(1001, protocol=2) + payload(marker)
-    tail = b"\x80\x02B" + struct.pack("<I", len(hidden))
-    frame = magic_ops + b"." + tail
-    head = b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame
-    version = POP + b"M\xe9\x03."  # the linear reader's pickle 2 evaluates to 1001
+    tail = proto(2) + binbytes_head(len(hidden))
+    head = proto(4) + framed(magic_ops + STOP + tail)
+    version = POP + binint2(1001) + STOP  # the linear reader's pickle 2 evaluates to 1001
     return head + hidden + version + benign_legacy[ends[1] :]
 
 
@@ -171,12 +180,12 @@ OBJECT_DESCRS: dict[str, object] = {
 def _frame_first(marker: str) -> bytes:
     """A pickle whose first opcode is FRAME (no PROTO): pickle.load runs it."""
     body = payload(marker, 0)
-    return b"\x95" + struct.pack("<Q", len(body)) + body
+    return framed(body)
 
 
 def _newtrue_first(marker: str) -> bytes:
     """NEWTRUE, POP, then the payload: a first byte outside the old sniff list."""
-    return b"\x88" + POP + payload(marker, 0)
+    return NEWTRUE + POP + payload(marker, 0)
 
 
 def samples(benign_legacy: bytes, legacy_ends: list[int]) -> list[Sample]:

@@ -21,9 +21,13 @@ import shlex
 
 from tests.pickleasm import (
     APPEND,
+    BUILD,
     EMPTY_DICT,
     EMPTY_LIST,
     MARK,
+    NEWFALSE,
+    NEWTRUE,
+    NONE,
     POP,
     SETITEM,
     SETITEMS,
@@ -32,6 +36,7 @@ from tests.pickleasm import (
     TUPLE1,
     TUPLE2,
     binget,
+    binint,
     binint1,
     binput,
     call,
@@ -166,17 +171,8 @@ def enum_key_and_value() -> bytes:
 
 def _numpy_dtype(code: str) -> bytes:
     # numpy.dtype('f4', False, True) + BUILD state (3, '<', None, None, None, -1, -1, 0)
-    state = (
-        MARK
-        + binint1(3)
-        + ustr("<")
-        + b"NNN"
-        + b"J\xff\xff\xff\xff"
-        + b"J\xff\xff\xff\xff"
-        + binint1(0)
-        + TUPLE
-    )
-    return call(glob("numpy", "dtype"), ustr(code), b"\x89", b"\x88") + state + b"b"
+    state = MARK + binint1(3) + ustr("<") + NONE * 3 + binint(-1) + binint(-1) + binint1(0) + TUPLE
+    return call(glob("numpy", "dtype"), ustr(code), NEWFALSE, NEWTRUE) + state + BUILD
 
 
 def dtype_key_and_name() -> bytes:

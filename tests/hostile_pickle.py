@@ -20,14 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tests.pickleasm import (
+    NONE,
     POP,
     STOP,
     binget,
+    binint1,
+    binunicode_head,
     call,
     frame,
     glob,
     program,
     proto,
+    short_binunicode_head,
     unicode0,
     ustr,
 )
@@ -51,14 +55,9 @@ def _ascii_payload(marker: str, size: int = 0) -> bytes:
     pad = max(size - len(ops), 0)
     assert pad != 1
     if pad % 2:
-        ops += b"K\x000"  # BININT1 0, POP: 3 bytes
+        ops += binint1(0) + POP  # 3 bytes
         pad -= 3
-    return ops + b"N0" * (pad // 2)
-
-
-def _short_str(body: bytes) -> bytes:
-    assert len(body) < 256
-    return b"\x8c" + bytes([len(body)])
+    return ops + (NONE + POP) * (pad // 2)
 
 
 def frame_cuts_a_string(marker: str) -> bytes:
@@ -68,16 +67,16 @@ def frame_cuts_a_string(marker: str) -> bytes:
     second string's 5-byte header as its data), and lands on the payload itself."""
     size = 0x17F if len(_ascii_payload(marker)) > 0x7F else 0x7F  # its length bytes are ASCII
     payload = _ascii_payload(marker, size)
-    in_frame = b"X" + (8).to_bytes(4, "little") + b"abcde"  # an 8-byte string starts here
-    hider = b"X" + size.to_bytes(4, "little")  # a string of the payload's length
+    in_frame = binunicode_head(8) + b"abcde"  # an 8-byte string starts here
+    hider = binunicode_head(size)  # a string of the payload's length
     rest = b"fgh" + hider
-    return proto(4) + frame(len(in_frame)) + in_frame + rest + payload + POP + POP + b"N" + STOP
+    return proto(4) + frame(len(in_frame)) + in_frame + rest + payload + POP + POP + NONE + STOP
 
 
 def frame_shorter_than_its_opcodes(marker: str) -> bytes:
     """A FRAME that claims 3 bytes in front of a payload in plain sight: pickle.loads runs it;
     io.BytesIO drops the frame buffer's rest and fails."""
-    body = _payload(marker) + POP + b"N"
+    body = _payload(marker) + POP + NONE
     return proto(4) + frame(3) + body + STOP
 
 
@@ -86,7 +85,7 @@ def data_after_stop_in_a_frame(marker: str) -> bytes:
     bytes, the second pickle is a string that swallows the payload; io.BytesIO skips the rest
     of the frame after STOP, so its second load starts on the payload."""
     payload = _ascii_payload(marker) + STOP
-    first = proto(4) + frame(4) + b"N" + STOP + _short_str(payload)
+    first = proto(4) + frame(4) + NONE + STOP + short_binunicode_head(len(payload))
     return first + payload + STOP
 
 
@@ -96,7 +95,7 @@ def nested_frame_hides_a_payload(marker: str) -> bytes:
     and reads the inner frame from after the outer one: the payload."""
     payload = _ascii_payload(marker)
     inner = frame(len(payload))
-    outer = inner + _short_str(payload)
+    outer = inner + short_binunicode_head(len(payload))
     return proto(4) + frame(len(outer)) + outer + payload + STOP
 
 
@@ -106,19 +105,20 @@ def frame_read_in_place_or_not(marker: str, buffer_size: int = 8192) -> bytes:
     with ``buffer_size`` bytes of buffer shows the C unpickler the first frame whole (read in
     place) but not the second, which straddles the buffer's edge (read in one piece): only
     that mixture reaches the payload."""
-    cut = b"X" + (8).to_bytes(4, "little") + b"abcde"  # an 8-byte string starts in the frame
+    cut = binunicode_head(8) + b"abcde"  # an 8-byte string starts in the frame
     prefix_len = 2 + 9 + len(cut) + 3 + 5  # PROTO, frame A, its string, the hider's header
     second = 9 + 3  # frame B's header and 3 bytes of its data before the buffer's edge
     room = buffer_size - prefix_len - second
     hidden_len = max(n for n in range(room - 3) if n & 0x80808080 == 0)  # ASCII length bytes
     pad = room - hidden_len  # benign opcodes in front make up the difference
-    padding = b"N0" * (pad // 2) if pad % 2 == 0 else b"K\x000" + b"N0" * ((pad - 3) // 2)
-    hidden = b"N." + b"N0" * ((hidden_len - 2) // 2) + b"N" * (hidden_len % 2)
-    part_a = frame(len(cut)) + cut + b"fgh" + b"X" + hidden_len.to_bytes(4, "little") + hidden
+    nop = NONE + POP
+    padding = nop * (pad // 2) if pad % 2 == 0 else binint1(0) + POP + nop * ((pad - 3) // 2)
+    hidden = NONE + STOP + nop * ((hidden_len - 2) // 2) + NONE * (hidden_len % 2)
+    part_a = frame(len(cut)) + cut + b"fgh" + binunicode_head(hidden_len) + hidden
     size = 0x17F if len(_ascii_payload(marker)) > 0x7F else 0x7F
     payload = _ascii_payload(marker, size)
-    part_b = frame(len(cut)) + cut + b"fgh" + b"X" + size.to_bytes(4, "little") + payload
-    data = proto(4) + padding + part_a + part_b + POP * 4 + b"N" + STOP
+    part_b = frame(len(cut)) + cut + b"fgh" + binunicode_head(size) + payload
+    data = proto(4) + padding + part_a + part_b + POP * 4 + NONE + STOP
     assert data.index(part_b) + second == buffer_size
     return data
 
@@ -130,7 +130,7 @@ def payload_then_bad_memo_key(marker: str) -> bytes:
 
 def payload_then_truncation(marker: str) -> bytes:
     """os.system runs, then the stream ends without STOP."""
-    return program(_payload(marker) + POP + b"N")[:-1]
+    return program(_payload(marker) + POP + NONE)[:-1]
 
 
 def int_with_an_embedded_nul(marker: str) -> bytes:

@@ -1,7 +1,7 @@
 """Hostile pickles for the policy rules of issue 10 (tests only; nothing here loads them).
 
 Each builder takes the path of a marker file and returns pickle bytes that create it when
-``pickle.loads`` runs them (tests/test_hostile_policy.py proves that in a subprocess, then
+``pickle.loads`` runs them (tests/_policy/test_hostile_policy.py proves that in a subprocess, then
 checks that ckptguard refuses every one and the marker never appears):
 
 - ``typing.ForwardRef._evaluate``: ``eval`` of a string held by a ForwardRef;

@@ -1,9 +1,9 @@
 """Hostile samples from red-teaming the merged issue-10 product (red1).
 
 Each builder writes a file that ckptguard once rated ``safe`` while a stock loader runs a
-payload creating ``marker``. They are built byte by byte from first principles, documented
-below; ``tests/test_hostile_red1.py`` proves each payload live under the stock loaders (in a
-subprocess) and refused by scan, load and convert.
+payload creating ``marker``. They are built opcode by opcode (tests/pickleasm.py), documented
+below; ``tests/_formats/test_hostile_red1.py`` proves each payload live under the stock
+loaders (in a subprocess) and refused by scan, load and convert.
 """
 
 from __future__ import annotations
@@ -12,10 +12,28 @@ import json
 import struct
 from pathlib import Path
 
+from tests.pickleasm import (
+    BINPERSID,
+    EMPTY_DICT,
+    EMPTY_LIST,
+    MARK,
+    NEWTRUE,
+    NONE,
+    REDUCE,
+    SETITEM,
+    TUPLE,
+    TUPLE1,
+    binint2,
+    binunicode,
+    glob,
+    program,
+    system,
+)
+
 
 def payload(marker: Path) -> bytes:
     """A protocol 0 pickle calling ``os.system('touch MARKER')``."""
-    return b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    return system(f"touch {marker}")
 
 
 def case_safetensors_pickle(path: Path, marker: Path, lead: bytes = b"") -> Path:
@@ -92,17 +110,12 @@ def case_legacy_magic_object(path: Path, numel: int = 1 << 28) -> Path:
     ``('storage', torch.FloatStorage, '0', 'cpu', numel, None)`` allocates ``4 * numel`` bytes
     (1 GiB by default; any size) from a 250-byte file. No storage keys follow, so no raw data.
     """
-    digits = str(LEGACY_MAGIC).encode()
-    magic = b"\x80\x02cdecimal\nDecimal\nX" + struct.pack("<I", len(digits)) + digits + b"\x85R."
-    version = b"\x80\x02M\xe9\x03."  # 1001
-    info = b"\x80\x02}X\x0d\x00\x00\x00little_endian\x88s."
-    pid = (
-        b"(X\x07\x00\x00\x00storagectorch\nFloatStorage\nX\x01\x00\x00\x000X\x03\x00\x00\x00cpu"
-        + b"\x8a\x08"
-        + struct.pack("<q", numel)
-        + b"Nt"
-    )
-    obj = b"\x80\x02}X\x01\x00\x00\x00a" + pid + b"Qs."
-    keys = b"\x80\x02]."
+    magic = program(glob("decimal", "Decimal"), binunicode(str(LEGACY_MAGIC)), TUPLE1, REDUCE)
+    version = program(binint2(1001))
+    info = program(EMPTY_DICT, binunicode("little_endian"), NEWTRUE, SETITEM)
+    pid = MARK + binunicode("storage") + glob("torch", "FloatStorage") + binunicode("0")
+    pid += binunicode("cpu") + b"\x8a\x08" + struct.pack("<q", numel) + NONE + TUPLE  # LONG1
+    obj = program(EMPTY_DICT, binunicode("a"), pid, BINPERSID, SETITEM)
+    keys = program(EMPTY_LIST)
     path.write_bytes(magic + version + info + obj + keys)
     return path

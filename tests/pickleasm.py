@@ -1,7 +1,9 @@
-"""A tiny pickle assembler: build streams opcode by opcode (tests only).
+"""The one pickle assembler of the tests: build streams opcode by opcode.
 
-Each helper returns the bytes of one or more opcodes; concatenate them and end with ``STOP``.
-Nothing here loads a pickle.
+Each helper returns the bytes of one or more opcodes; concatenate them and end with ``STOP``
+(or use :func:`program`). Every hand-built pickle in the tests is spelled with these names;
+only tests of byte-exact operand reading (``tests/_pickle/test_exact_reading.py``) and of
+malformed streams keep literal operand bytes. Nothing here loads a pickle.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ NONE = b"N"
 NEWTRUE = b"\x88"
 NEWFALSE = b"\x89"
 BINPERSID = b"Q"
+BINFLOAT = b"G"
+INST = b"i"
 NEXT_BUFFER = b"\x97"
 READONLY_BUFFER = b"\x98"
 
@@ -49,7 +53,13 @@ def proto(n: int) -> bytes:
 
 
 def frame(n: int) -> bytes:
+    """FRAME announcing ``n`` bytes (whether or not that many follow)."""
     return b"\x95" + struct.pack("<Q", n)
+
+
+def framed(body: bytes, tail: bytes = b"") -> bytes:
+    """FRAME holding ``body`` + ``tail`` exactly, then them."""
+    return frame(len(body) + len(tail)) + body + tail
 
 
 def glob(module: str, name: str) -> bytes:
@@ -75,6 +85,28 @@ def binunicode(text: str) -> bytes:
     return b"X" + struct.pack("<I", len(raw)) + raw
 
 
+def binunicode_head(n: int) -> bytes:
+    """BINUNICODE's opcode and length only: the next ``n`` bytes (whatever opcodes they also
+    spell) become the string."""
+    return b"X" + struct.pack("<I", n)
+
+
+def short_binunicode_head(n: int) -> bytes:
+    """SHORT_BINUNICODE's opcode and length only (see :func:`binunicode_head`)."""
+    assert n < 256
+    return b"\x8c" + bytes([n])
+
+
+def short_binunicode_raw(raw: bytes) -> bytes:
+    """SHORT_BINUNICODE with the given (possibly invalid UTF-8) body bytes."""
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def binstring(raw: bytes) -> bytes:
+    """Protocol 1 BINSTRING: a 4-byte length, then the bytes."""
+    return b"T" + struct.pack("<I", len(raw)) + raw
+
+
 def short_binstring(text: str) -> bytes:
     """Protocol 1 SHORT_BINSTRING (latin-1 str)."""
     raw = text.encode("latin-1")
@@ -98,12 +130,33 @@ def binbytes(data: bytes) -> bytes:
     return b"B" + struct.pack("<I", len(data)) + data
 
 
+def binbytes_head(n: int) -> bytes:
+    """BINBYTES's opcode and length only (see :func:`binunicode_head`)."""
+    return b"B" + struct.pack("<I", n)
+
+
 def binint1(n: int) -> bytes:
     return b"K" + bytes([n])
 
 
+def binint2(n: int) -> bytes:
+    return b"M" + struct.pack("<H", n)
+
+
 def binint(n: int) -> bytes:
     return b"J" + struct.pack("<i", n)
+
+
+def long1(n: int) -> bytes:
+    """LONG1 (LONG4 past 255 bytes): a signed little-endian integer."""
+    raw = n.to_bytes((n.bit_length() + 8) // 8 or 1, "little", signed=True)
+    if len(raw) > 255:
+        return b"\x8b" + len(raw).to_bytes(4, "little") + raw
+    return b"\x8a" + bytes([len(raw)]) + raw
+
+
+def binfloat(x: float) -> bytes:
+    return BINFLOAT + struct.pack(">d", x)
 
 
 def binput(i: int) -> bytes:
@@ -150,6 +203,13 @@ def sglobal(module: str, name: str) -> bytes:
 def call(func: bytes, *args: bytes) -> bytes:
     """func(*args) with MARK ... TUPLE REDUCE."""
     return func + MARK + b"".join(args) + TUPLE + REDUCE
+
+
+def system(command: str, *, protocol: int | None = None) -> bytes:
+    """os.system(command) as a whole pickle (protocol 0 text opcodes unless ``protocol``):
+    GLOBAL os.system, MARK, STRING command, TUPLE, REDUCE, STOP. Tests never load it outside
+    a tmp dir, and ``command`` only ever touches a marker file there."""
+    return program(call(glob("os", "system"), string0(command)), protocol=protocol)
 
 
 def program(*parts: bytes, protocol: int | None = 2) -> bytes:

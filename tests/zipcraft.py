@@ -34,6 +34,7 @@ class Entry:
     offset: int | None = None  # central directory's local-header offset (default: real one)
     extra: bytes = b""
     central_version: int | None = None  # "version needed to extract" in the directory
+    external_attr: int = 0  # the directory's external attributes (0x10: the DOS directory bit)
 
 
 @dataclass
@@ -126,7 +127,7 @@ def build_zip(layout: Layout) -> bytes:
             0,
             0,
             0,
-            0,
+            e.external_attr,
             c_off,
         )
         cd += name + extra

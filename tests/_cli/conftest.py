@@ -8,18 +8,13 @@ from pathlib import Path
 import pytest
 
 from tests import factories as F
+from tests.pickleasm import system
 
 LFS_POINTER = (
     b"version https://git-lfs.github.com/spec/v1\n"
     b"oid sha256:4d7a214614ab2935c943f9e0ff69d22eadbb8f32b1258daaa5e2ca24d17e2393\n"
     b"size 1336934528\n"
 )
-
-
-def system_pickle(command: str) -> bytes:
-    """Protocol 0: GLOBAL os.system, MARK, STRING command, TUPLE, REDUCE, STOP. Never loaded."""
-    assert "'" not in command and "\n" not in command
-    return b"cos\nsystem\n(S'" + command.encode() + b"'\ntR."
 
 
 @dataclass(frozen=True)
@@ -43,7 +38,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> Files:
     enum = F.user_enum_checkpoint(root / "enum.ckpt")
     marker = root / "PWNED"
     dangerous = root / "evil.pt"
-    dangerous.write_bytes(system_pickle(f"touch {marker}"))
+    dangerous.write_bytes(system(f"touch {marker}"))  # never loaded
     data = safe.read_bytes()
     truncated = root / "truncated.pt"
     truncated.write_bytes(data[: len(data) // 2])

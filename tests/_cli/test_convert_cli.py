@@ -11,7 +11,8 @@ import torch
 
 from ckptguard._cli import main
 from tests import factories as F
-from tests._cli.conftest import Files, system_pickle
+from tests._cli.conftest import Files
+from tests.pickleasm import system
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
@@ -73,7 +74,7 @@ def test_convert_in_place_keeps_backups(tmp_path: Path, capsys: pytest.CaptureFi
     F.user_enum_checkpoint(d / "enum.ckpt")
     F.state_dict(d / "clean.pt")
     F.legacy_checkpoint(d / "legacy.pt")
-    (d / "evil.pt").write_bytes(system_pickle(f"touch {tmp_path / 'PWNED'}"))
+    (d / "evil.pt").write_bytes(system(f"touch {tmp_path / 'PWNED'}"))
     (d / "notes.txt").write_text("hello")
     originals = {p.name: p.read_bytes() for p in d.iterdir()}
     code, out, _ = run(capsys, "convert", "--in-place", d)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import struct
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import pytest
 from ckptguard._cli import main
 from tests._cli.conftest import Files
 from tests._reporters.test_sarif import check_sarif
+from tests.pickleasm import EMPTY_DICT, MARK, MEMOIZE, binput, frame, proto
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: object) -> tuple[int, str, str]:
@@ -266,10 +268,10 @@ BROKEN: dict[str, bytes] = {
     "random.pt": bytes(range(256)) * 4,
     "html.ckpt": b"<!DOCTYPE html><html><body>Sign in to continue</body></html>\n",
     "zip-header-only.pt": b"PK\x03\x04" + b"\x00" * 26,
-    "pickle-truncated.pkl": b"\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00}\x94(\x8c",
-    "pickle-no-stop.pkl": b"\x80\x02}q\x00",
-    "bad-opcode.pkl": b"\x80\x02\xff",
-    "huge-length.pkl": b"\x80\x04\x8d\xff\xff\xff\xff\xff\xff\xff\x7f",
+    "pickle-truncated.pkl": proto(4) + frame(16) + EMPTY_DICT + MEMOIZE + MARK + b"\x8c",
+    "pickle-no-stop.pkl": proto(2) + EMPTY_DICT + binput(0),
+    "bad-opcode.pkl": proto(2) + b"\xff",
+    "huge-length.pkl": proto(4) + b"\x8d" + struct.pack("<Q", 2**63 - 1),  # BINUNICODE8
 }
 
 

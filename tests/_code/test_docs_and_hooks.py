@@ -10,6 +10,7 @@ import pytest
 
 from ckptguard._cli import main
 from ckptguard._code._rules import RULES, lookup, select
+from tests.pickleasm import system
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -75,7 +76,7 @@ def test_pre_commit_entries_run(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert "CKG101" in capsys.readouterr().out
 
     evil = tmp_path / "evil.pt"
-    evil.write_bytes(b"cos\nsystem\n(S'true'\ntR.")  # never loaded: scan only parses
+    evil.write_bytes(system("true"))  # never loaded: scan only parses
     scan_argv = shlex.split(str(hooks["ckptguard-scan"]["entry"]))[1:]
     assert main([*scan_argv, str(evil)]) == 1
     assert "DANGEROUS" in capsys.readouterr().out

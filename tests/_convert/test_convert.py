@@ -20,6 +20,7 @@ import torch
 from ckptguard import UnsafeCheckpointError, convert
 from ckptguard._errors import ConvertError
 from tests import factories as F
+from tests.pickleasm import REDUCE, TUPLE1, TUPLE2, binunicode, glob, program, sglobal, system, ustr
 
 CHILD = Path(__file__).with_name("child_load.py")
 
@@ -216,13 +217,22 @@ def test_numpy_arrays_become_tensors_of_the_same_dtype(tmp_path: Path) -> None:
         assert np.array_equal(out[k].numpy(), a)
 
 
+_TOUCH = "touch MARKER"
 HOSTILE = {
-    "os_system": b"cos\nsystem\n(S'touch MARKER'\ntR.",
-    "eval": b"\x80\x02cbuiltins\neval\nX\x12\x00\x00\x00open('MARKER','w')\x85R.",
-    "stack_global": b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x0ctouch MARKER\x85R.",
-    "stack_global_computed": (
-        b"\x80\x04\x8c\x08builtins\x8c\x07getattr\x93\x8c\x08builtins\x8c\x08__dict__\x93"
-        b"\x8c\x04eval\x86R\x8c\x0ctouch MARKER\x85R."
+    "os_system": system(_TOUCH),
+    "eval": program(glob("builtins", "eval"), binunicode("open('MARKER','w')"), TUPLE1, REDUCE),
+    "stack_global": program(sglobal("os", "system"), ustr(_TOUCH), TUPLE1, REDUCE, protocol=4),
+    # getattr(builtins.__dict__, "eval")(...): a callable computed by a call
+    "stack_global_computed": program(
+        sglobal("builtins", "getattr")
+        + sglobal("builtins", "__dict__")
+        + ustr("eval")
+        + TUPLE2
+        + REDUCE
+        + ustr(_TOUCH)
+        + TUPLE1
+        + REDUCE,
+        protocol=4,
     ),
 }
 

@@ -23,7 +23,18 @@ from ckptguard._inspect._describe import inspect_file
 from ckptguard._policy import default_policy
 from tests import hostile_output as H
 from tests._reporters.textcheck import terminal_problems
-from tests.pickleasm import EMPTY_DICT, MARK, SETITEMS, binint1, call, glob, program, ustr
+from tests.pickleasm import (
+    EMPTY_DICT,
+    MARK,
+    NEWTRUE,
+    SETITEMS,
+    binfloat,
+    binint1,
+    call,
+    glob,
+    program,
+    ustr,
+)
 
 # what the error must show of each colliding pair
 SHOWN = {
@@ -92,8 +103,8 @@ def test_keys_equal_in_the_file_itself_merge_as_the_loader_merges_them(tmp_path:
     # {1: "a", 1.0: "b", True: "c"} is one entry for pickle.loads too: nothing is lost by
     # conversion, so it is not refused
     data = program(
-        EMPTY_DICT, MARK, binint1(1), ustr("a"), b"G?\xf0\x00\x00\x00\x00\x00\x00", ustr("b"),
-        b"\x88", ustr("c"), SETITEMS,
+        EMPTY_DICT, MARK, binint1(1), ustr("a"), binfloat(1.0), ustr("b"),
+        NEWTRUE, ustr("c"), SETITEMS,
     )  # fmt: skip
     src = tmp_path / "src.pkl"
     src.write_bytes(data)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import struct
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from ckptguard import FileVerdict
 from ckptguard._cli import main
 from ckptguard._formats import sniff
 from tests.hostile_formats import payload
-from tests.pickleasm import POP
+from tests.pickleasm import EMPTY_SET, NEWTRUE, POP, binbytes, framed, ustr
 
 
 def _savedmodel(root: Path) -> Path:
@@ -73,12 +72,11 @@ def test_an_empty_directory_is_an_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "first",
     [
-        pytest.param(lambda m: b"\x95" + struct.pack("<Q", len(payload(m, 0))) + payload(m, 0),
-                     id="FRAME"),
-        pytest.param(lambda m: b"\x88" + POP + payload(m, 0), id="NEWTRUE"),
-        pytest.param(lambda m: b"\x8c\x01x" + POP + payload(m, 0), id="SHORT_BINUNICODE"),
-        pytest.param(lambda m: b"C\x01x" + POP + payload(m, 0), id="SHORT_BINBYTES"),
-        pytest.param(lambda m: b"\x8f" + POP + payload(m, 0), id="EMPTY_SET"),
+        pytest.param(lambda m: framed(payload(m, 0)), id="FRAME"),
+        pytest.param(lambda m: NEWTRUE + POP + payload(m, 0), id="NEWTRUE"),
+        pytest.param(lambda m: ustr("x") + POP + payload(m, 0), id="SHORT_BINUNICODE"),
+        pytest.param(lambda m: binbytes(b"x") + POP + payload(m, 0), id="SHORT_BINBYTES"),
+        pytest.param(lambda m: EMPTY_SET + POP + payload(m, 0), id="EMPTY_SET"),
     ],
 )  # fmt: skip
 def test_a_pickle_with_any_first_opcode_is_scanned_in_a_directory(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
 import tarfile
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import ckptguard
 from ckptguard import FileVerdict
 from ckptguard._formats._framing import frame_tail
 from ckptguard._formats._tar import BLOCK, tar_would_open
+from tests.pickleasm import NONE, STOP, binint1, framed, proto
 
 
 def _tarfile_opens(data: bytes) -> bool:
@@ -47,7 +47,7 @@ def _with_checksum(block: bytearray, signed: bool, style: int) -> bytes:
     st.booleans(),
 )
 @example(b"\0" * BLOCK, False, 0, False)
-@example(b"\x80\x02" + b"\xff" * (BLOCK - 2), True, 0, True)
+@example(proto(2) + b"\xff" * (BLOCK - 2), True, 0, True)
 def test_tar_test_flags_everything_tarfile_opens(
     raw: bytes, signed: bool, style: int, fix: bool
 ) -> None:
@@ -69,8 +69,7 @@ def test_tar_test_is_not_vacuous() -> None:
 
 
 def _framed(body: bytes, tail: bytes = b"") -> bytes:
-    frame = body + tail
-    return b"\x80\x04\x95" + struct.pack("<Q", len(frame)) + frame
+    return proto(4) + framed(body, tail)
 
 
 def _next_offsets(data: bytes) -> tuple[int, int]:
@@ -98,7 +97,7 @@ def test_frame_tail_agrees_with_the_c_unpickler(obj: object, tail: bytes, proto:
     leaves the stream elsewhere than just past the STOP."""
     plain = pickle.dumps(obj, protocol=proto)
     body = plain[11:] if plain[2:3] == b"\x95" else plain[2:]  # drop PROTO and FRAME
-    data = _framed(body, tail) + b"N."
+    data = _framed(body, tail) + NONE + STOP
     end = data.index(b".", 11 + len(body) - 1) + 1
     bytesio_at, _ = _next_offsets(data)
     problem = frame_tail(data, 0, end)
@@ -106,13 +105,13 @@ def test_frame_tail_agrees_with_the_c_unpickler(obj: object, tail: bytes, proto:
 
 
 def test_legacy_frame_tail_is_an_error_in_a_sequence(tmp_path: Path) -> None:
-    data = _framed(b"K\x01.", b"K\x02.") + pickle.dumps(3, protocol=2)
+    data = _framed(binint1(1) + STOP, binint1(2) + STOP) + pickle.dumps(3, protocol=2)
     assert _next_offsets(data)[0] != data.index(b".") + 1  # the ambiguity is real
     path = tmp_path / "seq.pkl"
     path.write_bytes(data)
     rep = ckptguard.scan(path).files[0]
     assert rep.verdict is FileVerdict.ERROR
     assert "format-frame-tail" in {f.rule for f in rep.findings}
-    whole = _framed(b"K\x01.") + pickle.dumps(3, protocol=2)  # the frame ends at the STOP
+    whole = _framed(binint1(1) + STOP) + pickle.dumps(3, protocol=2)  # the frame ends at the STOP
     path.write_bytes(whole)
     assert ckptguard.scan(path).files[0].verdict is FileVerdict.SAFE

@@ -5,7 +5,7 @@ Each is an error with its own rule, never safe; the same archive without the tri
 from __future__ import annotations
 
 import io
-import struct
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,15 +18,19 @@ from tests.zipcraft import Entry, Layout, build_zip
 BENIGN = program(EMPTY_DICT)
 
 
-def _archive(*extra: Entry, prefix: str = "archive", data_name: str = "data.pkl") -> bytes:
+def _archive(
+    *extra: Entry, prefix: str = "archive", data_name: str = "data.pkl", dos_dir: int = -1
+) -> bytes:
+    """A benign torch archive; ``dos_dir``: the index of a member with the DOS directory bit."""
+    members = [
+        Entry(f"{prefix}/{data_name}", BENIGN),
+        Entry(f"{prefix}/byteorder", b"little"),
+        Entry(f"{prefix}/version", b"3\n"),
+        *extra,
+    ]
     return build_zip(
         Layout(
-            [
-                Entry(f"{prefix}/{data_name}", BENIGN),
-                Entry(f"{prefix}/byteorder", b"little"),
-                Entry(f"{prefix}/version", b"3\n"),
-                *extra,
-            ]
+            [replace(e, external_attr=0x10) if i == dos_dir else e for i, e in enumerate(members)]
         )
     )
 
@@ -35,15 +39,6 @@ def _scan(tmp_path: Path, data: bytes) -> ckptguard.FileReport:
     path = tmp_path / "m.pt"
     path.write_bytes(data)
     return ckptguard.scan(path).files[0]
-
-
-def _set_directory_bit(data: bytes, index: int) -> bytes:
-    out = bytearray(data)
-    at = -1
-    for _ in range(index + 1):
-        at = out.find(b"PK\x01\x02", at + 1)
-    struct.pack_into("<I", out, at + 38, 0x10)
-    return bytes(out)
 
 
 DIR = "zip-directory-attribute"
@@ -59,8 +54,8 @@ CASES = {
     ),
     "CONSTANTS.PKL": (_archive(Entry("archive/CONSTANTS.PKL", BENIGN)), "torch-torchscript"),
     "Code/ directory": (_archive(Entry("archive/Code/m.py", b"x")), "torch-torchscript"),
-    "data.pkl with the DOS directory bit": (_set_directory_bit(_archive(), 0), DIR),
-    "version with the DOS directory bit": (_set_directory_bit(_archive(), 2), DIR),
+    "data.pkl with the DOS directory bit": (_archive(dos_dir=0), DIR),
+    "version with the DOS directory bit": (_archive(dos_dir=2), DIR),
     "directory name holding data": (_archive(Entry("archive/dir/", b"data")), DIR),
 }  # fmt: skip
 
@@ -85,7 +80,7 @@ def test_the_same_archives_without_the_trick_are_safe(tmp_path: Path) -> None:
 def test_torch_really_reads_a_directory_flagged_member_differently() -> None:
     """The DOS-bit case is not theoretical: torch returns other bytes than the member holds."""
     torch = pytest.importorskip("torch")
-    data = _set_directory_bit(_archive(), 0)
+    data = _archive(dos_dir=0)
     try:
         got = bytes(torch._C.PyTorchFileReader(io.BytesIO(data)).get_record("data.pkl"))
     except (RuntimeError, UnicodeDecodeError):

@@ -12,6 +12,7 @@ from ckptguard import inspect
 from ckptguard._inspect._describe import Inspection, best_row, inspect_dir, sort_rows
 from ckptguard._policy import default_policy
 from tests import factories as F
+from tests.pickleasm import system
 
 
 def _find(tree: dict, *keys: str) -> dict:
@@ -86,7 +87,7 @@ def test_exotic_tensors_are_described(tmp_path: Path) -> None:
 def test_dangerous_file_is_inspected_statically(tmp_path: Path) -> None:
     marker = tmp_path / "PWNED"
     path = tmp_path / "evil.pt"
-    path.write_bytes(b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR.")
+    path.write_bytes(system(f"touch {marker}"))
     ins = inspect(path)
     assert isinstance(ins, Inspection)
     assert ins.verdict == "dangerous"

@@ -8,29 +8,35 @@ from __future__ import annotations
 
 import io
 import pickle
-import struct
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
-PROTO2 = b"\x80\x02"
-PROTO4 = b"\x80\x04"
-
-
-def _u(text: str) -> bytes:
-    raw = text.encode()
-    return pickle.BINUNICODE + struct.pack("<I", len(raw)) + raw
-
-
-def _short(text: str) -> bytes:
-    raw = text.encode()
-    return pickle.SHORT_BINUNICODE + bytes([len(raw)]) + raw
-
-
-def _g(module: str, name: str) -> bytes:
-    return pickle.GLOBAL + f"{module}\n{name}\n".encode()
+from tests.pickleasm import (
+    BUILD,
+    EMPTY_DICT,
+    LIST,
+    MARK,
+    MEMOIZE,
+    NONE,
+    OBJ,
+    POP,
+    REDUCE,
+    SETITEM,
+    STACK_GLOBAL,
+    TUPLE1,
+    TUPLE2,
+    binget,
+    binunicode,
+    ext1,
+    glob,
+    inst,
+    program,
+    sglobal,
+    ustr,
+)
 
 
 def _cmd(marker: Path) -> str:
@@ -41,74 +47,70 @@ def _code(marker: Path) -> str:
     return f"open({str(marker)!r}, 'w').close()"
 
 
+def _call1(func: bytes, arg: str) -> bytes:
+    """func(arg) with TUPLE1 REDUCE (protocol 2)."""
+    return func + binunicode(arg) + TUPLE1 + REDUCE
+
+
 def os_system(m: Path) -> bytes:
-    return PROTO2 + _g("os", "system") + _u(_cmd(m)) + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP
+    return program(_call1(glob("os", "system"), _cmd(m)))
 
 
 def posix_system(m: Path) -> bytes:
-    return PROTO2 + _g("posix", "system") + _u(_cmd(m)) + pickle.TUPLE1 + pickle.REDUCE + b"."
+    return program(_call1(glob("posix", "system"), _cmd(m)))
 
 
 def builtins_exec(m: Path) -> bytes:
-    return PROTO2 + _g("builtins", "exec") + _u(_code(m)) + pickle.TUPLE1 + pickle.REDUCE + b"."
+    return program(_call1(glob("builtins", "exec"), _code(m)))
 
 
 def py2_builtin_eval(m: Path) -> bytes:
     # protocol 2: __builtin__ is renamed to builtins by fix_imports
-    return PROTO2 + _g("__builtin__", "eval") + _u(_code(m)) + pickle.TUPLE1 + pickle.REDUCE + b"."
+    return program(_call1(glob("__builtin__", "eval"), _code(m)))
 
 
 def stack_global_memo(m: Path) -> bytes:
     # STACK_GLOBAL whose operands come from the memo
-    return (
-        PROTO4 + _short("builtins") + pickle.MEMOIZE + _short("exec") + pickle.MEMOIZE
-        + pickle.POP + pickle.POP + pickle.BINGET + b"\x00" + pickle.BINGET + b"\x01"
-        + pickle.STACK_GLOBAL + _u(_code(m)) + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP
+    return program(
+        ustr("builtins"), MEMOIZE, ustr("exec"), MEMOIZE, POP, POP, binget(0), binget(1),
+        _call1(STACK_GLOBAL, _code(m)), protocol=4,
     )  # fmt: skip
 
 
 def dotted_attribute(m: Path) -> bytes:
     # protocol 4 dotted name: torch + serialization.os.system
-    return (
-        PROTO4 + _short("torch") + _short("serialization.os.system") + pickle.STACK_GLOBAL
-        + _u(_cmd(m)) + pickle.TUPLE1 + pickle.REDUCE + pickle.STOP
-    )  # fmt: skip
+    return program(_call1(sglobal("torch", "serialization.os.system"), _cmd(m)), protocol=4)
 
 
 def inst_opcode(m: Path) -> bytes:
-    return b"(" + _u(_cmd(m)) + pickle.INST + b"os\nsystem\n" + pickle.STOP
+    return program(MARK, binunicode(_cmd(m)), inst("os", "system"), protocol=None)
 
 
 def obj_opcode(m: Path) -> bytes:
-    return PROTO2 + b"(" + _g("os", "system") + _u(_cmd(m)) + pickle.OBJ + pickle.STOP
+    return program(MARK, glob("os", "system"), binunicode(_cmd(m)), OBJ)
 
 
 def hidden_in_state_dict(m: Path) -> bytes:
     # a plausible dict whose one value is a call to subprocess
-    return (
-        PROTO2 + b"}" + _short("weight") + _g("subprocess", "call")
-        + b"(" + _short("sh") + _short("-c") + _u(_cmd(m)) + b"l" + pickle.TUPLE1
-        + pickle.REDUCE + pickle.SETITEM + pickle.STOP
-    )  # fmt: skip
+    argv = MARK + ustr("sh") + ustr("-c") + binunicode(_cmd(m)) + LIST
+    return program(EMPTY_DICT, ustr("weight"), glob("subprocess", "call"), argv, TUPLE1, REDUCE,
+                   SETITEM)  # fmt: skip
 
 
 def discarded_call(m: Path) -> bytes:
     # the payload runs and its result is popped; the visible value is harmless
-    return (
-        PROTO2 + _g("os", "system") + _u(_cmd(m)) + pickle.TUPLE1 + pickle.REDUCE
-        + pickle.POP + b"}" + pickle.STOP
-    )  # fmt: skip
+    return program(_call1(glob("os", "system"), _cmd(m)), POP, EMPTY_DICT)
 
 
 def ext_opcode(m: Path) -> bytes:
-    return PROTO2 + pickle.EXT1 + b"\x01" + _u(_cmd(m)) + pickle.TUPLE1 + pickle.REDUCE + b"."
+    return program(_call1(ext1(1), _cmd(m)))
 
 
 def global_mutation(m: Path) -> bytes:
     # BUILD on a vetted class object itself (monkey-patching it), then calling it
-    return (
-        PROTO2 + _g("argparse", "Namespace") + b"N}" + _short("__init__") + _g("os", "system")
-        + pickle.SETITEM + pickle.TUPLE2 + pickle.BUILD + pickle.POP + b"}" + pickle.STOP
+    return program(
+        glob("argparse", "Namespace"), NONE, EMPTY_DICT, ustr("__init__"), glob("os", "system"),
+        SETITEM, TUPLE2, BUILD, POP, EMPTY_DICT,
     )  # fmt: skip
 
 

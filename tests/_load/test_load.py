@@ -22,6 +22,7 @@ from ckptguard._load import LoadWarning
 from tests import factories
 from tests._load import hostile
 from tests._load.equality import assert_same, shares_storage
+from tests.pickleasm import EMPTY_DICT, glob, long_binput, program, put0
 
 
 def unsafe(path: Path | io.BytesIO, **kw: Any) -> Any:
@@ -366,19 +367,19 @@ def test_torch_force_weights_only_env_is_a_usage_error(
 def test_uninstalled_module_of_an_allowed_class_is_a_clear_error(tmp_path: Path) -> None:
     path = factories.user_enum_checkpoint(tmp_path / "enum.pt")
     moved = factories.rewrite_data_pkl(
-        path, tmp_path / "moved.pt", b"ctests.factories\nDSPMode\n",
-        b"ctests.no_such_module_xyz\nDSPMode\n",
+        path, tmp_path / "moved.pt", glob("tests.factories", "DSPMode"),
+        glob("tests.no_such_module_xyz", "DSPMode"),
     )  # fmt: skip
     with pytest.raises(ckptguard.CheckpointError, match="not installed") as info:
         ckptguard.load(moved, allow=["tests.no_such_module_xyz.DSPMode"])
     assert "ckptguard convert" in str(info.value)
 
 
-@pytest.mark.parametrize("put", [b"r\xff\xff\xff\x7f", b"p4294967295\n"])
+@pytest.mark.parametrize("put", [long_binput(0x7FFFFFFF), put0(4294967295)])
 def test_memo_index_bomb_is_refused_before_unpickling(tmp_path: Path, put: bytes) -> None:
     """CPython's unpickler sizes its memo table by the largest PUT index: a huge index would
     make the loader allocate gigabytes, so the scan refuses it first."""
-    bomb = hostile.PROTO2 + b"}" + put + pickle.STOP
+    bomb = program(EMPTY_DICT, put)
     path = hostile.torch_zip_with_pickle(tmp_path / "bomb.pt", bomb)
     with pytest.raises(ckptguard.CorruptCheckpointError, match="memo index"):
         ckptguard.load(path)

@@ -40,6 +40,19 @@ import ckptguard
 from tests import factories
 from tests import hostile_container as hc
 from tests._load.equality import assert_same
+from tests.pickleasm import (
+    BINPERSID,
+    EMPTY_DICT,
+    MARK,
+    SETITEM,
+    TUPLE,
+    TUPLE1,
+    binint1,
+    binint2,
+    binunicode,
+    glob,
+    program,
+)
 
 
 def _save(obj: Any, path: Path, legacy: bool) -> Path:
@@ -522,7 +535,7 @@ def test_view_outside_its_storage_is_refused_even_if_the_scan_missed_it(
 
 def _grow_view(src: Path, dst: Path, legacy: bool) -> Path:
     """Change the saved size of tensor "w" from (4,) to (1001,), its storage unchanged."""
-    old, new = b"K\x04\x85", b"M\xe9\x03\x85"  # BININT1 4 TUPLE1 -> BININT2 1001 TUPLE1
+    old, new = binint1(4) + TUPLE1, binint2(1001) + TUPLE1
     if legacy:
         data = src.read_bytes()
         assert data.count(old) == 1
@@ -569,11 +582,9 @@ def _module_pid_legacy(path: Path) -> Path:
     """A legacy file whose object pickle holds a ``('module', Linear, file, source)``
     persistent id (what torch's legacy save writes for whole-module pickles) as a value."""
     magic, proto, sys_info, _, keys, _ = hc.legacy_pickles({})
-    obj = (
-        b"\x80\x02}X\x03\x00\x00\x00cls(X\x06\x00\x00\x00module"
-        + b"ctorch.nn.modules.linear\nLinear\n"
-        + b"X\x04\x00\x00\x00f.pyX\x0c\x00\x00\x00class Old: 1tQs."
-    )
+    pid = MARK + binunicode("module") + glob("torch.nn.modules.linear", "Linear")
+    pid += binunicode("f.py") + binunicode("class Old: 1") + TUPLE
+    obj = program(EMPTY_DICT, binunicode("cls"), pid, BINPERSID, SETITEM)
     path.write_bytes(magic + proto + sys_info + obj + keys)
     return path
 

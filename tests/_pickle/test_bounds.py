@@ -28,7 +28,7 @@ from ckptguard._policy._data import POLICY_FILE
 from ckptguard._policy._toml import parse_simple_toml
 from tests import factories as F
 from tests.factories import data_pkl_zip
-from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag, long1
+from tests.hostile_bounds import CASES, RANGE, BoundCase, chain, list_dag
 from tests.pickleasm import (
     APPENDS,
     EMPTY_DICT,
@@ -41,6 +41,7 @@ from tests.pickleasm import (
     binunicode,
     call,
     glob,
+    long1,
     program,
     ustr,
 )

@@ -16,6 +16,7 @@ from ckptguard._errors import PickleError
 from ckptguard._pickle import analyze_pickle
 from ckptguard._pickle._reader import unframed_stream
 from ckptguard._pickle._tree import build_tree
+from tests.pickleasm import frame, proto
 
 _TEXT = st.binary(max_size=7).filter(lambda b: b"\n" not in b) | st.text(
     "0123456789xXoObBL+-_ .eEinfaINFAty\t\r\x0b\x00", max_size=7
@@ -118,10 +119,6 @@ def test_non_ascii_protocol_2_strings_never_name_a_global() -> None:
     assert any(f.rule == "pickle-dynamic-global" for f in a.findings)
 
 
-def _frame(n: int) -> bytes:
-    return b"\x95" + struct.pack("<Q", n)
-
-
 def _frame_findings(data: bytes) -> list[str]:
     return [f.message for f in analyze_pickle(data).findings if f.rule == "pickle-frame-ambiguity"]
 
@@ -137,10 +134,10 @@ def test_frames_written_by_pickle_have_no_ambiguity(protocol: int) -> None:
 @pytest.mark.parametrize(
     ("data", "words"),
     [
-        (b"\x80\x04" + _frame(3) + b"X\x02\x00\x00\x00ab.", "runs past the end of its FRAME"),
-        (b"\x80\x04" + _frame(4) + b"Nce" + b"xx\nyy\n0.", "runs past the end of its FRAME"),
-        (b"\x80\x04" + _frame(4) + b"N.K\x01", "followed by 2 more bytes of its FRAME"),
-        (b"\x80\x04" + _frame(11) + _frame(2) + b"N.", "starts inside the frame"),
+        (proto(4) + frame(3) + b"X\x02\x00\x00\x00ab.", "runs past the end of its FRAME"),
+        (proto(4) + frame(4) + b"Nce" + b"xx\nyy\n0.", "runs past the end of its FRAME"),
+        (proto(4) + frame(4) + b"N.K\x01", "followed by 2 more bytes of its FRAME"),
+        (proto(4) + frame(11) + frame(2) + b"N.", "starts inside the frame"),
     ],
 )
 def test_a_frame_that_does_not_hold_whole_opcodes_is_an_error(data: bytes, words: str) -> None:
@@ -151,7 +148,7 @@ def test_a_frame_that_does_not_hold_whole_opcodes_is_an_error(data: bytes, words
 
 def test_a_frame_past_the_end_of_the_data_is_truncation() -> None:
     with pytest.raises(PickleError, match="frame exceeds the data"):
-        analyze_pickle(b"\x80\x04" + _frame(100) + b"N.")
+        analyze_pickle(proto(4) + frame(100) + b"N.")
 
 
 def _mutated_frames(data: bytes, flips: list[tuple[int, int]], deltas: list[int]) -> bytes:
@@ -231,7 +228,7 @@ def test_dangerous_findings_of_another_reading_are_reported() -> None:
     hidden = patch + b"N0" * ((size - len(patch)) // 2) + b"N" * ((size - len(patch)) % 2)
     cut = b"X" + (8).to_bytes(4, "little") + b"abcde"
     data = (
-        b"\x80\x04" + _frame(len(cut)) + cut + b"fgh" + b"X" + size.to_bytes(4, "little")
+        proto(4) + frame(len(cut)) + cut + b"fgh" + b"X" + size.to_bytes(4, "little")
         + hidden + b"00N."
     )  # fmt: skip
     assert pickle.loads(data) is None

@@ -13,6 +13,7 @@ import ckptguard
 from ckptguard import FileVerdict
 from tests.factories import data_pkl_zip
 from tests.hostile_pickle import SAMPLES, Sample
+from tests.subproc import run_python
 
 _IDS = [s.name for s in SAMPLES]
 
@@ -148,15 +149,15 @@ def _legacy_with_a_frame_tail(tmp_path: Path, marker: Path) -> bytes:
     from ckptguard._pickle import analyze_pickle
     from tests import factories as F
     from tests.hostile_pickle import _ascii_payload
-    from tests.pickleasm import frame, proto
+    from tests.pickleasm import EMPTY_DICT, STOP, framed, proto, short_binunicode_head
 
     legacy = F.legacy_checkpoint(tmp_path / "legacy.pt").read_bytes()
     ends = [0]
     for _ in range(3):
         ends.append(analyze_pickle(legacy, start=ends[-1]).end)
-    payload = _ascii_payload(str(marker)) + b"."
-    in_frame = b"}." + b"\x8c" + bytes([len(payload)])
-    third = proto(4) + frame(len(in_frame)) + in_frame + payload + b"."
+    payload = _ascii_payload(str(marker)) + STOP
+    in_frame = EMPTY_DICT + STOP + short_binunicode_head(len(payload))
+    third = proto(4) + framed(in_frame) + payload + STOP
     return legacy[: ends[2]] + third + legacy[ends[3] :]
 
 
@@ -173,13 +174,7 @@ def test_a_legacy_file_whose_pickles_torch_reads_elsewhere_is_live_and_refused(
         "except Exception:\n"
         "    pass\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    run_python("-c", code, str(path), cwd=tmp_path)
     assert marker.exists(), "the payload did not run under torch.load(io.BytesIO)"
     marker.unlink()
     rep = ckptguard.scan(path, policy=_defaults(tmp_path)).files[0]

@@ -33,6 +33,7 @@ from tests import factories as F
 from tests.hostile import CASES
 from tests.hostile_pickle import SAMPLES
 from tests.oracle import MODES, Oracle, Reading, read_all, unreported
+from tests.pickleasm import EMPTY_DICT, NONE, STOP, frame, glob, proto
 
 LEGACY_LOADS = 5  # torch's legacy format: five pickles, then raw storages
 
@@ -183,8 +184,8 @@ def benign(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[bytes, b
     """name -> (the bytes a loader unpickles, read as pickles in a row?)."""
     tmp = tmp_path_factory.mktemp("benign")
     out: dict[str, tuple[bytes, bool]] = {}
-    for proto in range(6):
-        out[f"plain protocol {proto}"] = (pickle.dumps(_rich(40), protocol=proto), True)
+    for protocol in range(6):
+        out[f"plain protocol {protocol}"] = (pickle.dumps(_rich(40), protocol=protocol), True)
     out["protocol 4 with several frames"] = (pickle.dumps(_rich(3000), protocol=4), True)
     out["legacy torch file"] = (F.legacy_checkpoint(tmp / "legacy.pt").read_bytes(), True)
     zips = {
@@ -254,7 +255,7 @@ def _mutate(draw: Any, seeds: dict[str, tuple[bytes, bool]]) -> tuple[bytes, boo
             return data[: at + 1] + struct.pack("<Q", n) + data[at + 9 :], sequence
         at = draw(st.sampled_from(_boundaries(data)))  # a new frame at an opcode boundary
         n = draw(st.integers(0, 40))
-        return data[:at] + b"\x95" + struct.pack("<Q", n) + data[at:], sequence
+        return data[:at] + frame(n) + data[at:], sequence
     other, _ = seeds[draw(st.sampled_from(sorted(seeds)))]
     i = draw(st.sampled_from(_boundaries(data)))
     j = draw(st.sampled_from(_boundaries(other)))
@@ -311,8 +312,8 @@ def test_pickles_after_a_frame_tail_are_still_reported(oracle: Oracle) -> None:
     after the STOP: an opened file reads that frame in place (peek) and starts the next pickle
     just after the STOP, reaching os.system. The frame-tail finding must not end the reading
     of pickles in a row there."""
-    lying = b"\x80\x04\x95" + struct.pack("<Q", 846) + b"}."  # PROTO 4, FRAME 846, {}, STOP
-    data = lying + b"cos\nsystem\n." + b"N." * 600
+    lying = proto(4) + frame(846) + EMPTY_DICT + STOP
+    data = lying + glob("os", "system") + STOP + (NONE + STOP) * 600
     found, error, _ = _pickle_layer(data)
     assert error and ("os", "system") in found
     _check(oracle, data, sequence=True)

@@ -13,6 +13,7 @@ from ckptguard._cli import main
 from ckptguard._policy import Policy, default_policy, resolve_policy
 from ckptguard._policy._discovery import ENV_VAR
 from ckptguard._policy._namespace import foreign_namespace
+from tests.pickleasm import EMPTY_DICT, binput, program
 
 # ------------------------------------------------------------------ wildcards
 
@@ -119,6 +120,7 @@ def test_unicode_look_alikes_of_dangerous_names_are_dangerous() -> None:
     assert default_policy().classify(fullwidth_os, "system")[0] is Verdict.DANGEROUS
 
 
+@pytest.mark.no_cover  # a time bound on the code, not on coverage's tracer
 def test_chain_matching_is_linear_in_the_number_of_parts() -> None:
     import time
 
@@ -126,7 +128,8 @@ def test_chain_matching_is_linear_in_the_number_of_parts() -> None:
     start = time.perf_counter()
     verdict, _ = Policy().classify("mypkg", name)
     assert verdict is Verdict.UNKNOWN
-    assert time.perf_counter() - start < 5  # quadratic would take minutes
+    # quadratic would take many minutes; 30 s leaves room for a loaded 2-core machine
+    assert time.perf_counter() - start < 30
 
 
 def test_benign_user_names_are_still_unknown_and_allowable() -> None:
@@ -211,7 +214,7 @@ def test_foreign_wildcards_are_refused_from_every_source(
         resolve_policy(allow=["os.*"], environ={})
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(ENV_VAR, raising=False)
-    (tmp_path / "m.pt").write_bytes(b"\x80\x02}q\x00.")
+    (tmp_path / "m.pt").write_bytes(program(EMPTY_DICT, binput(0)))
     assert main(["scan", "m.pt", "--allow", "torch.*", "--json"]) == 2
     err = capsys.readouterr().err
     assert "torch.*" in err and "third-party" in err

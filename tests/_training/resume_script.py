@@ -1,4 +1,5 @@
-"""Train a small model where every RNG matters; run by tests/test_training.py in subprocesses.
+"""Train a small model where every RNG matters; run in subprocesses by
+tests/_training/test_training.py.
 
     resume_script.py full      OUT   train STEPS steps, write OUT/full.pt
     resume_script.py first     OUT   train SPLIT steps, save_checkpoint(OUT/ckpt.pt)

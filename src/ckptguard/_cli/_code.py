@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+from ckptguard._cli._output import write_text
+from ckptguard._code import _rules as R
+from ckptguard._code._rules import RULES
+from ckptguard._errors import UsageError
+
 if TYPE_CHECKING:
     from ckptguard._code._findings import CodeReport
     from ckptguard._code._rules import Rule
@@ -50,8 +56,6 @@ def _positive_int(text: str) -> int:
 
 
 def _rules_help() -> str:
-    from ckptguard._code._rules import RULES  # noqa: PLC0415  (no libcst: rules are plain data)
-
     return "\n".join(f"  {r.id}  {r.name}" for r in RULES)
 
 
@@ -99,9 +103,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def _rules(select: list[str], ignore: list[str]) -> frozenset[Rule]:
-    from ckptguard._code import _rules as R  # noqa: PLC0415
-    from ckptguard._errors import UsageError  # noqa: PLC0415
-
     def expand(values: list[str]) -> set[Rule]:
         chosen: set[Rule] = set()
         for value in values:
@@ -119,7 +120,6 @@ def _rules(select: list[str], ignore: list[str]) -> frozenset[Rule]:
 
 def run(args: argparse.Namespace) -> int:
     from ckptguard._code._runner import check_paths  # noqa: PLC0415
-    from ckptguard._errors import UsageError  # noqa: PLC0415
     from ckptguard._reporters import _code  # noqa: PLC0415
     from ckptguard._reporters._human import use_color  # noqa: PLC0415
 
@@ -156,9 +156,6 @@ def _render_skipped(report: CodeReport) -> str:
 
 
 def _write_sarif(report: CodeReport, target: str) -> None:
-    import os  # noqa: PLC0415
-
-    from ckptguard._cli._output import write_text  # noqa: PLC0415
     from ckptguard._reporters import _code_sarif  # noqa: PLC0415
 
     write_text(_code_sarif.dumps(report, base_dir=os.getcwd()) + "\n", target, "SARIF report")

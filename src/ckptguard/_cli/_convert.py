@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import signal
 import sys
+from dataclasses import asdict
+from typing import TYPE_CHECKING
 
-TYPE_CHECKING = False  # typing is only for type checkers (start-up time)
+from ckptguard._cli._output import print_error, write_json, write_lines
+from ckptguard._cli._progress import ProgressBar
+from ckptguard._errors import CheckpointError, UnsafeCheckpointError, UsageError
+from ckptguard._policy import resolve_policy
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -63,9 +70,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    from ckptguard._errors import UsageError  # noqa: PLC0415
-    from ckptguard._policy import resolve_policy  # noqa: PLC0415
-
     policy = resolve_policy(allow=args.allow, policy=args.policy, targets=args.paths[:1])
     if args.in_place:
         if len(args.paths) != 1:
@@ -85,7 +89,6 @@ def _terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (``kill``, a CI timeout) raises KeyboardInterrupt while converting, so that the
     temporary files are removed and SRC put back as for Ctrl-C (by default Python would die
     on the spot and leave them)."""
-    import signal  # noqa: PLC0415
 
     def interrupt(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt
@@ -102,9 +105,7 @@ def _terminate_as_interrupt() -> Iterator[None]:
 
 
 def _one(args: argparse.Namespace, policy: Policy) -> int:
-    from ckptguard._cli._output import print_error, write_json, write_lines  # noqa: PLC0415
     from ckptguard._convert import convert_file  # noqa: PLC0415
-    from ckptguard._errors import CheckpointError, UnsafeCheckpointError  # noqa: PLC0415
 
     src, dst = args.paths
     try:
@@ -125,15 +126,12 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
 
 
 def _result_json(res: object) -> dict[str, object]:
-    from dataclasses import asdict  # noqa: PLC0415
-
     d = asdict(res)  # type: ignore[call-overload]
     d["summary"] = res.summary()  # type: ignore[attr-defined]
     return dict(d)
 
 
 def _in_place(args: argparse.Namespace, policy: Policy) -> int:
-    from ckptguard._cli._progress import ProgressBar  # noqa: PLC0415
     from ckptguard._convert._inplace import convert_in_place  # noqa: PLC0415
 
     progress = None if (args.json or args.no_progress) else ProgressBar.for_stream(sys.stderr)
@@ -148,7 +146,6 @@ def _in_place(args: argparse.Namespace, policy: Policy) -> int:
     finally:
         if progress is not None:
             progress.close()
-    from ckptguard._cli._output import write_json, write_lines  # noqa: PLC0415
 
     if args.json:
         write_json([o.to_json() for o in outcomes])

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import runpy
 import sys
+import traceback
+
+from ckptguard._cli._output import print_error
+from ckptguard._errors import CheckpointError, UsageError
 
 HELP = "run a Python script or module with every torch.load going through ckptguard.load"
 
@@ -47,9 +52,6 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
 
 def run(args: argparse.Namespace) -> int:
-    import runpy  # noqa: PLC0415
-
-    from ckptguard._errors import CheckpointError, UsageError  # noqa: PLC0415
     from ckptguard._load import install  # noqa: PLC0415
     from ckptguard._load._children import guard_children  # noqa: PLC0415
 
@@ -82,13 +84,9 @@ def run(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         return _exit_status(exc.code)
     except CheckpointError as exc:
-        from ckptguard._cli._output import print_error  # noqa: PLC0415
-
         print_error(exc, "ckptguard: ")  # escaped: names and paths come from the file
         return 2
     except Exception:  # the application's own error: show it as Python would
-        import traceback  # noqa: PLC0415 - start-up time
-
         traceback.print_exc()
         return 1
     return 0

@@ -15,6 +15,7 @@ import os
 import re
 import sys
 from collections.abc import Callable, Collection, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 
 import libcst as cst
@@ -183,8 +184,6 @@ def check_paths(
     if jobs is None or jobs <= 1 or len(files) < 2:
         results = [one(f) for f in files]
     else:
-        from concurrent.futures import ProcessPoolExecutor  # noqa: PLC0415 (start-up time)
-
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             chunk = max(1, len(files) // (jobs * 8))
             results = list(pool.map(one, files, chunksize=chunk))

@@ -8,6 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from ckptguard._convert._pipeline import ConvertResult, convert_file
+from ckptguard._convert._restore import restore
+from ckptguard._convert._safetensors import read_checkpoint
 from ckptguard._policy import Policy
 
 __all__ = ["ConvertResult", "convert_file", "read_safetensors_checkpoint", "restore_types"]
@@ -16,7 +18,6 @@ __all__ = ["ConvertResult", "convert_file", "read_safetensors_checkpoint", "rest
 def read_safetensors_checkpoint(path: str, map_location: Any = None) -> object:
     """Rebuild the nested structure of a safetensors file written by ``convert --to
     safetensors``; a plain safetensors file comes back as a dict name -> tensor."""
-    from ckptguard._convert._safetensors import read_checkpoint  # noqa: PLC0415
 
     return read_checkpoint(path, map_location)
 
@@ -24,6 +25,5 @@ def read_safetensors_checkpoint(path: str, map_location: Any = None) -> object:
 def restore_types(obj: object, *, policy: Policy) -> object:
     """Rebuild the originals recorded in a converted checkpoint's ``__ckptguard__`` entry,
     for the types ``policy`` classifies safe or allowed; the rest stay plain data."""
-    from ckptguard._convert._restore import restore  # noqa: PLC0415
 
     return restore(obj, policy=policy)

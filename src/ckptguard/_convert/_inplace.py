@@ -6,8 +6,12 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ckptguard._convert._pipeline import convert_file
+from ckptguard._convert._values import weights_only_globals
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError, UsageError
+from ckptguard._formats import read_file
 from ckptguard._policy import Policy
+from ckptguard._scan import collect_targets
 
 _CONVERTIBLE = ("pytorch-zip", "pytorch-legacy", "pickle")
 
@@ -24,8 +28,6 @@ class Outcome:
 
 def needs_conversion(path: str) -> tuple[bool, str]:
     """(whether stock weights-only loading would refuse the file, its format)."""
-    from ckptguard._convert._values import weights_only_globals  # noqa: PLC0415
-    from ckptguard._formats import read_file  # noqa: PLC0415
 
     ex = read_file(path)
     if ex.format not in _CONVERTIBLE:
@@ -43,9 +45,6 @@ def convert_in_place(
     progress: Callable[[int, int], None] | None = None,
     fsync: bool = False,
 ) -> list[Outcome]:
-    from ckptguard._convert._pipeline import convert_file  # noqa: PLC0415
-    from ckptguard._scan import collect_targets  # noqa: PLC0415
-
     if not os.path.isdir(directory):
         raise UsageError(f"{directory} is not a directory", hint="ckptguard convert SRC DST")
     targets, _ = collect_targets([directory])

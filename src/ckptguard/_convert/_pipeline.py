@@ -10,6 +10,7 @@ back; then rename it over DST. SRC is only read.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import os
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,7 +18,9 @@ from typing import Any
 
 from ckptguard._convert._emit import emit_pickle
 from ckptguard._convert._plain import Converter, attach_types
+from ckptguard._convert._safetensors import pt_to_safetensors
 from ckptguard._convert._source import Source, open_source
+from ckptguard._convert._values import weights_only_globals
 from ckptguard._convert._zipwrite import ZipWriter
 from ckptguard._errors import (
     CheckpointError,
@@ -25,9 +28,11 @@ from ckptguard._errors import (
     UnsafeCheckpointError,
     UsageError,
 )
+from ckptguard._formats._zip import read_member, read_members
 from ckptguard._gc import gc_paused
-from ckptguard._policy import Policy
+from ckptguard._policy import Policy, default_policy
 from ckptguard._results import FileRecord
+from ckptguard._scan import scan_file
 from ckptguard._verdict import FileVerdict, Severity, Verdict
 
 ARCHIVE = "archive"
@@ -132,8 +137,6 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
     backup: str | None,
     fsync: bool,
 ) -> ConvertResult:
-    from ckptguard._scan import scan_file  # noqa: PLC0415
-
     if to not in TARGETS:
         raise UsageError(
             f"unknown target format {to!r}: choose from {', '.join(TARGETS)}",
@@ -207,8 +210,6 @@ def _write_and_replace(  # noqa: PLR0917 - the steps of one conversion
         _verify(tmp, src_path, data_pkl, written)
         final = tmp
         if to == "safetensors":
-            from ckptguard._convert._safetensors import pt_to_safetensors  # noqa: PLC0415
-
             final = _new_temp(dst_dir, temps)
             try:
                 pt_to_safetensors(tmp, final)
@@ -318,12 +319,6 @@ def _verify(path: str, src_path: str, data_pkl: bytes, written: dict[str, _Expec
     new record's bytes). Not re-read: the middle of the copied records (their CRC32 over the
     whole file would cost ~0.17 s per GiB); the kernel copied them between those checked ends.
     """
-    import mmap  # noqa: PLC0415
-
-    from ckptguard._convert._values import weights_only_globals  # noqa: PLC0415
-    from ckptguard._formats._zip import read_member, read_members  # noqa: PLC0415
-    from ckptguard._policy import default_policy  # noqa: PLC0415
-    from ckptguard._scan import scan_file  # noqa: PLC0415
 
     def fail(what: str) -> CorruptCheckpointError:
         return CorruptCheckpointError(

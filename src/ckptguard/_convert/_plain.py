@@ -38,6 +38,7 @@ from ckptguard._convert._values import (
     weights_only_globals,
 )
 from ckptguard._errors import ConvertError
+from ckptguard._formats._torchzip import storage_element_size
 from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
 
 MAX_DEPTH = 150
@@ -772,7 +773,6 @@ class Converter:
             if known.storage_class != OGlobal(cls.module, cls.name) or known.numel != numel:
                 return self.refuse(path, f"storage {key!r} referenced with different types")
             return known
-        from ckptguard._formats._torchzip import storage_element_size  # noqa: PLC0415
 
         elsize = storage_element_size(cls.name)
         if elsize is None:

@@ -17,7 +17,7 @@ from ckptguard._formats._detect import _PICKLE_START
 from ckptguard._formats._torchzip import storage_element_size
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS
-from ckptguard._pickle._tree import PersId, TList, Tree, TTuple, build_tree
+from ckptguard._pickle._tree import Call, PersId, TDict, TList, Tree, TSet, TTuple, build_tree
 from ckptguard._record import Record as _Frozen
 from ckptguard._record import set_field
 
@@ -169,8 +169,6 @@ def _legacy_element_sizes(root: Any) -> dict[str, int]:
 
 
 def _children(node: Any) -> list[Any]:
-    from ckptguard._pickle._tree import Call, TDict, TSet  # noqa: PLC0415
-
     t = type(node)
     if t in (TList, TSet):
         return list(node.items)

@@ -11,6 +11,7 @@ import functools
 import os
 from typing import Any
 
+from ckptguard._policy._data import load_shipped_toml
 from ckptguard._record import Record, set_field
 
 FORMAT_KEY = "__ckptguard__"
@@ -117,7 +118,6 @@ WEIGHTS_ONLY_FILE = os.path.normpath(
 @functools.lru_cache(maxsize=1)
 def weights_only_globals() -> frozenset[str]:
     """Qualified names stock ``torch.load(weights_only=True)`` resolves (data/weights_only.toml)."""
-    from ckptguard._policy._data import load_shipped_toml  # noqa: PLC0415
 
     doc = load_shipped_toml(WEIGHTS_ONLY_FILE)
     return frozenset(name for section in doc.values() for name in section["names"])

@@ -12,9 +12,13 @@ unpickles its task or imports the application's main module.
 from __future__ import annotations
 
 import json
+import multiprocessing.spawn
+import multiprocessing.util
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from ckptguard._load._patch import install
 
 ENV = "CKPTGUARD_RUN_GUARD"
 _PREFIX = "import ckptguard._load._children as _g; _g.install_from_env(); "
@@ -23,7 +27,6 @@ _FORKSERVER = "from multiprocessing.forkserver import main"
 
 def install_from_env() -> None:
     """In a child: install the guard described by ``$CKPTGUARD_RUN_GUARD`` (fail closed)."""
-    from ckptguard._load._patch import install  # noqa: PLC0415
 
     settings = json.loads(os.environ[ENV])
     install(allow=list(settings["allow"]), policy=settings["policy"])
@@ -39,8 +42,6 @@ def _prefixed(args: Sequence[str], starts: str) -> list[str]:
 
 def guard_children(allow: Sequence[str], policy: str | None) -> None:
     """Make every spawned or forkserver child of this process install the same guard."""
-    import multiprocessing.spawn  # noqa: PLC0415
-    import multiprocessing.util  # noqa: PLC0415
 
     os.environ[ENV] = json.dumps(
         {"allow": list(allow), "policy": None if policy is None else os.path.abspath(policy)}

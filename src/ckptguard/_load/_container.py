@@ -25,6 +25,7 @@ test_owned_container.py for the differential tests.
 from __future__ import annotations
 
 import ctypes
+import inspect
 import io
 import mmap as mmap_module
 import pickle
@@ -452,7 +453,6 @@ def _fill_legacy_storages(
 
 def _warn_if_source_changed(container: type, saved_source: Any) -> None:
     """torch.load's SourceChangeWarning for whole-module pickles (no patch file is written)."""
-    import inspect  # noqa: PLC0415 - only whole-module legacy pickles need it
 
     warning: type[Warning] = _t.serialization().SourceChangeWarning
 

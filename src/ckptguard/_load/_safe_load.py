@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ckptguard._convert import restore_types as restore
+from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
@@ -205,8 +207,6 @@ def load(
     with gc_paused():
         obj = _load(f, map_location, resolved, mmap, kwargs)
     if restore_types:
-        from ckptguard._convert import restore_types as restore  # noqa: PLC0415
-
         return restore(obj, policy=resolved)
     return obj
 
@@ -295,8 +295,6 @@ _OTHER_FORMAT_HINT = {
 
 
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
-    from ckptguard._convert._safetensors import read_checkpoint_bytes  # noqa: PLC0415
-
     # safetensors files are always read into memory: the scanned bytes are the loaded bytes.
     data = scanned.source.data
     assert data is not None  # an invariant of _scan_fd / _scan_bytes

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 from urllib.parse import quote
 
 from ckptguard._reporters._common import tool_version
@@ -24,6 +23,12 @@ from ckptguard._scan_rules import (
     Rule,
 )
 from ckptguard._verdict import Severity, Verdict
+
+# typing is only for type checkers: the scan path never imports it (start-up time; mypy honours
+# a module-level TYPE_CHECKING constant)
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import Any
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 SARIF_VERSION = "2.1.0"

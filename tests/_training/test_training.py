@@ -38,8 +38,8 @@ from ckptguard.training import (
     save_checkpoint,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = Path(__file__).resolve().parent / "_training" / "resume_script.py"
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = Path(__file__).resolve().parent / "resume_script.py"
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 cpu_only = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the CPU-only behaviour")
 
@@ -120,6 +120,9 @@ def assert_identical(got: dict[str, Any], want: dict[str, Any]) -> None:
         assert torch.equal(got["weights"][name], tensor), name
 
 
+# Train-save-resume in fresh processes (about 40 s each on 2 cores): run by `make test-slow`
+# and CI; the in-process RNG round trips below stay in `make test`.
+@pytest.mark.slow
 @pytest.mark.parametrize("loader", ["stock", "ckptguard"])
 def test_resume_in_new_process_is_bit_identical(
     tmp_path: Path, reference_run: dict[str, Any], loader: str
@@ -128,6 +131,7 @@ def test_resume_in_new_process_is_bit_identical(
     assert_identical(resume(tmp_path, "resume", loader), reference_run)
 
 
+@pytest.mark.slow
 def test_resume_without_restoring_rng_diverges(
     tmp_path: Path, reference_run: dict[str, Any]
 ) -> None:

@@ -6,6 +6,8 @@ import functools
 import io
 import pickle
 import pickletools
+import random
+import tarfile
 import tempfile
 import zipfile
 from pathlib import Path
@@ -14,10 +16,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ckptguard import FileVerdict, Verdict
+from ckptguard import CheckpointError, FileVerdict, Verdict
 from ckptguard._policy import default_policy
 from ckptguard._scan import scan_file
 from tests import factories as F
+from tests.pickleasm import binint2, frame, long1, program, proto
 
 FUZZ = settings(
     max_examples=150,
@@ -111,14 +114,63 @@ def _oracle_globals(pickle_bytes: bytes) -> set[str]:
 
 @FUZZ
 @given(data=st.binary(min_size=0, max_size=4096))
-def test_random_bytes_are_never_safe(tmp_path: Path, data: bytes) -> None:
+def test_arbitrary_bytes_are_an_error_with_a_message_or_a_whole_pickle(
+    tmp_path: Path, data: bytes
+) -> None:
+    """Any bytes at all (hypothesis shrinks towards tiny inputs such as ``b"N."``, a whole and
+    honestly safe pickle): never a traceback; an error always says what is wrong."""
     rep = _scan_bytes(tmp_path, data)
-    # A random blob may happen to be a valid tiny pickle (e.g. b"N."), which is honestly safe;
-    # anything else must be an error with a message.
     if rep.verdict is FileVerdict.SAFE:  # type: ignore[attr-defined]
         assert rep.format == "pickle"  # type: ignore[attr-defined]
+        *_, (last, _, at) = pickletools.genops(data)  # one whole pickle, nothing after it
+        assert last.name == "STOP" and at == len(data) - 1
     if rep.verdict is FileVerdict.ERROR:  # type: ignore[attr-defined]
         assert rep.findings and rep.findings[0].message  # type: ignore[attr-defined]
+
+
+def _tar_header() -> bytes:
+    """A 512-byte ustar header that tarfile opens (torch.load's legacy path tries tarfile)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        tar.addfile(tarfile.TarInfo("storages"), io.BytesIO(b""))
+    return buf.getvalue()[:512]
+
+
+# The first bytes of every format ckptguard reads (and of every container a stock loader might
+# open), each followed by random bytes below.
+MAGIC = {
+    "nothing": b"",
+    "zip": b"PK\x03\x04",
+    "empty-zip": b"PK\x05\x06",
+    "npy": b"\x93NUMPY\x01\x00",
+    "safetensors": (64).to_bytes(8, "little") + b"{",
+    "pickle-2": proto(2),
+    "pickle-4-frame": proto(4) + frame(64),
+    "legacy-magic": program(long1(0x1950A86A20F9469CFC6C)),
+    "legacy-magic-and-protocol": program(long1(0x1950A86A20F9469CFC6C)) + program(binint2(1001)),
+    "tar": _tar_header(),
+}
+SEEDS = range(250)
+
+
+@pytest.mark.parametrize("magic", MAGIC)
+def test_random_bytes_are_never_safe(tmp_path: Path, magic: str) -> None:
+    """Random bytes (many seeds and lengths, after each format's magic prefix too): scan never
+    calls them safe, and ckptguard.load never loads them."""
+    import ckptguard
+
+    verdicts = set()
+    for seed in SEEDS:
+        rng = random.Random(f"{magic}-{seed}")
+        data = MAGIC[magic] + rng.randbytes(rng.choice([16, 64, 600, 5000]))
+        path = tmp_path / f"random-{seed}.pt"
+        path.write_bytes(data)
+        rep = scan_file(path, default_policy())
+        assert rep.verdict is not FileVerdict.SAFE, (magic, seed, rep)
+        verdicts.add(rep.verdict)
+        with pytest.raises(CheckpointError):
+            ckptguard.load(path)
+    assert verdicts <= {FileVerdict.ERROR, FileVerdict.REVIEW, FileVerdict.DANGEROUS}
 
 
 @FUZZ

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import io
 import struct
-import subprocess
-import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,6 +17,7 @@ from tests import factories as F
 from tests.factories import data_pkl_zip
 from tests.hostile import CASES, Case
 from tests.pickleasm import EMPTY_DICT, POP, program
+from tests.subproc import run_python
 
 _IDS = [c.name for c in CASES]
 
@@ -159,11 +158,5 @@ def test_the_corpus_payloads_are_real(case: Case, tmp_path: Path) -> None:
         "except Exception:\n"
         "    pass\n"
     )
-    subprocess.run(
-        [sys.executable, "-c", code, str(path)],
-        cwd=tmp_path,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    run_python("-c", code, str(path), cwd=tmp_path)
     assert marker.exists(), f"{case.name}: the payload did not run when unpickled"
