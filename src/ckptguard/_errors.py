@@ -7,6 +7,10 @@ renders both for people. Only the CLI prints them and chooses an exit code.
 
 from __future__ import annotations
 
+# pickle.UnpicklingError is the C accelerator's class (pickle.py re-exports it): importing
+# _pickle alone keeps pickle.py, re and struct out of the scan's start-up.
+from _pickle import UnpicklingError
+
 from ckptguard._verdict import REFUSED, Severity
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -92,12 +96,18 @@ class CheckpointError(Error):
         return head
 
 
-class CorruptCheckpointError(CheckpointError):
-    """The file is unreadable, truncated, inconsistent, or not a checkpoint at all."""
+class CorruptCheckpointError(CheckpointError, RuntimeError):
+    """The file is unreadable, truncated, inconsistent, or not a checkpoint at all.
+
+    Also a :class:`RuntimeError`, what ``torch.load`` raises for a damaged archive, so that
+    handlers written for ``torch.load`` keep working after ``ckptguard code --fix``."""
 
 
-class UnsafeCheckpointError(CheckpointError):
+class UnsafeCheckpointError(CheckpointError, UnpicklingError):
     """The file needs globals that the policy does not allow, or tries to run code.
+
+    Also a :class:`pickle.UnpicklingError`, what ``torch.load(weights_only=True)`` raises for
+    a global it refuses, so that handlers written for ``torch.load`` keep working.
 
     ``report`` is the scan report behind the refusal (a :class:`~ckptguard.FileReport`, when
     the refusal comes from a scan); ``globals`` are its refused globals (unknown or

@@ -27,7 +27,13 @@ from typing import Any
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
-from ckptguard._load._container import Request, load_legacy, load_zip, mmap_on_legacy
+from ckptguard._load._container import (
+    EnvironmentFailure,
+    Request,
+    load_legacy,
+    load_zip,
+    mmap_on_legacy,
+)
 from ckptguard._load._refusal import refusal
 from ckptguard._load._source import Source
 from ckptguard._policy import Policy, resolve_policy
@@ -294,6 +300,8 @@ def _load_scanned(
         return load_zip(request) if fmt == "pytorch-zip" else load_legacy(request)
     except CheckpointError:
         raise
+    except EnvironmentFailure as exc:  # torch's own error, as torch.load raises it
+        raise exc.original from None
     except Exception as exc:  # damaged tensor metadata, a storage torch cannot build, ...
         raise CorruptCheckpointError(
             f"it could not be loaded: {type(exc).__name__}: {exc}", path=name,
