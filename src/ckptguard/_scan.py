@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 
 from ckptguard._errors import CheckpointError, PickleError
-from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
+from ckptguard._formats import MODEL_EXTENSIONS, Extracted, _torchscript, read_file, sniff_head
 from ckptguard._formats._common import FormatError
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
@@ -212,7 +212,9 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
         findings=tuple(findings),
         pickles=tuple(s.name for s in extracted.pickles),
         size=size,
-        hint=_hint(spath, refs, verdict),
+        hint=_torchscript.hint(spath)
+        if _torchscript.only_torchscript(refs, findings)
+        else _hint(spath, refs, verdict),
     )
 
 

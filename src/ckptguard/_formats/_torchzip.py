@@ -5,7 +5,9 @@ from __future__ import annotations
 from ckptguard._pickle import GlobalConst, PersistentRef, PickleAnalysis
 from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._results import FindingRecord
+from ckptguard._verdict import Severity
 
+from . import _torchscript
 from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
 from ._extracted import Extracted, PickleStream
 from ._zip import Member, member_head, read_member, read_members, verify_member
@@ -123,14 +125,10 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
                 sub = _read_npy_member(buf, m, limits)
                 streams.extend(sub.pickles)
                 findings.extend(sub.findings)
-    if torchscript:
+    if torchscript:  # one verdict and one message for every TorchScript archive
         findings.append(
-            error_finding(
-                "torch-torchscript",
-                f"TorchScript archive ({prefix}{torchscript[0]}): torch.load hands such files to "
-                "torch.jit.load, which runs the TorchScript code and pickles ckptguard does not "
-                "vet",
-                prefix + torchscript[0],
+            FindingRecord(
+                _torchscript.RULE, Severity.DANGEROUS, _torchscript.MESSAGE, prefix + torchscript[0]
             )
         )
     data_stream = next(s for s in streams if s.name == prefix + "data.pkl")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptguard._formats._torchscript import hint as torchscript_hint
+from ckptguard._formats._torchscript import only_torchscript
 from ckptguard._model import file_report
 from ckptguard._reporters._terminal import escape
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
@@ -52,7 +54,9 @@ def refusal(report: FileRecord) -> CheckpointError:
     if findings:
         lines.append("refused: the scan found:" if not bad else "and the scan found:")
         lines.extend(_finding_line(f) for f in findings[:_MAX_LISTED])
-    if dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
+    if only_torchscript(report.globals, report.findings):
+        hint = torchscript_hint(path)  # not "tries to run code": it is code, and convert works
+    elif dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
         hint = (
             "this file tries to run code when loaded: do not load it, and there is no way to "
             "allow it. If you made it yourself, re-save it from a trusted environment as plain "

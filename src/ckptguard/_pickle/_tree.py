@@ -562,7 +562,14 @@ class _Builder(Reader):
                 self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
             target.state, target.has_state = state, True
         elif op == 0x51:  # BINPERSID
-            self.stack.append(PersId(self.pop()))
+            pid = self.pop()
+            parts = pid.items if type(pid) is TTuple else ()
+            if len(parts) >= 2 and parts[0] in ("module", b"module") and type(parts[1]) is Global:
+                # torch's legacy persistent_load returns the class of a ('module', cls, file,
+                # source) id (whole-model pickles); the source text is only compared, not run
+                self.stack.append(parts[1])
+            else:
+                self.stack.append(PersId(pid))
         elif op == 0x50:  # PERSID
             stack.append(PersId(self.text(self.line(), "ascii")))
         elif op == 0x30:  # POP
