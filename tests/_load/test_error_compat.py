@@ -153,3 +153,31 @@ def test_mmap_on_a_legacy_file_raises_torchs_error(tmp_path: Path, as_str: bool)
     theirs = _raised(torch.load, target, weights_only=False, mmap=True)
     assert type(ours) is type(theirs) is RuntimeError
     assert str(ours) == str(theirs)
+
+
+@pytest.mark.parametrize("kind", ["plain.npy", "object.npy", "mixed.npz"])
+def test_the_numpy_hint_is_advice_that_works(tmp_path: Path, kind: str) -> None:
+    """ckptguard.load refuses numpy files (torch.load cannot read them either); the hint names
+    the numpy.load call that reads this file, which is allow_pickle=True for object arrays."""
+    import numpy as np
+
+    path = tmp_path / kind
+    objects = np.array([1, "a", None], dtype=object)
+    if kind == "plain.npy":
+        np.save(path, np.arange(3))
+    elif kind == "object.npy":
+        np.save(path, objects, allow_pickle=True)
+    else:
+        np.savez(path, a=np.arange(3), b=objects)
+    with pytest.raises(CheckpointError) as info:
+        ckptguard.load(path)
+    hint = info.value.hint or ""
+    allow = kind == "plain.npy"
+    assert f"allow_pickle={not allow}" in hint
+    data = np.load(path, allow_pickle=not allow)
+    arrays = [data[k] for k in data.files] if kind.endswith(".npz") else [data]
+    assert arrays
+    if not allow:  # what the old hint said fails on these files
+        with pytest.raises(ValueError, match="allow_pickle"):
+            loaded = np.load(path, allow_pickle=False)
+            _ = [loaded[k] for k in loaded.files] if kind.endswith(".npz") else loaded

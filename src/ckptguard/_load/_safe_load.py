@@ -275,7 +275,9 @@ def _load_scanned(
         raise CheckpointError(
             f"this is a {fmt} file, not a PyTorch checkpoint: torch.load cannot read it either",
             path=scanned.name,
-            hint=_OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
+            hint=_numpy_hint(scanned)
+            if fmt in ("numpy", "numpy-npz")
+            else _OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
             format=fmt,
         )
     if mmap and fmt == "pytorch-legacy":
@@ -311,9 +313,21 @@ def _load_scanned(
 
 _OTHER_FORMAT_HINT = {
     "pickle": "a plain pickle is not a checkpoint; `ckptguard scan` shows what it would import",
-    "numpy": "load it with numpy.load(path, allow_pickle=False)",
-    "numpy-npz": "load it with numpy.load(path, allow_pickle=False)",
 }
+
+
+def _numpy_hint(scanned: _Scanned) -> str:
+    """Advice that works for this numpy file: plain arrays load with allow_pickle=False;
+    object arrays (pickles inside) need allow_pickle=True, which this scan just vetted."""
+    name = scanned.name
+    if not scanned.extracted.pickles:
+        return f"it holds plain arrays only: numpy.load({name!r}, allow_pickle=False) reads it"
+    return (
+        f"it holds object arrays (pickles), which numpy.load({name!r}, allow_pickle=False) "
+        "refuses: this scan found only vetted globals in them, so numpy.load(path, "
+        "allow_pickle=True) imports nothing else; scan it again (ckptguard scan "
+        f"{name}) if the file can change before you load it"
+    )
 
 
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
