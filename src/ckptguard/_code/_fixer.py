@@ -118,7 +118,10 @@ def _weights_only_true(call: cst.Call, index: int | None) -> cst.Call:
         return call.with_changes(args=[new])
     last = args[-1]
     # the whitespace that led up to the last argument leads up to the new one too
-    lead = args[-2].comma.whitespace_after if len(args) > 1 else call.whitespace_before_args
+    before = args[-2].comma if len(args) > 1 else None
+    lead: Whitespace = (
+        before.whitespace_after if isinstance(before, cst.Comma) else call.whitespace_before_args
+    )
     if not isinstance(lead, cst.ParenthesizedWhitespace):
         lead = cst.SimpleWhitespace(" ")
     if isinstance(last.comma, cst.Comma):  # `f(\n    url,\n)`: the new one takes the comma
