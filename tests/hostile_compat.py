@@ -79,3 +79,75 @@ NOT_LIVE = {"module_id_two_items": module_id_two_items}
 def write(name: str, path: Path, marker: Path) -> Path:
     build = SAMPLES.get(name) or NOT_LIVE[name]
     return legacy_with_pickle(path, build(marker))
+
+
+# ------------------------------------------------------------------------------------------
+# Calls dressed up as references (issue 11.8): each stores os.system as a value somewhere and
+# calls it some other way. Run under stock pickle.load, each creates ``marker``.
+
+
+def _sys() -> bytes:
+    return A.glob("os", "system")
+
+
+def ref_memo_then_call(m: Path) -> bytes:
+    """Stored as a dict value, then fetched from the memo and called."""
+    return (
+        A.proto(2) + _sys() + A.binput(0) + A.POP
+        + A.EMPTY_DICT + A.ustr("f") + A.binget(0) + A.SETITEM
+        + A.binget(0) + _touch(m) + A.TUPLE1 + A.REDUCE + A.POP + A.STOP
+    )  # fmt: skip
+
+
+def ref_second_global(m: Path) -> bytes:
+    """A value under one GLOBAL, a call under another GLOBAL of the same name."""
+    return (
+        A.proto(2) + A.EMPTY_DICT + A.ustr("f") + _sys() + A.SETITEM
+        + _sys() + _touch(m) + A.TUPLE1 + A.REDUCE + A.POP + A.STOP
+    )  # fmt: skip
+
+
+def ref_stack_global_memoize(m: Path) -> bytes:
+    """STACK_GLOBAL, MEMOIZE, stored in a list, then BINGET and REDUCE (protocol 4)."""
+    return (
+        A.proto(4) + A.ustr("os") + A.ustr("system") + A.STACK_GLOBAL + A.MEMOIZE
+        + A.EMPTY_LIST + A.binget(0) + A.APPEND
+        + A.binget(0) + _touch(m) + A.TUPLE1 + A.REDUCE + A.POP + A.STOP
+    )  # fmt: skip
+
+
+def ref_obj_opcode(m: Path) -> bytes:
+    """OBJ calls the first item after MARK with the rest."""
+    return A.proto(1) + A.MARK + _sys() + _touch(m) + A.OBJ + A.STOP
+
+
+def ref_inst_opcode(m: Path) -> bytes:
+    """INST names and calls the global in one opcode."""
+    return A.MARK + A.string0(f"touch {m}") + A.inst("os", "system") + A.STOP
+
+
+def ref_vetted_callee(m: Path) -> bytes:
+    """Passed as an argument to numpy's generator constructor, which calls it."""
+    return (
+        A.proto(2) + A.glob("numpy.random._pickle", "__generator_ctor") + _touch(m) + _sys()
+        + A.TUPLE2 + A.REDUCE + A.STOP
+    )  # fmt: skip
+
+
+def ref_partial_then_call(m: Path) -> bytes:
+    """An argument of functools.partial, whose result is memoized and called."""
+    return (
+        A.proto(2) + A.glob("functools", "partial") + _sys() + _touch(m) + A.TUPLE2 + A.REDUCE
+        + A.binput(1) + A.POP + A.binget(1) + A.EMPTY_TUPLE + A.REDUCE + A.STOP
+    )  # fmt: skip
+
+
+CALLS_AS_REFERENCES: dict[str, Callable[[Path], bytes]] = {
+    "memo-then-call": ref_memo_then_call,
+    "second-global": ref_second_global,
+    "stack-global-memoize": ref_stack_global_memoize,
+    "OBJ": ref_obj_opcode,
+    "INST": ref_inst_opcode,
+    "vetted-callee": ref_vetted_callee,
+    "partial-then-call": ref_partial_then_call,
+}

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from ckptguard._advice import referenced_hint, referenced_only
 from ckptguard._errors import CheckpointError, PickleError
 from ckptguard._formats import MODEL_EXTENSIONS, Extracted, _torchscript, read_file, sniff_head
 from ckptguard._formats._common import FormatError
@@ -78,9 +79,15 @@ def _report_order(r: GlobalRecord) -> tuple[int, str, str]:
     return (_ORDER[r.verdict], r.module, r.name)
 
 
-def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> str | None:
+def _hint(
+    path: str,
+    refs: tuple[GlobalRecord, ...],
+    verdict: FileVerdict,
+    findings: Sequence[FindingRecord] = (),
+) -> str | None:
     if verdict is FileVerdict.DANGEROUS:
-        return _DANGEROUS_HINT
+        referenced = referenced_only(refs, findings)  # dangerous values the file never calls
+        return referenced_hint(referenced) if referenced else _DANGEROUS_HINT
     if verdict is FileVerdict.REVIEW:
         unknown = [r.qualified_name for r in refs if r.verdict is Verdict.UNKNOWN]
         if unknown:
@@ -214,7 +221,7 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
         size=size,
         hint=_torchscript.hint(spath)
         if _torchscript.only_torchscript(refs, findings)
-        else _hint(spath, refs, verdict),
+        else _hint(spath, refs, verdict, findings),
     )
 
 
