@@ -375,3 +375,20 @@ def test_torchscript_in_a_buffer_is_scanned_alike(tmp_path: Path) -> None:
     path = tmp_path / "b.pt"
     path.write_bytes(buf.getvalue())
     assert ckptguard.scan(path).files[0].verdict is FileVerdict.DANGEROUS
+
+
+def test_python_in_the_code_files_is_never_run(tmp_path: Path) -> None:
+    """The code members are read for two kinds of lines only: a payload in them stays text."""
+    src = _linear(tmp_path / "m.jit")
+    marker = tmp_path / "PWNED"
+    payload = f"import os\nos.system('touch {marker}')\nexec('open({str(marker)!r}, \"w\")')\n"
+
+    def edit(text: str) -> str:
+        return payload + text + payload
+
+    evil = _code_change(src, tmp_path / "p.jit", edit)
+    ckptguard.convert(evil, tmp_path / "w.pt")
+    got = torch.load(tmp_path / "w.pt", weights_only=True)
+    want = torch.jit.load(str(src)).state_dict()
+    assert list(got) == list(want)
+    assert not marker.exists()
