@@ -181,3 +181,19 @@ def test_the_numpy_hint_is_advice_that_works(tmp_path: Path, kind: str) -> None:
         with pytest.raises(ValueError, match="allow_pickle"):
             loaded = np.load(path, allow_pickle=False)
             _ = [loaded[k] for k in loaded.files] if kind.endswith(".npz") else loaded
+
+
+def test_a_global_the_scan_did_not_approve_stays_an_unsafe_refusal() -> None:
+    """find_class refuses with UnsafeCheckpointError, which is now also an UnpicklingError:
+    the loader's handler for the unpickler's own errors must not turn it into 'corrupt'."""
+    from ckptguard._load._container import Request, _unpickle
+    from ckptguard._load._engine import build_unpickler
+
+    req = Request(
+        name="f.pt", source=None, extracted=None, approved={},  # type: ignore[arg-type]
+        map_location=None, mmap_path=None, load_args={},
+    )  # fmt: skip
+    cls = build_unpickler({}, path="f.pt", overrides=())
+    data = b"\x80\x02cos\nsystem\nX\x04\x00\x00\x00trueq\x00\x85R."
+    with pytest.raises(UnsafeCheckpointError, match="did not approve"):
+        _unpickle(req, data, "object pickle", cls)

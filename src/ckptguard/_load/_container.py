@@ -34,7 +34,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ckptguard._errors import CorruptCheckpointError
+from ckptguard._errors import CheckpointError, CorruptCheckpointError
 from ckptguard._formats import Extracted, PickleStream
 from ckptguard._formats._common import MAX_PICKLE_MEMBER, stream_digest
 from ckptguard._load import _torch as _t
@@ -90,6 +90,8 @@ def _unpickle(
         unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
     try:
         result = unpickler.load()
+    except CheckpointError:  # find_class's refusal (an UnsafeCheckpointError is also an
+        raise  # UnpicklingError) stays what it is
     except (pickle.UnpicklingError, EOFError) as exc:
         raise req.corrupt(
             f"Python's unpickler cannot read the {label} within the bytes the scan analysed "
