@@ -392,3 +392,17 @@ def test_python_in_the_code_files_is_never_run(tmp_path: Path) -> None:
     want = torch.jit.load(str(src)).state_dict()
     assert list(got) == list(want)
     assert not marker.exists()
+
+
+def test_in_place_leaves_torchscript_as_it_is_and_says_why(tmp_path: Path) -> None:
+    src = _linear(tmp_path / "m.jit")
+    before = src.read_bytes()
+    from ckptguard._convert._inplace import convert_in_place
+    from ckptguard._policy import default_policy
+
+    (outcome,) = convert_in_place(str(tmp_path), policy=default_policy())
+    assert outcome.status == "unchanged"
+    assert "already loads" not in outcome.message
+    assert f"ckptguard convert {src} weights.pt" in outcome.message
+    assert src.read_bytes() == before
+    assert not (tmp_path / "m.jit.bak").exists()
