@@ -204,14 +204,15 @@ def _module_pickle(cls: str, state: bytes) -> bytes:
 _LINEAR = "__torch__.torch.nn.modules.linear.Linear"
 
 
-def _tensor(key: str, numel: int) -> bytes:
+def _tensor(key: str, numel: int, size: int | None = None) -> bytes:
+    size = numel if size is None else size
     pid = (
         A.MARK + A.ustr("storage") + A.glob("torch", "FloatStorage") + A.ustr(key)
         + A.ustr("cpu") + A.binint1(numel) + A.TUPLE
     )  # fmt: skip
     return (
         A.glob("torch._utils", "_rebuild_tensor_v2") + A.MARK + pid + A.BINPERSID
-        + A.binint1(0) + A.binint1(numel) + A.TUPLE1 + A.binint1(1) + A.TUPLE1 + A.NEWTRUE
+        + A.binint1(0) + A.binint1(size) + A.TUPLE1 + A.binint1(1) + A.TUPLE1 + A.NEWTRUE
         + A.glob("collections", "OrderedDict") + A.EMPTY_TUPLE + A.REDUCE + A.TUPLE + A.REDUCE
     )  # fmt: skip
 
@@ -277,6 +278,17 @@ _WEIRD: dict[str, bytes] = {
         + A.NONE
         + A.SETITEMS,
     ),
+    # a view past the end of its storage (the pickle's element count is the record's)
+    "view-past-storage": _module_pickle(
+        _LINEAR,
+        A.EMPTY_DICT
+        + A.MARK
+        + A.ustr("weight")
+        + _tensor("0", 6, size=60)
+        + A.ustr("bias")
+        + A.NONE
+        + A.SETITEMS,
+    ),
     # the top level is a plain dict of tensors, not a module
     "not-a-module": A.proto(2) + A.EMPTY_DICT + A.ustr("w") + _tensor("0", 6) + A.SETITEM + A.STOP,
 }
@@ -290,8 +302,9 @@ def test_weird_data_pkl_is_refused_by_convert(tmp_path: Path, name: str) -> None
         return _WEIRD[name] if member.endswith("/data.pkl") else data
 
     weird = _rewrite(src, tmp_path / "weird.jit", change)
-    with pytest.raises(CheckpointError):
+    with pytest.raises(CheckpointError) as info:
         ckptguard.convert(weird, tmp_path / "w.pt")
+    assert "internal" not in str(info.value)  # refused for what it is, before writing
     assert not (tmp_path / "w.pt").exists()
     with pytest.raises(CheckpointError):
         ckptguard.load(weird)

@@ -23,7 +23,7 @@ from typing import Any
 
 from ckptguard._errors import ConvertError
 from ckptguard._formats._zip import Member, read_member
-from ckptguard._pickle._tree import Call, Global, TDict, Tree, TTuple, build_tree
+from ckptguard._pickle._tree import Call, Global, PersId, TDict, Tree, TTuple, build_tree
 
 _CLASS = re.compile(r"class ([A-Za-z_][A-Za-z0-9_]*)\(([A-Za-z_][A-Za-z0-9_.]*)\):")
 _NAMES = re.compile(r"  (__parameters__|__buffers__) = \[((?:\"[^\"\\\n]*\", )*)\]")
@@ -31,15 +31,7 @@ _ITEM = re.compile(r"\"([^\"\\\n]*)\", ")
 _SETSTATE = "  def __setstate__("
 _MAX_DEPTH = 200  # nested submodules
 _MAX_ENTRIES = 1_000_000  # state-dict entries (shared submodules repeat theirs, as in torch)
-_REBUILD_V2 = Global("torch._utils", "_rebuild_tensor_v2")
-_TENSOR_REBUILDS = frozenset(
-    {
-        _REBUILD_V2,
-        Global("torch._utils", "_rebuild_tensor"),
-        Global("torch._utils", "_rebuild_qtensor"),
-        Global("torch._utils", "_rebuild_sparse_tensor"),
-    }
-)
+_REBUILD_V2 = Global("torch._utils", "_rebuild_tensor_v2")  # how torch.jit.save writes tensors
 ORDERED_DICT = Global("collections", "OrderedDict")
 
 
@@ -160,16 +152,19 @@ class _Extractor:
         busy.pop()
 
     def add(self, key: str, value: Any) -> None:
-        if type(value) is not Call or value.func not in _TENSOR_REBUILDS:
+        if type(value) is not Call or value.func != _REBUILD_V2:
             raise _refuse(f"the parameter or buffer {key!r} is not a tensor")
+        problem = _layout_problem(value)
+        if problem is not None:
+            raise _refuse(f"the tensor {key!r} {problem} (damaged or altered file)")
         if len(self.items) >= _MAX_ENTRIES:
             raise _refuse(f"more than {_MAX_ENTRIES} parameters and buffers")
         self.items.append((key, self.detach(value)))
 
     def detach(self, node: Call) -> Call:
         """The tensor with ``requires_grad`` false, as ``state_dict()`` returns it."""
-        args = node.args.items if type(node.args) is TTuple else ()
-        if node.func != _REBUILD_V2 or len(args) not in (6, 7) or args[4] is not True:
+        args = node.args.items
+        if args[4] is not True:
             return node
         done = self.detached.get(id(node))
         if done is None:  # one new node per tensor: tied weights stay one tensor
@@ -185,6 +180,37 @@ class _Extractor:
             )
             self.detached[id(node)] = done
         return done
+
+
+def _ints(v: Any) -> tuple[int, ...] | None:
+    if type(v) is not TTuple or not all(type(x) is int for x in v.items):
+        return None
+    return v.items
+
+
+def _layout_problem(node: Call) -> str | None:
+    """Why ``_rebuild_tensor_v2(storage, offset, size, stride, requires_grad, hooks)`` does not
+    describe a tensor inside its storage (torch.jit.load refuses such views too), or None."""
+    args = node.args.items if type(node.args) is TTuple else ()
+    if len(args) not in (6, 7) or node.has_state or node.dictitems or node.listitems:
+        return "is not rebuilt as torch.jit.save writes tensors"
+    ref, offset, size, stride = args[:4]
+    pid = ref.pid.items if type(ref) is PersId and type(ref.pid) is TTuple else ()
+    if len(pid) != 5 or pid[0] != "storage" or type(pid[4]) is not int:
+        return "does not name a storage of the archive"
+    sizes, strides = _ints(size), _ints(stride)
+    if type(offset) is not int or offset < 0 or sizes is None or strides is None:
+        return "has a malformed offset, size or stride"
+    if len(sizes) != len(strides) or any(d < 0 for d in sizes) or any(s < 0 for s in strides):
+        return "has negative or mismatched sizes and strides"
+    if args[4] not in (True, False):
+        return "has a malformed requires_grad"
+    if 0 in sizes:
+        return None
+    needed = offset + 1 + sum((d - 1) * st for d, st in zip(sizes, strides, strict=True))
+    if needed > pid[4]:
+        return f"needs {needed} elements but its storage holds {pid[4]}"
+    return None
 
 
 def state_dict_tree(mm: Any, by_rel: dict[str, Member], prefix: str) -> Tree:
