@@ -4,6 +4,7 @@ extracts their parameters and buffers without compiling or running any of their 
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -78,6 +79,11 @@ def test_every_torchscript_archive_gets_one_verdict_and_advice(
     text = capsys.readouterr().out
     assert "--allow" not in text and "allow=" not in text
     assert _HINT in text
+    sarif = tmp_path / "out.sarif"
+    assert main(["scan", str(path), "--sarif", str(sarif), "-q"]) == 1
+    capsys.readouterr()
+    messages = [r["message"]["text"] for r in json.loads(sarif.read_text())["runs"][0]["results"]]
+    assert messages and not any("--allow" in m for m in messages)
     # allowing every class changes nothing: no step suggests it
     names = [g.qualified_name for g in f.globals if g.verdict.value == "unknown"]
     again = ckptguard.scan(path, allow=names).files[0]
