@@ -50,13 +50,18 @@ def is_reference_only(g: GlobalRecord) -> bool:
     return tuple(g.uses) == _REFERENCE_ONLY
 
 
-def referenced_hint(names: list[str]) -> str:
-    """The next step for a file whose only danger is referenced callables."""
-    shown = ", ".join(names)
-    them = "them" if len(names) > 1 else "it"
+def referenced_hint(names: list[str], *, listed_above: bool = False) -> str:
+    """The next step for a file whose only danger is referenced callables (``listed_above``:
+    the message already lists them, one per line: they are not repeated)."""
+    many = len(names) > 1
+    if listed_above:
+        shown = f"the dangerous global{'s' if many else ''} listed above"
+    else:
+        shown = ", ".join(names)
+    them = "them" if many else "it"
     return (
         f"this file references {shown} (code that can run) as "
-        f"{'values' if len(names) > 1 else 'a value'}: the file does not call {them} itself, "
+        f"{'values' if many else 'a value'}: the file does not call {them} itself, "
         f"but loading it imports {them} and hands {them} to the code that uses what it loads: "
         f"do not load it (this cannot be allowed); if you produced it yourself, re-save it "
         f"without {them}"

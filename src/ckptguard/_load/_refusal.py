@@ -66,7 +66,7 @@ def refusal(report: FileRecord) -> CheckpointError:
     if only_torchscript(report.globals, report.findings):
         hint = torchscript_hint(path)  # not "tries to run code": it is code, and convert works
     elif referenced_only(report.globals, report.findings):
-        hint = referenced_hint(referenced_only(report.globals, report.findings))
+        hint = referenced_hint(referenced_only(report.globals, report.findings), listed_above=True)
     elif dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
         hint = (
             "this file tries to run code when loaded: do not load it, and there is no way to "
