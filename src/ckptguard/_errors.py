@@ -11,6 +11,10 @@ The public classes say they are ``ckptguard.X`` (``__module__``), which is how t
 
 from __future__ import annotations
 
+# pickle.UnpicklingError is the C accelerator's class (pickle.py re-exports it): importing
+# _pickle alone keeps pickle.py, re and struct out of the scan's start-up.
+from _pickle import UnpicklingError
+
 from ckptguard._verdict import REFUSED, Severity
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -108,8 +112,11 @@ class CheckpointError(Error):
         return head
 
 
-class CorruptCheckpointError(CheckpointError):
-    """The file is unreadable, truncated, inconsistent, or not a checkpoint at all."""
+class CorruptCheckpointError(CheckpointError, RuntimeError):
+    """The file is unreadable, truncated, inconsistent, or not a checkpoint at all.
+
+    Also a :class:`RuntimeError`, what ``torch.load`` raises for a damaged archive, so that
+    handlers written for ``torch.load`` keep working after ``ckptguard code --fix``."""
 
 
 class RemoteError(CheckpointError):
@@ -124,8 +131,11 @@ class RemoteError(CheckpointError):
         self.rule = rule
 
 
-class UnsafeCheckpointError(CheckpointError):
+class UnsafeCheckpointError(CheckpointError, UnpicklingError):
     """The file needs globals that the policy does not allow, or tries to run code.
+
+    Also a :class:`pickle.UnpicklingError`, what ``torch.load(weights_only=True)`` raises for
+    a global it refuses, so that handlers written for ``torch.load`` keep working.
 
     ``report`` is the scan report behind the refusal (a :class:`~ckptguard.FileReport`, when
     the refusal comes from a scan); ``globals`` are its refused globals (unknown or

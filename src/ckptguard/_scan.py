@@ -11,8 +11,9 @@ import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 
+from ckptguard._advice import referenced_hint, referenced_only
 from ckptguard._errors import CheckpointError, FormatError, PickleError
-from ckptguard._formats import MODEL_EXTENSIONS, Extracted, read_file, sniff_head
+from ckptguard._formats import MODEL_EXTENSIONS, Extracted, _torchscript, read_file, sniff_head
 from ckptguard._formats._detect import sniff_data
 from ckptguard._formats._foreign import foreign_model
 from ckptguard._formats._text import classify_text
@@ -83,9 +84,15 @@ def _report_order(r: GlobalRecord) -> tuple[int, str, str]:
     return (_ORDER[r.verdict], r.module, r.name)
 
 
-def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> str | None:
+def _hint(
+    path: str,
+    refs: tuple[GlobalRecord, ...],
+    verdict: FileVerdict,
+    findings: Sequence[FindingRecord] = (),
+) -> str | None:
     if verdict is FileVerdict.DANGEROUS:
-        return _DANGEROUS_HINT
+        referenced = referenced_only(refs, findings)  # dangerous values the file never calls
+        return referenced_hint(referenced) if referenced else _DANGEROUS_HINT
     if verdict is FileVerdict.REVIEW:
         unknown = [r.qualified_name for r in refs if r.verdict is Verdict.UNKNOWN]
         if unknown:
@@ -217,7 +224,9 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
         findings=tuple(findings),
         pickles=tuple(s.name for s in extracted.pickles),
         size=size,
-        hint=_hint(spath, refs, verdict),
+        hint=_torchscript.hint(spath)
+        if _torchscript.only_torchscript(refs, findings)
+        else _hint(spath, refs, verdict, findings),
     )
 
 

@@ -83,7 +83,8 @@ TORCH_MISSING_STORAGE = _rule("torch-missing-storage", E, "A tensor refers to a 
 TORCH_STORAGE_KEYS = _rule("torch-storage-keys", E, "A legacy file's storage-key list does not match the storages its object pickle references.")
 TORCH_STORAGE_SIZE = _rule("torch-storage-size", E, "A storage's size does not match what the pickle says.")
 TORCH_TENSOR_LAYOUT = _rule("torch-tensor-layout", E, "A tensor's size, stride or offset does not fit its storage.")
-TORCH_TORCHSCRIPT = _rule("torch-torchscript", E, "A TorchScript archive: torch.load hands it to torch.jit.load, which runs its code.")
+TORCH_TORCHSCRIPT = _rule("torch-torchscript", D, "A TorchScript archive: code, not only weights (torch.load hands it to torch.jit.load, which compiles and runs it); ckptguard never loads one, and convert extracts its weights.")
+TORCH_MODULE_SOURCE = _rule("torch-module-source", Severity.INFO, "A legacy whole-model pickle carries its module classes' source text; it is never executed (only compared with the installed class).")
 TORCH_TRAILING_DATA = _rule("torch-trailing-data", E, "Bytes after a legacy file's last storage: the file was altered or appended to.")
 TORCH_TRUNCATED = _rule("torch-truncated", E, "A legacy file's storage is cut off: truncated file.")
 

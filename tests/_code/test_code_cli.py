@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from ckptguard._cli import main
+from ckptguard._code._rules import RULES
 
 RISKY = """\
 import torch
@@ -207,7 +208,9 @@ def test_sarif(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (run_,) = doc["runs"]
     rules = run_["tool"]["driver"]["rules"]
     ids = [r["id"] for r in rules]
-    assert ids == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105", "CKG201"]
+    assert ids == [r.id for r in RULES]
+    assert ids[:5] == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105"]
+    assert {"CKG106", "CKG201", "CKG202"} <= set(ids)
     assert all(r["fullDescription"]["text"] for r in rules)
     assert rules[0]["helpUri"].endswith("docs/code.md#ckg101-torch-load-no-weights-only")
     results = run_["results"]

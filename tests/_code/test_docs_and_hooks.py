@@ -26,7 +26,10 @@ def test_rule_ids_and_names_unique_and_stable_format() -> None:
 
 
 def test_select_prefix() -> None:
-    assert [r.id for r in select("CKG1")] == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105"]
+    assert [r.id for r in select("CKG1")] == [
+        "CKG101", "CKG102", "CKG103", "CKG104", "CKG105", "CKG106",
+    ]  # fmt: skip
+    assert [r.id for r in select("CKG2")] == ["CKG201", "CKG202"]
     assert select("CK") == ()
     assert select("nope") == ()
 

@@ -61,7 +61,8 @@ def _summary(a: PickleAnalysis) -> object:
 
 
 def _tree_summary(t: Tree) -> object:
-    return (t.end, t.protocol, _shape(t.root))
+    # repr: a NaN float (a damaged pickle can hold one) is unequal to itself
+    return (t.end, t.protocol, repr(_shape(t.root)))
 
 
 _PATHS = {  # walker: (summary, fast, exact)

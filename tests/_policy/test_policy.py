@@ -270,6 +270,13 @@ def test_torch_profile_covers_torchs_tensor_rebuild_functions() -> None:
 # Each is listed here on purpose: growing the profile beyond torch's list needs a decision.
 _TORCH_PROFILE_EXTRAS = {
     "torch.torch_version.TorchVersion",  # a str subclass Lightning stores
+    *(  # TorchScript's pickle helpers: identity functions (torch/jit/_pickle.py)
+        f"torch.jit._pickle.{name}"
+        for name in (
+            "build_boollist", "build_doublelist", "build_intlist", "build_tensor_from_id",
+            "build_tensorlist", "restore_type_tag",
+        )
+    ),
     *(
         f"torch.{layout}"  # layout constants: torch resolves them through _get_layout
         for layout in (

@@ -22,10 +22,12 @@ DESCRIPTION = """\
 Check Python files (directories are walked for *.py, skipping .git, virtualenvs and build
 directories; symbolic links met there are listed as skipped, never followed; only regular
 files up to 10 MiB are read) for torch.load calls that can run code from a checkpoint,
-torch.load used as a value or monkey-patched, and pickle/dill/joblib loads. Names are
-resolved through imports (import torch as th, from torch import load as f,
-torch.serialization.load). Nothing is imported or executed. --fix rewrites fixable calls
-([*]) to ckptguard.load(...), never through a symbolic link.
+torch.load used as a value or monkey-patched, torch.hub.load_state_dict_from_url /
+torch.utils.model_zoo.load_url without weights_only=True, pickle/dill/joblib loads and
+numpy.load(allow_pickle=True). Names are resolved through imports (import torch as th, from
+torch import load as f, torch.serialization.load). Nothing is imported or executed. --fix
+rewrites fixable calls ([*]) to ckptguard.load(...) (hub loaders: weights_only=True), never
+through a symbolic link.
 
 Suppress a finding with a comment on the line where the call starts or ends:
   # ckptguard: ignore[CKG101]      (or a rule name, several comma-separated; bare: all rules)"""

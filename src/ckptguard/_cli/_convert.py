@@ -25,8 +25,10 @@ DESCRIPTION = """\
 Rewrite SRC as DST so that torch.load(DST) with PyTorch's defaults loads it on any machine:
 tensors are copied byte for byte; numpy arrays become tensors, numpy scalars numbers, other
 objects (argparse.Namespace, dataclasses, Enum members, omegaconf configs, ...) plain data, and
-their original types are recorded under the '__ckptguard__' key. Nothing from SRC is executed;
-a file with a dangerous global is refused and nothing is written."""
+their original types are recorded under the '__ckptguard__' key. A TorchScript archive gives
+its state dict (parameters and buffers, as torch.jit.load(SRC).state_dict() keys them) without
+compiling or running its code. Nothing from SRC is executed; a file with a dangerous global is
+refused and nothing is written."""
 
 EPILOG = """\
 exit status: 0 converted, 1 refused (dangerous file), 2 error or bad usage
@@ -34,6 +36,7 @@ exit status: 0 converted, 1 refused (dangerous file), 2 error or bad usage
 examples:
   ckptguard convert old.ckpt new.ckpt
   ckptguard convert old.ckpt model.safetensors --to safetensors
+  ckptguard convert model.jit weights.pt          (TorchScript: the weights, no code run)
   ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)"""
 
 

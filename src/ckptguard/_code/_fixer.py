@@ -23,7 +23,10 @@ def apply_fixes(module: cst.Module, sites: Sequence[Site]) -> cst.Module:
     fixes = {id(s.fix.call): s.fix for s in sites if s.fix is not None}
     if not fixes:
         return module
-    return _ensure_import(module.visit(_Transformer(fixes)))
+    fixed = module.visit(_Transformer(fixes))
+    if not any(f.needs_import for f in fixes.values()):
+        return fixed  # only weights_only=True added: nothing new to import
+    return _ensure_import(fixed)
 
 
 def _ensure_import(module: cst.Module) -> cst.Module:
@@ -81,6 +84,8 @@ class _Transformer(cst.CSTTransformer):
         fix = self._fixes.get(id(original_node))
         if fix is None:
             return updated_node
+        if fix.kind == "weights-only":
+            return _weights_only_true(updated_node, fix.drop)
         old = updated_node.func
         func = cst.Attribute(
             value=cst.Name(FIX_NAME),
@@ -92,6 +97,49 @@ class _Transformer(cst.CSTTransformer):
         if fix.drop is not None:
             call = _drop_argument(call, fix.drop)
         return call
+
+
+def _weights_only_true(call: cst.Call, index: int | None) -> cst.Call:
+    """``call`` with the argument at ``index`` set to ``True``, or with ``weights_only=True``
+    appended after its last argument in the same layout (a trailing comma stays trailing)."""
+    args = list(call.args)
+    true = cst.Name("True")
+    if index is not None:
+        args[index] = args[index].with_changes(value=true)
+        return call.with_changes(args=args)
+    new = cst.Arg(
+        value=true,
+        keyword=cst.Name("weights_only"),
+        equal=cst.AssignEqual(
+            whitespace_before=cst.SimpleWhitespace(""), whitespace_after=cst.SimpleWhitespace("")
+        ),
+    )
+    if not args:
+        return call.with_changes(args=[new])
+    last = args[-1]
+    # the whitespace that led up to the last argument leads up to the new one too
+    before = args[-2].comma if len(args) > 1 else None
+    lead: Whitespace = (
+        before.whitespace_after if isinstance(before, cst.Comma) else call.whitespace_before_args
+    )
+    if not isinstance(lead, cst.ParenthesizedWhitespace):
+        lead = cst.SimpleWhitespace(" ")
+    if isinstance(last.comma, cst.Comma):  # `f(\n    url,\n)`: the new one takes the comma
+        args[-1] = last.with_changes(comma=cst.Comma(whitespace_after=lead))
+        args.append(new.with_changes(comma=last.comma))
+    else:  # `f(url)` / `f(\n    url  # c\n)`: what preceded `)` still does
+        after = last.whitespace_after_arg
+        tail: Whitespace = after
+        if isinstance(after, cst.ParenthesizedWhitespace) and isinstance(
+            lead, cst.ParenthesizedWhitespace
+        ):  # a comment after the last argument stays on its line
+            lead = lead.with_changes(first_line=after.first_line, empty_lines=after.empty_lines)
+            tail = after.with_changes(first_line=cst.TrailingWhitespace(), empty_lines=[])
+        args[-1] = last.with_changes(
+            comma=cst.Comma(whitespace_after=lead), whitespace_after_arg=cst.SimpleWhitespace("")
+        )
+        args.append(new.with_changes(whitespace_after_arg=tail))
+    return call.with_changes(args=args)
 
 
 def _drop_argument(call: cst.Call, index: int) -> cst.Call:
@@ -112,7 +160,14 @@ def _drop_argument(call: cst.Call, index: int) -> cst.Call:
     assert isinstance(prev.comma, cst.Comma)  # it was followed by the removed argument
     merged = _merge(prev.comma.whitespace_after, after)
     last = index == len(args)
-    if last and not _multiline(merged):
+    if last and not isinstance(removed.comma, cst.Comma) and _multiline(merged):
+        # `f(\n    p,\n    weights_only=False\n)`: the comma before the removed last argument
+        # only separated the two; it goes with it (no dangling comma), and what led up to `)`
+        # stays (a trailing comma the source had after the removed argument is kept below)
+        args[index - 1] = prev.with_changes(
+            comma=cst.MaybeSentinel.DEFAULT, whitespace_after_arg=merged
+        )
+    elif last and not _multiline(merged):
         # One line: what preceded `)` still does. `f(p, weights_only=False)` -> `f(p)`,
         # `f( p , weights_only=False )` -> `f( p )`, `f(p, weights_only=False,)` -> `f(p,)`.
         if isinstance(removed.comma, cst.Comma):

@@ -30,21 +30,34 @@ PICKLE_LOADERS = frozenset(
     }
 )
 
+# torch.load with weights_only defaulting to False (torch 2.13): model_zoo.load_url *is*
+# torch.hub.load_state_dict_from_url(url, model_dir, map_location, progress, check_hash,
+# file_name, weights_only=False)
+TORCH_HUB_LOADERS = frozenset(
+    {"torch.hub.load_state_dict_from_url", "torch.utils.model_zoo.load_url"}
+)
+HUB_WEIGHTS_ONLY_POSITION = 6  # 0-based index of weights_only among the positional parameters
+
+# numpy.load(file, mmap_mode=None, allow_pickle=False, ...)
+NUMPY_LOAD = frozenset({"numpy.load"})
+ALLOW_PICKLE_POSITION = 2
+
 SETATTR = "builtins.setattr"
 
 # Last components of the names above: only nodes ending in one of them are resolved.
-LEAF_NAMES = frozenset(n.rsplit(".", 1)[-1] for n in TORCH_LOAD | PICKLE_LOADERS)
+_ALL_CALLS = TORCH_LOAD | PICKLE_LOADERS | TORCH_HUB_LOADERS | NUMPY_LOAD
+LEAF_NAMES = frozenset(n.rsplit(".", 1)[-1] for n in _ALL_CALLS)
 BARE_NAMES = frozenset({"setattr"})
 
 # torch.load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kw)
 PICKLE_MODULE_POSITION = 2  # 0-based index of pickle_module among the positional parameters
 
 # Modules a finding needs imported (first component of every name above).
-ROOT_MODULES = frozenset(n.split(".", 1)[0] for n in TORCH_LOAD | PICKLE_LOADERS)
+ROOT_MODULES = frozenset(n.split(".", 1)[0] for n in _ALL_CALLS)
 
 # Every watched dotted name, and every proper prefix of one (`torch`, `torch.serialization`):
 # what an import must bind for a name in the module to resolve to a watched one.
-WATCHED = TORCH_LOAD | PICKLE_LOADERS
+WATCHED = _ALL_CALLS
 PREFIXES = frozenset(
     ".".join(parts[:i]) for parts in (n.split(".") for n in WATCHED) for i in range(1, len(parts))
 )

@@ -52,11 +52,27 @@ TORCH_LOAD_MONKEYPATCH = Rule(
     "monkey-patch usually switches weights_only off for every caller, libraries included",
     "error",
 )
+TORCH_HUB_LOAD_URL = Rule(
+    "CKG106",
+    "torch-hub-load-url",
+    "torch.hub.load_state_dict_from_url / torch.utils.model_zoo.load_url without "
+    "weights_only=True: their weights_only defaults to False (torch 2.13), so a malicious "
+    "checkpoint at the URL or in the cache runs code; fixed by passing weights_only=True",
+    "error",
+)
 PICKLE_LOAD = Rule(
     "CKG201",
     "pickle-load",
     "pickle.load/loads/Unpickler (or dill, cloudpickle, joblib.load, pandas.read_pickle) on data: "
     "unpickling untrusted bytes runs code; use a data format (JSON, safetensors, npz)",
+    "warning",
+)
+NUMPY_LOAD_ALLOW_PICKLE = Rule(
+    "CKG202",
+    "numpy-load-allow-pickle",
+    "numpy.load with allow_pickle=True (or not a literal False): object arrays in the file are "
+    "unpickled, which runs code from a malicious .npy/.npz; no automatic fix (allow_pickle=False "
+    "fails on object arrays)",
     "warning",
 )
 
@@ -66,7 +82,9 @@ RULES: tuple[Rule, ...] = (
     TORCH_LOAD_PICKLE_MODULE,
     TORCH_LOAD_AS_VALUE,
     TORCH_LOAD_MONKEYPATCH,
+    TORCH_HUB_LOAD_URL,
     PICKLE_LOAD,
+    NUMPY_LOAD_ALLOW_PICKLE,
 )
 
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}

@@ -53,10 +53,18 @@ class Site:
 
 @dataclass(frozen=True)
 class Fix:
-    """Rewrite ``call`` to ``ckptguard.load(...)``, dropping the argument at ``drop`` if any."""
+    """Rewrite ``call`` to ``ckptguard.load(...)``, dropping the argument at ``drop`` if any;
+    or, for ``kind="weights-only"`` (torch.hub loaders), keep the callee and make the
+    weights_only argument at ``drop`` the literal ``True`` (append ``weights_only=True`` when
+    ``drop`` is None)."""
 
     call: cst.Call
     drop: int | None  # index of the weights_only argument in call.args
+    kind: str = "ckptguard"  # or "weights-only"
+
+    @property
+    def needs_import(self) -> bool:
+        return self.kind == "ckptguard"
 
 
 def analyze(wrapper: cst.MetadataWrapper) -> list[Site]:
@@ -164,6 +172,10 @@ class _Visitor(cst.CSTVisitor):
         if not imported.isdisjoint(_names.TORCH_LOAD):
             self._handled.add(id(func))
             self._torch_load_call(node)
+        elif not imported.isdisjoint(_names.TORCH_HUB_LOADERS):
+            self._hub_call(node, sorted(imported & _names.TORCH_HUB_LOADERS)[0])
+        elif not imported.isdisjoint(_names.NUMPY_LOAD):
+            self._numpy_load_call(node)
         elif not imported.isdisjoint(_names.PICKLE_LOADERS):
             name = sorted(imported & _names.PICKLE_LOADERS)[0]
             self._add(
@@ -175,6 +187,56 @@ class _Visitor(cst.CSTVisitor):
             )
         elif _names.SETATTR in self._builtins(func):
             self._setattr_call(node)
+
+    def _hub_call(self, node: cst.Call, name: str) -> None:
+        """torch.hub.load_state_dict_from_url / model_zoo.load_url: torch.load underneath, with
+        weights_only defaulting to False. The fix passes weights_only=True (the state dict these
+        functions are for loads under it); there is no ckptguard equivalent to route to."""
+        index = _argument(node, "weights_only", _names.HUB_WEIGHTS_ONLY_POSITION)
+        if index is not None and m.matches(node.args[index].value, m.Name("True")):
+            return
+        if index is None:
+            what = "without weights_only (it defaults to False)"
+        elif m.matches(node.args[index].value, m.Name("False")):
+            what = "with weights_only=False"
+        else:
+            what = "with weights_only not a literal True"
+        message = f"{name} {what}: a malicious checkpoint at the URL or in the cache runs code"
+        why_not = None
+        if any(a.star for a in node.args):
+            why_not = "*args/**kwargs may carry weights_only already"
+        elif index is not None and _has_side_effects(node.args[index].value):
+            why_not = "replacing the weights_only expression would skip a call it makes"
+        if why_not is not None:
+            self._add(
+                R.TORCH_HUB_LOAD_URL, f"{message}; not fixable automatically: {why_not}", node
+            )
+            return
+        fix = Fix(node, index, kind="weights-only")
+        self._add(
+            R.TORCH_HUB_LOAD_URL,
+            f"{message}; pass weights_only=True (fixable with --fix)",
+            node,
+            fix=fix,
+        )
+
+    def _numpy_load_call(self, node: cst.Call) -> None:
+        index = _argument(node, "allow_pickle", _names.ALLOW_PICKLE_POSITION)
+        spread = any(
+            a.star == "**" and _spreads_keyword(a.value, "allow_pickle") for a in node.args
+        )
+        if index is None and not spread:
+            return  # allow_pickle=False, numpy's default
+        if index is not None and m.matches(node.args[index].value, m.Name("False")):
+            return
+        self._add(
+            R.NUMPY_LOAD_ALLOW_PICKLE,
+            "numpy.load with allow_pickle enabled unpickles object arrays, which runs code "
+            "from a malicious .npy/.npz; not fixable automatically (allow_pickle=False fails on "
+            "object arrays): load plain arrays with allow_pickle=False, and store other data "
+            "without pickles (or check each file with `ckptguard scan FILE` before loading)",
+            node,
+        )
 
     def _builtins(self, node: cst.CSTNode) -> set[str]:
         return self._qualified(node, QualifiedNameSource.BUILTIN)
@@ -454,16 +516,39 @@ def _dotted(node: cst.BaseExpression) -> str:
 
 def _spreads_pickle_module(value: cst.BaseExpression) -> bool:
     """``**{"pickle_module": m}`` or ``**dict(pickle_module=m)``."""
+    return _spreads_keyword(value, "pickle_module")
+
+
+def _spreads_keyword(value: cst.BaseExpression, keyword: str) -> bool:
+    """``**{"keyword": v}`` or ``**dict(keyword=v)``."""
     if isinstance(value, cst.Dict):
         return any(
             isinstance(e, cst.DictElement)
             and isinstance(e.key, cst.SimpleString)
-            and e.key.evaluated_value == "pickle_module"
+            and e.key.evaluated_value == keyword
             for e in value.elements
         )
     if isinstance(value, cst.Call) and m.matches(value.func, m.Name("dict")):
-        return any(a.keyword is not None and a.keyword.value == "pickle_module" for a in value.args)
+        return any(a.keyword is not None and a.keyword.value == keyword for a in value.args)
     return False
+
+
+def _argument(node: cst.Call, keyword: str, position: int) -> int | None:
+    """Index in ``node.args`` of the argument for parameter ``keyword``: by keyword, or the
+    positional one at ``position`` (counted before any ``*args``), or None."""
+    positional = 0
+    counting = True
+    for i, a in enumerate(node.args):
+        if a.keyword is not None:
+            if a.keyword.value == keyword:
+                return i
+        elif a.star:
+            counting = False  # positions after *args are unknown
+        elif counting:
+            if positional == position:
+                return i
+            positional += 1
+    return None
 
 
 def _has_side_effects(node: cst.CSTNode) -> bool:

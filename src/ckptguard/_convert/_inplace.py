@@ -53,7 +53,16 @@ def convert_in_place(
     for i, path in enumerate(targets, 1):
         try:
             needed, fmt = needs_conversion(path)
-            if not needed:
+            if fmt == "torchscript":  # a program: replacing it by its weights is not in place
+                outcomes.append(
+                    Outcome(
+                        path,
+                        "unchanged",
+                        "torchscript: a TorchScript program, left as it is; to get its weights "
+                        f"without running it: ckptguard convert {path} weights.pt",
+                    )
+                )
+            elif not needed:
                 outcomes.append(
                     Outcome(path, "unchanged", f"{fmt}: already loads with weights-only torch.load")
                 )

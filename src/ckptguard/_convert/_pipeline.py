@@ -28,6 +28,7 @@ from ckptguard._errors import (
     UnsafeCheckpointError,
     UsageError,
 )
+from ckptguard._formats._torchscript import only_torchscript
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy, default_policy
@@ -157,7 +158,8 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
             hint=f"pass --force to overwrite it: ckptguard convert {src_path} {dst_path} --force",
         )
     report = scan_file(src_path, policy)
-    refuse_unsafe(report)
+    if not only_torchscript(report.globals, report.findings):  # its weights can be extracted
+        refuse_unsafe(report)
     try:
         src = open_source(src_path)
     except CheckpointError as exc:

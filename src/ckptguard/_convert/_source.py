@@ -14,7 +14,7 @@ from ckptguard._errors import CorruptCheckpointError
 from ckptguard._formats._common import LEGACY_MAGIC_NUMBER as MAGIC_NUMBER
 from ckptguard._formats._common import corrupt
 from ckptguard._formats._detect import _PICKLE_START
-from ckptguard._formats._torchzip import storage_element_size
+from ckptguard._formats._torchzip import is_torchscript_name, storage_element_size
 from ckptguard._formats._zip import read_member, read_members
 from ckptguard._pickle import DEFAULT_LIMITS
 from ckptguard._pickle._tree import Call, PersId, TDict, TList, Tree, TSet, TTuple, build_tree
@@ -100,22 +100,23 @@ def _open_zip(path: str, mm: mmap.mmap) -> Source:
     by_rel = {m.name[len(prefix) :]: m for m in members if m.name.startswith(prefix)}
     if len(by_rel) != len(members):
         raise corrupt("zip members outside the archive directory", fmt="zip")
-    if "constants.pkl" in by_rel or any(r.startswith("code/") for r in by_rel):
-        raise CorruptCheckpointError(
-            "a TorchScript archive: its code cannot be rewritten as data",
-            hint="export the weights with torch.jit.load(...).state_dict() in a sandbox",
-            format="torchscript",
-        )
+    if any(is_torchscript_name(r) for r in by_rel):  # as the scan and torch.load decide
+        from ckptguard._convert._torchscript import state_dict_tree  # noqa: PLC0415
+
+        return Source(path, "torchscript", state_dict_tree(mm, by_rel, prefix), _records(by_rel))
     pkl = by_rel.get("data.pkl")
     if pkl is None:
         raise corrupt(f"zip archive without {prefix}data.pkl", fmt="zip")
     tree = build_tree(read_member(mm, pkl), where=prefix + "data.pkl")
-    records = {
+    return Source(path, "pytorch-zip", tree, _records(by_rel))
+
+
+def _records(by_rel: dict[str, Any]) -> dict[str, Record]:
+    return {
         rel[5:]: Record(m.data_offset, m.compressed_size, m.size, m.method, m.crc)
         for rel, m in by_rel.items()
         if rel.startswith("data/") and len(rel) > 5
     }
-    return Source(path, "pytorch-zip", tree, records)
 
 
 def _open_legacy(path: str, mm: mmap.mmap, first: Tree) -> Source:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from ckptguard._errors import PickleError
-from ckptguard._pickle._analysis import GlobalUsage, PickleAnalysis, PickleLimits
+from ckptguard._pickle._analysis import GlobalConst, GlobalUsage, PickleAnalysis, PickleLimits
 from ckptguard._results import FindingRecord
 from ckptguard._scan_rules import (
     TORCH_BAD_LOCATION,
     TORCH_BAD_PERSISTENT_ID,
     TORCH_LEGACY_FRAME,
+    TORCH_MODULE_SOURCE,
     TORCH_STORAGE_KEYS,
     TORCH_STORAGE_SIZE,
     TORCH_TRAILING_DATA,
     TORCH_TRUNCATED,
 )
+from ckptguard._verdict import Severity
 
 from ._common import PROTOCOL_VERSION, Buffer, error_finding
 from ._extracted import Extracted, PickleStream
@@ -81,8 +83,9 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         raise _failed(streams, "legacy torch file: the storage-key list is not a list of strings")
     findings = framing + _walk_storages(buf, pos, keys, streams[3])
     findings += check_tensors(streams[3].analysis, streams[3].name)
+    findings += _module_findings(streams[3])
     for pid in streams[3].analysis.persistent_ids:
-        if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", "module")):
+        if not (isinstance(pid, tuple) and pid and pid[0] in ("storage", "module", b"module")):
             findings.append(
                 error_finding(
                     TORCH_BAD_PERSISTENT_ID,
@@ -108,6 +111,50 @@ def read_legacy(buf: Buffer, first: PickleAnalysis, limits: PickleLimits) -> Ext
         findings=tuple(findings),
         details={"storages": str(len(keys))},
     )
+
+
+def _module_findings(main: PickleStream) -> list[FindingRecord]:
+    """Whole-model pickles (``torch.save(model)``): each ``nn.Module`` class travels in a
+    ``('module', <class>, <source file>, <source text>)`` persistent id. torch.load's
+    ``persistent_load`` returns the class (a global, imported by the pickle's own GLOBAL and
+    judged by the policy like any other) and only compares the source text with the installed
+    class's source to warn when it changed: the text is never executed. Anything else in such
+    an id is refused."""
+    classes: list[str] = []
+    for pid in main.analysis.persistent_ids:
+        if not (isinstance(pid, tuple) and pid and pid[0] in ("module", b"module")):
+            continue
+        if not (
+            len(pid) == 4
+            and type(pid[1]) is GlobalConst
+            and all(x is None or type(x) is str for x in pid[2:])
+        ):
+            return [
+                error_finding(
+                    TORCH_BAD_PERSISTENT_ID,
+                    "a whole-model persistent id is not ('module', <class>, <source file>, "
+                    "<source text>): refused (damaged or crafted file)",
+                    main.name,
+                )
+            ]
+        name = f"{pid[1].module}.{pid[1].name}"
+        if name not in classes:
+            classes.append(name)
+    if not classes:
+        return []
+    shown = ", ".join(classes[:5]) + (f" and {len(classes) - 5} more" if len(classes) > 5 else "")
+    return [
+        FindingRecord(
+            TORCH_MODULE_SOURCE,
+            Severity.INFO,
+            f"whole-model pickle: {len(classes)} module class"
+            f"{'es' if len(classes) != 1 else ''} ({shown}) carry the source text they had "
+            "when saved; that text is never executed (torch.load and ckptguard.load only "
+            "compare it with the installed class's source and warn if it changed): the classes "
+            "are imported from the installed code, as the globals listed",
+            main.name,
+        )
+    ]
 
 
 def _failed(

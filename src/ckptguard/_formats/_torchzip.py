@@ -11,12 +11,13 @@ from ckptguard._scan_rules import (
     TORCH_MISSING_STORAGE,
     TORCH_STORAGE_SIZE,
     TORCH_TENSOR_LAYOUT,
-    TORCH_TORCHSCRIPT,
     ZIP_CASE_COLLISION,
     ZIP_CASE_VARIANT,
     ZIP_LONG_NAME,
 )
+from ckptguard._verdict import Severity
 
+from . import _torchscript
 from ._common import NPY_MAGIC, Buffer, analyse_stream, corrupt, error_finding
 from ._extracted import Extracted, Member, PickleStream
 from ._zip import member_head, read_member, read_members, verify_member
@@ -134,14 +135,10 @@ def read_zip(buf: Buffer, limits: PickleLimits) -> Extracted:
                 sub = _read_npy_member(buf, m, limits)
                 streams.extend(sub.pickles)
                 findings.extend(sub.findings)
-    if torchscript:
+    if torchscript:  # one verdict and one message for every TorchScript archive
         findings.append(
-            error_finding(
-                TORCH_TORCHSCRIPT,
-                f"TorchScript archive ({prefix}{torchscript[0]}): torch.load hands such files to "
-                "torch.jit.load, which runs the TorchScript code and pickles ckptguard does not "
-                "vet",
-                prefix + torchscript[0],
+            FindingRecord(
+                _torchscript.RULE, Severity.DANGEROUS, _torchscript.MESSAGE, prefix + torchscript[0]
             )
         )
     data_stream = next(s for s in streams if s.name == prefix + "data.pkl")

@@ -35,7 +35,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ckptguard._errors import CorruptCheckpointError
+from ckptguard._errors import CheckpointError, CorruptCheckpointError
 from ckptguard._formats import Extracted, PickleStream
 from ckptguard._formats._common import MAX_PICKLE_MEMBER, stream_digest
 from ckptguard._load import _torch as _t
@@ -91,6 +91,8 @@ def _unpickle(
         unpickler.persistent_load = persistent_load  # type: ignore[method-assign]
     try:
         result = unpickler.load()
+    except CheckpointError:  # find_class's refusal (an UnsafeCheckpointError is also an
+        raise  # UnpicklingError) stays what it is
     except (pickle.UnpicklingError, EOFError) as exc:
         raise req.corrupt(
             f"Python's unpickler cannot read the {label} within the bytes the scan analysed "
@@ -104,9 +106,29 @@ def _unpickle(
     return result
 
 
+class EnvironmentFailure(Exception):
+    """torch refused to place a valid storage on this machine (a CUDA storage where CUDA is not
+    available, a device index past ``device_count()``, a ``map_location`` that names such a
+    device or raises): ``torch.load`` raises the same error, so ``ckptguard.load`` re-raises
+    ``original`` as it is rather than calling the file corrupt."""
+
+    def __init__(self, original: Exception) -> None:
+        super().__init__(str(original))
+        self.original = original
+
+
 def _restore(map_location: Any) -> Callable[[Any, str], Any]:
     fn: Callable[[Any, str], Any] = _t.serialization()._get_restore_location(map_location)
-    return fn
+
+    def restore(storage: Any, location: str) -> Any:
+        # the scan checked that ``location`` is a device torch knows (torch-bad-location): what
+        # fails here is this machine or the caller's map_location, as under torch.load
+        try:
+            return fn(storage, location)
+        except Exception as exc:
+            raise EnvironmentFailure(exc) from None
+
+    return restore
 
 
 def _ascii(value: Any) -> Any:

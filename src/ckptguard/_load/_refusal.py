@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from ckptguard._advice import is_reference_only, referenced_hint, referenced_only
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UnsafeCheckpointError
+from ckptguard._formats._torchscript import hint as torchscript_hint
+from ckptguard._formats._torchscript import only_torchscript
 from ckptguard._reporters._terminal import escape
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._verdict import REFUSED, FileVerdict, Severity, Verdict
@@ -10,8 +13,13 @@ from ckptguard._verdict import REFUSED, FileVerdict, Severity, Verdict
 _MAX_LISTED = 12
 
 
-def _global_line(g: GlobalRecord) -> str:
-    if g.verdict is Verdict.DANGEROUS:
+def _global_line(g: GlobalRecord, referenced: bool = False) -> str:
+    if g.verdict is Verdict.DANGEROUS and referenced and is_reference_only(g):
+        tail = (
+            "referenced as a value, not called by the file itself; loading would import it "
+            "and hand it to your code; it can never be allowed"
+        )
+    elif g.verdict is Verdict.DANGEROUS:
         tail = "this file tries to run code or reach the system; it can never be allowed"
     else:
         tail = "allow it only if you trust the code that defines it"
@@ -45,13 +53,20 @@ def refusal(report: FileRecord) -> CheckpointError:
             f"refused: the file needs {len(bad)} global{'s' if len(bad) != 1 else ''} "
             "that the policy does not allow:"
         )
-        lines.extend(_global_line(g) for g in bad[:_MAX_LISTED])
+        # "only referenced" is said of a file as a whole: a value passed to a call that calls
+        # it (functools.partial(...)() and the like) is a call
+        referenced = bool(referenced_only(report.globals, report.findings))
+        lines.extend(_global_line(g, referenced) for g in bad[:_MAX_LISTED])
         if len(bad) > _MAX_LISTED:
             lines.append(f"  ... and {len(bad) - _MAX_LISTED} more (ckptguard scan {path})")
     if findings:
         lines.append("refused: the scan found:" if not bad else "and the scan found:")
         lines.extend(_finding_line(f) for f in findings[:_MAX_LISTED])
-    if dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
+    if only_torchscript(report.globals, report.findings):
+        hint = torchscript_hint(path)  # not "tries to run code": it is code, and convert works
+    elif referenced_only(report.globals, report.findings):
+        hint = referenced_hint(referenced_only(report.globals, report.findings), listed_above=True)
+    elif dangerous or any(f.severity is Severity.DANGEROUS for f in findings):
         hint = (
             "this file tries to run code when loaded: do not load it, and there is no way to "
             "allow it. If you made it yourself, re-save it from a trusted environment as plain "

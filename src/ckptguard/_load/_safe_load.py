@@ -29,7 +29,13 @@ from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
-from ckptguard._load._container import Request, load_legacy, load_zip, mmap_on_legacy
+from ckptguard._load._container import (
+    EnvironmentFailure,
+    Request,
+    load_legacy,
+    load_zip,
+    mmap_on_legacy,
+)
 from ckptguard._load._refusal import refusal
 from ckptguard._load._source import Source
 from ckptguard._policy import Policy, PolicyArg, resolve_policy
@@ -255,7 +261,9 @@ def _load_scanned(
         raise CheckpointError(
             f"this is a {fmt} file, not a PyTorch checkpoint: torch.load cannot read it either",
             path=scanned.name,
-            hint=_OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
+            hint=_numpy_hint(scanned)
+            if fmt in ("numpy", "numpy-npz")
+            else _OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
             format=fmt,
         )
     if mmap and fmt == "pytorch-legacy":
@@ -280,6 +288,8 @@ def _load_scanned(
         return load_zip(request) if fmt == "pytorch-zip" else load_legacy(request)
     except CheckpointError:
         raise
+    except EnvironmentFailure as exc:  # torch's own error, as torch.load raises it
+        raise exc.original from None
     except Exception as exc:  # damaged tensor metadata, a storage torch cannot build, ...
         raise CorruptCheckpointError(
             f"it could not be loaded: {type(exc).__name__}: {exc}", path=name,
@@ -289,9 +299,21 @@ def _load_scanned(
 
 _OTHER_FORMAT_HINT = {
     "pickle": "a plain pickle is not a checkpoint; `ckptguard scan` shows what it would import",
-    "numpy": "load it with numpy.load(path, allow_pickle=False)",
-    "numpy-npz": "load it with numpy.load(path, allow_pickle=False)",
 }
+
+
+def _numpy_hint(scanned: _Scanned) -> str:
+    """Advice that works for this numpy file: plain arrays load with allow_pickle=False;
+    object arrays (pickles inside) need allow_pickle=True, which this scan just vetted."""
+    name = scanned.name
+    if not scanned.extracted.pickles:
+        return f"it holds plain arrays only: numpy.load({name!r}, allow_pickle=False) reads it"
+    return (
+        f"it holds object arrays (pickles), which numpy.load({name!r}, allow_pickle=False) "
+        "refuses: this scan found only vetted globals in them, so numpy.load(path, "
+        "allow_pickle=True) imports nothing else; scan it again (ckptguard scan "
+        f"{name}) if the file can change before you load it"
+    )
 
 
 def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:

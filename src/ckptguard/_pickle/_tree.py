@@ -98,6 +98,16 @@ class Tree:
     protocol: int
 
 
+def _persistent(pid: Any) -> Any:
+    """What BINPERSID leaves on the stack: a :class:`PersId`, except for torch's legacy
+    ``('module', <class>, file, source)`` id (whole-model pickles), whose ``persistent_load``
+    returns the class itself (the source text is only compared, never run)."""
+    parts = pid.items if type(pid) is TTuple else ()
+    if len(parts) >= 2 and parts[0] in ("module", b"module") and type(parts[1]) is Global:
+        return parts[1]
+    return PersId(pid)
+
+
 class _Builder(Reader):
     """The tree builder: the shared reader's data opcodes, with tree nodes for values, and
     the semantic opcodes below (``load_<name>``, dispatched by :meth:`Reader.step`)."""
@@ -175,7 +185,7 @@ class _Builder(Reader):
         metastack = self.metastack
         u32 = U32
         i32 = I32
-        persid = PersId
+        persid = _persistent
         f64 = F64
         tdict = TDict
         ttuple = TTuple
@@ -445,7 +455,7 @@ class _Builder(Reader):
         target.state, target.has_state = state, True
 
     def load_binpersid(self) -> None:
-        self.push(PersId(self.pop()))
+        self.push(_persistent(self.pop()))
 
     def load_persid(self) -> None:
         self.push(PersId(self.text(self.line(), "ascii")))

@@ -307,6 +307,17 @@ _BIG_BYTES = _Big("bytes")
 _MARKS_CLOSERS = frozenset(b"tldeu\x90\x91io1")
 
 
+def _module_class(pid: Any) -> _Glob | None:
+    """The global a ``('module', <global>, ...)`` persistent id names: torch.load's legacy
+    ``persistent_load`` returns it (for any length: a malformed id may still return it), and
+    nothing else happens to it there (its source text is only compared, never run)."""
+    if type(pid) is tuple and len(pid) >= 2 and pid[0] in ("module", b"module"):
+        cls = pid[1]
+        if type(cls) is _Glob:
+            return cls
+    return None
+
+
 class _Walker(Reader):
     """State of one walk; :func:`analyze_pickle` is the entry point."""
 
@@ -1408,11 +1419,20 @@ class _Walker(Reader):
     def load_binpersid(self) -> None:
         pid = self.pop()
         self.reference((pid,))
+        cls = _module_class(pid)
+        was_referenced = cls is not None and cls.referenced
         if type(pid) is tuple:
             self.reference_tuple(pid)
+            if cls is not None:  # what the pickle does with the class is recorded next
+                cls.referenced = was_referenced
         folded = OPAQUE if self.over_budget else self.fold_bounded(pid, _FOLD_PID_BUDGET)
         self.persistent_ids.append(folded)
-        self.push(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
+        if cls is not None:
+            # torch's legacy persistent_load returns the class of a ('module', cls, file,
+            # source) id (a whole-model pickle): it is the global, called by what follows
+            self.push(cls)
+        else:
+            self.push(_Obj(None, memoized=True, pid=len(self.persistent_ids) - 1))
 
     def load_persid(self) -> None:
         raw = self.line()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 
+from ckptguard._advice import referenced_only
+from ckptguard._formats._torchscript import only_torchscript
 from ckptguard._reporters._common import VERDICT_ORDER, summary
 from ckptguard._reporters._terminal import escape, lines_to_text, style
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
@@ -187,6 +189,21 @@ def _finding_line(x: FindingRecord, paint: _Painter) -> str:
 def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
     step = paint("next:", "bold")
     pad = _INDENT * 3
+    if f.verdict is FileVerdict.DANGEROUS and f.hint and only_torchscript(f.globals, f.findings):
+        return [f"{_INDENT}{step} {f.hint}"]  # TorchScript: the same advice for every archive
+    referenced = referenced_only(f.globals, f.findings)
+    if f.verdict is FileVerdict.DANGEROUS and referenced:  # values the file never calls
+        them = "them" if len(referenced) > 1 else "it"
+        return [
+            f"{_INDENT}{step} "
+            + paint(
+                f"this file references {', '.join(referenced)} as "
+                f"{'values' if len(referenced) > 1 else 'a value'} (not called by the file "
+                f"itself; loading imports {them} and hands {them} to your code): do not load it",
+                "dangerous",
+            ),
+            f"{pad}(it cannot be allowed; if you made it yourself, re-save it without {them})",
+        ]
     if f.verdict is FileVerdict.DANGEROUS:
         names = [g.qualified_name for g in f.globals if g.verdict is Verdict.DANGEROUS]
         what = "run code" + (f" / import {', '.join(names)}" if names else "")

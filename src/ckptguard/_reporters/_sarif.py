@@ -12,6 +12,8 @@ import os
 from pathlib import Path
 from urllib.parse import quote
 
+from ckptguard._advice import referenced_only
+from ckptguard._formats._torchscript import only_torchscript
 from ckptguard._reporters._common import tool_version
 from ckptguard._reporters._jsontext import dumps as json_dumps
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord, ScanRecord
@@ -91,12 +93,22 @@ def _rules() -> list[dict[str, Any]]:
 
 
 def _global_result(f: FileRecord, g: GlobalRecord, location: dict[str, Any]) -> dict[str, Any]:
-    if g.verdict is Verdict.DANGEROUS:
+    if g.verdict is Verdict.DANGEROUS and referenced_only(f.globals, f.findings):
+        rule, level = GLOBAL_DANGEROUS, "error"
+        text = (
+            f"{f.path} would import {g.qualified_name} ({g.reason}): the file references it as "
+            "a value and does not call it itself, but loading hands it to your code; do not "
+            "load it."
+        )
+    elif g.verdict is Verdict.DANGEROUS:
         rule, level = GLOBAL_DANGEROUS, "error"
         text = (
             f"{f.path} would import {g.qualified_name} ({g.reason}): this file tries to run "
             "code; do not load it."
         )
+    elif only_torchscript(f.globals, f.findings):  # allowing it would not help
+        rule, level = GLOBAL_UNKNOWN, "warning"
+        text = f"{f.path} is a TorchScript archive naming {g.qualified_name} ({g.reason}); {f.hint}"
     else:
         rule, level = GLOBAL_UNKNOWN, "warning"
         text = (

@@ -16,12 +16,12 @@ state = ckptguard.load(
 
 # weights_only last, no trailing comma
 state = ckptguard.load(
-    path,
+    path
     # old checkpoint
 )
 
 # hanging indent
-state = ckptguard.load(path,  # the file
+state = ckptguard.load(path  # the file
                    )
 
 # weights_only first
