@@ -163,11 +163,20 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
 
 
 def _parse_header(raw: bytes, major: int, name: str) -> dict[str, object]:
+    text = ""
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
         import ast  # noqa: PLC0415 - only .npy files need it (start-up time)
 
-        header = ast.literal_eval(text)
+        try:
+            header = ast.literal_eval(text)
+        except SyntaxError:
+            # numpy reads a version 1.0/2.0 header that is not a literal once more with the
+            # Python 2 long suffix removed ("(2L, 3L)"); ckptguard accepts the same files when
+            # every removed suffix follows a decimal integer directly (fail closed otherwise)
+            if major > 2:
+                raise
+            header = ast.literal_eval(_without_long_suffix(text))
     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
         raise corrupt(
             f"{name}: the .npy header is not a Python literal", fmt="numpy", rule="npy-header"
@@ -178,3 +187,34 @@ def _parse_header(raw: bytes, major: int, name: str) -> dict[str, object]:
             rule="npy-header",
         )  # fmt: skip
     return header
+
+
+def _without_long_suffix(text: str) -> str:
+    """A Python 2 header with the ``L`` after each integer removed, as numpy's header parser
+    removes it (tokenize: a NAME ``L`` right after a NUMBER is dropped, then untokenize).
+    Raises ValueError unless each dropped ``L`` directly follows a run of decimal digits (so
+    that another tokenizer, numpy's on another Python, cannot read it differently)."""
+    import io  # noqa: PLC0415
+    import tokenize  # noqa: PLC0415
+
+    kept: list[tokenize.TokenInfo] = []
+    previous: tokenize.TokenInfo | None = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if (
+                previous is not None
+                and previous.type == tokenize.NUMBER
+                and tok.type == tokenize.NAME
+                and tok.string == "L"
+            ):
+                if not (previous.string.isdigit() and previous.string.isascii()) or (
+                    previous.end != tok.start
+                ):
+                    raise ValueError("an L suffix numpy and ckptguard could read differently")
+                previous = tok
+                continue
+            kept.append(tok)
+            previous = tok
+        return str(tokenize.untokenize(kept))
+    except (tokenize.TokenError, IndentationError) as exc:
+        raise ValueError(str(exc)) from None
