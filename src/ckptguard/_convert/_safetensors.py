@@ -288,8 +288,8 @@ def read_checkpoint_bytes(data: bytes, map_location: Any = None, *, name: str) -
         )
     try:
         loaded = load(data)
-        entries, meta = parse_header(data)
-        metadata = meta or {}
+        entries, header_meta = parse_header(data)
+        metadata = header_meta or {}
         # file order (by data offset), as safetensors.torch.load_file returns them; load()
         # returns a dict in hash order
         tensors = {e.name: loaded[e.name] for e in entries}

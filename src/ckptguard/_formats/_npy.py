@@ -104,7 +104,36 @@ def _count(shape: tuple[int, ...]) -> int:
     return n
 
 
-def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
+class NpyHeader:
+    """A validated .npy header: ``descr`` classified, ``shape`` of non-negative ints."""
+
+    __slots__ = ("data_offset", "descr", "fortran_order", "has_object", "itemsize", "shape")
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        descr: object,
+        fortran_order: bool,
+        shape: tuple[int, ...],
+        data_offset: int,
+        itemsize: int,
+        has_object: bool,
+    ) -> None:
+        self.descr = descr
+        self.fortran_order = fortran_order
+        self.shape = shape
+        self.data_offset = data_offset
+        self.itemsize = itemsize
+        self.has_object = has_object
+
+    @property
+    def nbytes(self) -> int:
+        """The data bytes of a plain array (its item size times its element count)."""
+        return self.itemsize * _count(self.shape)
+
+
+def read_npy_header(buf: _Sliceable, name: str) -> NpyHeader:
+    """The header of a .npy file (or of its first bytes); raises CorruptCheckpointError
+    (``npy-header``, ``npy-dtype``) for anything numpy could read differently."""
     size = len(buf)
     head = bytes(buf[0:12])
     if head[:6] != MAGIC or len(head) < 10:
@@ -128,9 +157,9 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
     shape = header["shape"]
     if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
         raise corrupt(f"{name}: invalid .npy shape {shape!r}", fmt="numpy", rule="npy-header")
-    if type(header["fortran_order"]) is not bool:
+    fortran = header["fortran_order"]
+    if type(fortran) is not bool:
         raise corrupt(f"{name}: invalid .npy fortran_order", fmt="numpy", rule="npy-header")
-    data_off = off + hlen
     try:
         item, has_object = classify_descr(header["descr"])
     except (DtypeError, RecursionError) as exc:
@@ -142,6 +171,13 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
             fmt="numpy",
             rule="npy-dtype",
         ) from None
+    return NpyHeader(header["descr"], fortran, shape, off + hlen, item, has_object)
+
+
+def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
+    size = len(buf)
+    h = read_npy_header(buf, name)
+    data_off, has_object, shape, item = h.data_offset, h.has_object, h.shape, h.itemsize
     if has_object:
         body = bytes(buf[data_off:size])
         if not body:

@@ -36,9 +36,21 @@ from ckptguard._pickle._reader import (
     parse_memo_line,
 )
 
-# Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
-# converted file must load as), and bytes that are not UTF-8 make it fail.
-PY2_STR_ENCODING = "utf-8"
+
+class Py2Str:
+    """A protocol 0-2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING) that is not ASCII: its
+    bytes, which loaders read differently (torch.load: UTF-8 text, failing on other bytes;
+    ``encoding='latin1'`` (numpy.load, torch.load of Python 2 files): latin-1 text, which an
+    array or numpy scalar takes back as its data bytes). ASCII ones are plain ``str``."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+
+def py2_str(raw: bytes) -> str | Py2Str:
+    return raw.decode("ascii") if raw.isascii() else Py2Str(raw)
 
 
 @dataclass(frozen=True)
@@ -420,15 +432,15 @@ class _Builder(Reader):
         elif op == 0x8D:  # BINUNICODE8
             stack.append(self.text(self.take(self.uint(8)), "utf-8", "surrogatepass"))
         elif op == 0x55:  # SHORT_BINSTRING
-            stack.append(self.text(self.take(self.uint(1)), PY2_STR_ENCODING))
+            stack.append(py2_str(self.take(self.uint(1))))
         elif op == 0x54:  # BINSTRING
             (n,) = U32(self.take(4), 0)  # unsigned, as CPython reads it
-            stack.append(self.text(self.take(n), PY2_STR_ENCODING))
+            stack.append(py2_str(self.take(n)))
         elif op == 0x53:  # STRING
             raw = self.line()  # quoted exactly: no whitespace around the quotes
             if len(raw) < 2 or raw[0] != raw[-1] or raw[:1] not in (b"'", b'"'):
                 self.fail("STRING argument is not a quoted string")
-            stack.append(self.text(codecs.escape_decode(raw[1:-1])[0], PY2_STR_ENCODING))
+            stack.append(py2_str(codecs.escape_decode(raw[1:-1])[0]))
         elif op == 0x56:  # UNICODE
             stack.append(self.text(self.line(), "raw-unicode-escape"))
         elif op == 0x43:  # SHORT_BINBYTES
