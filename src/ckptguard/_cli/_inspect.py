@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--full",
         action="store_true",
         help="show every item of long lists and dicts (default: the first 5 items of a "
-        "list/tuple/set, the first 40 entries of a dict, then '... N more'; lists of numbers "
+        "list/tuple/set, the first 20 entries of a dict, then '... N more'; lists of numbers "
         "on one line)",
     )
     p.add_argument(

@@ -20,7 +20,7 @@ from ckptguard._verdict import FileVerdict
 from ._inspection import Inspection
 
 SHOWN_ITEMS = 5  # items of a list, tuple or set shown unless --full
-SHOWN_ENTRIES = 40  # entries of a dict shown unless --full
+SHOWN_ENTRIES = 20  # entries of a dict shown unless --full
 INLINE_NUMBERS = 8  # plain numbers of a list shown on its one line unless --full
 _TENSORS = ("tensor", "parameter", "quantized tensor", "sparse tensor", "array", "object array")
 _SEQUENCES = ("list", "tuple", "set")
@@ -91,7 +91,10 @@ def _inline_numbers(node: dict[str, Any]) -> str | None:
     values = [it["value"] for it in items]
     if not all(v["type"] in ("int", "float", "bool") and len(v) == 2 for v in values):
         return None
-    shown = ", ".join(str(v["value"]) for v in values[:INLINE_NUMBERS])
+    shown = ", ".join(
+        f"{v['value']:.6g}" if type(v["value"]) is float else str(v["value"])
+        for v in values[:INLINE_NUMBERS]
+    )
     more = node["len"] - min(len(values), INLINE_NUMBERS)
     return f"{node['type']} ({node['len']}) [{shown}{f', ... {more} more' if more else ''}]"
 
