@@ -14,7 +14,7 @@ from ckptguard._formats._npy import NpyHeader, read_npy_header
 from ckptguard._formats._safetensors import parse_header
 from ckptguard._formats._zip import Member, member_head, read_member, read_members
 
-from ._describer import TEXT_SHOWN, Describer
+from ._describer import MAX_CHILDREN, TEXT_SHOWN, Describer
 
 _ST_DTYPE = {
     "BOOL": "bool",
@@ -70,7 +70,8 @@ class Described:
 
 
 def _keyed(kind: str, pairs: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    return {"type": kind, "len": len(pairs), "items": [{"key": k, "value": v} for k, v in pairs]}
+    items = [{"key": k, "value": v} for k, v in pairs[:MAX_CHILDREN]]
+    return {"type": kind, "len": len(pairs), "items": items}
 
 
 def _text(v: str) -> dict[str, Any]:
