@@ -100,7 +100,7 @@ def test_inspect_file_and_json(files: Files, capsys: pytest.CaptureFixture[str])
     code, out, _ = run(capsys, "inspect", files.training)
     assert code == 0
     assert "step 120, epoch 3" in out and "val_loss 0.25" in out
-    assert "4.weight: tensor float32 [5x144] 2.9 KB" in out
+    assert "4.weight: tensor float32 [5x144] 2.8 KiB" in out  # the units of scan
     code, out, _ = run(capsys, "inspect", files.training, "--json")
     doc = json.loads(out)
     assert doc["step"] == 120 and doc["tree"]["type"] == "dict"

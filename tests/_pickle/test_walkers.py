@@ -27,7 +27,17 @@ from ckptguard._pickle import DEFAULT_LIMITS, OPAQUE, PickleLimits, analyze_pick
 from ckptguard._pickle import _opcodes as op
 from ckptguard._pickle._analysis import PickleAnalysis
 from ckptguard._pickle._reader import unframed_stream
-from ckptguard._pickle._tree import Global, TDict, TList, Tree, TSet, TTuple, _Builder, build_tree
+from ckptguard._pickle._tree import (
+    Global,
+    Py2Str,
+    TDict,
+    TList,
+    Tree,
+    TSet,
+    TTuple,
+    _Builder,
+    build_tree,
+)
 from ckptguard._pickle._vm import _Walker
 from tests._convert.test_tree import _shape
 from tests._convert.test_tree import _values as _tree_values
@@ -316,9 +326,17 @@ def _vm_value(data: bytes) -> object:
 
 def _tree_value(data: bytes) -> object:
     try:
-        return _show(_plain(build_tree(data).root))
+        root = build_tree(data).root
     except PickleError:
         return "error"
+    if type(root) is Py2Str:
+        # a non-ASCII protocol 0-2 str keeps its bytes: the converter reads it as torch.load
+        # does (UTF-8 text, refused when it is not) or, as array data, as numpy does (latin-1)
+        try:
+            return _show(root.raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            return "error"
+    return _show(_plain(root))
 
 
 def _counted(width: int, signed: bool = False) -> st.SearchStrategy[bytes]:

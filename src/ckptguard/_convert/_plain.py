@@ -25,7 +25,6 @@ from __future__ import annotations
 import contextlib
 import math
 import struct
-from collections.abc import Callable
 from typing import Any
 
 from ckptguard._convert._values import (
@@ -39,7 +38,7 @@ from ckptguard._convert._values import (
 )
 from ckptguard._errors import ConvertError
 from ckptguard._formats._torchzip import storage_element_size
-from ckptguard._pickle._tree import Call, Global, PersId, TDict, TList, TSet, TTuple
+from ckptguard._pickle._tree import Call, Global, PersId, Py2Str, TDict, TList, TSet, TTuple
 
 MAX_DEPTH = 150
 
@@ -275,10 +274,22 @@ class Paths:
         return (text[:limit] + "...") if len(text) > limit else (text or "/")
 
 
-def _unwrap_bytes(node: Any) -> bytes | None:
-    """bytes, or protocol 2's ``_codecs.encode(text, 'latin1')`` spelling of them."""
-    if type(node) is bytes:
-        return node
+def _unwrap_bytes(node: Any, *, text: bool = False) -> bytes | None:
+    """bytes, or protocol 2's ``_codecs.encode(text, 'latin1')`` spelling of them; with
+    ``text``, also a ``str`` as numpy's ``ndarray.__setstate__`` and ``scalar`` take it (its
+    latin-1 bytes: a Python 2 pickle's data, read with ``encoding='latin1'`` as numpy.load
+    does, is the STRING's own bytes)."""
+    t = type(node)
+    if t is bytes:
+        return node  # type: ignore[no-any-return]
+    if text and t is Py2Str:
+        raw: bytes = node.raw
+        return raw
+    if text and t is str:
+        try:
+            return str.encode(node, "latin-1")
+        except UnicodeEncodeError:
+            return None
     if (
         type(node) is Call
         and node.func == Global("_codecs", "encode")
@@ -302,13 +313,9 @@ class Converter:
         self,
         storage_sizes: dict[str, int],
         *,
-        lenient: bool = False,
         legacy: bool = False,
-        is_dangerous: Callable[[str, str], bool] | None = None,
     ) -> None:
         self.storage_sizes = storage_sizes
-        self.lenient = lenient  # inspect: describe instead of refusing
-        self.is_dangerous = is_dangerous  # inspect: show dangerous calls as such
         self.legacy = legacy
         self.allowed = weights_only_globals()
         self.memo: dict[int, Any] = {}
@@ -329,9 +336,9 @@ class Converter:
         self.result.root = self.value(root, "", 0, strict=False)
         return self.result
 
+    # Hooks a describer (``ckptguard._inspect``) overrides to show instead of refusing.
     def refuse(self, path: Path, problem: str, hint: str | None = None) -> Any:
-        if self.lenient:
-            return OOpaque(problem)
+        """What a value that cannot be converted becomes: convert raises ConvertError."""
         raise ConvertError(
             f"cannot convert the value at {self.paths.shown(path)}: {problem}",
             hint=hint
@@ -346,24 +353,32 @@ class Converter:
         if text is not None:
             self.recorded_chars += len(text)
         if text is None or self.recorded_chars > MAX_RECORDED_CHARS:
-            if self.lenient:  # inspect: the type is not shown there
-                return True
-            what = (
-                f"longer than {MAX_PATH_CHARS} characters"
-                if text is None
-                else f"together longer than {MAX_RECORDED_CHARS} characters"
-            )
-            raise ConvertError(
-                f"cannot record the original type {g.qualified_name} at "
-                f"{self.paths.shown(path)}: the paths of converted values are {what} (the keys "
-                "above them are too long)",
-                hint="this file cannot be rewritten with its types recorded; keep loading it "
-                "with ckptguard.load(SRC, allow=[...])",
-            )
+            return self.unrecordable(path, g, text is None)
         self.result.types.setdefault(
             text, {"type": g.qualified_name, "module": g.module, "as": how}
         )
         return True
+
+    def unrecordable(self, path: Path, g: Global, too_long: bool) -> bool:
+        """A converted value whose path cannot be recorded (too long, or all paths together
+        too long): convert refuses the file."""
+        what = (
+            f"longer than {MAX_PATH_CHARS} characters"
+            if too_long
+            else f"together longer than {MAX_RECORDED_CHARS} characters"
+        )
+        raise ConvertError(
+            f"cannot record the original type {g.qualified_name} at "
+            f"{self.paths.shown(path)}: the paths of converted values are {what} (the keys "
+            "above them are too long)",
+            hint="this file cannot be rewritten with its types recorded; keep loading it "
+            "with ckptguard.load(SRC, allow=[...])",
+        )
+
+    def dangerous_call(self, func: Global) -> Any:
+        """What a call of ``func`` becomes before any other rule, or None (convert: no such
+        rule; the scan has refused dangerous files before conversion starts)."""
+        return None
 
     # ------------------------------------------------------------------ dispatch
     def value(self, node: Any, path: Path, depth: int, *, strict: bool) -> Any:
@@ -374,6 +389,8 @@ class Converter:
             if node.bit_length() > 8 * 255 - 1:
                 return self.refuse(path, "an integer too large for weights-only loading")
             return node
+        if t is Py2Str:
+            return self.py2_text(node, path)
         if depth > MAX_DEPTH:
             return self.refuse(path, f"nested more than {MAX_DEPTH} levels deep")
         key = id(node)
@@ -388,6 +405,17 @@ class Converter:
             self.busy.discard(key)
         self.memo[key] = out
         return out
+
+    def py2_text(self, node: Py2Str, path: Path) -> Any:
+        """A Python 2 ``str`` used as text: what torch.load reads (UTF-8 text)."""
+        try:
+            return node.raw.decode("utf-8")
+        except UnicodeDecodeError:
+            return self.refuse(
+                path,
+                "a Python 2 byte string that is not UTF-8 text (torch.load fails on it; "
+                "only encoding='latin1' reads it, as different text)",
+            )
 
     def _value(self, node: Any, path: Path, depth: int, strict: bool) -> Any:
         t = type(node)
@@ -522,8 +550,6 @@ class Converter:
             f"{bounded_repr(first, 200)} and {bounded_repr(second, 200)} would both be "
             f"{bounded_repr(ck, 200)}, so one entry would be lost"
         )
-        if self.lenient:
-            return OOpaque(f"{bounded_repr(second, 200)} (collides with another key)")
         return self.refuse(
             path,
             problem,
@@ -569,8 +595,9 @@ class Converter:
         if type(func) is not Global:
             return self.refuse(path, "a call of a computed value (not a global)")
         qn = func.qualified_name
-        if self.is_dangerous is not None and self.is_dangerous(func.module, func.name):
-            return OOpaque(f"a call of {qn} (dangerous)")
+        shown = self.dangerous_call(func)
+        if shown is not None:
+            return shown
         if qn in self.allowed:
             return self.keep(node, func, path, depth)
         if func.module in _NUMPY_MODULES and func.name == "_reconstruct":
@@ -833,7 +860,7 @@ class Converter:
         _, shape_n, dtype_n, fortran, raw_n = state
         shape = shape_n.items if type(shape_n) is TTuple else None
         code = self.dtype_code(dtype_n)
-        raw = _unwrap_bytes(raw_n)
+        raw = _unwrap_bytes(raw_n, text=True)
         if code is None or shape is None or not all(type(d) is int and d >= 0 for d in shape):
             return self.refuse(path, "a numpy array whose dtype has no tensor form")
         if raw is None or len(raw) != math.prod(shape) * int(code[1:]):
@@ -865,7 +892,7 @@ class Converter:
         if len(args) != 2:
             return self.refuse(path, "a numpy scalar with unexpected arguments")
         code = self.dtype_code(args[0])
-        raw = _unwrap_bytes(args[1])
+        raw = _unwrap_bytes(args[1], text=True)
         if code is None or raw is None:
             return self.refuse(path, "a numpy scalar whose dtype has no plain form")
         fmt = "<" + _NUMPY_DTYPES[code][1]

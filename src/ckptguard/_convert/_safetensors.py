@@ -16,6 +16,7 @@ from typing import Any
 from ckptguard._convert._plain import bounded_repr
 from ckptguard._convert._values import FORMAT_KEY, FORMAT_VERSION
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
+from ckptguard._formats._safetensors import parse_header
 
 _MAX_DEPTH = 200
 # JSON metadata cannot share: a container referenced twice is written twice. The values
@@ -286,11 +287,15 @@ def read_checkpoint_bytes(data: bytes, map_location: Any = None, *, name: str) -
             hint="pass map_location='cpu' and move tensors afterwards",
         )
     try:
-        tensors = load(data)
-        n = int.from_bytes(data[:8], "little")
-        header = json.loads(data[8 : 8 + n])
-        metadata = header.get("__metadata__") or {}
-    except (OSError, ValueError, RuntimeError, SafetensorError, AttributeError) as exc:
+        loaded = load(data)
+        entries, header_meta = parse_header(data)
+        metadata = header_meta or {}
+        # file order (by data offset), as safetensors.torch.load_file returns them; load()
+        # returns a dict in hash order
+        tensors = {e.name: loaded[e.name] for e in entries}
+        if len(tensors) != len(loaded):
+            raise ValueError("the header and the loaded tensors differ")
+    except (OSError, ValueError, RuntimeError, SafetensorError, AttributeError, KeyError) as exc:
         raise CorruptCheckpointError(
             f"cannot read the safetensors file: {exc}", path=name
         ) from None

@@ -105,7 +105,36 @@ def _count(shape: tuple[int, ...]) -> int:
     return n
 
 
-def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
+class NpyHeader:
+    """A validated .npy header: ``descr`` classified, ``shape`` of non-negative ints."""
+
+    __slots__ = ("data_offset", "descr", "fortran_order", "has_object", "itemsize", "shape")
+
+    def __init__(  # noqa: PLR0917 - mirrors the fields
+        self,
+        descr: object,
+        fortran_order: bool,
+        shape: tuple[int, ...],
+        data_offset: int,
+        itemsize: int,
+        has_object: bool,
+    ) -> None:
+        self.descr = descr
+        self.fortran_order = fortran_order
+        self.shape = shape
+        self.data_offset = data_offset
+        self.itemsize = itemsize
+        self.has_object = has_object
+
+    @property
+    def nbytes(self) -> int:
+        """The data bytes of a plain array (its item size times its element count)."""
+        return self.itemsize * _count(self.shape)
+
+
+def read_npy_header(buf: _Sliceable, name: str) -> NpyHeader:
+    """The header of a .npy file (or of its first bytes); raises CorruptCheckpointError
+    (``npy-header``, ``npy-dtype``) for anything numpy could read differently."""
     size = len(buf)
     head = bytes(buf[0:12])
     if head[:6] != MAGIC or len(head) < 10:
@@ -129,9 +158,9 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
     shape = header["shape"]
     if type(shape) is not tuple or not all(type(d) is int and d >= 0 for d in shape):
         raise corrupt(f"{name}: invalid .npy shape {shape!r}", fmt="numpy", rule=NPY_HEADER)
-    if type(header["fortran_order"]) is not bool:
+    fortran = header["fortran_order"]
+    if type(fortran) is not bool:
         raise corrupt(f"{name}: invalid .npy fortran_order", fmt="numpy", rule=NPY_HEADER)
-    data_off = off + hlen
     try:
         item, has_object = classify_descr(header["descr"])
     except (DtypeError, RecursionError) as exc:
@@ -143,6 +172,13 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
             fmt="numpy",
             rule=NPY_DTYPE,
         ) from None
+    return NpyHeader(header["descr"], fortran, shape, off + hlen, item, has_object)
+
+
+def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
+    size = len(buf)
+    h = read_npy_header(buf, name)
+    data_off, has_object, shape, item = h.data_offset, h.has_object, h.shape, h.itemsize
     if has_object:
         body = bytes(buf[data_off:size])
         if not body:
@@ -164,11 +200,20 @@ def read_npy(buf: _Sliceable, name: str, limits: PickleLimits) -> Extracted:
 
 
 def _parse_header(raw: bytes, major: int, name: str) -> dict[str, object]:
+    text = ""
     try:
         text = raw.decode("utf-8" if major == 3 else "latin-1")
         import ast  # noqa: PLC0415 - only .npy files need it (start-up time)
 
-        header = ast.literal_eval(text)
+        try:
+            header = ast.literal_eval(text)
+        except SyntaxError:
+            # numpy reads a version 1.0/2.0 header that is not a literal once more with the
+            # Python 2 long suffix removed ("(2L, 3L)"); ckptguard accepts the same files when
+            # every removed suffix follows a decimal integer directly (fail closed otherwise)
+            if major > 2:
+                raise
+            header = ast.literal_eval(_without_long_suffix(text))
     except (ValueError, SyntaxError, UnicodeDecodeError, MemoryError, RecursionError):
         raise corrupt(
             f"{name}: the .npy header is not a Python literal", fmt="numpy", rule=NPY_HEADER
@@ -179,3 +224,34 @@ def _parse_header(raw: bytes, major: int, name: str) -> dict[str, object]:
             rule=NPY_HEADER,
         )  # fmt: skip
     return header
+
+
+def _without_long_suffix(text: str) -> str:
+    """A Python 2 header with the ``L`` after each integer removed, as numpy's header parser
+    removes it (tokenize: a NAME ``L`` right after a NUMBER is dropped, then untokenize).
+    Raises ValueError unless each dropped ``L`` directly follows a run of decimal digits (so
+    that another tokenizer, numpy's on another Python, cannot read it differently)."""
+    import io  # noqa: PLC0415
+    import tokenize  # noqa: PLC0415
+
+    kept: list[tokenize.TokenInfo] = []
+    previous: tokenize.TokenInfo | None = None
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if (
+                previous is not None
+                and previous.type == tokenize.NUMBER
+                and tok.type == tokenize.NAME
+                and tok.string == "L"
+            ):
+                if not (previous.string.isdigit() and previous.string.isascii()) or (
+                    previous.end != tok.start
+                ):
+                    raise ValueError("an L suffix numpy and ckptguard could read differently")
+                previous = tok
+                continue
+            kept.append(tok)
+            previous = tok
+        return str(tokenize.untokenize(kept))
+    except (tokenize.TokenError, IndentationError) as exc:
+        raise ValueError(str(exc)) from None

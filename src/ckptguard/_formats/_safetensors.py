@@ -35,7 +35,24 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def read_safetensors(buf: Buffer) -> Extracted:
+class Entry:
+    """One tensor of a safetensors header (validated)."""
+
+    __slots__ = ("begin", "dtype", "end", "name", "shape")
+
+    def __init__(self, name: str, dtype: str, shape: list[int], begin: int, end: int) -> None:
+        self.name = name
+        self.dtype = dtype
+        self.shape = shape
+        self.begin = begin
+        self.end = end
+
+
+def parse_header(buf: Buffer) -> tuple[list[Entry], dict[str, str] | None]:
+    """The validated header: its entries in file order (by data offset, as
+    ``safetensors.torch.load_file`` returns them; header order among equal offsets) and its
+    ``__metadata__``. Raises CorruptCheckpointError for anything safetensors would refuse or
+    read differently (holes, overlaps, sizes that do not match, trailing bytes)."""
     size = len(buf)
     n = int.from_bytes(buf[:8], "little")
     if n > _MAX_HEADER or n > size - 8:
@@ -54,7 +71,7 @@ def read_safetensors(buf: Buffer) -> Extracted:
         isinstance(meta, dict) and all(isinstance(v, str) for v in meta.values())
     ):
         raise corrupt("safetensors __metadata__ must map strings to strings", fmt="safetensors")
-    spans = []
+    entries: list[Entry] = []
     for name, info in header.items():
         if not isinstance(info, dict) or set(info) != {"dtype", "shape", "data_offsets"}:
             raise corrupt(f"safetensors entry {name!r} is malformed", fmt="safetensors")
@@ -78,16 +95,24 @@ def read_safetensors(buf: Buffer) -> Extracted:
                 f"safetensors entry {name!r}: {offs[1] - offs[0]} bytes for {count} {dtype}",
                 fmt="safetensors",
             )
-        spans.append((offs[0], offs[1], name))
+        entries.append(Entry(name, dtype, shape, offs[0], offs[1]))
+    order = sorted(range(len(entries)), key=lambda i: (entries[i].begin, entries[i].end, i))
+    entries = [entries[i] for i in order]
     pos = 0
-    for begin, end, name in sorted(spans):
-        if begin != pos:
+    for e in entries:
+        if e.begin != pos:
             raise corrupt(
-                f"safetensors entry {name!r} leaves a hole or overlaps another", fmt="safetensors"
+                f"safetensors entry {e.name!r} leaves a hole or overlaps another",
+                fmt="safetensors",
             )
-        pos = end
+        pos = e.end
     if 8 + n + pos != size:
         raise corrupt(
             "safetensors data does not end exactly at the end of the file", fmt="safetensors"
         )
-    return Extracted("safetensors", details={"tensors": str(len(spans))})
+    return entries, meta
+
+
+def read_safetensors(buf: Buffer) -> Extracted:
+    entries, _meta = parse_header(buf)
+    return Extracted("safetensors", details={"tensors": str(len(entries))})

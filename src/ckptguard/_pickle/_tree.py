@@ -29,9 +29,21 @@ from ckptguard._pickle._reader import (
     map_name,
 )
 
-# Protocol 0-2 ``str`` bytes decode with the loader's encoding; torch.load's is UTF-8 (what a
-# converted file must load as), and bytes that are not UTF-8 make it fail.
-PY2_STR_ENCODING = "utf-8"
+
+class Py2Str:
+    """A protocol 0-2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING) that is not ASCII: its
+    bytes, which loaders read differently (torch.load: UTF-8 text, failing on other bytes;
+    ``encoding='latin1'`` (numpy.load, torch.load of Python 2 files): latin-1 text, which an
+    array or numpy scalar takes back as its data bytes). ASCII ones are plain ``str``."""
+
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
+
+
+def py2_str(raw: bytes) -> str | Py2Str:
+    return raw.decode("ascii") if raw.isascii() else Py2Str(raw)
 
 
 @dataclass(frozen=True)
@@ -126,7 +138,9 @@ class _Builder(Reader):
             self.over_limit(f"more than {self.limits.max_stack} container items")
 
     def py2str(self, raw: bytes | None) -> Any:
-        return self.text(raw, PY2_STR_ENCODING)
+        if raw is None:  # over the bound: text() refuses it
+            return self.text(raw, "utf-8")
+        return py2_str(bytes(raw))
 
     def new_tuple(self, items: tuple[Any, ...]) -> TTuple:
         return TTuple(items)
