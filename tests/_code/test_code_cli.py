@@ -207,7 +207,7 @@ def test_sarif(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (run_,) = doc["runs"]
     rules = run_["tool"]["driver"]["rules"]
     ids = [r["id"] for r in rules]
-    assert ids == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105", "CKG201"]
+    assert ids == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105", "CKG201", "CKG301"]
     assert all(r["fullDescription"]["text"] for r in rules)
     assert rules[0]["helpUri"].endswith("docs/code.md#ckg101-torch-load-no-weights-only")
     results = run_["results"]

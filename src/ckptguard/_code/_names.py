@@ -30,10 +30,17 @@ PICKLE_LOADERS = frozenset(
     }
 )
 
+# torch's own trust list: what is registered there, ckptguard.load honours too.
+SAFE_GLOBALS_REGISTRARS = frozenset(
+    {"torch.serialization.add_safe_globals", "torch.serialization.safe_globals"}
+)
+
 SETATTR = "builtins.setattr"
 
 # Last components of the names above: only nodes ending in one of them are resolved.
-LEAF_NAMES = frozenset(n.rsplit(".", 1)[-1] for n in TORCH_LOAD | PICKLE_LOADERS)
+LEAF_NAMES = frozenset(
+    n.rsplit(".", 1)[-1] for n in TORCH_LOAD | PICKLE_LOADERS | SAFE_GLOBALS_REGISTRARS
+)
 BARE_NAMES = frozenset({"setattr"})
 
 # torch.load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None, **kw)
@@ -44,7 +51,7 @@ ROOT_MODULES = frozenset(n.split(".", 1)[0] for n in TORCH_LOAD | PICKLE_LOADERS
 
 # Every watched dotted name, and every proper prefix of one (`torch`, `torch.serialization`):
 # what an import must bind for a name in the module to resolve to a watched one.
-WATCHED = TORCH_LOAD | PICKLE_LOADERS
+WATCHED = TORCH_LOAD | PICKLE_LOADERS | SAFE_GLOBALS_REGISTRARS
 PREFIXES = frozenset(
     ".".join(parts[:i]) for parts in (n.split(".") for n in WATCHED) for i in range(1, len(parts))
 )

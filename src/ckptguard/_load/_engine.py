@@ -65,15 +65,19 @@ def build_unpickler(
     *,
     path: str,
     overrides: Iterable[tuple[Any, Any]],
+    expected: Mapping[tuple[str, str], Any] | None = None,
 ) -> type[pickle.Unpickler]:
     """An unpickler class that admits only ``approved`` globals.
 
     ``approved`` maps each (module, name) as written in the pickle to the (module, name) the
     scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``overrides`` maps
     an object (a function of PyTorch's, e.g. ``torch._utils._rebuild_tensor_v2``) to what to
-    return in its place, whatever name the pickle reached it by.
+    return in its place, whatever name the pickle reached it by. ``expected`` maps a resolved
+    (module, name) to the one object it must import as (names approved because the program
+    registered that object with torch's ``add_safe_globals``).
     """
     lookup = dict(approved)
+    must_be = dict(expected or {})
     replace = {id(real): (real, stand_in) for real, stand_in in overrides}
 
     class Unpickler(pickle.Unpickler):
@@ -113,6 +117,14 @@ def build_unpickler(
                     hint=f"install the version that wrote the file, or: ckptguard convert {path} "
                     "OUT.pt",
                 ) from exc
+            if target in must_be and obj is not must_be[target]:
+                raise UnsafeCheckpointError(
+                    f"{target[0]}.{target[1]} was allowed because the program registered it "
+                    "with torch.serialization.add_safe_globals, but the name now imports "
+                    "another object: refused",
+                    path=path,
+                    hint=f"ckptguard scan {path}",
+                )
             swap = replace.get(id(obj))
             return swap[1] if swap is not None and swap[0] is obj else obj
 
