@@ -88,7 +88,9 @@ def _hint(path: str, refs: tuple[GlobalRecord, ...], verdict: FileVerdict) -> st
             return (
                 f"if you trust these classes: ckptguard scan {path} {flags}  "
                 f"(Python: ckptguard.load(path, allow={unknown!r})); "
-                f"to fix the file for good: ckptguard convert {path} OUT.pt"
+                f"to fix the file for good: ckptguard convert {path} OUT.pt (it stores these "
+                "classes as plain data: an Enum as its value, an object as a dict; load OUT.pt "
+                "with restore_types=True to get the objects back)"
             )
         return "review the findings above before loading this file"
     return None

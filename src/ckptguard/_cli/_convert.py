@@ -118,8 +118,11 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
     if args.json:
         write_json(_result_json(res))
     else:
+        from ckptguard._convert._restore import plain_data_lines  # noqa: PLC0415
+
         lines = [f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}"]
         lines += [f"  note: {note}" for note in res.notes]
+        lines += plain_data_lines(dst, res.plain_types, policy)
         write_lines(sys.stdout, lines)
     return 0
 
@@ -129,6 +132,7 @@ def _result_json(res: object) -> dict[str, object]:
 
     d = asdict(res)  # type: ignore[call-overload]
     d["summary"] = res.summary()  # type: ignore[attr-defined]
+    d["plain_types"] = res.plain_types  # type: ignore[attr-defined]
     return dict(d)
 
 

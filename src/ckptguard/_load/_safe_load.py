@@ -27,6 +27,7 @@ from typing import Any
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
+from ckptguard._grammar import a_or_an
 from ckptguard._load._container import Request, load_legacy, load_zip, mmap_on_legacy
 from ckptguard._load._refusal import refusal
 from ckptguard._load._registry import with_torch_registry
@@ -282,7 +283,8 @@ def _load_scanned(
         return _load_safetensors(scanned, map_location)
     if fmt not in ("pytorch-zip", "pytorch-legacy"):
         raise CheckpointError(
-            f"this is a {fmt} file, not a PyTorch checkpoint: torch.load cannot read it either",
+            f"this is {a_or_an(fmt)} file, not a PyTorch checkpoint: torch.load cannot read "
+            "it either",
             path=scanned.name,
             hint=_OTHER_FORMAT_HINT.get(fmt, f"ckptguard scan {scanned.name}"),
             format=fmt,

@@ -19,6 +19,7 @@ from typing import Any
 
 from ckptguard._errors import PickleError
 from ckptguard._gc import gc_paused
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle._analysis import DEFAULT_LIMITS, PickleLimits
 from ckptguard._pickle._reader import (
     F64,
@@ -115,7 +116,9 @@ class _Builder(Reader):
         if n < 0 or end > self.size:
             self.short(f"truncated: needs {n} more bytes, {self.size - pos} left")
         if n > self.limits.max_string:
-            self.fail(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+            self.fail(
+                f"{a_or_an(str(n))}-byte string exceeds the limit of {self.limits.max_string}"
+            )
         self.pos = end
         return bytes(self.data[pos:end])
 
@@ -154,7 +157,9 @@ class _Builder(Reader):
         elif type(target) is Call:
             target.dictitems.extend(pairs)
         else:
-            self.fail(f"SETITEM(S) on a {_kind(target)}: only dicts and built objects take items")
+            self.fail(
+                f"SETITEM(S) on {a_or_an(_kind(target))}: only dicts and built objects take items"
+            )
 
     def appends(self, target: Any, items: list[Any]) -> None:
         self.count(len(items))
@@ -163,7 +168,9 @@ class _Builder(Reader):
         elif type(target) is Call:
             target.listitems.extend(items)
         else:
-            self.fail(f"APPEND(S) on a {_kind(target)}: only lists and built objects take items")
+            self.fail(
+                f"APPEND(S) on {a_or_an(_kind(target))}: only lists and built objects take items"
+            )
 
     def parse_line(self, parse: Callable[[bytes], Any], what: str) -> Any:
         """A text argument read exactly as CPython's C unpickler reads it."""
@@ -507,7 +514,7 @@ class _Builder(Reader):
             items = self.pop_mark()
             target = self.top()
             if type(target) is not TSet or target.frozen:
-                self.fail(f"ADDITEMS on a {_kind(target)}")
+                self.fail(f"ADDITEMS on {a_or_an(_kind(target))}")
             self.count(len(items))
             target.items.extend(items)
         elif op == 0x73:  # SETITEM
@@ -559,7 +566,9 @@ class _Builder(Reader):
             state = self.pop()
             target = self.top()
             if type(target) is not Call or target.has_state:
-                self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
+                self.fail(
+                    f"BUILD on {a_or_an(_kind(target))}: only a freshly built object takes state"
+                )
             target.state, target.has_state = state, True
         elif op == 0x51:  # BINPERSID
             self.stack.append(PersId(self.pop()))
@@ -583,7 +592,7 @@ class _Builder(Reader):
         elif op == 0x95:  # FRAME
             n = self.uint(8)
             if n > self.data_end - self.pos:
-                self.fail(f"truncated: a {n}-byte frame exceeds the data")
+                self.fail(f"truncated: {a_or_an(str(n))}-byte frame exceeds the data")
             problem = self.start_frame(n)
             if problem is not None:
                 self.fail(problem)
