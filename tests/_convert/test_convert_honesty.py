@@ -44,7 +44,7 @@ def test_cli_says_after_converting_what_became_plain_data_and_the_way_back(
     assert f"types now stored as plain data: {factories.USER_ENUM} -> its value" in out
     advice = next(line for line in out.splitlines() if "to get the original objects back" in line)
     call = advice.split("back: ", 1)[1].split("), or", 1)[0] + ")"
-    obj = eval(call, {"ckptguard": ckptguard})  # noqa: S307 - the advice, followed as printed
+    obj = eval(call, {"ckptguard": ckptguard})  # the advice, followed as printed
     assert obj["hparams"]["mode"] is factories.DSPMode.INFER
     assert f"ckptguard run --restore-types --allow {factories.USER_ENUM}" in out
 

@@ -23,7 +23,7 @@ from ckptguard.training import restore_rng_state
 def _follow(hint: str, ckpt: dict[str, Any]) -> None:
     call = hint.split(": ", 1)[1]
     assert call.startswith("restore_rng_state(")
-    eval(call, {"restore_rng_state": restore_rng_state, "ckpt": ckpt})  # noqa: S307
+    eval(call, {"restore_rng_state": restore_rng_state, "ckpt": ckpt})
 
 
 def test_advice_for_bare_states_works_on_a_real_resume(tmp_path: Path) -> None:
