@@ -27,7 +27,7 @@ exit status: 0 converted, 1 refused (dangerous file), 2 error or bad usage
 examples:
   ckptguard convert old.ckpt new.ckpt
   ckptguard convert old.ckpt model.safetensors --to safetensors
-  ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)"""
+  ckptguard convert --in-place checkpoints/        (originals in checkpoints/.ckptguard-backup/)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -43,9 +43,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--in-place",
         action="store_true",
-        help="convert every checkpoint in DIR, keeping FILE.bak copies",
+        help="convert every checkpoint in DIR, keeping the originals in DIR/.ckptguard-backup/ "
+        "(a directory scan does not walk it)",
     )
-    p.add_argument("--force", action="store_true", help="overwrite DST (or existing .bak files)")
+    p.add_argument("--force", action="store_true", help="overwrite DST (or existing backups)")
     p.add_argument(
         "--allow",
         action="append",
