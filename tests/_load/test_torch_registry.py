@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import io
 import os
 import pickle
 import sys
@@ -112,14 +113,45 @@ def test_a_rebound_name_is_not_trusted(tmp_path: Path, monkeypatch: pytest.Monke
 
 def test_the_unpickler_checks_identity_at_import() -> None:
     key = (__name__, "Color")
-    cls = build_unpickler({key: key}, path="x.pt", overrides=(), expected={key: Other})
+    qualified = f"{__name__}.Color"
+    cls = build_unpickler({key: key}, path="x.pt", overrides=(), expected={qualified: Other})
     data = pickle.dumps(Color.RED, protocol=2)
-    import io
-
-    with pytest.raises(ckptguard.UnsafeCheckpointError, match="another object"):
+    with pytest.raises(ckptguard.UnsafeCheckpointError, match="does not reach that object"):
         cls(io.BytesIO(data)).load()
-    ok = build_unpickler({key: key}, path="x.pt", overrides=(), expected={key: Color})
+    ok = build_unpickler({key: key}, path="x.pt", overrides=(), expected={qualified: Color})
     assert ok(io.BytesIO(data)).load() is Color.RED
+
+
+def test_another_split_of_the_registered_name_imports_nothing(tmp_path: Path) -> None:
+    """module 'pkg.Outer' + name 'Inner' spells the registered 'pkg' + 'Outer.Inner': the
+    unpickler must not import a module 'pkg.Outer' for it (nor accept another object)."""
+    pkg = tmp_path / "regpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("class Outer:\n    class Inner:\n        pass\n")
+    (pkg / "Outer.py").write_text(
+        f"open({str(tmp_path / 'IMPORTED')!r}, 'w').close()\nclass Inner:\n    pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        import regpkg  # type: ignore[import-not-found]
+
+        registered = regpkg.Outer.Inner
+        data = b"\x80\x02cregpkg.Outer\nInner\n)\x81."  # NEWOBJ of regpkg.Outer.Inner, split
+        path = hostile.torch_zip_with_pickle(tmp_path / "split.pt", data)
+        torch.serialization.add_safe_globals([registered])
+        with pytest.raises(ckptguard.CheckpointError):
+            ckptguard.load(path)
+        assert not (tmp_path / "IMPORTED").exists()
+        # the registered object's own split loads (and imports nothing either)
+        ok = hostile.torch_zip_with_pickle(
+            tmp_path / "own.pt", b"\x80\x02cregpkg\nOuter.Inner\n)\x81."
+        )
+        assert isinstance(ckptguard.load(ok), registered)
+        assert not (tmp_path / "IMPORTED").exists()
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in [m for m in sys.modules if m == "regpkg" or m.startswith("regpkg.")]:
+            del sys.modules[name]
 
 
 @pytest.mark.parametrize("payload", ["os.system", "posix.system", "builtins.exec"])

@@ -110,8 +110,14 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         finally:
             self.busy = False
         loader = None if spec is None else spec.loader
-        if spec is None or loader is None or not hasattr(loader, "exec_module"):
-            return spec
+        if spec is None:
+            return None  # not installed: the import fails as it would
+        if loader is None or not hasattr(loader, "exec_module"):
+            raise ImportError(  # fail closed: the guard could not follow this import
+                f"ckptguard: torch is blocked in this process: ${ENV} asks for the checkpoint "
+                f"guard, and torch's loader ({type(loader).__name__}) cannot be followed",
+                name=fullname,
+            )
         run = loader.exec_module
         finder = self
 

@@ -61,7 +61,7 @@ class Request:
         map_location: Any,
         mmap_path: str | None,
         load_args: dict[str, Any],
-        expected: Mapping[tuple[str, str], Any] | None = None,
+        expected: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.source = source

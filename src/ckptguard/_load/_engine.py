@@ -22,11 +22,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError
+from ckptguard._load._registry import resolves_to
 
 # torch.load renames these modules before calling find_class (torch.serialization._load).
 _TORCH_MODULE_RENAMES = {"torch.tensor": "torch._tensor"}
 # numpy 2 moved numpy.core to numpy._core; pickles name either. Both names are vetted.
 _NUMPY_CORE = ("numpy.core", "numpy._core")
+_NOTHING = object()
 
 
 def _numpy_alias(module: str) -> str | None:
@@ -65,7 +67,7 @@ def build_unpickler(
     *,
     path: str,
     overrides: Iterable[tuple[Any, Any]],
-    expected: Mapping[tuple[str, str], Any] | None = None,
+    expected: Mapping[str, Any] | None = None,
 ) -> type[pickle.Unpickler]:
     """An unpickler class that admits only ``approved`` globals.
 
@@ -91,6 +93,19 @@ def build_unpickler(
                     path=path,
                     hint=f"ckptguard scan {path}",
                 )
+            expect = must_be.get(f"{target[0]}.{target[1]}", _NOTHING)
+            if expect is not _NOTHING:
+                # approved because the program registered this object with torch: nothing is
+                # imported; the name must reach that very object in the modules loaded now
+                if resolves_to(target[0], target[1]) is not expect:
+                    raise UnsafeCheckpointError(
+                        f"{target[0]}.{target[1]} was allowed because the program registered "
+                        "an object of that name with torch.serialization.add_safe_globals, but "
+                        "the name does not reach that object: refused",
+                        path=path,
+                        hint=f"ckptguard scan {path}",
+                    )
+                return expect
             mod, attr = target
             mod = _TORCH_MODULE_RENAMES.get(mod, mod)
             if "Storage" in attr:
@@ -117,14 +132,6 @@ def build_unpickler(
                     hint=f"install the version that wrote the file, or: ckptguard convert {path} "
                     "OUT.pt",
                 ) from exc
-            if target in must_be and obj is not must_be[target]:
-                raise UnsafeCheckpointError(
-                    f"{target[0]}.{target[1]} was allowed because the program registered it "
-                    "with torch.serialization.add_safe_globals, but the name now imports "
-                    "another object: refused",
-                    path=path,
-                    hint=f"ckptguard scan {path}",
-                )
             swap = replace.get(id(obj))
             return swap[1] if swap is not None and swap[0] is obj else obj
 

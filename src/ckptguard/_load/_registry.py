@@ -10,8 +10,10 @@ plus the objects each name must resolve to. Rules:
 * only an object's own ``__module__`` + ``__qualname__`` is allowed; the name in an
   ``(obj, "name")`` entry is not trusted (a file could name anything there and the name would
   then be imported), so a file that reaches the object under another name is still refused;
-* the object must be what that name resolves to *now*, in modules already imported (nothing is
-  imported to check); the unpickler checks the identity again when it imports the name;
+* the object must be what that name resolves to *now*, in modules already imported; the
+  unpickler does not import such a name at all: it checks again that the name, however the
+  pickle splits it into module and attribute, reaches that very object among the modules
+  already loaded, and returns it;
 * dangerous names (``os.system``, ``builtins.eval``, ...) stay refused even when registered,
   and names the policy already vets keep their vetted verdict;
 * nothing is read when torch was never imported (then nothing can have been registered).
@@ -65,13 +67,14 @@ def resolves_to(module: str, name: str) -> Any:
     return obj
 
 
-def with_torch_registry(policy: Policy) -> tuple[Policy, dict[tuple[str, str], Any]]:
-    """``policy`` plus the objects registered with torch, and the object each name must be."""
-    expected: dict[tuple[str, str], Any] = {}
+def with_torch_registry(policy: Policy) -> tuple[Policy, dict[str, Any]]:
+    """``policy`` plus the objects registered with torch, and the object each qualified name
+    (``"module.Name"``) must be."""
+    expected: dict[str, Any] = {}
     for entry in _registered():
         obj = entry[0] if isinstance(entry, tuple) and len(entry) == 2 else entry
         own = _own_name(obj)
-        if own is None or own in expected:
+        if own is None or f"{own[0]}.{own[1]}" in expected:
             continue
         module, name = own
         if resolves_to(module, name) is not obj:
@@ -79,10 +82,10 @@ def with_torch_registry(policy: Policy) -> tuple[Policy, dict[tuple[str, str], A
         verdict, _ = policy.classify(module, name)
         if verdict in (Verdict.DANGEROUS, Verdict.SAFE):
             continue  # never widened / already vetted
-        expected[own] = obj
+        expected[f"{module}.{name}"] = obj
     if not expected:
         return policy, expected
-    names = tuple(sorted(f"{m}.{n}" for m, n in expected))
+    names = tuple(sorted(expected))
     key = (policy, names)
     extended = _cache.get(key)
     if extended is None:

@@ -236,7 +236,7 @@ def _load(
     mmap: bool | None,
     kwargs: dict[str, Any],
     *,
-    expected: dict[tuple[str, str], Any],
+    expected: dict[str, Any],
 ) -> Any:
     if mmap is None:
         from torch.utils.serialization import config  # noqa: PLC0415
@@ -274,7 +274,7 @@ def _load_scanned(
     mmap: bool,
     kwargs: dict[str, Any],
     *,
-    expected: dict[tuple[str, str], Any],
+    expected: dict[str, Any],
 ) -> Any:
     if scanned.report.verdict is not FileVerdict.SAFE:
         raise refusal(scanned.report)

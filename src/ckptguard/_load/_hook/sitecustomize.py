@@ -43,8 +43,8 @@ def _chain() -> None:
     import importlib.machinery  # noqa: PLC0415
     import importlib.util  # noqa: PLC0415
 
-    here = os.path.dirname(os.path.abspath(__file__))
-    rest = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
+    here = os.path.realpath(os.path.dirname(os.path.abspath(__file__)))
+    rest = [p for p in sys.path if os.path.realpath(p or os.curdir) != here]
     spec = importlib.machinery.PathFinder.find_spec("sitecustomize", rest)
     if spec is None or spec.loader is None:
         return
