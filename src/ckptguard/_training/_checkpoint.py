@@ -127,7 +127,7 @@ def to_plain(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, (bytes, bytearray)):
         raise _refuse(
             where,
-            f"it is {a_or_an(_type_name(value))} (an empty one would not load)",
+            f"it is {_type_name(value)} (an empty one would not load)",
             hint="store a str, or a uint8 tensor: "
             "torch.frombuffer(bytearray(value), dtype=torch.uint8)",
         )

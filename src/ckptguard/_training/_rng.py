@@ -514,17 +514,21 @@ def _advice(state: Mapping[Any, Any]) -> str | None:
     states: a nested dict of states is passed as it is, bare states under their generator."""
     known = {alias for aliases in ALIASES.values() for alias in aliases}
     parts: dict[str, str] = {}
+    nested = None  # a dict under an RNG-looking key: the RNG part, if nothing better is found
     for key in state:
         if not isinstance(key, str) or not ("rng" in key.lower() or "random" in key.lower()):
             continue
         value = state[key]
-        if isinstance(value, Mapping) and any(k in value for k in known):
-            return f"restore_rng_state(ckpt[{key!r}])"
+        if isinstance(value, Mapping):
+            if any(k in value for k in known):
+                return f"restore_rng_state(ckpt[{key!r}])"
+            nested = nested or f"restore_rng_state(ckpt[{key!r}])"
+            continue
         kind = _guess_kind(value)
         if kind is not None and kind not in parts:
             parts[kind] = f"ckpt[{key!r}]"
     if not parts:
-        return None
+        return nested
     return "restore_rng_state({" + ", ".join(f"{k!r}: {v}" for k, v in parts.items()) + "})"
 
 
