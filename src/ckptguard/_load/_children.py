@@ -13,7 +13,8 @@ start-up hook.
 * ``$PYTHONPATH`` starts with :data:`HOOK_DIR`, a directory holding only a ``sitecustomize``
   module. Python imports it at start-up in every interpreter that does not run with ``-S``,
   ``-E`` or ``-I``; it arms the guard (:func:`arm_from_env`) and then runs the
-  ``sitecustomize`` it shadows, if any. Arming costs nothing until the child imports
+  ``sitecustomize`` it shadows, if any. Arming (:mod:`ckptguard._childhook`) costs a JSON
+  parse and imports nothing heavy until the child imports
   ``torch``: the guard is installed the moment ``torch`` has finished importing, before any
   code of the child can call ``torch.load``.
 * ``multiprocessing`` children also get :func:`install_from_env` prefixed to the ``-c``
@@ -26,21 +27,19 @@ imported in the child's interpreter, ``import torch`` fails in that child with t
 
 from __future__ import annotations
 
-import importlib.abc
-import importlib.machinery
-import importlib.util
 import json
 import os
-import sys
-import types
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from ckptguard._childhook import ENV, arm_from_env, refuse_torch
+
 if TYPE_CHECKING:
     from ckptguard._policy import Policy
 
-ENV = "CKPTGUARD_GUARD"
+__all__ = ["ENV", "HOOK_DIR", "arm_from_env", "child_environment", "guard_children",
+           "install_from_env", "parse_settings", "refuse_torch", "settings_json"]  # fmt: skip
 HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
 _PREFIX = "import ckptguard._load._children as _g; _g.install_from_env(); "
 _FORKSERVER = "from multiprocessing.forkserver import main"
@@ -92,90 +91,7 @@ def parse_settings(raw: str) -> tuple[Policy, bool]:
 
 
 # ------------------------------------------------------------------------------ in a child
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``then()`` the moment ``torch`` has finished importing (a post-import hook)."""
-
-    def __init__(self, then: Callable[[], None]) -> None:
-        self.then = then
-        self.busy = False
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != "torch" or self.busy:
-            return None
-        self.busy = True
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            self.busy = False
-        loader = None if spec is None else spec.loader
-        if spec is None:
-            return None  # not installed: the import fails as it would
-        if loader is None or not hasattr(loader, "exec_module"):
-            raise ImportError(  # fail closed: the guard could not follow this import
-                f"ckptguard: torch is blocked in this process: ${ENV} asks for the checkpoint "
-                f"guard, and torch's loader ({type(loader).__name__}) cannot be followed",
-                name=fullname,
-            )
-        run = loader.exec_module
-        finder = self
-
-        def exec_module(module: types.ModuleType) -> None:
-            run(module)
-            if finder in sys.meta_path:
-                sys.meta_path.remove(finder)
-            finder.then()
-
-        loader.exec_module = exec_module  # type: ignore[method-assign]
-        return spec
-
-
-class _Refuse(importlib.abc.MetaPathFinder):
-    """Fail closed: ``import torch`` raises, saying why the guard could not be installed."""
-
-    def __init__(self, why: str) -> None:
-        self.why = why
-
-    def find_spec(
-        self, fullname: str, path: Sequence[str] | None, target: types.ModuleType | None = None
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname == "torch" or fullname.startswith("torch."):
-            raise ImportError(
-                f"ckptguard: torch is blocked in this process: ${ENV} asks for the checkpoint "
-                f"guard, but it cannot be installed ({self.why}). Unset {ENV} to run without "
-                "the guard, or install ckptguard in this interpreter",
-                name=fullname,
-            )
-        return None
-
-
-def refuse_torch(why: str) -> None:
-    """Make ``import torch`` fail in this process (the guard was asked for and cannot be)."""
-    sys.meta_path.insert(0, _Refuse(why))
-
-
-def arm_from_env() -> None:
-    """In a child: install the guard described by ``$CKPTGUARD_GUARD`` once torch is imported
-    (now, if it already is). Fails closed: a guard that cannot be read blocks ``import torch``."""
-    raw = os.environ.get(ENV)
-    if not raw:
-        return
-    try:
-        policy, restore = parse_settings(raw)
-    except Exception as exc:  # the guard was asked for: never run without it
-        refuse_torch(str(exc))
-        return
-
-    def install_now() -> None:
-        from ckptguard._load._patch import install  # noqa: PLC0415
-
-        install(policy=policy, restore_types=restore)
-
-    if "torch" in sys.modules:
-        install_now()
-    elif not any(isinstance(f, _AfterImport) for f in sys.meta_path):
-        sys.meta_path.insert(0, _AfterImport(install_now))
+# (the start-up hook's part lives in ckptguard._childhook, which imports nothing heavy)
 
 
 def install_from_env() -> None:

@@ -16,7 +16,7 @@ def _arm() -> None:
     if not os.environ.get("CKPTGUARD_GUARD"):
         return
     try:
-        from ckptguard._load._children import arm_from_env  # noqa: PLC0415
+        from ckptguard._childhook import arm_from_env  # noqa: PLC0415
     except Exception as exc:  # another interpreter, without ckptguard: no torch either
         _refuse(f"ckptguard is not importable here: {type(exc).__name__}: {exc}")
         return
