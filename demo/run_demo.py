@@ -1,4 +1,5 @@
-"""ckptguard in ten seconds: make a few typical checkpoints, scan them, fix what can be fixed.
+"""ckptguard in a minute: make a few typical checkpoints, scan them, load them, guard an
+application (patched / run, child processes too), convert and inspect them.
 
 Run it with ``make demo`` (or ``python demo/run_demo.py`` with torch and ckptguard installed).
 It writes its example files into ``demo-checkpoints/`` and never loads the hostile one.
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -180,6 +182,9 @@ def main() -> int:
     ckptguard("scan", f"{REL}/downloaded_model.pt", "--json", capture=True)
 
     show_loading()
+    show_patched()
+    show_run()
+    show_convert_and_inspect()
 
     say(
         "The hostile file was only read, never loaded (no 'pwned' above). "
@@ -220,6 +225,120 @@ def show_loading() -> None:
                 type(exc).__name__)  # fmt: skip
             print(f">>> ckptguard.load({name!r}, allow={allow})  ->  {kind}:")
             print("    " + exc.diagnostics().replace("\n", "\n    "))
+
+
+def cli(*args: str) -> int:
+    """``ckptguard ARGS`` in this process (torch is already imported here: no start-up cost)."""
+    from ckptguard._cli import main as ckptguard_main  # noqa: PLC0415
+
+    print(f"\n$ ckptguard {' '.join(args)}", flush=True)
+    os.chdir(ROOT)
+    code = ckptguard_main(list(args))
+    sys.stdout.flush()
+    print(f"(exit status {code})", flush=True)
+    return code
+
+
+def show_patched() -> None:
+    """Third-party code that calls torch.load(weights_only=False) itself, unchanged."""
+    import warnings  # noqa: PLC0415
+
+    import ckptguard as cg  # noqa: PLC0415
+
+    say(
+        "5. Code you do not control (Lightning, fairseq, an app) calls torch.load itself, often "
+        "with weights_only=False. Inside `with ckptguard.patched(allow=[...])` every torch.load "
+        "in the process goes through ckptguard.load: the Enum loads, the hostile file is "
+        "refused (weights_only=False cannot switch the safety off)."
+    )
+
+    def library_load(path: Path) -> object:  # what a library does, deep inside
+        return torch.load(path, map_location="cpu", weights_only=False)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the LoadWarning / RefusedLoadWarning, shown below
+        with cg.patched(allow=["demo_models.DSPMode"]):
+            ckpt: Any = library_load(OUT / "deepafx_dspmode.ckpt")
+            print(
+                ">>> with ckptguard.patched(allow=['demo_models.DSPMode']): "
+                f"torch.load(...)  ->  dsp_mode = {ckpt['hyper_parameters']['dsp_mode']}"
+            )
+            try:
+                library_load(OUT / "downloaded_model.pt")
+            except cg.UnsafeCheckpointError as exc:
+                print(
+                    ">>> ... torch.load('downloaded_model.pt', weights_only=False)  ->  "
+                    f"UnsafeCheckpointError: {exc.problem.splitlines()[1].strip()[:90]}"
+                )
+
+
+APP = """\
+# A stand-in for an application you run as it is (RVC's infer-web.py): it loads a checkpoint
+# with weights_only=False, and starts a Python child that loads another (RVC extracts HuBERT
+# features this way).
+import subprocess, sys
+import torch
+
+ckpt = torch.load(sys.argv[1], map_location="cpu", weights_only=False)
+print("app: loaded", sorted(ckpt), flush=True)
+child = '''
+import sys, torch
+try:
+    torch.load(sys.argv[1], weights_only=False)
+    print("child process: loaded", sys.argv[1])
+except Exception as exc:
+    print("child process:", type(exc).__name__, "-", str(exc).splitlines()[1].strip()[:70])
+'''
+subprocess.run([sys.executable, "-W", "ignore", "-c", child, sys.argv[2]])
+"""
+
+
+def show_run() -> None:
+    say(
+        "6. An application you run as it is: `ckptguard run` routes every torch.load of the "
+        "whole process through ckptguard, no code edits, and carries the same guard into the "
+        "Python processes it starts (multiprocessing, subprocess.run([sys.executable, ...]))."
+    )
+    app = OUT / "app.py"
+    app.write_text(APP)
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    path = [str(ROOT / "demo")]
+    if importlib.util.find_spec("ckptguard") is None:
+        path.insert(0, str(ROOT / "src"))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [*path, env.get("PYTHONPATH")]))
+    args = ["run", "--allow", "demo_models.DSPMode", f"{REL}/app.py",
+            f"{REL}/deepafx_dspmode.ckpt", f"{REL}/downloaded_model.pt"]  # fmt: skip
+    print(f"\n$ ckptguard {' '.join(args)}", flush=True)
+    proc = subprocess.run(  # noqa: S603 - our own CLI, fixed arguments
+        [sys.executable, "-m", "ckptguard", *args], cwd=ROOT, env=env, check=False
+    )
+    print(f"(exit status {proc.returncode}: the application's own)", flush=True)
+
+
+def show_convert_and_inspect() -> None:
+    import ckptguard as cg  # noqa: PLC0415
+
+    say(
+        "7. The lasting fix: convert re-saves a file as plain data that stock torch.load "
+        "(weights_only=True) reads. It says which types became plain data: the Enum member is "
+        "now its value, so `mode == DSPMode.INFER` would be False, unless you load with "
+        "restore_types=True."
+    )
+    plain = f"{REL}/deepafx_dspmode.plain.ckpt"
+    cli("convert", f"{REL}/deepafx_dspmode.ckpt", plain, "--force")
+    stock = torch.load(ROOT / plain)
+    restored = cg.load(ROOT / plain, allow=["demo_models.DSPMode"], restore_types=True)
+    print(f">>> torch.load({plain!r})['hyper_parameters']['dsp_mode']  ->  "
+          f"{stock['hyper_parameters']['dsp_mode']!r}")  # fmt: skip
+    print(f">>> ckptguard.load(..., restore_types=True)[...]  ->  "
+          f"{restored['hyper_parameters']['dsp_mode']}")  # fmt: skip
+
+    say(
+        "8. inspect: what a checkpoint holds, without loading it: the step, epoch and metrics "
+        "it finds, and a table for a folder (newest first; --sort best by the metric)."
+    )
+    cli("inspect", f"{REL}/resnet_state_dict.pt")
+    cli("inspect", REL)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
-ENV.pop("CKPTGUARD_RUN_GUARD", None)  # a guard inherited from an outer `ckptguard run`
+ENV.pop("CKPTGUARD_GUARD", None)  # a guard inherited from an outer `ckptguard run`
 
 
 def run_python(

@@ -100,7 +100,9 @@ def _hint(
             return (
                 f"if you trust these classes: ckptguard scan {path} {flags}  "
                 f"(Python: ckptguard.load(path, allow={unknown!r})); "
-                f"to fix the file for good: ckptguard convert {path} OUT.pt"
+                f"to fix the file for good: ckptguard convert {path} OUT.pt (it stores these "
+                "classes as plain data: an Enum as its value, an object as a dict; load OUT.pt "
+                "with restore_types=True to get the objects back)"
             )
         return "review the findings above before loading this file"
     return None
@@ -233,6 +235,16 @@ def report_for(path: str, extracted: Extracted, policy: Policy, size: int | None
 _VCS_DIRS = frozenset({".git", ".hg", ".svn"})
 
 
+# Where `convert --in-place DIR` keeps the originals it replaced (DIR/.ckptguard-backup/...).
+# A directory walk does not enter it (reported in `skipped`), so the tree's scan is green after
+# a migration; naming it (`ckptguard scan DIR/.ckptguard-backup`) scans it like any directory.
+BACKUP_DIR = ".ckptguard-backup"
+_BACKUP_REASON = (
+    "backups of the originals `ckptguard convert --in-place` replaced (not walked: nothing "
+    "should load them; to check them, scan this directory by name)"
+)
+
+
 def _walk(root: str, skipped: list[SkippedRecord]) -> Iterable[str]:
     """Every entry under ``root`` that is not a directory, sorted; what the walk cannot enter
     (unreadable directories, links to directories) goes to ``skipped`` with the reason."""
@@ -248,6 +260,10 @@ def _walk(root: str, skipped: list[SkippedRecord]) -> Iterable[str]:
             if d in _VCS_DIRS:
                 where = os.path.normpath(os.path.join(dirpath, d))
                 skipped.append(SkippedRecord(where, "a version-control directory (not walked)"))
+                continue
+            if d == BACKUP_DIR:  # the originals `convert --in-place` replaced: never loaded
+                where = os.path.normpath(os.path.join(dirpath, d))
+                skipped.append(SkippedRecord(where, _BACKUP_REASON))
                 continue
             if os.path.islink(os.path.join(dirpath, d)):
                 entries.append(d)  # reported below, not followed

@@ -80,20 +80,20 @@ def test_convert_in_place_keeps_backups(tmp_path: Path, capsys: pytest.CaptureFi
     code, out, _ = run(capsys, "convert", "--in-place", d)
     assert code == 1, out  # one file refused
     assert "converted" in out and "refused" in out and "unchanged" in out
-    assert (d / "enum.ckpt.bak").read_bytes() == originals["enum.ckpt"]
-    assert (d / "legacy.pt.bak").read_bytes() == originals["legacy.pt"]
-    assert not (d / "clean.pt.bak").exists()
+    assert (d / ".ckptguard-backup" / "enum.ckpt").read_bytes() == originals["enum.ckpt"]
+    assert (d / ".ckptguard-backup" / "legacy.pt").read_bytes() == originals["legacy.pt"]
+    assert not (d / ".ckptguard-backup" / "clean.pt").exists()
     assert (d / "clean.pt").read_bytes() == originals["clean.pt"]
     assert (d / "evil.pt").read_bytes() == originals["evil.pt"]
     assert not (tmp_path / "PWNED").exists()
     assert torch.load(d / "enum.ckpt")["hparams"]["mode"] == "infer"
     assert len(torch.load(d / "legacy.pt")) == len(
-        torch.load(d / "legacy.pt.bak", weights_only=False)
+        torch.load(d / ".ckptguard-backup" / "legacy.pt", weights_only=False)
     )
     # a second run changes nothing and does not overwrite the backups
     code, out, _ = run(capsys, "convert", "--in-place", d)
     assert out.splitlines()[-1].startswith("0 converted, 3 unchanged, 1 refused")
-    assert (d / "enum.ckpt.bak").read_bytes() == originals["enum.ckpt"]
+    assert (d / ".ckptguard-backup" / "enum.ckpt").read_bytes() == originals["enum.ckpt"]
 
 
 def test_inspect_file_and_json(files: Files, capsys: pytest.CaptureFixture[str]) -> None:

@@ -210,7 +210,7 @@ def test_sarif(project: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ids = [r["id"] for r in rules]
     assert ids == [r.id for r in RULES]
     assert ids[:5] == ["CKG101", "CKG102", "CKG103", "CKG104", "CKG105"]
-    assert {"CKG106", "CKG201", "CKG202"} <= set(ids)
+    assert {"CKG106", "CKG201", "CKG202", "CKG301"} <= set(ids)
     assert all(r["fullDescription"]["text"] for r in rules)
     assert rules[0]["helpUri"].endswith("docs/code.md#ckg101-torch-load-no-weights-only")
     results = run_["results"]

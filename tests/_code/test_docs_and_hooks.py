@@ -20,7 +20,7 @@ def test_rule_ids_and_names_unique_and_stable_format() -> None:
     for r in RULES:
         assert re.fullmatch(r"CKG\d{3}", r.id)
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", r.name)
-        assert r.level in {"warning", "error"}
+        assert r.level in {"warning", "error", "note"}
         assert "\n" not in r.doc
         assert lookup(r.id.lower()) is r and lookup(r.name) is r
 

@@ -152,7 +152,8 @@ def test_in_place_puts_the_source_back_when_it_fails(
 
     def replace(a: Any, b: Any) -> None:
         calls.append((str(a), str(b)))
-        if str(b) == str(src) and ".ckptguard-" in str(a):  # the new file over SRC
+        new = ".ckptguard-" in str(a) and ".ckptguard-backup" not in str(a)
+        if str(b) == str(src) and new:  # the new file (not the backup) over SRC
             if failure == "rename-fails":
                 raise OSError(errno.EIO, "Input/output error")
             raise KeyboardInterrupt
@@ -169,10 +170,10 @@ def test_in_place_puts_the_source_back_when_it_fails(
         outcomes = convert_in_place(str(tmp_path), policy=default_policy())
         assert [o.status for o in outcomes] == ["error"]
         assert "ckptguard" in outcomes[0].message  # names the next command
-    assert _listing(tmp_path) == before  # no .bak, no temp file
+    assert _listing(tmp_path) == before  # no backup directory, no temp file
     assert _digest(src) == digest
     if failure != "verify-fails":
-        assert any(b.endswith("model.pt.bak") for _a, b in calls)  # it had moved SRC away
+        assert any(b.endswith(".ckptguard-backup/model.pt") for _a, b in calls)  # SRC moved away
 
 
 def test_a_successful_conversion_leaves_only_its_output(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_protocol_2_names_are_mapped_like_the_real_unpickler() -> None:
         (b"\x80\x02K\x01K\x02\x93.", "not literal strings"),  # STACK_GLOBAL from ints
         (b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00idb.", "BUILD on a global"),
         (b"\x80\x02](K\x01u.", "SETITEMS"),
-        (b"\x80\x02K\x00K\x01K\x02s.", "SETITEM(S) on a int"),
+        (b"\x80\x02K\x00K\x01K\x02s.", "SETITEM(S) on an int"),
         (b"\x82\x01.", "EXT"),
         (b"\x97.", "out-of-band"),
         (b"\xff.", "invalid opcode"),

@@ -19,7 +19,7 @@ from tests.subproc import run_python as _python
 
 REPO = Path(__file__).resolve().parents[2]
 ENV = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO / "src"), str(REPO)]))
-ENV.pop("CKPTGUARD_RUN_GUARD", None)
+ENV.pop("CKPTGUARD_GUARD", None)
 
 APP = """\
 import multiprocessing as mp, sys

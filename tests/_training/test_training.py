@@ -618,7 +618,7 @@ class Tagged(torch.Tensor):
         ({"metrics": {"fn": len}}, r"cannot save metrics\['fn'\]: it is a builtin_function"),
         (
             {"cfg": {"layers": [1, {"act": object()}]}},
-            r"cfg\['layers'\]\[1\]\['act'\]: it is a object",
+            r"cfg\['layers'\]\[1\]\['act'\]: it is an object",
         ),
         ({"color": Color.RED}, r"cannot save color: it is a .*Color, a subclass of int"),
         ({"point": Point(1, 2)}, r"point: .*tuple subclass(.|\n)*_asdict"),

@@ -37,7 +37,7 @@ examples:
   ckptguard convert old.ckpt new.ckpt
   ckptguard convert old.ckpt model.safetensors --to safetensors
   ckptguard convert model.jit weights.pt          (TorchScript: the weights, no code run)
-  ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)"""
+  ckptguard convert --in-place checkpoints/        (originals in checkpoints/.ckptguard-backup/)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,9 +53,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument(
         "--in-place",
         action="store_true",
-        help="convert every checkpoint in DIR, keeping FILE.bak copies",
+        help="convert every checkpoint in DIR, keeping the originals in DIR/.ckptguard-backup/ "
+        "(a directory scan does not walk it)",
     )
-    p.add_argument("--force", action="store_true", help="overwrite DST (or existing .bak files)")
+    p.add_argument("--force", action="store_true", help="overwrite DST (or existing backups)")
     p.add_argument(
         "--allow",
         action="append",
@@ -122,8 +123,11 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
     if args.json:
         write_json(_result_json(res))
     else:
+        from ckptguard._convert._restore import plain_data_lines  # noqa: PLC0415
+
         lines = [f"converted {src} -> {dst} ({res.source_format} -> {res.to}): {res.summary()}"]
         lines += [f"  note: {note}" for note in res.notes]
+        lines += plain_data_lines(dst, res.plain_types, policy)
         write_lines(sys.stdout, lines)
     return 0
 
@@ -131,6 +135,7 @@ def _one(args: argparse.Namespace, policy: Policy) -> int:
 def _result_json(res: object) -> dict[str, object]:
     d = asdict(res)  # type: ignore[call-overload]
     d["summary"] = res.summary()  # type: ignore[attr-defined]
+    d["plain_types"] = res.plain_types  # type: ignore[attr-defined]
     return dict(d)
 
 

@@ -8,8 +8,11 @@ import runpy
 import sys
 import traceback
 
-from ckptguard._cli._output import print_error
 from ckptguard._errors import CheckpointError, UsageError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from typing import TextIO
 
 HELP = "run a Python script or module with every torch.load going through ckptguard.load"
 
@@ -19,7 +22,16 @@ through ckptguard.load for the whole process, until it exits: every checkpoint t
 application loads, also inside Lightning, fairseq or transformers, and also from threads that
 outlive the main module or from atexit handlers, is scanned and loaded only if the policy
 allows it, even where the code passes weights_only=False. No code edits, no site-packages
-edits."""
+edits.
+
+Child Python processes are guarded too, with the same policy: multiprocessing children
+(spawn, forkserver, fork) and programs started as subprocess.run([sys.executable, ...]).
+run sets CKPTGUARD_GUARD (the guard, as JSON) and puts ckptguard's start-up hook first on
+PYTHONPATH; see docs/load.md for process managers and the cases it cannot reach (-I, -E, -S).
+
+--restore-types: loads of files written by `ckptguard convert` give back the original
+objects (Enum members, Namespace, ...) of the types the policy allows, instead of the plain
+data convert stored."""
 
 EPILOG = """\
 exit status: the application's own; 2 when a checkpoint was refused and the application did
@@ -45,6 +57,10 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="also allow this global (or package.*) in every checkpoint (repeatable)",
     )  # fmt: skip
     p.add_argument("--policy", metavar="FILE", help="policy file (TOML); see docs/policy.md")
+    p.add_argument(
+        "--restore-types", action="store_true",
+        help="rebuild the original objects of allowed types in files written by convert",
+    )  # fmt: skip
     p.add_argument("-m", dest="module", metavar="MODULE", help="run a library module as a script")
     p.add_argument("target", nargs=argparse.REMAINDER, metavar="SCRIPT.py ARGS",
                    help="the script to run and its arguments")  # fmt: skip
@@ -54,6 +70,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 def run(args: argparse.Namespace) -> int:
     from ckptguard._load import install  # noqa: PLC0415
     from ckptguard._load._children import guard_children  # noqa: PLC0415
+    from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
     target: list[str] = list(args.target)
     if target[:1] == ["--"]:
@@ -67,29 +84,67 @@ def run(args: argparse.Namespace) -> int:
     # still joins the script's non-daemon threads, runs its atexit handlers and lets daemon
     # threads run, and any of them may load a checkpoint. Nothing here uninstalls it, and
     # sys.argv / sys.path stay as the script saw them (its threads may still read them).
-    install(allow=args.allow, policy=args.policy)
-    # Processes multiprocessing spawns (or forks from a forkserver) start without the patch:
-    # they install the same guard before running anything.
-    guard_children(args.allow, args.policy)
+    policy = resolve_policy(allow=args.allow, policy=args.policy)
+    install(policy=policy, restore_types=args.restore_types)
+    # Child Python processes (multiprocessing spawn/forkserver, subprocess.run of
+    # sys.executable) start without the patch: they install the same guard (the resolved
+    # policy itself, whatever their working directory) before anything can load.
+    guard_children(policy, restore_types=args.restore_types)
+    shown = _record_refusal_warnings()
     try:
         if args.module is not None:
             sys.argv = [args.module, *target]
             sys.path.insert(0, os.getcwd())
             runpy.run_module(args.module, run_name="__main__", alter_sys=True)
         else:
-            script = target[0]
+            # __file__ absolute, as CPython makes it for `python script.py` (sys.argv[0]
+            # stays as typed)
+            script = os.path.abspath(target[0])
             sys.argv = target
-            sys.path.insert(0, os.path.dirname(os.path.abspath(script)))
+            sys.path.insert(0, os.path.dirname(script))
             runpy.run_path(script, run_name="__main__")
     except SystemExit as exc:
         return _exit_status(exc.code)
     except CheckpointError as exc:
-        print_error(exc, "ckptguard: ")  # escaped: names and paths come from the file
+        from ckptguard._cli._output import write  # noqa: PLC0415
+
+        if exc.diagnostics() in shown:  # the RefusedLoadWarning above said it all
+            write(sys.stderr, "ckptguard: the application stopped on the refused load above\n")
+        else:  # diagnostics() is terminal-safe: names and paths come from the file
+            write(sys.stderr, f"ckptguard: {exc.diagnostics()}\n")
         return 2
     except Exception:  # the application's own error: show it as Python would
         traceback.print_exc()
         return 1
     return 0
+
+
+def _record_refusal_warnings() -> set[str]:
+    """The refusals whose RefusedLoadWarning was shown (so the final error is not repeated)."""
+    import warnings  # noqa: PLC0415
+
+    from ckptguard._load import RefusedLoadWarning  # noqa: PLC0415
+
+    shown: set[str] = set()
+    show = warnings.showwarning
+
+    def showwarning(  # noqa: PLR0917 - warnings.showwarning's signature
+        message: Warning | str,
+        category: type[Warning],
+        filename: str,
+        lineno: int,
+        file: TextIO | None = None,
+        line: str | None = None,
+    ) -> None:
+        if isinstance(message, RefusedLoadWarning):
+            shown.add(str(message).removeprefix(_REFUSED))
+        show(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = showwarning
+    return shown
+
+
+_REFUSED = "ckptguard refused a torch.load: "
 
 
 def _exit_status(code: object) -> int:

@@ -85,7 +85,7 @@ class CodeReport:
 
     @property
     def exit_code(self) -> int:
-        """2 on any error, 1 when findings remain, 0 when clean."""
+        """2 on any error, 1 when findings remain, 0 when clean (notes do not count)."""
         if self.all_errors:
             return 2
-        return 1 if self.findings else 0
+        return 1 if any(x.rule.level != "note" for x in self.findings) else 0

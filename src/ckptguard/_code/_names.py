@@ -41,11 +41,15 @@ HUB_WEIGHTS_ONLY_POSITION = 6  # 0-based index of weights_only among the positio
 # numpy.load(file, mmap_mode=None, allow_pickle=False, ...)
 NUMPY_LOAD = frozenset({"numpy.load"})
 ALLOW_PICKLE_POSITION = 2
+# torch's own trust list: what is registered there, ckptguard.load honours too.
+SAFE_GLOBALS_REGISTRARS = frozenset(
+    {"torch.serialization.add_safe_globals", "torch.serialization.safe_globals"}
+)
 
 SETATTR = "builtins.setattr"
 
 # Last components of the names above: only nodes ending in one of them are resolved.
-_ALL_CALLS = TORCH_LOAD | PICKLE_LOADERS | TORCH_HUB_LOADERS | NUMPY_LOAD
+_ALL_CALLS = TORCH_LOAD | PICKLE_LOADERS | TORCH_HUB_LOADERS | NUMPY_LOAD | SAFE_GLOBALS_REGISTRARS
 LEAF_NAMES = frozenset(n.rsplit(".", 1)[-1] for n in _ALL_CALLS)
 BARE_NAMES = frozenset({"setattr"})
 

@@ -14,7 +14,7 @@ class Rule:
     id: str  # "CKG101"
     name: str  # "torch-load-no-weights-only"
     doc: str  # one line: what the rule reports and why it matters
-    level: str  # SARIF level: "error" or "warning"
+    level: str  # SARIF level: "error", "warning" or "note" (informational: exit status 0)
 
 
 TORCH_LOAD_NO_WEIGHTS_ONLY = Rule(
@@ -75,6 +75,14 @@ NUMPY_LOAD_ALLOW_PICKLE = Rule(
     "fails on object arrays)",
     "warning",
 )
+SAFE_GLOBALS_NOT_NEEDED = Rule(
+    "CKG301",
+    "safe-globals-not-needed",
+    "torch.serialization.add_safe_globals / safe_globals registers a global ckptguard already "
+    "vets (numpy.dtype, numpy.core.multiarray.scalar, ...): not needed with ckptguard.load "
+    "(information only; keeping it changes nothing)",
+    "note",
+)
 
 RULES: tuple[Rule, ...] = (
     TORCH_LOAD_NO_WEIGHTS_ONLY,
@@ -85,6 +93,7 @@ RULES: tuple[Rule, ...] = (
     TORCH_HUB_LOAD_URL,
     PICKLE_LOAD,
     NUMPY_LOAD_ALLOW_PICKLE,
+    SAFE_GLOBALS_NOT_NEEDED,
 )
 
 BY_ID: dict[str, Rule] = {r.id: r for r in RULES}

@@ -185,6 +185,8 @@ class _Visitor(cst.CSTVisitor):
                 "restrict the unpickler's find_class",
                 node,
             )
+        elif not imported.isdisjoint(_names.SAFE_GLOBALS_REGISTRARS):
+            self._registrar_call(node, sorted(imported & _names.SAFE_GLOBALS_REGISTRARS)[0])
         elif _names.SETATTR in self._builtins(func):
             self._setattr_call(node)
 
@@ -237,6 +239,43 @@ class _Visitor(cst.CSTVisitor):
             "without pickles (or check each file with `ckptguard scan FILE` before loading)",
             node,
         )
+
+    def _registrar_call(self, node: cst.Call, registrar: str) -> None:
+        """Each element of ``add_safe_globals([...])`` ckptguard's shipped profiles vet."""
+        arg = next((a for a in node.args if a.keyword is None and not a.star), None)
+        if arg is None:
+            named = (a for a in node.args if a.keyword and a.keyword.value == "safe_globals")
+            arg = next(named, None)
+        if arg is None or not isinstance(arg.value, (cst.List, cst.Tuple)):
+            return
+        short = registrar.rsplit(".", 1)[1]
+        for element in arg.value.elements:
+            value = element.value
+            if isinstance(value, cst.Tuple) and value.elements:  # (obj, "name")
+                value = value.elements[0].value
+            name = self._vetted_name(value)
+            if name is not None:
+                self._add(
+                    R.SAFE_GLOBALS_NOT_NEEDED,
+                    f"{name} is vetted by ckptguard (its shipped profiles load it): registering "
+                    f"it with {short} is no longer needed once loads go through ckptguard.load "
+                    "(information only; keeping it changes nothing)",
+                    element.value,
+                )
+
+    def _vetted_name(self, value: cst.BaseExpression) -> str | None:
+        if m.matches(value, m.Call(func=m.Name("type"), args=[m.Arg(value=m.Call())])):
+            # type(np.dtype(np.float64)): a numpy dtype class
+            assert isinstance(value, cst.Call)
+            inner = value.args[0].value
+            assert isinstance(inner, cst.Call)
+            names = self._qualified(inner.func, QualifiedNameSource.IMPORT, filtered=False)
+            return "a numpy dtype class" if "numpy.dtype" in names else None
+        names = self._qualified(value, QualifiedNameSource.IMPORT, filtered=False)
+        for name in sorted(names):
+            if _vetted(name):
+                return name
+        return None
 
     def _builtins(self, node: cst.CSTNode) -> set[str]:
         return self._qualified(node, QualifiedNameSource.BUILTIN)
@@ -549,6 +588,21 @@ def _argument(node: cst.Call, keyword: str, position: int) -> int | None:
                 return i
             positional += 1
     return None
+
+
+def _vetted(qualified: str) -> bool:
+    """Whether the shipped policy vets ``qualified`` (as any module/name split of it)."""
+    if not qualified.startswith(("numpy.", "collections.", "torch.", "builtins.")):
+        return False
+    from ckptguard._policy import default_policy  # noqa: PLC0415
+    from ckptguard._verdict import Verdict  # noqa: PLC0415
+
+    policy = default_policy()
+    parts = qualified.split(".")
+    return any(
+        policy.classify(".".join(parts[:i]), ".".join(parts[i:]))[0] is Verdict.SAFE
+        for i in range(1, len(parts))
+    )
 
 
 def _has_side_effects(node: cst.CSTNode) -> bool:

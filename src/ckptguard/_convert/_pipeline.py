@@ -61,6 +61,15 @@ class ConvertResult:
         head = ", ".join(parts) if parts else "no values needed converting"
         return f"{head}; {self.storages_copied} storage records copied"
 
+    @property
+    def plain_types(self) -> dict[str, str]:
+        """Each original type this conversion stored as plain data, and what it became
+        (``{"mypkg.Mode": "its value", "argparse.Namespace": "dict of its state"}``)."""
+        out: dict[str, str] = {}
+        for v in self.types.values():
+            out.setdefault(v["type"], _AS.get(v["as"], v["as"]))
+        return dict(sorted(out.items()))
+
 
 _AS = {
     "tensor": "tensor",

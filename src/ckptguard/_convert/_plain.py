@@ -38,6 +38,7 @@ from ckptguard._convert._values import (
 )
 from ckptguard._errors import ConvertError
 from ckptguard._formats._torchzip import storage_element_size
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle._tree import Call, Global, PersId, Py2Str, TDict, TList, TSet, TTuple
 
 MAX_DEPTH = 150
@@ -568,7 +569,9 @@ class Converter:
             ck = converted
             if type(ck) is tuple and self.key_size(ck) > MAX_KEY_VALUES:
                 ck = self.refuse(
-                    path, f"a {what} element that expands to more than {MAX_KEY_VALUES} values"
+                    path,
+                    f"{a_or_an(str(what))} element that expands to more than "
+                    f"{MAX_KEY_VALUES} values",
                 )
             same = self.unchanged(k, ck)
             if seen is None and not same:
@@ -645,7 +648,7 @@ class Converter:
             out.state = self.value(node.state, (path, "#state"), depth, strict=not is_container)
             out.has_state = True
         if node.dictitems and not is_container:
-            return self.refuse(path, f"items set on a {qn}")
+            return self.refuse(path, f"items set on {a_or_an(qn)}")
         keys = [self.key(k, path, depth, False) for k, _v in node.dictitems]
         keys = self.checked_items(
             [(k, ck) for (k, _v), ck in zip(node.dictitems, keys, strict=True)], path, "key"
@@ -653,7 +656,7 @@ class Converter:
         for ck, (_k, v) in zip(keys, node.dictitems, strict=True):
             out.dictitems.append((ck, self.value(v, (path, KeySeg(ck)), depth, strict=False)))
         if node.listitems:
-            return self.refuse(path, f"items appended to a {qn}")
+            return self.refuse(path, f"items appended to {a_or_an(qn)}")
         return out
 
     def obj(self, node: Call, cls: Global, args: tuple[Any, ...], path: Path, depth: int) -> Any:

@@ -16,6 +16,7 @@ from typing import Any
 
 from ckptguard._convert._values import FORMAT_KEY
 from ckptguard._errors import CheckpointError
+from ckptguard._grammar import a_or_an
 from ckptguard._policy import Policy
 from ckptguard._verdict import Verdict
 
@@ -85,7 +86,7 @@ def _rebuild(target: Any, how: str, value: Any) -> Any:
     elif isinstance(value, dict):
         inst.__dict__.update(value)
     else:
-        raise TypeError(f"cannot apply a {type(value).__name__} state")
+        raise TypeError(f"cannot apply {a_or_an(type(value).__name__)} state")
     return inst
 
 
@@ -149,3 +150,26 @@ def restore(obj: Any, *, policy: Policy) -> Any:
         else:
             del obj[FORMAT_KEY]
     return root
+
+
+def plain_data_lines(dst: str, plain_types: dict[str, str], policy: Policy) -> list[str]:
+    """What a conversion changed, said after it (CLI): the types now stored as plain data, what
+    that means for code, and how to get the originals back."""
+    if not plain_types:
+        return []
+    listed = ", ".join(f"{t} -> {how}" for t, how in plain_types.items())
+    need = []
+    for qualified in plain_types:
+        module, _, name = qualified.rpartition(".")
+        if module and policy.classify(module, name)[0] not in (Verdict.SAFE, Verdict.ALLOWED):
+            need.append(qualified)
+    allow = f", allow={need!r}" if need else ""
+    flags = "".join(f" --allow {n}" for n in need)
+    return [
+        f"  types now stored as plain data: {listed}",
+        "  code that compares or type-checks these values sees the plain data (an Enum member "
+        "is now its value, an object a dict)",
+        f"  to get the original objects back: ckptguard.load({dst!r}{allow}, "
+        f"restore_types=True), or for third-party code: ckptguard run --restore-types{flags} "
+        "SCRIPT.py",
+    ]

@@ -17,6 +17,7 @@ from ckptguard._convert._plain import bounded_repr
 from ckptguard._convert._values import FORMAT_KEY, FORMAT_VERSION
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
 from ckptguard._formats._safetensors import parse_header
+from ckptguard._grammar import a_or_an
 
 _MAX_DEPTH = 200
 # JSON metadata cannot share: a container referenced twice is written twice. The values
@@ -148,13 +149,13 @@ class _Encoder:
                 return {"$set": [self.enc(x, (path, str(i)), depth + 1) for i, x in enumerate(v)]}
         finally:
             self.busy.discard(id(v))
-        raise self.fail(path, f"a {type(v).__name__} has no safetensors form")
+        raise self.fail(path, f"{a_or_an(type(v).__name__)} has no safetensors form")
 
     def tensor(self, t: Any, path: _Path) -> dict[str, Any]:
         torch = self.torch
         if t.layout != torch.strided or t.is_quantized:
             kind = "quantized" if t.is_quantized else "sparse"
-            raise self.fail(path, f"a {kind} tensor cannot be stored in safetensors")
+            raise self.fail(path, f"{a_or_an(str(kind))} tensor cannot be stored in safetensors")
         name = self.names.get(id(t))
         if name is None:
             name = _path_text(path, _MAX_NAME).lstrip("/") or "tensor"

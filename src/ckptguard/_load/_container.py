@@ -62,6 +62,7 @@ class Request:
         map_location: Any,
         mmap_path: str | None,
         load_args: dict[str, Any],
+        expected: Mapping[str, Any] | None = None,
     ) -> None:
         self.name = name
         self.source = source
@@ -70,6 +71,9 @@ class Request:
         self.map_location = map_location
         self.mmap_path = mmap_path  # set when mmap=True: the file to map (same inode)
         self.load_args = load_args
+        # names approved only because the program registered an object with torch: the
+        # name must still resolve to that very object when the unpickler imports it
+        self.expected = expected or {}
 
     def corrupt(self, problem: str) -> CorruptCheckpointError:
         fmt = self.extracted.format
@@ -136,7 +140,9 @@ def _ascii(value: Any) -> Any:
 
 
 def _approved_unpickler(req: Request, guard: LayoutGuard) -> type[pickle.Unpickler]:
-    return build_unpickler(req.approved, path=req.name, overrides=guard.overrides())
+    return build_unpickler(
+        req.approved, path=req.name, overrides=guard.overrides(), expected=req.expected
+    )
 
 
 # --------------------------------------------------------------------------------------------

@@ -22,11 +22,13 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError
+from ckptguard._load._registry import resolves_to
 
 # torch.load renames these modules before calling find_class (torch.serialization._load).
 _TORCH_MODULE_RENAMES = {"torch.tensor": "torch._tensor"}
 # numpy 2 moved numpy.core to numpy._core; pickles name either. Both names are vetted.
 _NUMPY_CORE = ("numpy.core", "numpy._core")
+_NOTHING = object()
 
 
 def _numpy_alias(module: str) -> str | None:
@@ -65,15 +67,19 @@ def build_unpickler(
     *,
     path: str,
     overrides: Iterable[tuple[Any, Any]],
+    expected: Mapping[str, Any] | None = None,
 ) -> type[pickle.Unpickler]:
     """An unpickler class that admits only ``approved`` globals.
 
     ``approved`` maps each (module, name) as written in the pickle to the (module, name) the
     scan resolved it to (protocol < 3 ``fix_imports`` renames applied). ``overrides`` maps
     an object (a function of PyTorch's, e.g. ``torch._utils._rebuild_tensor_v2``) to what to
-    return in its place, whatever name the pickle reached it by.
+    return in its place, whatever name the pickle reached it by. ``expected`` maps a resolved
+    (module, name) to the one object it must import as (names approved because the program
+    registered that object with torch's ``add_safe_globals``).
     """
     lookup = dict(approved)
+    must_be = dict(expected or {})
     replace = {id(real): (real, stand_in) for real, stand_in in overrides}
 
     class Unpickler(pickle.Unpickler):
@@ -87,6 +93,19 @@ def build_unpickler(
                     path=path,
                     hint=f"ckptguard scan {path}",
                 )
+            expect = must_be.get(f"{target[0]}.{target[1]}", _NOTHING)
+            if expect is not _NOTHING:
+                # approved because the program registered this object with torch: nothing is
+                # imported; the name must reach that very object in the modules loaded now
+                if resolves_to(target[0], target[1]) is not expect:
+                    raise UnsafeCheckpointError(
+                        f"{target[0]}.{target[1]} was allowed because the program registered "
+                        "an object of that name with torch.serialization.add_safe_globals, but "
+                        "the name does not reach that object: refused",
+                        path=path,
+                        hint=f"ckptguard scan {path}",
+                    )
+                return expect
             mod, attr = target
             mod = _TORCH_MODULE_RENAMES.get(mod, mod)
             if "Storage" in attr:

@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from ckptguard._errors import CorruptCheckpointError
+from ckptguard._grammar import a_or_an
 from ckptguard._load import _torch as _t
 
 _MAX = 1 << 63  # sizes, strides and offsets are int64 in PyTorch
@@ -168,8 +169,8 @@ class LayoutGuard:
         """The view (offset, size, stride) of ``dtype`` elements must lie inside ``storage``."""
         if not isinstance(storage, self._typed_storage):
             raise self.fail(
-                f"a tensor is rebuilt from a {type(storage).__name__}, not from a storage of "
-                "the file"
+                f"a tensor is rebuilt from {a_or_an(type(storage).__name__)}, not from a "
+                "storage of the file"
             )
         if dtype is None:
             dtype = storage._dtype  # (the .dtype property warns that TypedStorage is deprecated)

@@ -40,12 +40,14 @@ _MARK = "__ckptguard_original__"
 
 
 class _Layer:
-    """One open :func:`patched` block: its policy (identity marks the entry to remove)."""
+    """One open :func:`patched` block (or the :func:`install` settings): its policy and whether
+    loads rebuild converted types (identity marks the entry to remove)."""
 
-    __slots__ = ("policy",)
+    __slots__ = ("policy", "restore_types")
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy, restore_types: bool = False) -> None:
         self.policy = policy
+        self.restore_types = restore_types
 
 
 # The calling thread's/task's open blocks, innermost last. A ContextVar is per thread (a new
@@ -62,7 +64,7 @@ class _Window:
     def __init__(self) -> None:
         self.lock = threading.RLock()
         self.open_blocks = 0  # patched() blocks open in all threads together
-        self.installed: Policy | None = None  # the install() policy
+        self.installed: _Layer | None = None  # the install() settings
         self.default: Policy | None = None  # for loads outside any block (resolved lazily)
         self.before: tuple[Any, Any] | None = None  # (torch.load, torch.serialization.load)
         self.dispatcher: Callable[..., Any] | None = None
@@ -100,15 +102,19 @@ def original_torch_load() -> Callable[..., Any]:
 
 def current_policy() -> Policy:
     """The policy a ``torch.load`` made now, from this thread, goes through."""
+    return _current().policy
+
+
+def _current() -> _Layer:
     blocks = _blocks.get()
     if blocks:
-        return blocks[-1].policy
+        return blocks[-1]
     with _window.lock:
         if _window.installed is not None:
             return _window.installed
         if _window.default is None:
             _window.default = resolve_policy()
-        return _window.default
+        return _Layer(_window.default)
 
 
 def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -122,14 +128,17 @@ def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
         mmap: bool | None = None,
         **pickle_load_args: Any,
     ) -> Any:
-        policy = current_policy()
+        layer = _current()
         if weights_only is not None:
             pickle_load_args["weights_only"] = weights_only
         if pickle_module is not None:
             pickle_load_args["pickle_module"] = pickle_module
         drop_unsafe_kwargs(pickle_load_args, stacklevel=2)
         try:
-            return load(f, map_location, policy=policy, mmap=mmap, **pickle_load_args)
+            return load(
+                f, map_location, policy=layer.policy, mmap=mmap,
+                restore_types=layer.restore_types, **pickle_load_args,
+            )  # fmt: skip
         except CheckpointError as exc:
             # Applications often wrap loading in a bare `except:`; say why before they do.
             warnings.warn(
@@ -190,7 +199,13 @@ def _policy(allow: Iterable[str], policy: PolicyArg) -> Policy:
 
 
 @contextmanager
-def patched(allow: Iterable[str] = (), policy: PolicyArg = None) -> Iterator[None]:
+def patched(
+    allow: Iterable[str] = (),
+    policy: PolicyArg = None,
+    *,
+    restore_types: bool = False,
+    children: bool = False,
+) -> Iterator[None]:
     """Within the block, every ``torch.load`` in the process goes through ``ckptguard.load``.
 
     Loads made by the thread (or asyncio task) that opened the block use its ``allow`` and
@@ -200,14 +215,27 @@ def patched(allow: Iterable[str] = (), policy: PolicyArg = None) -> Iterator[Non
     ``pickle_module=`` still load through the policy (with a :class:`~ckptguard.LoadWarning`).
     The original functions come back when the last block in the process exits (and
     :func:`install` is not in force), also when blocks raise.
+
+    ``restore_types=True`` rebuilds, in files written by ``ckptguard convert``, the original
+    objects of allowed types (as ``ckptguard.load(..., restore_types=True)``).
+    ``children=True`` also guards the Python processes started while the block is open
+    (``multiprocessing`` spawn/forkserver children, ``subprocess.run([sys.executable, ...])``):
+    they load with this block's policy (see docs/load.md; the environment it sets is shared by
+    every thread of the process).
     """
-    layer = _Layer(_policy(allow, policy))
+    layer = _Layer(_policy(allow, policy), restore_types)
     with _window.lock:
         _open_window()
         _window.open_blocks += 1
     _blocks.set((*_blocks.get(), layer))
     try:
-        yield
+        if children:
+            from ckptguard._load._children import children_guarded  # noqa: PLC0415
+
+            with children_guarded(layer.policy, restore_types=restore_types):
+                yield
+        else:
+            yield
     finally:
         # Remove this block's own entry (not "the innermost"): right even when blocks are
         # exited out of order (an ExitStack, __exit__ called by hand).
@@ -217,14 +245,19 @@ def patched(allow: Iterable[str] = (), policy: PolicyArg = None) -> Iterator[Non
             _close_window_if_unused()
 
 
-def install(allow: Iterable[str] = (), policy: PolicyArg = None) -> None:
+def install(
+    allow: Iterable[str] = (),
+    policy: PolicyArg = None,
+    *,
+    restore_types: bool = False,
+) -> None:
     """Route ``torch.load`` through ``ckptguard.load`` for the rest of the process.
 
     Threads outside any :func:`patched` block load with this policy; calling it again
     replaces the policy. :func:`uninstall` ends it; the original functions come back once no
-    :func:`patched` block is open either.
+    :func:`patched` block is open either. ``restore_types`` as for :func:`patched`.
     """
-    resolved = _policy(allow, policy)
+    resolved = _Layer(_policy(allow, policy), restore_types)
     with _window.lock:
         if _window.installed is not None:
             import torch  # noqa: PLC0415

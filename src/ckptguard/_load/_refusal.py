@@ -79,7 +79,9 @@ def refusal(report: FileRecord) -> CheckpointError:
             f"if you trust these classes: ckptguard.load({path!r}, allow={names!r})  "
             f"(for third-party code: `with ckptguard.patched(allow={names!r}):` or "
             f"`python -m ckptguard run {flags} SCRIPT.py`); to fix the file for good: "
-            f"ckptguard convert {path} OUT.pt"
+            f"ckptguard convert {path} OUT.pt (it stores these classes as plain data: an Enum "
+            "as its value, an object as a dict; load OUT.pt with restore_types=True, or "
+            "`ckptguard run --restore-types`, to get the objects back)"
         )
     else:
         hint = f"review the findings: ckptguard scan {path}"

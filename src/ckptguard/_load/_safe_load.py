@@ -29,6 +29,7 @@ from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
 from ckptguard._gc import gc_paused
+from ckptguard._grammar import a_or_an
 from ckptguard._load._container import (
     EnvironmentFailure,
     Request,
@@ -37,6 +38,7 @@ from ckptguard._load._container import (
     mmap_on_legacy,
 )
 from ckptguard._load._refusal import refusal
+from ckptguard._load._registry import with_torch_registry
 from ckptguard._load._source import Source
 from ckptguard._policy import Policy, PolicyArg, resolve_policy
 from ckptguard._results import FileRecord
@@ -208,17 +210,25 @@ def load(
     """
     drop_unsafe_kwargs(kwargs, stacklevel=2)
     resolved = resolve_policy(allow=allow, policy=policy, targets=[f])
+    # Classes the program registered with torch.serialization.add_safe_globals (read now).
+    resolved, expected = with_torch_registry(resolved)
     # Scanning and unpickling an optimizer state build hundreds of thousands of objects that
     # all live on: the cyclic collector would walk them again and again (a quarter of the load).
     with gc_paused():
-        obj = _load(f, map_location, resolved, mmap, kwargs)
+        obj = _load(f, map_location, resolved, mmap, kwargs, expected=expected)
     if restore_types:
         return restore(obj, policy=resolved)
     return obj
 
 
 def _load(
-    f: Any, map_location: Any, resolved: Policy, mmap: bool | None, kwargs: dict[str, Any]
+    f: Any,
+    map_location: Any,
+    resolved: Policy,
+    mmap: bool | None,
+    kwargs: dict[str, Any],
+    *,
+    expected: dict[str, Any],
 ) -> Any:
     if mmap is None:
         from torch.utils.serialization import config  # noqa: PLC0415
@@ -238,7 +248,7 @@ def _load(
                     path=name,
                 )
             scanned = _scan_fd(fd, name, resolved, _fd_path(fd, name))
-            return _load_scanned(scanned, f, map_location, mmap, kwargs)
+            return _load_scanned(scanned, f, map_location, mmap, kwargs, expected=expected)
         finally:
             os.close(fd)
     file_fd = _regular_fd(f)
@@ -246,11 +256,17 @@ def _load(
         scanned = _scan_fd(file_fd, _name_of(f), resolved, None)
     else:
         scanned = _scan_bytes(f, resolved)
-    return _load_scanned(scanned, f, map_location, mmap, kwargs)
+    return _load_scanned(scanned, f, map_location, mmap, kwargs, expected=expected)
 
 
 def _load_scanned(
-    scanned: _Scanned, f: Any, map_location: Any, mmap: bool, kwargs: dict[str, Any]
+    scanned: _Scanned,
+    f: Any,
+    map_location: Any,
+    mmap: bool,
+    kwargs: dict[str, Any],
+    *,
+    expected: dict[str, Any],
 ) -> Any:
     if scanned.report.verdict is not FileVerdict.SAFE:
         raise refusal(scanned.report)
@@ -259,7 +275,8 @@ def _load_scanned(
         return _load_safetensors(scanned, map_location)
     if fmt not in ("pytorch-zip", "pytorch-legacy"):
         raise CheckpointError(
-            f"this is a {fmt} file, not a PyTorch checkpoint: torch.load cannot read it either",
+            f"this is {a_or_an(fmt)} file, not a PyTorch checkpoint: torch.load cannot read "
+            "it either",
             path=scanned.name,
             hint=_numpy_hint(scanned)
             if fmt in ("numpy", "numpy-npz")
@@ -280,6 +297,7 @@ def _load_scanned(
         map_location=map_location,
         mmap_path=scanned.mmap_path if mmap else None,
         load_args=load_args,
+        expected=expected,
     )
     name = scanned.name
     # The scan's records (one per persistent id on big optimizer states) are no longer needed.

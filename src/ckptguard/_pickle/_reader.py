@@ -19,6 +19,7 @@ import re
 import struct
 
 from ckptguard._errors import PickleError
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle._analysis import PickleLimits
 from ckptguard._pickle._opcodes import (
     COUNTED,
@@ -368,7 +369,7 @@ class Reader:
 
     def uint(self, width: int) -> int:
         """An unsigned little-endian integer of ``width`` bytes (lengths, memo keys, codes)."""
-        pos = self.need(width, f"a {width}-byte argument")
+        pos = self.need(width, f"{a_or_an(str(width))}-byte argument")
         return int.from_bytes(self.data[pos : pos + width], "little")
 
     def fixed(self) -> int:
@@ -388,7 +389,9 @@ class Reader:
         costs no memory)."""
         pos = self.need(n, "a counted argument")
         if n > self.limits.max_string:
-            self.over_limit(f"a {n}-byte string exceeds the limit of {self.limits.max_string}")
+            self.over_limit(
+                f"{a_or_an(str(n))}-byte string exceeds the limit of {self.limits.max_string}"
+            )
         return None if n > keep else bytes(self.data[pos : pos + n])
 
     def line(self) -> bytes:
@@ -482,7 +485,7 @@ class Reader:
     # ----------------------------------------------------------------- value hooks
     def opaque(self, kind: str) -> Any:
         """The value of a ``kind`` constant too long to keep; by default a failure."""
-        self.fail(f"a {kind} argument longer than {self.limits.max_const_len} bytes")
+        self.fail(f"{a_or_an(kind)} argument longer than {self.limits.max_const_len} bytes")
 
     def py2str(self, raw: bytes | None) -> Any:
         """A protocol 0-2 ``str`` (STRING, BINSTRING, SHORT_BINSTRING) from its bytes, decoded
@@ -524,7 +527,7 @@ class Reader:
     def load_frame(self) -> None:
         n = self.fixed()
         if n > self.data_end - self.pos:
-            self.fail(f"truncated: a {n}-byte frame exceeds the data")
+            self.fail(f"truncated: {a_or_an(str(n))}-byte frame exceeds the data")
         problem = self.start_frame(n)
         if problem is not None:
             self.frame_problem(problem)

@@ -17,6 +17,7 @@ from typing import Any
 
 from ckptguard._errors import PickleError
 from ckptguard._gc import gc_paused
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle._analysis import DEFAULT_LIMITS, PickleLimits
 from ckptguard._pickle._reader import (
     F64,
@@ -159,7 +160,9 @@ class _Builder(Reader):
         elif type(target) is Call:
             target.dictitems.extend(pairs)
         else:
-            self.fail(f"SETITEM(S) on a {_kind(target)}: only dicts and built objects take items")
+            self.fail(
+                f"SETITEM(S) on {a_or_an(_kind(target))}: only dicts and built objects take items"
+            )
 
     def appends(self, target: Any, items: list[Any]) -> None:
         self.count_items(len(items))
@@ -168,7 +171,9 @@ class _Builder(Reader):
         elif type(target) is Call:
             target.listitems.extend(items)
         else:
-            self.fail(f"APPEND(S) on a {_kind(target)}: only lists and built objects take items")
+            self.fail(
+                f"APPEND(S) on {a_or_an(_kind(target))}: only lists and built objects take items"
+            )
 
     def run(self) -> Tree:
         try:
@@ -409,7 +414,7 @@ class _Builder(Reader):
         items = self.pop_mark()
         target = self.top()
         if type(target) is not TSet or target.frozen:
-            self.fail(f"ADDITEMS on a {_kind(target)}")
+            self.fail(f"ADDITEMS on {a_or_an(_kind(target))}")
         self.count_items(len(items))
         target.items.extend(items)
 
@@ -465,7 +470,7 @@ class _Builder(Reader):
         state = self.pop()
         target = self.top()
         if type(target) is not Call or target.has_state:
-            self.fail(f"BUILD on a {_kind(target)}: only a freshly built object takes state")
+            self.fail(f"BUILD on {a_or_an(_kind(target))}: only a freshly built object takes state")
         target.state, target.has_state = state, True
 
     def load_binpersid(self) -> None:

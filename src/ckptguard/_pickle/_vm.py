@@ -15,6 +15,7 @@ import mmap
 
 from ckptguard._errors import PickleError
 from ckptguard._gc import gc_paused
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle import _bounds
 from ckptguard._pickle._analysis import (
     DEFAULT_LIMITS,
@@ -233,20 +234,20 @@ def _describe(v: Any) -> str:
     """A short description of a stack value for a finding."""
     t = type(v)
     if t is str or t is bytes:
-        return repr(v) if len(v) <= 40 else f"a {len(v)}-character {t.__name__}"
+        return repr(v) if len(v) <= 40 else f"{a_or_an(str(len(v)))}-character {t.__name__}"
     if t is int:
         return _count(v) if v >= 0 else "-" + _count(-v)
     if t is float or t is bool or v is None:
         return repr(v)
     if t is tuple:
-        return f"a {len(v)}-item tuple"
+        return f"{a_or_an(str(len(v)))}-item tuple"
     if t is _Obj:
         if v.pid >= 0:
             return "a persistent-id object"
         return f"the result of {'.'.join(v.origin)}(...)" if v.origin else "a computed object"
     if t is _Glob:
         return f"the global {'.'.join(v.key)}"
-    return f"a {_TYPE_NAMES.get(t, t.__name__)}"
+    return a_or_an(_TYPE_NAMES.get(t, t.__name__))
 
 
 def _range_length(args: list[Any]) -> int:
@@ -981,7 +982,9 @@ class _Walker(Reader):
         t = type(args)
         if t is not tuple and (t in _CONSTANT_TYPES or t in _CONTAINER_TYPES):
             what = _TYPE_NAMES.get(t, t.__name__)
-            self.invalid(f"{opname} arguments are a {what}, not a tuple: the real unpickler fails")
+            self.invalid(
+                f"{opname} arguments are {a_or_an(what)}, not a tuple: the real unpickler fails"
+            )
 
     def mutate(
         self, target: Any, opname: str, needs: type | None = None, *, fails: bool = True
@@ -1002,7 +1005,7 @@ class _Walker(Reader):
             )
         if fails and (t in _CONSTANT_TYPES or (t in _CONTAINER_TYPES and t is not needs) or frozen):
             what = "frozenset" if frozen else _TYPE_NAMES.get(t, t.__name__)
-            self.invalid(f"{opname} on a {what}: the real unpickler fails here")
+            self.invalid(f"{opname} on {a_or_an(what)}: the real unpickler fails here")
             return
         if (
             t is _Obj
@@ -1011,7 +1014,7 @@ class _Walker(Reader):
             and target.origin not in _ORIGINS_ACCEPTING.get(needs, frozenset())
         ):
             self.invalid(
-                f"{opname} on a {'.'.join(target.origin)} object, which does not support "
+                f"{opname} on {a_or_an('.'.join(target.origin))} object, which does not support "
                 "it: the real unpickler fails here"
             )
             return

@@ -78,10 +78,16 @@ def render(
     from a file (names, keys, paths, messages), so nothing here calls an escape of its own."""
     paint = _Painter(color)
     lines: list[str] = []
+    # Several files that need classes allowed: one combined --allow list at the end instead
+    # of the same four-line hint under each file.
+    needing = [f for f in report.files if f.verdict is FileVerdict.REVIEW and f.needs_allow]
+    combine = len(needing) > 1
     for f in report.files:
         if quiet and f.verdict is FileVerdict.SAFE:
             continue
-        lines.extend(render_file(f, verbose=verbose, paint=paint))
+        lines.extend(render_file(f, verbose=verbose, paint=paint, combined=combine))
+    if combine:
+        lines.extend(_combined_next_step(needing, paint))
     unread = report.unread_models
     if unread:  # always shown: these make the scan an error
         lines.append(paint("not scanned (model formats ckptguard does not read):", "error"))
@@ -147,7 +153,11 @@ def summary_line(report: ScanRecord, *, paint: _Painter | None = None) -> str:
 
 
 def render_file(
-    f: FileRecord, *, verbose: bool = False, paint: _Painter | None = None
+    f: FileRecord,
+    *,
+    verbose: bool = False,
+    paint: _Painter | None = None,
+    combined: bool = False,
 ) -> list[str]:
     paint = paint or _Painter(False)
     details = [f.format]
@@ -166,8 +176,41 @@ def render_file(
     for x in f.findings:
         if verbose or x.severity is not Severity.INFO:
             lines.append(_finding_line(x, paint))
-    lines.extend(_next_step(f, paint))
+    if combined and f.verdict is FileVerdict.REVIEW and f.needs_allow:
+        lines.append(f"{_INDENT}{paint('next:', 'bold')} see the combined --allow list below")
+    else:
+        lines.extend(_next_step(f, paint))
     return lines
+
+
+def _combined_next_step(files: list[FileRecord], paint: _Painter) -> list[str]:
+    """One hint for every file that needs classes allowed: the union of the names."""
+    names = sorted({n for f in files for n in f.needs_allow})
+    flags = " ".join(f"--allow {_quote(n)}" for n in names)
+    where = _common_dir([f.path for f in files])
+    pad = _INDENT * 3
+    return [
+        "",
+        f"{paint('next:', 'bold')} {len(files)} files need {len(names)} "
+        f"class{'es' if len(names) != 1 else ''} allowed; if you trust "
+        + ("it" if len(names) == 1 else "them")
+        + ":",
+        f"{pad}ckptguard scan {_quote(where)} {flags}",
+        f"{pad}Python: ckptguard.load(path, allow={names!r})",
+        f"{pad}third-party code: ckptguard run {flags} SCRIPT.py",
+        f"lasting fix: ckptguard convert --in-place {_quote(where)} "
+        "(re-saves them so that plain torch.load works)",
+        f"{pad}trade-off: convert stores these classes as plain data (an Enum as its value, an "
+        "object as a dict); to get the objects back, load with restore_types=True",
+    ]
+
+
+def _common_dir(paths: list[str]) -> str:
+    try:
+        common = os.path.commonpath([os.path.dirname(p) or "." for p in paths])
+    except ValueError:  # absolute and relative paths mixed
+        return "."
+    return common or "."
 
 
 def _global_line(g: GlobalRecord, paint: _Painter) -> str:
@@ -184,6 +227,10 @@ def _finding_line(x: FindingRecord, paint: _Painter) -> str:
     if x.location:
         text += paint(f"  (at {x.location})", "dim")
     return text
+
+
+def _these(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else f"these {len(names)} classes"
 
 
 def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
@@ -228,6 +275,9 @@ def _next_step(f: FileRecord, paint: _Painter) -> list[str]:
             f"{pad}Python: ckptguard.load(path, allow={unknown!r})",
             f"{_INDENT}lasting fix: ckptguard convert {_quote(f.path)} OUT.pt "
             "(re-saves it so that plain torch.load works)",
+            f"{pad}trade-off: convert stores {_these(unknown)} as plain data (an Enum as its "
+            "value, an object as a dict); to get the objects back, load OUT.pt with "
+            "restore_types=True",
         ]
     if f.verdict is FileVerdict.ERROR and f.hint:
         return [f"{_INDENT}{paint('hint:', 'bold')} {f.hint}"]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from ckptguard._errors import CorruptCheckpointError, UsageError
+from ckptguard._grammar import a_or_an
 from ckptguard._training._rng import import_numpy
 
 _MAX_DEPTH = 200
@@ -62,7 +63,7 @@ def _from_numpy(value: Any, where: str, depth: int) -> Any:
                 f"a numpy {value.dtype} array has no tensor form ({exc})",
                 hint="convert it to a supported dtype first",
             ) from None
-    raise _refuse(where, f"it is a {_type_name(value)} object")
+    raise _refuse(where, f"it is {a_or_an(_type_name(value))} object")
 
 
 def _key(key: Any, where: str) -> Any:
@@ -120,7 +121,7 @@ def to_plain(value: Any, where: str, depth: int = 0) -> Any:
     if isinstance(value, tuple):  # namedtuple and other tuple subclasses
         raise _refuse(
             where,
-            f"it is a {_type_name(value)} (a tuple subclass)",
+            f"it is {a_or_an(_type_name(value))} (a tuple subclass)",
             hint="pass tuple(value), or value._asdict() for a namedtuple",
         )
     if isinstance(value, (bytes, bytearray)):
@@ -132,16 +133,16 @@ def to_plain(value: Any, where: str, depth: int = 0) -> Any:
         )
     if isinstance(value, (set, frozenset)):
         raise _refuse(
-            where, f"it is a {_type_name(value)}", hint="pass sorted(value) or list(value)"
+            where, f"it is {a_or_an(_type_name(value))}", hint="pass sorted(value) or list(value)"
         )
     if isinstance(value, (int, float, str)):  # IntEnum, str subclasses ...
         base = next(t for t in (bool, int, float, str) if isinstance(value, t))
         raise _refuse(
             where,
-            f"it is a {_type_name(value)}, a subclass of {base.__name__}",
+            f"it is {a_or_an(_type_name(value))}, a subclass of {base.__name__}",
             hint="convert it to the plain type, e.g. int(value) or value.value",
         )
-    raise _refuse(where, f"it is a {_type_name(value)} object")
+    raise _refuse(where, f"it is {a_or_an(_type_name(value))} object")
 
 
 def _umask() -> int:
@@ -222,7 +223,7 @@ def load_checkpoint(
     loaded = ckptguard.load(path, map_location=map_location, **kwargs)
     if not isinstance(loaded, Mapping):
         raise CorruptCheckpointError(
-            f"not a training checkpoint: it holds a {_type_name(loaded)}, not a dict",
+            f"not a training checkpoint: it holds {a_or_an(_type_name(loaded))}, not a dict",
             path=os.fspath(path),
         )
     return loaded if isinstance(loaded, dict) else dict(loaded)

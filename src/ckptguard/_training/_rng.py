@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from ckptguard._errors import CorruptCheckpointError
+from ckptguard._grammar import a_or_an
 
 FORMAT_VERSION = 1
 """Version of the capture form; stored under :data:`FORMAT_KEY`."""
@@ -136,9 +137,9 @@ def _bad(key: str, problem: str, hint: str | None = None) -> CorruptCheckpointEr
 
 def _kind(value: object) -> str:
     if isinstance(value, torch.Tensor):
-        return f"a {value.dtype} tensor of shape {tuple(value.shape)} on {value.device}"
+        return f"{a_or_an(str(value.dtype))} tensor of shape {tuple(value.shape)} on {value.device}"
     name = f"{type(value).__module__}.{type(value).__qualname__}".replace("builtins.", "")
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    return a_or_an(name)
 
 
 def import_numpy() -> Any:
@@ -491,6 +492,46 @@ def _find(state: Mapping[Any, Any], canonical: str) -> tuple[str, Any] | None:
     return (present[0], state[present[0]]) if present else None
 
 
+def _guess_kind(value: object) -> str | None:
+    """Which generator a bare state (not a dict of states) belongs to, by its shape."""
+    if isinstance(value, (tuple, list)) and value:
+        if len(value) == 5 and value[0] == "MT19937":
+            return "numpy"  # numpy.random.get_state()
+        if len(value) == 3 and value[0] == 3 and isinstance(value[1], (tuple, list)):
+            return "python"  # random.getstate()
+        if all(isinstance(v, torch.Tensor) for v in value):
+            return "cuda"  # torch.cuda.get_rng_state_all()
+        return None
+    if isinstance(value, Mapping) and "bit_generator" in value and "state" in value:
+        return "numpy"  # Generator.bit_generator.state
+    if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+        return "torch"  # torch.get_rng_state()
+    return None
+
+
+def _advice(state: Mapping[Any, Any]) -> str | None:
+    """A restore_rng_state call that works on this checkpoint, from the keys that hold RNG
+    states: a nested dict of states is passed as it is, bare states under their generator."""
+    known = {alias for aliases in ALIASES.values() for alias in aliases}
+    parts: dict[str, str] = {}
+    nested = None  # a dict under an RNG-looking key: the RNG part, if nothing better is found
+    for key in state:
+        if not isinstance(key, str) or not ("rng" in key.lower() or "random" in key.lower()):
+            continue
+        value = state[key]
+        if isinstance(value, Mapping):
+            if any(k in value for k in known):
+                return f"restore_rng_state(ckpt[{key!r}])"
+            nested = nested or f"restore_rng_state(ckpt[{key!r}])"
+            continue
+        kind = _guess_kind(value)
+        if kind is not None and kind not in parts:
+            parts[kind] = f"ckpt[{key!r}]"
+    if not parts:
+        return nested
+    return "restore_rng_state({" + ", ".join(f"{k!r}: {v}" for k, v in parts.items()) + "})"
+
+
 def _parse(state: object) -> _Parsed:
     if not isinstance(state, Mapping):
         raise CorruptCheckpointError(
@@ -511,14 +552,14 @@ def _parse(state: object) -> _Parsed:
         repr(k) for k in state if k not in known and k not in _OTHER_DEVICES and k not in _METADATA
     )
     if all(v is None for v in found.values()) and not others:
-        nested = [k for k in state if isinstance(k, str) and "rng" in k.lower()]
+        advice = _advice(state)
         raise CorruptCheckpointError(
             "no RNG state found: expected at least one of the keys "
             + ", ".join(repr(aliases[0]) for aliases in ALIASES.values())
             + (f"; found {', '.join(unknown[:8])}" if unknown else ""),
             hint=(
-                f"pass the RNG part of a checkpoint: restore_rng_state(ckpt[{nested[0]!r}])"
-                if nested
+                f"pass the RNG part of the checkpoint: {advice}"
+                if advice
                 else "capture it with ckptguard.training.capture_rng_state()"
             ),
         )
