@@ -77,6 +77,7 @@ class FileReport(FileView):
     pickles: tuple[str, ...] = ()  # names of the pickles that were analysed
     size: int | None = None  # bytes on disk
     hint: str | None = None  # the next command to run, when the verdict is not safe
+    items: tuple[FileReport, ...] = ()  # a DCP checkpoint's bytes items, each with its verdict
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ def file_report(r: FileRecord) -> FileReport:
         pickles=r.pickles,
         size=r.size,
         hint=r.hint,
+        items=tuple(file_report(i) for i in r.items),
     )
 
 

@@ -134,7 +134,7 @@ class FileRecord(Record, FileView):
     """The scan result for one file."""
 
     __slots__ = (  # noqa: RUF023 - field order
-        "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
+        "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint", "items",
     )  # fmt: skip
     path: str
     format: str  # see ckptguard._formats.FORMATS, or "git-lfs-pointer", "html", "unknown", ...
@@ -144,6 +144,7 @@ class FileRecord(Record, FileView):
     pickles: tuple[str, ...]  # names of the pickles that were analysed
     size: int | None  # bytes on disk
     hint: str | None  # the next command to run, when the verdict is not safe
+    items: tuple[FileRecord, ...]  # a DCP checkpoint's bytes items, each with its own verdict
 
     def __init__(  # noqa: PLR0917 - mirrors the fields
         self,
@@ -155,6 +156,7 @@ class FileRecord(Record, FileView):
         pickles: tuple[str, ...] = (),
         size: int | None = None,
         hint: str | None = None,
+        items: tuple[FileRecord, ...] = (),
     ) -> None:
         set_field(self, "path", path)
         set_field(self, "format", format)
@@ -164,6 +166,7 @@ class FileRecord(Record, FileView):
         set_field(self, "pickles", pickles)
         set_field(self, "size", size)
         set_field(self, "hint", hint)
+        set_field(self, "items", items)
 
 
 class SkippedRecord(Record, SkippedView):
