@@ -42,7 +42,9 @@ def refuse(record: FileRecord) -> CheckpointError:
     """The error for a DCP unit that is not ``safe``: the unit's own, or its worst item's."""
     from ckptguard._load._refusal import refusal  # noqa: PLC0415
 
-    own = record.findings or any(g.verdict.value in ("unknown", "dangerous") for g in record.globals)
+    own = record.findings or any(
+        g.verdict.value in ("unknown", "dangerous") for g in record.globals
+    )
     if record.verdict is FileVerdict.ERROR and not record.findings:
         for item in record.items:
             if item.verdict is FileVerdict.ERROR:

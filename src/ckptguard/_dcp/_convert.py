@@ -1,0 +1,202 @@
+"""``ckptguard convert DCP_DIR OUT.pt``: a safe counterpart of ``dcp_to_torch_save``.
+
+The checkpoint is scanned as a unit and refused when dangerous or unreadable. Each tensor is
+assembled from its chunks (each chunk loaded with :func:`ckptguard.load`, copied into place)
+in a scratch file mapped as the tensor's storage, so memory holds one chunk at a time and
+the tensors live in the page cache, not the heap. Each bytes item goes through ckptguard's
+own converter (as the checkpoint it is) and is read back as weights-only data. The nested
+structure comes from the metadata's ``planner_data`` as with ``dcp_to_torch_save``. The
+result is written to a temporary file next to DST, read back with stock
+``torch.load(weights_only=True, mmap=True)`` and compared tensor by tensor (bit-identical),
+then renamed into place. ``--to safetensors`` converts that ``.pt`` with ckptguard's
+safetensors writer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from typing import Any
+
+from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
+from ckptguard._policy import Policy
+
+from ._layout import Item
+from ._reader import _Named, _unpickle_metadata
+from ._shards import ShardReader, check_shards
+
+
+def convert_dcp(src: str, dst: str, *, to: str, force: bool, policy: Policy, fsync: bool) -> Any:
+    from ckptguard._convert._pipeline import ConvertResult, refuse_unsafe  # noqa: PLC0415
+    from ckptguard._dcp._scan import scan_dcp  # noqa: PLC0415
+
+    root = src if os.path.isdir(src) else os.path.dirname(src) or "."
+    if os.path.exists(dst) and not force:
+        raise UsageError(
+            f"{dst} already exists",
+            hint=f"pass --force to overwrite it: ckptguard convert {src} {dst} --force",
+        )
+    if os.path.abspath(dst).startswith(os.path.abspath(root) + os.sep):
+        raise UsageError(f"{dst} lies inside the checkpoint {root}: write it elsewhere")
+    scanned = scan_dcp(root, policy)
+    refuse_unsafe(scanned.record)
+    if scanned.layout is None:  # pragma: no cover - a safe/review verdict has a layout
+        raise CorruptCheckpointError("no layout", path=root)
+    dst_dir = os.path.dirname(os.path.abspath(dst))
+    work = tempfile.mkdtemp(prefix=".ckptguard-dcp-", dir=dst_dir)
+    try:
+        # items with unknown globals (review) are converted as data, never loaded: only the
+        # metadata (whose scan passed, or the layout would be None) is unpickled
+        metadata = _unpickle_metadata(scanned, policy)
+        sd, tensors, types = _build(root, scanned.layout, metadata, policy, work)
+        tmp_pt = os.path.join(work, "out.pt")
+        import torch  # noqa: PLC0415
+
+        torch.save(sd, tmp_pt)
+        _verify(tmp_pt, tensors, root)
+        del sd, tensors
+        if to == "safetensors":
+            from ckptguard._convert import convert_file  # noqa: PLC0415
+
+            tmp_st = os.path.join(work, "out.safetensors")
+            convert_file(tmp_pt, tmp_st, to="safetensors", policy=policy, fsync=fsync)
+            final = tmp_st
+        else:
+            final = tmp_pt
+        if fsync:
+            with open(final, "rb") as f:
+                os.fsync(f.fileno())
+        os.replace(final, dst)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ConvertResult(
+        src=src, dst=dst, source_format="dcp", to=to,
+        storages_copied=sum(1 for i in scanned.layout.items if i.kind == "tensor"),
+        storages_new=0, bytes_written=os.path.getsize(dst), types=types,
+    )  # fmt: skip
+
+
+def _build(
+    root: str, layout: Any, metadata: Any, policy: Policy, work: str
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, str]]]:
+    import torch  # noqa: PLC0415
+    from torch.distributed.checkpoint._traverse import set_element  # noqa: PLC0415
+
+    from ckptguard._load._safe_load import load  # noqa: PLC0415
+
+    paths = _paths(metadata, layout)
+    sd: dict[str, Any] = {}
+    tensors: dict[str, Any] = {}
+    types: dict[str, dict[str, str]] = {}
+    shards: ShardReader = check_shards(root, layout)
+    with shards:
+        for n, item in enumerate(layout.items):
+            if item.kind == "bytes":
+                value, t = _convert_bytes(root, item, shards, policy, work, n)
+                types.update({f"{item.fqn}{k}": v for k, v in t.items()})
+            else:
+                value = _assemble(item, shards, policy, work, n, torch, load)
+                tensors[item.fqn] = value
+            set_element(sd, paths[item.fqn], value)
+    return sd, tensors, types
+
+
+def _paths(metadata: Any, layout: Any) -> dict[str, tuple[Any, ...]]:
+    pd = metadata.planner_data
+    out: dict[str, tuple[Any, ...]] = {}
+    for item in layout.items:
+        p = pd.get(item.fqn) if type(pd) is dict else None
+        ok = type(p) is tuple and p and all(type(k) in (str, int) for k in p)
+        out[item.fqn] = p if ok else (item.fqn,)
+    return out
+
+
+def _assemble(
+    item: Item, shards: ShardReader, policy: Policy, work: str, n: int, torch: Any, load: Any
+) -> Any:
+    from ._layout import DTYPE_SIZES  # noqa: PLC0415
+
+    dtype = getattr(torch, item.dtype or "")
+    size = item.size or ()
+    nbytes = max(item.numel * DTYPE_SIZES[item.dtype or ""], 1)
+    scratch = os.path.join(work, f"t{n}.bin")
+    with open(scratch, "wb") as f:
+        f.truncate(nbytes)
+    storage = torch.UntypedStorage.from_file(scratch, shared=True, nbytes=nbytes)
+    full = torch.empty(0, dtype=dtype).set_(storage, 0, size)
+    for c in item.chunks:
+        st = c.storage
+        chunk = load(_Named(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
+        if not isinstance(chunk, torch.Tensor) or chunk.dtype != dtype:
+            raise CorruptCheckpointError(
+                f"chunk {c.offsets} of {item.fqn!r} is not a {item.dtype} tensor",
+                path=os.path.join(shards.root, st.relative_path),
+            )
+        if tuple(chunk.shape) != c.sizes:
+            raise CorruptCheckpointError(
+                f"chunk {c.offsets} of {item.fqn!r} has shape {tuple(chunk.shape)}, the metadata "
+                f"says {c.sizes}",
+                path=os.path.join(shards.root, st.relative_path),
+            )
+        view = full
+        for dim, (o, s) in enumerate(zip(c.offsets, c.sizes, strict=True)):
+            view = view.narrow(dim, o, s)
+        view.copy_(chunk)
+        del chunk
+    return full.requires_grad_(item.requires_grad) if item.requires_grad else full
+
+
+def _convert_bytes(
+    root: str, item: Item, shards: ShardReader, policy: Policy, work: str, n: int
+) -> tuple[Any, dict[str, dict[str, str]]]:
+    """One bytes item through ckptguard's own converter, read back as weights-only data."""
+    import torch  # noqa: PLC0415
+
+    from ckptguard._convert import convert_file  # noqa: PLC0415
+
+    assert item.storage is not None
+    src = os.path.join(work, f"b{n}.pt")
+    out = os.path.join(work, f"b{n}.conv.pt")
+    with open(src, "wb") as f:
+        f.write(shards.read(item.storage))
+    try:
+        res = convert_file(src, out, policy=policy)
+    except ConvertError as exc:
+        raise ConvertError(f"bytes item {item.fqn!r}: {exc.problem}", hint=exc.hint) from None
+    value = torch.load(out, weights_only=True)
+    with contextlib.suppress(OSError):
+        os.remove(src)
+        os.remove(out)
+    return value, {k.removeprefix(os.path.basename(src)): v for k, v in res.types.items()}
+
+
+def _verify(path: str, tensors: dict[str, Any], root: str) -> None:
+    import torch  # noqa: PLC0415
+
+    back = torch.load(path, weights_only=True, mmap=True)
+    flat: dict[int, Any] = {}
+
+    def walk(o: Any) -> None:
+        if isinstance(o, torch.Tensor):
+            flat[id(o)] = o
+        elif isinstance(o, dict):
+            for v in o.values():
+                walk(v)
+        elif isinstance(o, (list, tuple)):
+            for v in o:
+                walk(v)
+
+    walk(back)
+    got = list(flat.values())
+    if len(got) < len(tensors):
+        raise CorruptCheckpointError("the written file lost tensors", path=root)
+    for fqn, t in tensors.items():
+        if not any(
+            g.dtype == t.dtype and g.shape == t.shape and torch.equal(g.view(-1), t.view(-1))
+            for g in got
+        ):
+            raise CorruptCheckpointError(
+                f"the written file does not hold tensor {fqn!r} bit for bit", path=root
+            )
