@@ -146,10 +146,10 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
     if _dcp_target(src_path):  # a torch.distributed.checkpoint directory (ckptguard._dcp)
         from ckptguard._dcp._convert import convert_dcp  # noqa: PLC0415
 
-        result: ConvertResult = convert_dcp(
+        dcp_result: ConvertResult = convert_dcp(
             src_path, dst_path, to=to, force=force, policy=policy, fsync=fsync
         )
-        return result
+        return dcp_result
     if not os.path.isfile(src_path):
         raise UsageError(f"{src_path}: no such file", hint="ckptguard convert SRC DST")
     same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)

@@ -81,10 +81,7 @@ def convert_dcp(src: str, dst: str, *, to: str, force: bool, policy: Policy, fsy
 def _build(
     root: str, layout: Any, metadata: Any, policy: Policy, work: str
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, str]]]:
-    import torch  # noqa: PLC0415
     from torch.distributed.checkpoint._traverse import set_element  # noqa: PLC0415
-
-    from ckptguard._load._safe_load import load  # noqa: PLC0415
 
     paths = _paths(metadata, layout)
     sd: dict[str, Any] = {}
@@ -94,10 +91,10 @@ def _build(
     with shards:
         for n, item in enumerate(layout.items):
             if item.kind == "bytes":
-                value, t = _convert_bytes(root, item, shards, policy, work, n)
+                value, t = _convert_bytes(item, shards, policy, os.path.join(work, f"b{n}"))
                 types.update({f"{item.fqn}{k}": v for k, v in t.items()})
             else:
-                value = _assemble(item, shards, policy, work, n, torch, load)
+                value = _assemble(item, shards, policy, os.path.join(work, f"t{n}.bin"))
                 tensors[item.fqn] = value
             set_element(sd, paths[item.fqn], value)
     return sd, tensors, types
@@ -109,23 +106,25 @@ def _paths(metadata: Any, layout: Any) -> dict[str, tuple[Any, ...]]:
     for item in layout.items:
         p = pd.get(item.fqn) if type(pd) is dict else None
         ok = type(p) is tuple and p and all(type(k) in (str, int) for k in p)
-        out[item.fqn] = p if ok else (item.fqn,)
+        out[item.fqn] = tuple(p) if ok and p is not None else (item.fqn,)
     return out
 
 
-def _assemble(
-    item: Item, shards: ShardReader, policy: Policy, work: str, n: int, torch: Any, load: Any
-) -> Any:
+def _assemble(item: Item, shards: ShardReader, policy: Policy, scratch: str) -> Any:
+    """The tensor ``item`` assembled from its chunks in a mapped ``scratch`` file."""
+    import torch  # noqa: PLC0415
+
+    from ckptguard._load._safe_load import load  # noqa: PLC0415
+
     from ._layout import DTYPE_SIZES  # noqa: PLC0415
 
     dtype = getattr(torch, item.dtype or "")
     size = item.size or ()
     nbytes = max(item.numel * DTYPE_SIZES[item.dtype or ""], 1)
-    scratch = os.path.join(work, f"t{n}.bin")
     with open(scratch, "wb") as f:
         f.truncate(nbytes)
     storage = torch.UntypedStorage.from_file(scratch, shared=True, nbytes=nbytes)
-    full = torch.empty(0, dtype=dtype).set_(storage, 0, size)
+    full = torch.empty(0, dtype=dtype).set_(storage, 0, size, _strides(size))  # type: ignore[arg-type]
     for c in item.chunks:
         st = c.storage
         chunk = load(_Named(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
@@ -148,8 +147,16 @@ def _assemble(
     return full.requires_grad_(item.requires_grad) if item.requires_grad else full
 
 
+def _strides(size: tuple[int, ...]) -> tuple[int, ...]:
+    out, acc = [], 1
+    for s in reversed(size):
+        out.append(acc)
+        acc *= max(s, 1)
+    return tuple(reversed(out))
+
+
 def _convert_bytes(
-    root: str, item: Item, shards: ShardReader, policy: Policy, work: str, n: int
+    item: Item, shards: ShardReader, policy: Policy, prefix: str
 ) -> tuple[Any, dict[str, dict[str, str]]]:
     """One bytes item through ckptguard's own converter, read back as weights-only data."""
     import torch  # noqa: PLC0415
@@ -157,8 +164,7 @@ def _convert_bytes(
     from ckptguard._convert import convert_file  # noqa: PLC0415
 
     assert item.storage is not None
-    src = os.path.join(work, f"b{n}.pt")
-    out = os.path.join(work, f"b{n}.conv.pt")
+    src, out = f"{prefix}.pt", f"{prefix}.conv.pt"
     with open(src, "wb") as f:
         f.write(shards.read(item.storage))
     try:

@@ -43,7 +43,7 @@ def _read_data(self: Any, plan: Any, planner: Any) -> Any:
     return read_data(self, _policy(), plan, planner)
 
 
-_GUARDS = {
+_GUARDS: dict[str, Any] = {
     "read_metadata": _read_metadata,
     "set_up_storage_reader": _set_up_storage_reader,
     "read_data": _read_data,

@@ -29,7 +29,7 @@ def load(
     through ckptguard's restricted loading. The checkpoint is scanned first and refused
     (:class:`~ckptguard.UnsafeCheckpointError` / :class:`~ckptguard.CorruptCheckpointError`)
     before anything is unpickled."""
-    import torch.distributed.checkpoint as dcp  # noqa: PLC0415
+    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load  # noqa: PLC0415
 
     if storage_reader is None:
         if checkpoint_id is None:
@@ -42,7 +42,7 @@ def load(
         )
     storage_reader.check()  # refuse here: dcp.load turns a reader's error into a warning
     with gc_paused():
-        dcp.load(
+        dcp_load(
             state_dict,
             storage_reader=storage_reader,
             planner=planner,

@@ -170,8 +170,8 @@ def check_storage_data(reader: Any, policy: Policy, metadata: Any) -> None:
 
 def read_data(reader: Any, policy: Policy, plan: Any, planner: Any) -> Any:
     """Read ``plan``'s items through the scanned layout (see the module doc)."""
-    from torch.distributed.checkpoint.planner import LoadItemType  # noqa: PLC0415
     from torch.distributed._shard._utils import narrow_tensor_by_index  # noqa: PLC0415
+    from torch.distributed.checkpoint.planner import LoadItemType  # noqa: PLC0415
     from torch.futures import Future  # noqa: PLC0415
 
     from ckptguard._load import patched  # noqa: PLC0415
