@@ -156,7 +156,42 @@ def wrong_type_item(root: Path, marker: Path) -> None:
     _dump(root, md)
 
 
+def planner_data_huge_index(root: Path, marker: Path) -> None:
+    """dcp_to_torch_save would grow a list to this index (memory exhaustion)."""
+    md = _meta(root)
+    md.planner_data["cfg"] = ("cfg", 10**12)
+    _dump(root, md)
+
+
+def planner_data_object(root: Path, marker: Path) -> None:
+    md = _meta(root)
+    md.planner_data = ["not", "a", "mapping"]
+    _dump(root, md)
+
+
+def bytes_item_plain_pickle(root: Path, marker: Path) -> None:
+    """A bytes item that is a plain pickle: torch.load unpickles it (magic number check)."""
+    _splice(root, "step", payload_pickle(marker))
+
+
+def metadata_trailing_bytes(root: Path, marker: Path) -> None:
+    with open(root / ".metadata", "ab") as f:
+        f.write(payload_pickle(marker))
+
+
+def metadata_symlink(root: Path, marker: Path) -> None:
+    outside = root.parent / "outside.metadata"
+    outside.write_bytes(payload_pickle(marker))
+    os.remove(root / ".metadata")
+    os.symlink(outside, root / ".metadata")
+
+
 SAMPLES: dict[str, Callable[[Path, Path], None]] = {
+    "planner_data_huge_index": planner_data_huge_index,
+    "planner_data_object": planner_data_object,
+    "bytes_item_plain_pickle": bytes_item_plain_pickle,
+    "metadata_trailing_bytes": metadata_trailing_bytes,
+    "metadata_symlink": metadata_symlink,
     "metadata_payload": metadata_payload,
     "bytes_item_payload": bytes_item_payload,
     "traversal_payload": traversal_payload,
@@ -181,4 +216,4 @@ SAMPLES: dict[str, Callable[[Path, Path], None]] = {
 
 # Samples whose payload runs under stock torch.distributed.checkpoint.load (liveness).
 LIVE = ("metadata_payload", "bytes_item_payload", "traversal_payload", "absolute_path_payload",
-        "symlink_payload")  # fmt: skip
+        "symlink_payload", "bytes_item_plain_pickle", "metadata_symlink")  # fmt: skip

@@ -293,11 +293,37 @@ def parse_layout(root: Any) -> Layout:
             raise _bad(f"item {fqn!r} listed twice")
         seen.add(fqn)
         items.append(_item(fqn, value, storage, used))
+    _planner_data(md.get("planner_data"), len(items))
     extra = storage.keys() - used
     if extra:
         fqn, off = sorted(extra, key=repr)[0]
         raise _bad(f"storage_data has an entry for {fqn!r} (offset {off}) that no item uses")
     return Layout(tuple(items), version)
+
+
+def _planner_data(node: Any, n_items: int) -> None:
+    """The default planners' mapping ``fqn -> path in the state dict`` (or nothing).
+
+    ``dcp_to_torch_save`` and the default load planner rebuild the nested state dict from it
+    with ``set_element``, which grows a list up to any integer index it meets: an index is
+    bounded by the number of items (every list element is an item of its own)."""
+    if node is None:
+        return
+    if type(node) is not TDict:
+        raise _bad(f"planner_data is {_describe(node)}, expected the default planners' mapping")
+    for key, path in node.items:
+        _str(key, "a planner_data key")
+        if type(path) not in (TTuple, TList) or not path.items or len(path.items) > MAX_DIMS:
+            raise _bad(f"planner_data[{key!r}] is {_describe(path)}, expected a key path")
+        for part in path.items:
+            if type(part) is int:
+                if not 0 <= part < max(n_items, 1):
+                    raise _bad(
+                        f"planner_data[{key!r}] has list index {part}: the checkpoint has "
+                        f"{n_items} items"
+                    )
+            elif type(part) is not str:
+                raise _bad(f"planner_data[{key!r}] holds {_describe(part)}, expected str/int")
 
 
 def _storage_meta(node: Any) -> None:
