@@ -55,16 +55,20 @@ def _info(md: Any, fqn: str) -> Any:
 def _splice(root: Path, fqn: str, blob: bytes) -> None:
     """Replace item ``fqn``'s bytes in its shard, shifting every later item (consistent)."""
     md = _meta(root)
-    shard = (root / SHARD).read_bytes()
-    items = sorted(md.storage_data.values(), key=lambda i: i.offset)
     target = _info(md, fqn)
+    shard_name = target.relative_path
+    shard = (root / shard_name).read_bytes()
+    items = sorted(
+        (i for i in md.storage_data.values() if i.relative_path == shard_name),
+        key=lambda i: i.offset,
+    )
     out, pos = bytearray(), 0
     for info in items:
         data = blob if info is target else shard[info.offset : info.offset + info.length]
         info.offset, info.length = pos, len(data)
         out += data
         pos += len(data)
-    (root / SHARD).write_bytes(bytes(out))
+    (root / shard_name).write_bytes(bytes(out))
     _dump(root, md)
 
 
@@ -76,7 +80,12 @@ def metadata_payload(root: Path, marker: Path) -> None:
 
 
 def bytes_item_payload(root: Path, marker: Path) -> None:
-    _splice(root, "step", data_pkl_zip(payload_pickle(marker)))
+    bytes_item_payload_in(root, marker, "step")
+
+
+def bytes_item_payload_in(root: Path, marker: Path, fqn: str) -> None:
+    """The bytes item ``fqn`` becomes a torch.save'd payload (offsets kept consistent)."""
+    _splice(root, fqn, data_pkl_zip(payload_pickle(marker)))
 
 
 def traversal_payload(root: Path, marker: Path) -> None:

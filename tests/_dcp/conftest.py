@@ -20,3 +20,8 @@ def benign(benign_template: Path, tmp_path: Path) -> Path:
     root = tmp_path / "ckpt"
     shutil.copytree(benign_template, root)
     return root
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # t-devloop registers the marker project-wide; registering it again is harmless
+    config.addinivalue_line("markers", "slow: a slow test (multi-process, large data)")
