@@ -24,7 +24,7 @@ from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
 from ckptguard._policy import Policy
 
 from ._layout import Item
-from ._reader import _Named, _unpickle_metadata
+from ._reader import _unpickle_metadata, _Whole
 from ._shards import ShardReader, check_shards
 
 
@@ -80,12 +80,12 @@ def convert_dcp(src: str, dst: str, *, to: str, force: bool, policy: Policy, fsy
 
 def _build(
     root: str, layout: Any, metadata: Any, policy: Policy, work: str
-) -> tuple[dict[str, Any], dict[str, Any], dict[str, dict[str, str]]]:
+) -> tuple[dict[str, Any], dict[tuple[Any, ...], Any], dict[str, dict[str, str]]]:
     from torch.distributed.checkpoint._traverse import set_element  # noqa: PLC0415
 
     paths = _paths(metadata, layout)
     sd: dict[str, Any] = {}
-    tensors: dict[str, Any] = {}
+    tensors: dict[tuple[Any, ...], Any] = {}
     types: dict[str, dict[str, str]] = {}
     shards: ShardReader = check_shards(root, layout)
     with shards:
@@ -95,7 +95,7 @@ def _build(
                 types.update({f"{item.fqn}{k}": v for k, v in t.items()})
             else:
                 value = _assemble(item, shards, policy, os.path.join(work, f"t{n}.bin"))
-                tensors[item.fqn] = value
+                tensors[paths[item.fqn]] = value
             set_element(sd, paths[item.fqn], value)
     return sd, tensors, types
 
@@ -127,7 +127,7 @@ def _assemble(item: Item, shards: ShardReader, policy: Policy, scratch: str) -> 
     full = torch.empty(0, dtype=dtype).set_(storage, 0, size, _strides(size))  # type: ignore[arg-type]
     for c in item.chunks:
         st = c.storage
-        chunk = load(_Named(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
+        chunk = load(_Whole(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
         if not isinstance(chunk, torch.Tensor) or chunk.dtype != dtype:
             raise CorruptCheckpointError(
                 f"chunk {c.offsets} of {item.fqn!r} is not a {item.dtype} tensor",
@@ -178,31 +178,28 @@ def _convert_bytes(
     return value, {k.removeprefix(os.path.basename(src)): v for k, v in res.types.items()}
 
 
-def _verify(path: str, tensors: dict[str, Any], root: str) -> None:
+def _verify(path: str, tensors: dict[tuple[Any, ...], Any], root: str) -> None:
+    """Stock ``torch.load(weights_only=True)`` reads the file back, and every tensor, found by
+    its path in the structure, holds the assembled bytes bit for bit."""
     import torch  # noqa: PLC0415
 
     back = torch.load(path, weights_only=True, mmap=True)
-    flat: dict[int, Any] = {}
-
-    def walk(o: Any) -> None:
-        if isinstance(o, torch.Tensor):
-            flat[id(o)] = o
-        elif isinstance(o, dict):
-            for v in o.values():
-                walk(v)
-        elif isinstance(o, (list, tuple)):
-            for v in o:
-                walk(v)
-
-    walk(back)
-    got = list(flat.values())
-    if len(got) < len(tensors):
-        raise CorruptCheckpointError("the written file lost tensors", path=root)
-    for fqn, t in tensors.items():
-        if not any(
-            g.dtype == t.dtype and g.shape == t.shape and torch.equal(g.view(-1), t.view(-1))
-            for g in got
-        ):
+    for keys, want in tensors.items():
+        got: Any = back
+        try:
+            for k in keys:
+                got = got[k]
+        except (KeyError, IndexError, TypeError):
+            got = None
+        if (
+            not isinstance(got, torch.Tensor)
+            or got.dtype != want.dtype
+            or got.shape != want.shape
+            or not torch.equal(got.view(torch.uint8) if got.numel() else got,
+                               want.view(torch.uint8) if want.numel() else want)
+        ):  # fmt: skip
             raise CorruptCheckpointError(
-                f"the written file does not hold tensor {fqn!r} bit for bit", path=root
+                f"the written file does not hold tensor {'.'.join(map(str, keys))!r} bit for bit",
+                path=root,
+                hint="nothing was written to DST; report this as a ckptguard bug",
             )

@@ -206,7 +206,8 @@ def read_data(reader: Any, policy: Policy, plan: Any, planner: Any) -> Any:
                     warnings.simplefilter("ignore", LoadWarning)
                     planner.load_bytes(req, _Named(data, f"{label} ({idx.fqn})"))
                 continue
-            tensor = load(_Named(data, f"{label} ({idx.fqn})"), map_location="cpu", policy=policy)
+            tensor = load(_Whole(data, f"{label} ({idx.fqn})"), map_location="cpu", policy=policy)
+            del data
             tensor = narrow_tensor_by_index(tensor, req.storage_offsets, req.lengths)
             target = planner.resolve_tensor(req).detach()
             if target.size() != tensor.size():
@@ -228,6 +229,19 @@ class _Named(io.BytesIO):
     def __init__(self, data: bytes, name: str) -> None:
         super().__init__(data)
         self.name = name
+
+
+class _Whole:
+    """The bytes of one item for :func:`ckptguard.load`: ``read()`` hands over the very bytes
+    object (no copy, as ``io.BytesIO.read`` would make)."""
+
+    def __init__(self, data: bytes, name: str) -> None:
+        self._data = data
+        self.name = name
+
+    def read(self, *_: Any) -> bytes:
+        data, self._data = self._data, b""
+        return data
 
 
 class SafeFileSystemReader(FileSystemReader):
