@@ -263,7 +263,7 @@ def collect_targets(
     skipped: list[SkippedRecord] = []
     for p in paths:
         path = os.fspath(p)
-        if not os.path.isdir(path) or (_dcp_target(path) and not _has_subdirs(path)):
+        if not os.path.isdir(path):
             targets.append(path)
             continue
         for f in _walk(path, skipped):
@@ -295,14 +295,6 @@ def _dcp_target(path: str) -> bool:
     else:
         return False
     return os.path.lexists(os.path.join(root, _DCP_METADATA))
-
-
-def _has_subdirs(path: str) -> bool:
-    try:
-        with os.scandir(path) as it:
-            return any(e.is_dir(follow_symlinks=False) for e in it)
-    except OSError:
-        return False
 
 
 def _not_a_file(f: str) -> str | None:

@@ -45,9 +45,7 @@ def _worker(rank: int, mode: str, root: str) -> None:
     from torch.distributed.device_mesh import init_device_mesh
 
     warnings.simplefilter("ignore")
-    dist.init_process_group(
-        "gloo", init_method=f"file://{root}.init", rank=rank, world_size=WORLD
-    )
+    dist.init_process_group("gloo", init_method=f"file://{root}.init", rank=rank, world_size=WORLD)
     try:
         mesh = init_device_mesh("cpu", (WORLD,))
         if mode == "save":

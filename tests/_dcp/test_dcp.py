@@ -237,3 +237,17 @@ def test_cli_inspect_and_scan(tmp_path: Path) -> None:
     assert "model.w" in res.stdout or (
         "w:" in res.stdout and "float32" in res.stdout and "[8, 5]" in res.stdout
     )
+
+
+def test_other_files_in_a_dcp_directory_are_still_scanned(tmp_path: Path) -> None:
+    from tests.factories import data_pkl_zip
+    from tests.hostile_dcp import payload_pickle
+
+    root = tmp_path / "c"
+    _save(root, {"step": 1})
+    (root / "extra.pt").write_bytes(data_pkl_zip(payload_pickle(tmp_path / "M")))
+    report = ckptguard.scan(root)
+    paths = {f.path: f.verdict for f in report.files}
+    assert paths[str(root)] is FileVerdict.SAFE
+    assert paths[str(root / "extra.pt")] is FileVerdict.DANGEROUS
+    assert report.verdict is FileVerdict.DANGEROUS
