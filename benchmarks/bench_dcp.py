@@ -40,17 +40,16 @@ import ckptguard
 import ckptguard.dcp
 
 DATA = Path(__file__).resolve().parents[1] / "bench-data"
-_PER = 32 << 20  # bytes per tensor
+_TENSORS = 8  # the same number of tensors at every size: only tensor bytes grow
 
 
 def state(size_mib: int, *, fill: bool = True) -> dict[str, Any]:
-    n = max(1, (size_mib << 20) // _PER)
+    n, per = _TENSORS, (size_mib << 20) // _TENSORS // 4
     gen = torch.Generator().manual_seed(0)
-    make = (
-        (lambda: torch.randn(_PER // 4, generator=gen))
-        if fill
-        else (lambda: torch.empty(_PER // 4))
-    )
+
+    def make() -> torch.Tensor:
+        return torch.randn(per, generator=gen) if fill else torch.empty(per)
+
     return {
         "model": {f"layer{i}.weight": make() for i in range(n)},
         "step": 1000,

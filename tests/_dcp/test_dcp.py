@@ -251,3 +251,39 @@ def test_other_files_in_a_dcp_directory_are_still_scanned(tmp_path: Path) -> Non
     assert paths[str(root)] is FileVerdict.SAFE
     assert paths[str(root / "extra.pt")] is FileVerdict.DANGEROUS
     assert report.verdict is FileVerdict.DANGEROUS
+
+
+def test_dcp_scan_imports_neither_torch_nor_numpy(tmp_path: Path) -> None:
+    from tests.subproc import run_python
+
+    root = tmp_path / "c"
+    _save(root, _rich())
+    code = (
+        "import sys, ckptguard\n"
+        f"r = ckptguard.scan({str(root)!r})\n"
+        "assert r.files[0].format == 'dcp' and r.verdict.value == 'safe', r\n"
+        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'numpy'))\n"
+        "assert not bad, bad\n"
+    )
+    res = run_python("-c", code, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+
+
+def test_sarif_reports_the_unit_and_item_findings(tmp_path: Path) -> None:
+    from ckptguard._policy import default_policy
+    from ckptguard._reporters._sarif import to_document
+    from ckptguard._scan import scan_paths
+    from tests.factories import data_pkl_zip
+    from tests.hostile_dcp import _splice
+
+    root = tmp_path / "c"
+    _save(root, {"w": _rich()["half"], "step": 1, "cfg": [1]})
+    _splice(root, "cfg", data_pkl_zip(b"\x80\x02X\x01\x00\x00\x00a"))  # truncated pickle
+    doc = to_document(scan_paths([root], policy=default_policy()))
+    (artifact,) = doc["runs"][0]["artifacts"]
+    assert artifact["properties"]["format"] == "dcp"
+    items = artifact["properties"]["items"]
+    assert [i["verdict"] for i in items] == ["safe", "error"] or sorted(
+        i["verdict"] for i in items
+    ) == ["error", "safe"]
+    assert any("(cfg)" in r["message"]["text"] for r in doc["runs"][0]["results"])
