@@ -16,11 +16,12 @@ _STOCK = """
 import sys, warnings, torch
 warnings.simplefilter("ignore")
 import torch.distributed.checkpoint as dcp
-sd = {"w": torch.zeros(4, 3), "step": 0, "cfg": None}
-try:
-    dcp.load(sd, checkpoint_id=sys.argv[1], no_dist=True)
-except Exception as exc:
-    print("failed:", type(exc).__name__)
+for root in sys.argv[1:]:
+    sd = {"w": torch.zeros(4, 3), "step": 0, "cfg": None}
+    try:
+        dcp.load(sd, checkpoint_id=root, no_dist=True)
+    except BaseException as exc:
+        print(root, "failed:", type(exc).__name__)
 """
 
 
@@ -30,11 +31,20 @@ def _make(benign: Path, name: str) -> tuple[Path, Path]:
     return benign, marker
 
 
-@pytest.mark.parametrize("name", LIVE)
-def test_payload_runs_under_stock_dcp_load(benign: Path, name: str) -> None:
-    root, marker = _make(benign, name)
-    res = run_python("-c", _STOCK, str(root), cwd=root.parent)
-    assert marker.exists(), res.stdout + res.stderr
+def test_payloads_run_under_stock_dcp_load(benign_template: Path, tmp_path: Path) -> None:
+    """Liveness, one child process for every live sample (each in a directory of its own)."""
+    import shutil
+
+    roots, markers = [], []
+    for name in LIVE:
+        root = tmp_path / name / "ckpt"
+        shutil.copytree(benign_template, root)
+        _, marker = _make(root, name)
+        roots.append(str(root))
+        markers.append(marker)
+    res = run_python("-c", _STOCK, *roots, cwd=tmp_path)
+    missing = [n for n, m in zip(LIVE, markers, strict=True) if not m.exists()]
+    assert not missing, res.stdout + res.stderr
 
 
 @pytest.mark.parametrize("name", sorted(SAMPLES))
