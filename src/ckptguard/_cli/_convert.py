@@ -27,7 +27,8 @@ exit status: 0 converted, 1 refused (dangerous file), 2 error or bad usage
 examples:
   ckptguard convert old.ckpt new.ckpt
   ckptguard convert old.ckpt model.safetensors --to safetensors
-  ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)"""
+  ckptguard convert --in-place checkpoints/        (keeps FILE.bak copies)
+  ckptguard convert ckpt/step-1000/ model.pt       (a torch.distributed.checkpoint directory)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

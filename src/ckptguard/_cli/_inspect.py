@@ -22,7 +22,8 @@ with '*' (lower is better for loss/error-like names); --sort best orders by that
 examples:
   ckptguard inspect last.ckpt
   ckptguard inspect checkpoints/ --sort best
-  ckptguard inspect model.pt --json"""
+  ckptguard inspect model.pt --json
+  ckptguard inspect ckpt/step-1000/     (a torch.distributed.checkpoint directory)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
