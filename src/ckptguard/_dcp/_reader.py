@@ -32,7 +32,7 @@ from ckptguard._results import FileRecord
 from ckptguard._verdict import FileVerdict
 
 from ._layout import Layout, Storage
-from ._scan import Scanned, scan_dcp
+from ._scan import PATH_AS_PURE, Scanned, scan_dcp
 from ._shards import ShardReader, check_shards
 
 _STATE = "_ckptguard_dcp"
@@ -96,6 +96,9 @@ def _unpickle_metadata(scanned: Scanned, policy: Policy) -> Any:
     assert data is not None and scanned.layout is not None
     path = os.path.join(scanned.root, ".metadata")
     approved = _approved(read_buffer(data, name=path), path)
+    for raw, target in list(approved.items()):  # concrete paths load as pure ones
+        if target in PATH_AS_PURE:
+            approved[raw] = PATH_AS_PURE[target]
     unpickler = build_unpickler(approved, path=path, overrides=())
     stream = io.BytesIO(data)
     try:

@@ -24,7 +24,7 @@ from ckptguard._formats._common import error_finding
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._scan import _error_report, file_verdict, report_for
-from ckptguard._verdict import FileVerdict, worst_verdict
+from ckptguard._verdict import FileVerdict, Verdict, worst_verdict
 
 from ._layout import DcpError, Item, Layout, Storage, parse_layout
 from ._shards import check_shards
@@ -108,7 +108,7 @@ def scan_metadata(root: str, data: bytes, policy: Policy) -> tuple[FileRecord, L
         extracted = read_buffer(data, name=path)
     except CheckpointError as exc:
         return _error_report(path, exc.with_path(path), len(data), mpolicy), None
-    rec = report_for(path, extracted, mpolicy, len(data))
+    rec = _paths_as_pure(report_for(path, extracted, mpolicy, len(data)))
     if extracted.format != "pickle" or len(extracted.pickles) != 1:
         bad = error_finding(
             "dcp-metadata",
@@ -132,6 +132,39 @@ def scan_metadata(root: str, data: bytes, policy: Policy) -> tuple[FileRecord, L
         rule = getattr(exc, "rule", "dcp-metadata")
         return _with(rec, (error_finding(rule, exc.problem, METADATA),)), None
     return rec, layout
+
+
+# dcp.save stores StorageMeta.checkpoint_id as the concrete Path it was given. Concrete paths
+# are never vetted (their methods write and delete files); ckptguard loads these classes as
+# their string-only pure counterparts instead, and the layout schema allows them only as
+# StorageMeta.checkpoint_id (_layout._storage_meta). Rebuilding either runs no code.
+PATH_AS_PURE = {
+    ("pathlib", "PosixPath"): ("pathlib", "PurePosixPath"),
+    ("pathlib", "WindowsPath"): ("pathlib", "PureWindowsPath"),
+    ("pathlib._local", "PosixPath"): ("pathlib", "PurePosixPath"),
+    ("pathlib._local", "WindowsPath"): ("pathlib", "PureWindowsPath"),
+}
+_PURE_REASON = (
+    "StorageMeta.checkpoint_id as dcp.save wrote it: ckptguard loads it as the string-only "
+    "{0}.{1}, and the DCP schema allows it nowhere else [dcp]"
+)
+
+
+def _paths_as_pure(rec: FileRecord) -> FileRecord:
+    """Judge the concrete path classes of ``.metadata`` as what ckptguard loads them as."""
+    if not any((g.module, g.name) in PATH_AS_PURE for g in rec.globals):
+        return rec
+    refs = tuple(_as_pure(g) if (g.module, g.name) in PATH_AS_PURE else g for g in rec.globals)
+    verdict = file_verdict(refs, rec.findings)
+    return FileRecord(
+        rec.path, rec.format, verdict, refs, rec.findings, rec.pickles, rec.size,
+        rec.hint if verdict is not FileVerdict.SAFE else None,
+    )  # fmt: skip
+
+
+def _as_pure(g: GlobalRecord) -> GlobalRecord:
+    reason = _PURE_REASON.format(*PATH_AS_PURE[(g.module, g.name)])
+    return GlobalRecord(g.module, g.name, Verdict.SAFE, reason, g.count, g.uses, g.locations)
 
 
 def _with(rec: FileRecord, extra: tuple[FindingRecord, ...]) -> FileRecord:
