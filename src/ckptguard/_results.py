@@ -151,7 +151,7 @@ class FileReport(Report):
 
     __slots__ = (  # noqa: RUF023 - field order
         "path", "format", "verdict", "globals", "findings", "pickles", "size", "hint",
-        "bytes_read",
+        "bytes_read", "items",
     )  # fmt: skip
     path: str
     format: str  # "pytorch-zip", "pytorch-legacy", "torchscript", "pickle", "numpy", "numpy-npz",
@@ -163,6 +163,7 @@ class FileReport(Report):
     size: int | None  # bytes on disk
     hint: str | None  # the next command to run, when the verdict is not safe
     bytes_read: int | None  # bytes fetched from remote storage (None: a local file)
+    items: tuple[FileReport, ...]  # a DCP checkpoint's bytes items, each with its own verdict
 
     def __init__(  # noqa: PLR0917 - mirrors the fields
         self,
@@ -175,6 +176,7 @@ class FileReport(Report):
         size: int | None = None,
         hint: str | None = None,
         bytes_read: int | None = None,
+        items: tuple[FileReport, ...] = (),
     ) -> None:
         set_field(self, "path", path)
         set_field(self, "format", format)
@@ -185,6 +187,7 @@ class FileReport(Report):
         set_field(self, "size", size)
         set_field(self, "hint", hint)
         set_field(self, "bytes_read", bytes_read)
+        set_field(self, "items", items)
 
     @property
     def needs_allow(self) -> tuple[str, ...]:

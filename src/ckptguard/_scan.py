@@ -170,6 +170,10 @@ def _add_usage(acc: dict[tuple[str, str], _Acc], g: GlobalUsage, where: str) -> 
 def scan_file(path: str | os.PathLike[str], policy: Policy) -> FileRecord:
     """Scan one file. Never raises for problems with the file: they give verdict ``error``."""
     spath = os.fspath(path)
+    if _dcp_target(spath):  # a DCP checkpoint (directory, .metadata or shard): one unit
+        from ckptguard._dcp import scan_dcp  # noqa: PLC0415 (start-up time)
+
+        return scan_dcp(spath, policy).record
     try:
         size: int | None = os.stat(spath).st_size
     except OSError:
@@ -293,6 +297,10 @@ def collect_targets(
             targets.append(path)
             continue
         for f in _walk(path, skipped):
+            if _dcp_target(f):  # scanned once, as the DCP checkpoint of its directory
+                if os.path.basename(f) == _DCP_METADATA:
+                    targets.append(os.path.dirname(f))
+                continue
             reason = _not_a_file(f)
             if reason is not None:
                 skipped.append(SkippedRecord(f, reason))
@@ -301,6 +309,22 @@ def collect_targets(
             else:
                 _triage(f, targets, skipped)
     return targets, skipped
+
+
+# ---- DCP (torch.distributed.checkpoint) directories: see ckptguard._dcp -------------------
+_DCP_METADATA = ".metadata"
+
+
+def _dcp_target(path: str) -> bool:
+    """``path`` is a DCP checkpoint directory (one holding a ``.metadata``), its ``.metadata``,
+    or one of its ``.distcp`` shards."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        root = path
+    elif os.path.basename(path) == _DCP_METADATA or path.endswith(".distcp"):
+        root = os.path.dirname(path) or "."
+    else:
+        return False
+    return os.path.lexists(os.path.join(root, _DCP_METADATA))
 
 
 def _not_a_file(f: str) -> str | None:

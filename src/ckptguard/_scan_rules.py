@@ -114,6 +114,20 @@ REMOTE_TRUNCATED = _rule("remote-truncated", E, "Fewer bytes than asked for: a b
 REMOTE_UNAVAILABLE = _rule("remote-unavailable", E, "The server or connection failed (5xx, 429, resets), after the retries.")
 REMOTE_WORKER_LOST = _rule("remote-worker-lost", E, "The Dask cluster gave up on the file's task after its retries.")
 
+# Distributed checkpoints (_dcp/): a DCP directory whose metadata and shards do not agree is an error.
+DCP_BYTES_FORMAT = _rule("dcp-bytes-format", E, "A DCP bytes item that is not a torch.save'd checkpoint ckptguard reads (a plain pickle would be unpickled by torch.load).")
+DCP_CHUNK_SIZE = _rule("dcp-chunk-size", E, "A DCP tensor chunk's storage is smaller than its elements need.")
+DCP_CHUNK_TILING = _rule("dcp-chunk-tiling", E, "A DCP tensor's chunks do not tile the tensor exactly (gaps, overlaps or chunks outside it).")
+DCP_METADATA = _rule("dcp-metadata", E, "A DCP .metadata file that is not the metadata dataclasses dcp.save writes (wrong types, unknown fields, trailing bytes).")
+DCP_MISSING_ITEM = _rule("dcp-missing-item", E, "A DCP item the metadata lists has no storage record, or a storage record names no item.")
+DCP_MISSING_METADATA = _rule("dcp-missing-metadata", E, "A DCP directory or shard without the .metadata file that describes it.")
+DCP_MISSING_SHARD = _rule("dcp-missing-shard", E, "A shard file the DCP metadata names does not exist.")
+DCP_OUT_OF_BOUNDS = _rule("dcp-out-of-bounds", E, "A DCP item's byte range lies outside its shard file (negative, huge or past the end).")
+DCP_OVERLAP = _rule("dcp-overlap", E, "Two DCP items' byte ranges overlap in a shard file.")
+DCP_PATH = _rule("dcp-path", E, "A DCP shard path that is not a plain file name in the checkpoint directory (.., absolute paths, links).")
+DCP_SHARD_GAP = _rule("dcp-shard-gap", E, "Bytes of a DCP shard file that belong to no item.")
+DCP_TRANSFORM = _rule("dcp-transform", E, "A DCP item with transform descriptors (compression, encryption or another storage extension) ckptguard does not read.")
+
 # fmt: on
 
 del E, D, W

@@ -37,7 +37,8 @@ examples:
   ckptguard convert old.ckpt new.ckpt
   ckptguard convert old.ckpt model.safetensors --to safetensors
   ckptguard convert model.jit weights.pt          (TorchScript: the weights, no code run)
-  ckptguard convert --in-place checkpoints/        (originals in checkpoints/.ckptguard-backup/)"""
+  ckptguard convert --in-place checkpoints/        (originals in checkpoints/.ckptguard-backup/)
+  ckptguard convert ckpt/step-1000/ model.pt       (a torch.distributed.checkpoint directory)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:

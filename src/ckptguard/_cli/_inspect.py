@@ -26,7 +26,8 @@ examples:
   ckptguard inspect last.ckpt
   ckptguard inspect checkpoints/ --sort best
   ckptguard inspect model.pt --json
-  ckptguard inspect model.safetensors --full"""
+  ckptguard inspect model.safetensors --full
+  ckptguard inspect ckpt/step-1000/     (a torch.distributed.checkpoint directory)"""
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -76,6 +77,12 @@ def run(args: argparse.Namespace) -> int:
     from ckptguard._policy import resolve_policy  # noqa: PLC0415
 
     policy = resolve_policy(allow=args.allow, policy=args.policy, targets=[args.path])
+    if os.path.isdir(args.path) and os.path.lexists(os.path.join(args.path, ".metadata")):
+        from ckptguard._dcp._describe import describe, render  # noqa: PLC0415 - DCP checkpoint
+
+        dcp_doc = describe(args.path, policy)
+        write_json(dcp_doc) if args.json else write(sys.stdout, render(dcp_doc))
+        return 2 if dcp_doc["verdict"] == "error" else 0
     if os.path.isdir(args.path):
         rows, metric = inspect_dir(args.path, policy=policy, by=args.sort)
         best = best_row(rows, metric)

@@ -39,7 +39,8 @@ examples:
   ckptguard scan https://host/model.pt --dask tcp://scheduler:8786
   ckptguard scan checkpoints/ --allow deepafx_st.utils.DSPMode
   ckptguard scan checkpoints/ --json > report.json
-  ckptguard scan checkpoints/ --sarif ckptguard.sarif"""
+  ckptguard scan checkpoints/ --sarif ckptguard.sarif
+  ckptguard scan ckpt/step-1000/        (a torch.distributed.checkpoint directory: one unit)"""
 
 
 def _positive_int(text: str) -> int:

@@ -152,6 +152,15 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
             f"unknown target format {to!r}: choose from {', '.join(TARGETS)}",
             hint=f"ckptguard convert {src_path} {dst_path} --to pt",
         )
+    from ckptguard._scan import _dcp_target  # noqa: PLC0415
+
+    if _dcp_target(src_path):  # a torch.distributed.checkpoint directory (ckptguard._dcp)
+        from ckptguard._dcp._convert import convert_dcp  # noqa: PLC0415
+
+        dcp_result: ConvertResult = convert_dcp(
+            src_path, dst_path, to=to, force=force, policy=policy, fsync=fsync
+        )
+        return dcp_result
     if not os.path.isfile(src_path):
         raise UsageError(f"{src_path}: no such file", hint="ckptguard convert SRC DST")
     same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)

@@ -171,6 +171,9 @@ def _open_window() -> None:
     _window.default, _window.before, _window.dispatcher = None, before, dispatcher
     torch.load = dispatcher
     torch.serialization.load = dispatcher
+    from ckptguard._dcp._guard import open_guard  # noqa: PLC0415 - DCP's FileSystemReader
+
+    open_guard()
 
 
 def _close_window_if_unused() -> None:
@@ -191,6 +194,9 @@ def _close_window_if_unused() -> None:
     if torch.serialization.load is _window.dispatcher:
         torch.serialization.load = serialization_before
     _window.before = _window.dispatcher = _window.default = None
+    from ckptguard._dcp._guard import close_guard  # noqa: PLC0415
+
+    close_guard()
 
 
 def _policy(allow: Iterable[str], policy: PolicyArg) -> Policy:

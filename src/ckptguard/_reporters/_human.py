@@ -176,6 +176,11 @@ def render_file(
     for x in f.findings:
         if verbose or x.severity is not Severity.INFO:
             lines.append(_finding_line(x, paint))
+    for i in f.items:  # a DCP checkpoint's bytes items, each with its own verdict
+        if verbose or i.verdict is not FileVerdict.SAFE:
+            lines.extend(
+                f"{_INDENT}{line}" for line in render_file(i, verbose=verbose, paint=paint)
+            )
     if combined and f.verdict is FileVerdict.REVIEW and f.needs_allow:
         lines.append(f"{_INDENT}{paint('next:', 'bold')} see the combined --allow list below")
     else:

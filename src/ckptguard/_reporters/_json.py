@@ -51,6 +51,13 @@ def finding_to_dict(f: FindingRecord) -> dict[str, Any]:
 
 
 def file_to_dict(f: FileRecord) -> dict[str, Any]:
+    out = _file_dict(f)
+    if f.items:  # a DCP checkpoint: one unit with its bytes items, each with its verdict
+        out["items"] = [file_to_dict(i) for i in f.items]
+    return out
+
+
+def _file_dict(f: FileRecord) -> dict[str, Any]:
     return {
         "path": f.path,
         "format": f.format,

@@ -177,12 +177,18 @@ def to_document(report: ScanRecord, *, base_dir: str | None = None) -> dict[str,
         if f.size is not None:
             artifact["length"] = f.size
         artifact["properties"] = {"format": f.format, "verdict": f.verdict.value}
+        if f.items:  # a DCP checkpoint: one artifact, its bytes items with their verdicts
+            artifact["properties"]["items"] = [
+                {"path": i.path, "verdict": i.verdict.value} for i in f.items
+            ]
         artifacts.append(artifact)
         for g in f.globals:
             if g.verdict in (Verdict.DANGEROUS, Verdict.UNKNOWN):
                 results.append(_global_result(f, g, location))
-        for x in f.findings:
-            results.append(_finding_result(f, x, location))
+        for owner, x in [(f, x) for x in f.findings] + [
+            (i, x) for i in f.items for x in i.findings
+        ]:
+            results.append(_finding_result(owner, x, location))
 
     results.extend(_scan_results(report, base_dir))
     index = {r["id"]: i for i, r in enumerate(rule_list)}

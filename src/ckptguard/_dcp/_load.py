@@ -1,0 +1,51 @@
+"""``ckptguard.dcp.load``: ``torch.distributed.checkpoint.load`` through ckptguard."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from ckptguard._errors import UsageError
+from ckptguard._gc import gc_paused
+from ckptguard._policy import Policy
+
+from ._reader import SafeFileSystemReader
+
+
+def load(
+    state_dict: dict[str, Any],
+    *,
+    checkpoint_id: str | os.PathLike[str] | None = None,
+    storage_reader: SafeFileSystemReader | None = None,
+    planner: Any = None,
+    process_group: Any = None,
+    no_dist: bool = False,
+    allow: Iterable[str] = (),
+    policy: str | os.PathLike[str] | Policy | None = None,
+) -> None:
+    """Load a DCP checkpoint into ``state_dict`` in place, as ``dcp.load`` does (planners,
+    process groups, single process and multi-rank), with ``.metadata`` and every item going
+    through ckptguard's restricted loading. The checkpoint is scanned first and refused
+    (:class:`~ckptguard.UnsafeCheckpointError` / :class:`~ckptguard.CorruptCheckpointError`)
+    before anything is unpickled."""
+    from torch.distributed.checkpoint.state_dict_loader import load as dcp_load  # noqa: PLC0415
+
+    if storage_reader is None:
+        if checkpoint_id is None:
+            raise UsageError("ckptguard.dcp.load needs checkpoint_id= (the DCP directory)")
+        storage_reader = SafeFileSystemReader(checkpoint_id, allow=allow, policy=policy)
+    elif not isinstance(storage_reader, SafeFileSystemReader):
+        raise UsageError(
+            "ckptguard.dcp.load reads only through ckptguard.dcp.SafeFileSystemReader",
+            hint="pass checkpoint_id=DIR (and allow=/policy=) instead of storage_reader",
+        )
+    storage_reader.check()  # refuse here: dcp.load turns a reader's error into a warning
+    with gc_paused():
+        dcp_load(
+            state_dict,
+            storage_reader=storage_reader,
+            planner=planner,
+            process_group=process_group,
+            no_dist=no_dist,
+        )
