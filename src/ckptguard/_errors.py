@@ -15,6 +15,7 @@ from __future__ import annotations
 # _pickle alone keeps pickle.py, re and struct out of the scan's start-up.
 from _pickle import UnpicklingError
 
+from ckptguard._scan_rules import DCP_METADATA
 from ckptguard._verdict import REFUSED, Severity
 
 # typing is only needed by type checkers; importing it costs start-up time (mypy honours a
@@ -215,3 +216,10 @@ PUBLIC = (
 )  # fmt: skip
 for _cls in PUBLIC:
     _cls.__module__ = "ckptguard"
+
+
+class DcpError(FormatError):
+    """A DCP checkpoint that is unreadable, inconsistent or unsupported (fail closed)."""
+
+    def __init__(self, problem: str, *, rule: str = DCP_METADATA, hint: str | None = None):
+        super().__init__(problem, rule=rule, hint=hint, format="dcp")

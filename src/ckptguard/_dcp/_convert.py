@@ -22,6 +22,7 @@ from collections import OrderedDict
 from typing import Any
 
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
+from ckptguard._grammar import a_or_an
 from ckptguard._policy import Policy
 
 from ._layout import Item
@@ -126,7 +127,8 @@ def _assemble(item: Item, shards: ShardReader, policy: Policy) -> Any:
         chunk = load(_Whole(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
         if not isinstance(chunk, torch.Tensor) or chunk.dtype != dtype:
             raise CorruptCheckpointError(
-                f"chunk {c.offsets} of {item.fqn!r} is not a {item.dtype} tensor", path=where
+                f"chunk {c.offsets} of {item.fqn!r} is not {a_or_an(str(item.dtype))} tensor",
+                path=where,
             )
         if tuple(chunk.shape) != c.sizes or chunk.layout != torch.strided:
             raise CorruptCheckpointError(

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from ckptguard._errors import FormatError
+from ckptguard._errors import DcpError
+from ckptguard._grammar import a_or_an
 from ckptguard._pickle._tree import Call, Global, TDict, TList, TTuple
-from ckptguard._scan_rules import DCP_CHUNK_TILING, DCP_METADATA, DCP_MISSING_ITEM
+from ckptguard._scan_rules import DCP_CHUNK_TILING, DCP_MISSING_ITEM
 
 MD = "torch.distributed.checkpoint.metadata"
 FS = "torch.distributed.checkpoint.filesystem"
@@ -38,13 +39,6 @@ _PATH_CLASSES = frozenset(
 )  # fmt: skip
 MAX_DIMS = 64
 MAX_CHUNKS = 100_000  # per tensor (tiling is checked pairwise within a bound)
-
-
-class DcpError(FormatError):
-    """A DCP checkpoint that is unreadable, inconsistent or unsupported (fail closed)."""
-
-    def __init__(self, problem: str, *, rule: str = DCP_METADATA, hint: str | None = None):
-        super().__init__(problem, rule=rule, hint=hint, format="dcp")
 
 
 class Storage(NamedTuple):
@@ -110,11 +104,11 @@ def _obj(node: Any, module: str, name: str, what: str) -> Any:
     """The BUILD state of ``module.name.__new__(cls)`` (NEWOBJ with no arguments); ``None``
     when the object had no BUILD."""
     if type(node) is not Call or not _is_global(node.func, module, name):
-        raise _bad(f"{what} is {_describe(node)}, expected a {module}.{name}")
+        raise _bad(f"{what} is {_describe(node)}, expected {a_or_an(f'{module}.{name}')}")
     if node.op != "NEWOBJ" or type(node.args) is not TTuple or node.args.items:
         raise _bad(f"{what}: {name} built by {node.op} with arguments, not as pickle writes it")
     if node.dictitems or node.listitems:
-        raise _bad(f"{what}: items added to a {name}")
+        raise _bad(f"{what}: items added to {a_or_an(name)}")
     return node.state if node.has_state else None
 
 
@@ -144,7 +138,7 @@ def _describe(node: Any) -> str:
         return f"a call of {f.qualified_name}" if type(f) is Global else "a call"
     if type(node) is Global:
         return f"the global {node.qualified_name}"
-    return f"a {type(node).__name__}"
+    return a_or_an(type(node).__name__)
 
 
 def _int(v: Any, what: str, *, minimum: int = 0) -> int:

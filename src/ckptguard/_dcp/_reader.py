@@ -27,6 +27,7 @@ from typing import Any
 from torch.distributed.checkpoint.filesystem import FileSystemReader
 
 from ckptguard._errors import CheckpointError, CorruptCheckpointError
+from ckptguard._grammar import a_or_an
 from ckptguard._policy import Policy, resolve_policy
 from ckptguard._results import FileRecord
 from ckptguard._verdict import FileVerdict
@@ -131,7 +132,7 @@ def verify_metadata(metadata: Any, layout: Layout, path: str) -> None:
         )
 
     if type(metadata) is not Metadata:
-        raise bad(f"a {type(metadata).__name__}, not a Metadata")
+        raise bad(f"{a_or_an(type(metadata).__name__)}, not a Metadata")
     sdm = metadata.state_dict_metadata
     if type(sdm) is not dict or list(sdm) != [i.fqn for i in layout.items]:
         raise bad("its items")

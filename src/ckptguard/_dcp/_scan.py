@@ -18,16 +18,17 @@ from __future__ import annotations
 import os
 import stat
 
-from ckptguard._errors import CheckpointError, PickleError
+from ckptguard._errors import CheckpointError, DcpError, PickleError
 from ckptguard._formats import read_buffer
 from ckptguard._formats._common import error_finding
+from ckptguard._grammar import a_or_an
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._scan import error_report, file_verdict, report_for
 from ckptguard._scan_rules import DCP_BYTES_FORMAT, DCP_METADATA, DCP_MISSING_METADATA, DCP_PATH
 from ckptguard._verdict import FileVerdict, Verdict, worst_verdict
 
-from ._layout import DcpError, Item, Layout, Storage, parse_layout
+from ._layout import Item, Layout, Storage, parse_layout
 from ._shards import check_shards
 
 METADATA = ".metadata"
@@ -113,7 +114,7 @@ def scan_metadata(root: str, data: bytes, policy: Policy) -> tuple[FileRecord, L
     if extracted.format != "pickle" or len(extracted.pickles) != 1:
         bad = error_finding(
             DCP_METADATA,
-            f".metadata is a {extracted.format} file of {len(extracted.pickles)} pickle(s), "
+            f".metadata is {a_or_an(extracted.format)} file of {len(extracted.pickles)} pickle(s), "
             "not the one pickle dcp writes",
         )
         return _with(rec, (bad,)), None
@@ -188,8 +189,8 @@ def scan_bytes_item(root: str, item: Item, data: bytes, policy: Policy) -> FileR
     if extracted.format not in _ITEM_FORMATS:
         bad = error_finding(
             DCP_BYTES_FORMAT,
-            f"bytes item {item.fqn!r} is a {extracted.format} file, not a torch.save'd object: "
-            "torch.load would read it otherwise than ckptguard",
+            f"bytes item {item.fqn!r} is {a_or_an(extracted.format)} file, not a torch.save'd "
+            "object: torch.load would read it otherwise than ckptguard",
         )
         return _with(rec, (bad,))
     return rec

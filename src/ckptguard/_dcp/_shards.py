@@ -14,6 +14,7 @@ import os
 import stat
 from types import TracebackType
 
+from ckptguard._errors import DcpError
 from ckptguard._scan_rules import (
     DCP_CHUNK_SIZE,
     DCP_MISSING_SHARD,
@@ -24,7 +25,7 @@ from ckptguard._scan_rules import (
     DCP_TRANSFORM,
 )
 
-from ._layout import DTYPE_SIZES, DcpError, Layout, Storage
+from ._layout import DTYPE_SIZES, Layout, Storage
 
 _FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
 
