@@ -32,8 +32,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "ckptguard"
 # (module, imported module): why the import sits in a function outside the scan path.
 EXEMPT: dict[tuple[str, str], str] = {
     # import cycles, being broken by issue 13's seams work (t-seams)
-    ("ckptguard._load._patch", "ckptguard._load._safe_load"): "cycle _safe_load <-> _patch",
-    ("ckptguard._load._safe_load", "ckptguard._load._patch"): "cycle _safe_load <-> _patch",
     ("ckptguard._load._engine", "ckptguard._load._torch"): "_torch imports torch when loaded",
     ("ckptguard._training._checkpoint", "ckptguard"): "cycle: ckptguard.training <- ckptguard",
     # Every full parser (`ckptguard --help`, a mistyped command) imports every subcommand
@@ -58,15 +56,10 @@ EXEMPT: dict[tuple[str, str], str] = {
         )
     },
     # ckptguard inspect's describer and renderer move to _inspect/ (issue 13 seams, t-seams)
-    ("ckptguard._inspect._describe", "ckptguard._convert._source"): "cycle via _convert",
     ("ckptguard._inspect._describe", "ckptguard._scan"): "moves with the describer (seams)",
-    ("ckptguard._cli._inspect", "ckptguard._inspect._describe"): "the renderer moves (seams)",
     ("ckptguard._cli._inspect", "ckptguard._cli._output"): "the renderer moves (seams)",
     ("ckptguard._cli._inspect", "ckptguard._policy"): "the renderer moves (seams)",
     ("ckptguard._cli._inspect", "ckptguard._errors"): "the renderer moves (seams)",
-    ("ckptguard._cli._inspect", "ckptguard._reporters._terminal"): "the renderer moves (seams)",
-    ("ckptguard._cli._inspect", "shlex"): "the renderer moves (seams)",
-    ("ckptguard._cli._inspect", "TYPE_CHECKING = False"): "the renderer moves (seams)",
 }
 
 

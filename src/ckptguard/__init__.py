@@ -24,6 +24,7 @@ from ckptguard._errors import (
     UsageError,
 )
 from ckptguard._verdict import FileVerdict, Severity, Use, Verdict
+from ckptguard._version import __version__  # written once (pyproject.toml reads it)
 
 # typing is only for type checkers (start-up time; mypy honours a module-level TYPE_CHECKING).
 TYPE_CHECKING = False
@@ -34,8 +35,6 @@ if TYPE_CHECKING:
     from ckptguard._policy import Policy, PolicyArg
     from ckptguard._results import FileReport, Finding, GlobalRef, ScanReport, Skipped
 
-# The one place the version is written (pyproject.toml reads it: [tool.setuptools.dynamic]).
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError",

@@ -16,11 +16,11 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from ckptguard._assess import report_for
 from ckptguard._errors import CheckpointError
 from ckptguard._formats import read_buffer
 from ckptguard._formats._common import stream_digest
 from ckptguard._policy import default_policy
-from ckptguard._scan import report_for
 from ckptguard._verdict import FileVerdict
 from tests.pickleasm import EMPTY_DICT, program
 from tests.zipcraft import DEFLATED, FLAG_DESCRIPTOR, STORED, Entry, Layout, build_zip

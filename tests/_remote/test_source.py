@@ -11,12 +11,12 @@ import pytest
 import torch
 
 from ckptguard import FileVerdict
+from ckptguard._assess import report_for
 from ckptguard._formats import read_buffer
 from ckptguard._formats._source import SourceBuffer
 from ckptguard._policy import resolve_policy
 from ckptguard._remote._scan import _scan_buffer
 from ckptguard._results import FileRecord
-from ckptguard._scan import report_for
 from tests.pickleasm import POP
 
 

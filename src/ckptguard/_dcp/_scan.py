@@ -18,13 +18,13 @@ from __future__ import annotations
 import os
 import stat
 
+from ckptguard._assess import error_report, file_verdict, report_for
 from ckptguard._errors import CheckpointError, DcpError, PickleError
 from ckptguard._formats import read_buffer
 from ckptguard._formats._common import error_finding
 from ckptguard._grammar import a_or_an
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
-from ckptguard._scan import error_report, file_verdict, report_for
 from ckptguard._scan_rules import DCP_BYTES_FORMAT, DCP_METADATA, DCP_MISSING_METADATA, DCP_PATH
 from ckptguard._verdict import FileVerdict, Verdict, worst_verdict
 

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from ckptguard._assess import report_for
 from ckptguard._convert import restore_types as restore
 from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
@@ -42,7 +43,6 @@ from ckptguard._load._registry import with_torch_registry
 from ckptguard._load._source import Source
 from ckptguard._policy import Policy, PolicyArg, resolve_policy
 from ckptguard._results import FileRecord
-from ckptguard._scan import report_for
 from ckptguard._verdict import FileVerdict
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")

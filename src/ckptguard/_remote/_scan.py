@@ -136,8 +136,9 @@ def scan_object(target: Target, policy: Policy, opts: RemoteOptions) -> FileReco
 def _scan_buffer(
     url: str, buf: SourceBuffer, policy: Policy, listed: bool
 ) -> FileRecord | SkippedRecord:
+    from ckptguard._assess import error_report, report_for  # noqa: PLC0415
     from ckptguard._formats._detect import read_source  # noqa: PLC0415
-    from ckptguard._scan import error_report, report_for, skip_reason  # noqa: PLC0415
+    from ckptguard._scan import skip_reason  # noqa: PLC0415
 
     size = buf.size
     try:

@@ -23,6 +23,6 @@ def summary(report: ScanRecord) -> dict[str, int]:
 
 
 def tool_version() -> str:
-    from ckptguard import __version__  # noqa: PLC0415
+    from ckptguard._version import __version__  # noqa: PLC0415
 
     return __version__
