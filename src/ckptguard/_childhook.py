@@ -19,8 +19,8 @@ import sys
 import types
 from collections.abc import Callable, Sequence
 
-ENV = "CKPTGUARD_GUARD"
-_VERSION = 1
+from ckptguard._guardenv import ENV
+from ckptguard._guardenv import VERSION as _VERSION
 
 
 def _blocked(why: str, name: str) -> ImportError:
@@ -90,11 +90,21 @@ def refuse_torch(why: str) -> None:
 
 
 def _install(raw: str) -> None:
+    # the loading machinery (and torch) only now: this module is imported at every start-up;
+    # neither module imports this one (one way: _childhook -> _load)
     from ckptguard._load._children import parse_settings  # noqa: PLC0415
     from ckptguard._load._patch import install  # noqa: PLC0415
 
-    policy, restore = parse_settings(raw)
+    policy, restore = parse_settings(raw)  # raises: the child stops before running anything
     install(policy=policy, restore_types=restore)
+
+
+def install_from_env() -> None:
+    """The ``multiprocessing`` children's prefix (:mod:`ckptguard._load._children`): install
+    the guard now (torch is imported here)."""
+    raw = os.environ.get(ENV)
+    if raw:
+        _install(raw)
 
 
 def arm_from_env() -> None:

@@ -7,7 +7,6 @@ pass to ``dcp.load`` yourself. Both scan the whole checkpoint first and unpickle
 scan did not approve. Importing this module imports torch.
 """
 
-from ckptguard._dcp._load import load
-from ckptguard._dcp._reader import SafeFileSystemReader
+from ckptguard._dcp._load import SafeFileSystemReader, load
 
 __all__ = ["SafeFileSystemReader", "load"]

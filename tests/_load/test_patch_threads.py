@@ -22,8 +22,8 @@ import pytest
 import torch
 
 import ckptguard
-from ckptguard._load import _patch, is_installed
-from ckptguard._load._patch import current_policy
+from ckptguard._load import _patch, _window, is_installed
+from ckptguard._load._window import current_policy
 from tests import factories
 from tests._load import hostile
 
@@ -332,7 +332,7 @@ def test_a_forked_child_loads_while_a_parent_thread_held_the_lock(enum_file: Pat
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:
-        with ckptguard.patched(allow=[factories.USER_ENUM]), _patch._window.lock:
+        with ckptguard.patched(allow=[factories.USER_ENUM]), _window.window.lock:
             holding.set()
             wait(release)
 

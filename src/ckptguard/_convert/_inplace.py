@@ -13,7 +13,7 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ckptguard._convert._pipeline import convert_file
+from ckptguard._convert import convert_file
 from ckptguard._convert._values import weights_only_globals
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError, UsageError
 from ckptguard._formats import read_file

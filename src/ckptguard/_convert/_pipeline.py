@@ -120,6 +120,15 @@ def plan(src: Source, policy: Policy) -> tuple[bytes, Any, Converter]:
     return emit_pickle(result.root), result, conv
 
 
+def check_target(src_path: str, dst_path: str, to: str) -> None:
+    """:class:`UsageError` unless ``to`` is a format convert writes."""
+    if to not in TARGETS:
+        raise UsageError(
+            f"unknown target format {to!r}: choose from {', '.join(TARGETS)}",
+            hint=f"ckptguard convert {src_path} {dst_path} --to pt",
+        )
+
+
 def convert_file(
     src_path: str,
     dst_path: str,
@@ -131,7 +140,8 @@ def convert_file(
     fsync: bool = False,
 ) -> ConvertResult:
     """Convert one file (see :func:`ckptguard.convert`). ``backup``: in-place mode, rename SRC
-    to this path before DST (== SRC) replaces it."""
+    to this path before DST (== SRC) replaces it. A file only: ``ckptguard._convert.convert_file``
+    also takes DCP checkpoints (:mod:`ckptguard._dcp._convert`, which uses this one)."""
     # The trees of a pickle-heavy file are millions of objects that live until the end: with
     # the collector on, every later allocation would make it walk them again.
     with gc_paused():
@@ -147,20 +157,7 @@ def _convert_file(  # noqa: PLR0917 - the arguments of convert_file
     backup: str | None,
     fsync: bool,
 ) -> ConvertResult:
-    if to not in TARGETS:
-        raise UsageError(
-            f"unknown target format {to!r}: choose from {', '.join(TARGETS)}",
-            hint=f"ckptguard convert {src_path} {dst_path} --to pt",
-        )
-    from ckptguard._scan import _dcp_target  # noqa: PLC0415
-
-    if _dcp_target(src_path):  # a torch.distributed.checkpoint directory (ckptguard._dcp)
-        from ckptguard._dcp._convert import convert_dcp  # noqa: PLC0415
-
-        dcp_result: ConvertResult = convert_dcp(
-            src_path, dst_path, to=to, force=force, policy=policy, fsync=fsync
-        )
-        return dcp_result
+    check_target(src_path, dst_path, to)
     if not os.path.isfile(src_path):
         raise UsageError(f"{src_path}: no such file", hint="ckptguard convert SRC DST")
     same = os.path.exists(dst_path) and os.path.samefile(src_path, dst_path)

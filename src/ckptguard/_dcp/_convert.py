@@ -21,19 +21,21 @@ import tempfile
 from collections import OrderedDict
 from typing import Any
 
+from ckptguard._convert._pipeline import ConvertResult, convert_file, refuse_unsafe
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
 from ckptguard._grammar import a_or_an
+from ckptguard._load._safe_load import load
 from ckptguard._policy import Policy
 
 from ._layout import Item
 from ._reader import _unpickle_metadata, _Whole
+from ._scan import scan_dcp
 from ._shards import ShardReader, check_shards
 
 
-def convert_dcp(src: str, dst: str, *, to: str, force: bool, policy: Policy, fsync: bool) -> Any:
-    from ckptguard._convert._pipeline import ConvertResult, refuse_unsafe  # noqa: PLC0415
-    from ckptguard._dcp._scan import scan_dcp  # noqa: PLC0415
-
+def convert_dcp(
+    src: str, dst: str, *, to: str, force: bool, policy: Policy, fsync: bool
+) -> ConvertResult:
     root = src if os.path.isdir(src) else os.path.dirname(src) or "."
     if os.path.exists(dst) and not force:
         raise UsageError(
@@ -59,8 +61,6 @@ def convert_dcp(src: str, dst: str, *, to: str, force: bool, policy: Policy, fsy
         _verify(tmp_pt, sums, root)
         del sd, lazies
         if to == "safetensors":
-            from ckptguard._convert import convert_file  # noqa: PLC0415
-
             tmp_st = os.path.join(work, "out.safetensors")
             convert_file(tmp_pt, tmp_st, to="safetensors", policy=policy, fsync=fsync)
             final = tmp_st
@@ -114,8 +114,6 @@ def _paths(metadata: Any, layout: Any) -> dict[str, tuple[Any, ...]]:
 def _assemble(item: Item, shards: ShardReader, policy: Policy) -> Any:
     """The tensor ``item`` assembled in memory from its chunks (one chunk loaded at a time)."""
     import torch  # noqa: PLC0415
-
-    from ckptguard._load._safe_load import load  # noqa: PLC0415
 
     dtype = getattr(torch, item.dtype or "")
     size = item.size or ()
@@ -270,8 +268,6 @@ def _convert_bytes(
 ) -> tuple[Any, dict[str, dict[str, str]]]:
     """One bytes item through ckptguard's own converter, read back as weights-only data."""
     import torch  # noqa: PLC0415
-
-    from ckptguard._convert import convert_file  # noqa: PLC0415
 
     assert item.storage is not None
     src, out = f"{prefix}.pt", f"{prefix}.conv.pt"

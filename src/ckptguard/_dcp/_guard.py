@@ -6,19 +6,28 @@ While the window is open, ``torch.distributed.checkpoint.FileSystemReader``'s
 path, a ``FileSystemReader`` made by user code, and ``format_utils.dcp_to_torch_save`` all scan
 the checkpoint first and unpickle only what it approved. The originals come back when the
 window closes.
+
+:mod:`ckptguard._load._patch` imports this module (one way): the policy comes from
+:mod:`ckptguard._load._window`, and the ``patched`` that routes the planner's own
+``torch.load`` of bytes items is handed to :func:`open_guard`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
+
+from ckptguard._load._window import current_policy
+from ckptguard._policy import Policy
 
 _NAMES = ("read_metadata", "set_up_storage_reader", "read_data")
 _saved: dict[str, Any] = {}
+# ``patched``, handed over by open_guard: routes the planner's torch.load of bytes items
+_routed: list[Callable[..., AbstractContextManager[None]]] = []
 
 
-def _policy() -> Any:
-    from ckptguard._load._patch import current_policy  # noqa: PLC0415
-
+def _policy() -> Policy:
     return current_policy()
 
 
@@ -40,7 +49,7 @@ def _set_up_storage_reader(
 def _read_data(self: Any, plan: Any, planner: Any) -> Any:
     from ._reader import read_data  # noqa: PLC0415
 
-    return read_data(self, _policy(), plan, planner)
+    return read_data(self, _policy(), plan, planner, _routed[0])
 
 
 _GUARDS: dict[str, Any] = {
@@ -50,8 +59,12 @@ _GUARDS: dict[str, Any] = {
 }
 
 
-def open_guard() -> None:
-    """Route ``FileSystemReader`` through ckptguard (called with the patch lock held)."""
+def open_guard(routed: Callable[..., AbstractContextManager[None]]) -> None:
+    """Route ``FileSystemReader`` through ckptguard (called with the patch lock held).
+
+    ``routed(policy=...)``: a block in which ``torch.load`` goes through ckptguard (``patched``).
+    """
+    _routed[:] = [routed]
     if _saved:
         return
     try:

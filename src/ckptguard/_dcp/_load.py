@@ -1,4 +1,5 @@
-"""``ckptguard.dcp.load``: ``torch.distributed.checkpoint.load`` through ckptguard."""
+"""``ckptguard.dcp.load``: ``torch.distributed.checkpoint.load`` through ckptguard, and
+``SafeFileSystemReader``, the storage reader it reads with (the reading itself: :mod:`._reader`)."""
 
 from __future__ import annotations
 
@@ -6,11 +7,50 @@ import os
 from collections.abc import Iterable
 from typing import Any
 
+from torch.distributed.checkpoint.filesystem import FileSystemReader
+
 from ckptguard._errors import UsageError
 from ckptguard._gc import gc_paused
-from ckptguard._policy import Policy
+from ckptguard._load import patched
+from ckptguard._policy import Policy, resolve_policy
+from ckptguard._results import FileRecord
 
-from ._reader import SafeFileSystemReader
+from ._reader import check_storage_data, read_data, read_metadata, scanned_for
+
+
+class SafeFileSystemReader(FileSystemReader):
+    """A ``FileSystemReader`` for ``dcp.load(..., storage_reader=...)`` that loads only what
+    ckptguard's scan approved under ``allow``/``policy`` (see the module doc)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        allow: Iterable[str] = (),
+        policy: str | os.PathLike[str] | Policy | None = None,
+    ) -> None:
+        super().__init__(path)
+        self.policy = resolve_policy(allow=allow, policy=policy, targets=[os.fspath(path)])
+
+    def check(self) -> FileRecord:
+        """Scan the checkpoint now; raise unless it is safe (``dcp.load`` would swallow it)."""
+        return scanned_for(self, self.policy).record
+
+    def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
+        return read_metadata(self, self.policy, kwargs)
+
+    def set_up_storage_reader(
+        self, metadata: Any, is_coordinator: bool, *args: Any, **kwargs: Any
+    ) -> None:
+        check_storage_data(self, self.policy, metadata)
+        super().set_up_storage_reader(metadata, is_coordinator, *args, **kwargs)
+
+    def read_data(self, plan: Any, planner: Any) -> Any:
+        return read_data(self, self.policy, plan, planner, patched)
+
+    @classmethod
+    def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
+        return FileSystemReader.validate_checkpoint_id(checkpoint_id)
 
 
 def load(

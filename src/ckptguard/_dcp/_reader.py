@@ -1,5 +1,6 @@
-"""``SafeFileSystemReader``: a ``torch.distributed.checkpoint`` storage reader that unpickles
-nothing ckptguard did not approve.
+"""The reading half of ``SafeFileSystemReader`` (:mod:`._load`) and of the guarded
+``FileSystemReader`` (:mod:`._guard`): a ``torch.distributed.checkpoint`` storage reader that
+unpickles nothing ckptguard did not approve.
 
 Before anything is unpickled the whole checkpoint is scanned (:func:`scan_dcp`) and refused
 unless ``safe``. Then:
@@ -13,7 +14,9 @@ unless ``safe``. Then:
   metadata's ``storage_data``), reads the shard bytes from descriptors opened without
   following links, loads tensor chunks with :func:`ckptguard.load` and hands bytes items to the
   planner's ``load_bytes`` with ``torch.load`` routed through :func:`ckptguard.load` (the
-  default planners call ``torch.load(..., weights_only=False)`` there).
+  default planners call ``torch.load(..., weights_only=False)`` there) by the ``routed``
+  block its caller hands over (``ckptguard.patched``: this module is imported by the patch,
+  so it does not import it).
 """
 
 from __future__ import annotations
@@ -21,14 +24,17 @@ from __future__ import annotations
 import io
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
-from torch.distributed.checkpoint.filesystem import FileSystemReader
-
-from ckptguard._errors import CheckpointError, CorruptCheckpointError
+from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning
+from ckptguard._formats import read_buffer
 from ckptguard._grammar import a_or_an
-from ckptguard._policy import Policy, resolve_policy
+from ckptguard._load._engine import build_unpickler
+from ckptguard._load._refusal import refusal
+from ckptguard._load._safe_load import _approved, load
+from ckptguard._policy import Policy
 from ckptguard._results import FileRecord
 from ckptguard._verdict import FileVerdict
 
@@ -41,8 +47,6 @@ _STATE = "_ckptguard_dcp"
 
 def refuse(record: FileRecord) -> CheckpointError:
     """The error for a DCP unit that is not ``safe``: the unit's own, or its worst item's."""
-    from ckptguard._load._refusal import refusal  # noqa: PLC0415
-
     own = record.findings or any(
         g.verdict.value in ("unknown", "dangerous") for g in record.globals
     )
@@ -89,9 +93,6 @@ def read_metadata(reader: Any, policy: Policy, kwargs: dict[str, Any]) -> Any:
 
 
 def _unpickle_metadata(scanned: Scanned, policy: Policy) -> Any:
-    from ckptguard._formats import read_buffer  # noqa: PLC0415
-    from ckptguard._load._engine import build_unpickler  # noqa: PLC0415
-    from ckptguard._load._safe_load import _approved  # noqa: PLC0415
 
     data = scanned.metadata
     assert data is not None and scanned.layout is not None
@@ -172,15 +173,18 @@ def check_storage_data(reader: Any, policy: Policy, metadata: Any) -> None:
     verify_metadata(metadata, scanned.layout, os.path.join(scanned.root, ".metadata"))
 
 
-def read_data(reader: Any, policy: Policy, plan: Any, planner: Any) -> Any:
-    """Read ``plan``'s items through the scanned layout (see the module doc)."""
+def read_data(
+    reader: Any,
+    policy: Policy,
+    plan: Any,
+    planner: Any,
+    routed: Callable[..., AbstractContextManager[None]],
+) -> Any:
+    """Read ``plan``'s items through the scanned layout (see the module doc); ``routed(policy=)``
+    is a block in which ``torch.load`` goes through ckptguard (``ckptguard.patched``)."""
     from torch.distributed._shard._utils import narrow_tensor_by_index  # noqa: PLC0415
     from torch.distributed.checkpoint.planner import LoadItemType  # noqa: PLC0415
     from torch.futures import Future  # noqa: PLC0415
-
-    from ckptguard._errors import LoadWarning  # noqa: PLC0415
-    from ckptguard._load import patched  # noqa: PLC0415
-    from ckptguard._load._safe_load import load  # noqa: PLC0415
 
     scanned = scanned_for(reader, policy)
     assert scanned.layout is not None
@@ -207,7 +211,7 @@ def read_data(reader: Any, policy: Policy, plan: Any, planner: Any) -> Any:
             if req.type == LoadItemType.BYTE_IO:
                 # the planner unpickles it with torch.load(..., weights_only=False): route
                 # that through ckptguard.load with this reader's policy
-                with patched(policy=policy), warnings.catch_warnings():
+                with routed(policy=policy), warnings.catch_warnings():
                     warnings.simplefilter("ignore", LoadWarning)
                     planner.load_bytes(req, _Named(data, f"{label} ({idx.fqn})"))
                 continue
@@ -247,38 +251,3 @@ class _Whole:
     def read(self, *_: Any) -> bytes:
         data, self._data = self._data, b""
         return data
-
-
-class SafeFileSystemReader(FileSystemReader):
-    """A ``FileSystemReader`` for ``dcp.load(..., storage_reader=...)`` that loads only what
-    ckptguard's scan approved under ``allow``/``policy`` (see the module doc)."""
-
-    def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        allow: Iterable[str] = (),
-        policy: str | os.PathLike[str] | Policy | None = None,
-    ) -> None:
-        super().__init__(path)
-        self.policy = resolve_policy(allow=allow, policy=policy, targets=[os.fspath(path)])
-
-    def check(self) -> FileRecord:
-        """Scan the checkpoint now; raise unless it is safe (``dcp.load`` would swallow it)."""
-        return scanned_for(self, self.policy).record
-
-    def read_metadata(self, *args: Any, **kwargs: Any) -> Any:
-        return read_metadata(self, self.policy, kwargs)
-
-    def set_up_storage_reader(
-        self, metadata: Any, is_coordinator: bool, *args: Any, **kwargs: Any
-    ) -> None:
-        check_storage_data(self, self.policy, metadata)
-        super().set_up_storage_reader(metadata, is_coordinator, *args, **kwargs)
-
-    def read_data(self, plan: Any, planner: Any) -> Any:
-        return read_data(self, self.policy, plan, planner)
-
-    @classmethod
-    def validate_checkpoint_id(cls, checkpoint_id: str | os.PathLike[str]) -> bool:
-        return FileSystemReader.validate_checkpoint_id(checkpoint_id)

@@ -12,14 +12,15 @@ start-up hook.
   the same policy, and ``restore_types``.
 * ``$PYTHONPATH`` starts with :data:`HOOK_DIR`, a directory holding only a ``sitecustomize``
   module. Python imports it at start-up in every interpreter that does not run with ``-S``,
-  ``-E`` or ``-I``; it arms the guard (:func:`arm_from_env`) and then runs the
+  ``-E`` or ``-I``; it arms the guard (:func:`ckptguard._childhook.arm_from_env`) and then
+  runs the
   ``sitecustomize`` it shadows, if any. Arming (:mod:`ckptguard._childhook`) costs a JSON
   parse and imports nothing heavy until the child imports
   ``torch``: the guard is installed the moment ``torch`` has finished importing, before any
   code of the child can call ``torch.load``.
-* ``multiprocessing`` children also get :func:`install_from_env` prefixed to the ``-c``
-  program they run (this works even when the parent ran with ``-E``/``-I``, whose flags
-  multiprocessing passes on).
+* ``multiprocessing`` children also get :func:`ckptguard._childhook.install_from_env`
+  prefixed to the ``-c`` program they run (this works even when the parent ran with
+  ``-E``/``-I``, whose flags multiprocessing passes on).
 
 Fail closed: if ``$CKPTGUARD_GUARD`` is set but cannot be read, or ckptguard cannot be
 imported in the child's interpreter, ``import torch`` fails in that child with the reason.
@@ -33,17 +34,16 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ckptguard._childhook import ENV, arm_from_env, refuse_torch
+from ckptguard._guardenv import ENV, VERSION
 
 if TYPE_CHECKING:
     from ckptguard._policy import Policy
 
-__all__ = ["ENV", "HOOK_DIR", "arm_from_env", "child_environment", "guard_children",
-           "install_from_env", "parse_settings", "refuse_torch", "settings_json"]  # fmt: skip
+__all__ = ["ENV", "HOOK_DIR", "child_environment", "children_guarded", "guard_children",
+           "parse_settings", "settings_json"]  # fmt: skip
 HOOK_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_hook")
-_PREFIX = "import ckptguard._load._children as _g; _g.install_from_env(); "
+_PREFIX = "import ckptguard._childhook as _g; _g.install_from_env(); "
 _FORKSERVER = "from multiprocessing.forkserver import main"
-_VERSION = 1
 
 
 # ------------------------------------------------------------------------------ settings
@@ -51,7 +51,7 @@ def settings_json(policy: Policy, *, restore_types: bool = False) -> str:
     """The guard as the JSON ``$CKPTGUARD_GUARD`` holds."""
     return json.dumps(
         {
-            "version": _VERSION,
+            "version": VERSION,
             "profiles": list(policy.profiles),
             "allowed": [[e.pattern, e.reason] for e in policy.allowed],
             "denied": [[e.pattern, e.reason] for e in policy.denied],
@@ -70,7 +70,7 @@ def parse_settings(raw: str) -> tuple[Policy, bool]:
 
     try:
         doc = json.loads(raw)
-        if doc.get("version") != _VERSION:
+        if doc.get("version") != VERSION:
             raise ValueError(f"unknown version {doc.get('version')!r}")
         policy = Policy(
             profiles=tuple(str(p) for p in doc["profiles"]),
@@ -91,18 +91,8 @@ def parse_settings(raw: str) -> tuple[Policy, bool]:
 
 
 # ------------------------------------------------------------------------------ in a child
-# (the start-up hook's part lives in ckptguard._childhook, which imports nothing heavy)
-
-
-def install_from_env() -> None:
-    """The ``multiprocessing`` prefix: install the guard now (torch is imported here)."""
-    raw = os.environ.get(ENV)
-    if not raw:
-        return
-    from ckptguard._load._patch import install  # noqa: PLC0415
-
-    policy, restore = parse_settings(raw)  # raises: the child stops before running anything
-    install(policy=policy, restore_types=restore)
+# (ckptguard._childhook: the start-up hook and the multiprocessing prefix; it imports this
+# module, never the other way round, and nothing heavy until the child imports torch)
 
 
 # ------------------------------------------------------------------------------ in the parent

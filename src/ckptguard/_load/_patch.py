@@ -23,67 +23,20 @@ loading through ckptguard, by the same rules.
 
 from __future__ import annotations
 
-import contextvars
 import functools
-import os
-import threading
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from ckptguard._dcp import _guard as dcp_guard  # a module: importing it first works too
 from ckptguard._errors import CheckpointError, RefusedLoadWarning, UsageError
+from ckptguard._load._children import children_guarded
 from ckptguard._load._safe_load import drop_unsafe_kwargs, load
+from ckptguard._load._window import Layer, blocks, current, window
 from ckptguard._policy import Policy, PolicyArg, resolve_policy
 
 _MARK = "__ckptguard_original__"
-
-
-class _Layer:
-    """One open :func:`patched` block (or the :func:`install` settings): its policy and whether
-    loads rebuild converted types (identity marks the entry to remove)."""
-
-    __slots__ = ("policy", "restore_types")
-
-    def __init__(self, policy: Policy, restore_types: bool = False) -> None:
-        self.policy = policy
-        self.restore_types = restore_types
-
-
-# The calling thread's/task's open blocks, innermost last. A ContextVar is per thread (a new
-# thread starts with an empty context) and per asyncio task; unlike a threading.local it also
-# follows asyncio.to_thread and contextvars.copy_context().run into the worker.
-_blocks: contextvars.ContextVar[tuple[_Layer, ...]] = contextvars.ContextVar(
-    "ckptguard_patched_blocks", default=()
-)
-
-
-class _Window:
-    """Process-wide state of the patch; every field is read and written under ``lock``."""
-
-    def __init__(self) -> None:
-        self.lock = threading.RLock()
-        self.open_blocks = 0  # patched() blocks open in all threads together
-        self.installed: _Layer | None = None  # the install() settings
-        self.default: Policy | None = None  # for loads outside any block (resolved lazily)
-        self.before: tuple[Any, Any] | None = None  # (torch.load, torch.serialization.load)
-        self.dispatcher: Callable[..., Any] | None = None
-
-    @property
-    def is_open(self) -> bool:
-        return self.open_blocks > 0 or self.installed is not None
-
-
-_window = _Window()
-
-
-def _after_fork_in_child() -> None:
-    # A forked child (DataLoader workers, multiprocessing "fork") has one thread: a lock held
-    # by another thread of the parent at the fork would never be released there.
-    _window.lock = threading.RLock()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def original_torch_load() -> Callable[..., Any]:
@@ -94,27 +47,10 @@ def original_torch_load() -> Callable[..., Any]:
     """
     import torch.serialization  # noqa: PLC0415
 
-    fn: Any = _window.dispatcher or torch.serialization.load
+    fn: Any = window.dispatcher or torch.serialization.load
     while hasattr(fn, _MARK):
         fn = getattr(fn, _MARK)
     return fn  # type: ignore[no-any-return]
-
-
-def current_policy() -> Policy:
-    """The policy a ``torch.load`` made now, from this thread, goes through."""
-    return _current().policy
-
-
-def _current() -> _Layer:
-    blocks = _blocks.get()
-    if blocks:
-        return blocks[-1]
-    with _window.lock:
-        if _window.installed is not None:
-            return _window.installed
-        if _window.default is None:
-            _window.default = resolve_policy()
-        return _Layer(_window.default)
 
 
 def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -128,7 +64,7 @@ def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
         mmap: bool | None = None,
         **pickle_load_args: Any,
     ) -> Any:
-        layer = _current()
+        layer = current()
         if weights_only is not None:
             pickle_load_args["weights_only"] = weights_only
         if pickle_module is not None:
@@ -158,7 +94,7 @@ def _make_dispatcher(original: Callable[..., Any]) -> Callable[..., Any]:
 
 def _open_window() -> None:
     """Put the dispatcher in place if the window is closed (call with the lock held)."""
-    if _window.is_open:
+    if window.is_open:
         return
     import torch  # noqa: PLC0415
     import torch.serialization  # noqa: PLC0415
@@ -168,12 +104,10 @@ def _open_window() -> None:
     # The default policy is resolved at the first load that needs it (a thread outside any
     # block): opening a block costs no policy discovery, and a bad $CKPTGUARD_POLICY fails
     # that load (closed), not blocks that bring their own policy.
-    _window.default, _window.before, _window.dispatcher = None, before, dispatcher
+    window.default, window.before, window.dispatcher = None, before, dispatcher
     torch.load = dispatcher
     torch.serialization.load = dispatcher
-    from ckptguard._dcp._guard import open_guard  # noqa: PLC0415 - DCP's FileSystemReader
-
-    open_guard()
+    dcp_guard.open_guard(patched)  # DCP's FileSystemReader
 
 
 def _close_window_if_unused() -> None:
@@ -183,20 +117,18 @@ def _close_window_if_unused() -> None:
     (it wraps the dispatcher, or chose to bypass it; putting the old function back under it
     would undo a patch that is not ours to undo).
     """
-    if _window.is_open or _window.before is None:
+    if window.is_open or window.before is None:
         return
     import torch  # noqa: PLC0415
     import torch.serialization  # noqa: PLC0415
 
-    load_before, serialization_before = _window.before
-    if torch.load is _window.dispatcher:
+    load_before, serialization_before = window.before
+    if torch.load is window.dispatcher:
         torch.load = load_before
-    if torch.serialization.load is _window.dispatcher:
+    if torch.serialization.load is window.dispatcher:
         torch.serialization.load = serialization_before
-    _window.before = _window.dispatcher = _window.default = None
-    from ckptguard._dcp._guard import close_guard  # noqa: PLC0415
-
-    close_guard()
+    window.before = window.dispatcher = window.default = None
+    dcp_guard.close_guard()
 
 
 def _policy(allow: Iterable[str], policy: PolicyArg) -> Policy:
@@ -229,15 +161,13 @@ def patched(
     they load with this block's policy (see docs/load.md; the environment it sets is shared by
     every thread of the process).
     """
-    layer = _Layer(_policy(allow, policy), restore_types)
-    with _window.lock:
+    layer = Layer(_policy(allow, policy), restore_types)
+    with window.lock:
         _open_window()
-        _window.open_blocks += 1
-    _blocks.set((*_blocks.get(), layer))
+        window.open_blocks += 1
+    blocks.set((*blocks.get(), layer))
     try:
         if children:
-            from ckptguard._load._children import children_guarded  # noqa: PLC0415
-
             with children_guarded(layer.policy, restore_types=restore_types):
                 yield
         else:
@@ -245,9 +175,9 @@ def patched(
     finally:
         # Remove this block's own entry (not "the innermost"): right even when blocks are
         # exited out of order (an ExitStack, __exit__ called by hand).
-        _blocks.set(tuple(b for b in _blocks.get() if b is not layer))
-        with _window.lock:
-            _window.open_blocks -= 1
+        blocks.set(tuple(b for b in blocks.get() if b is not layer))
+        with window.lock:
+            window.open_blocks -= 1
             _close_window_if_unused()
 
 
@@ -263,24 +193,24 @@ def install(
     replaces the policy. :func:`uninstall` ends it; the original functions come back once no
     :func:`patched` block is open either. ``restore_types`` as for :func:`patched`.
     """
-    resolved = _Layer(_policy(allow, policy), restore_types)
-    with _window.lock:
-        if _window.installed is not None:
+    resolved = Layer(_policy(allow, policy), restore_types)
+    with window.lock:
+        if window.installed is not None:
             import torch  # noqa: PLC0415
 
-            if torch.load is not _window.dispatcher:
+            if torch.load is not window.dispatcher:
                 raise UsageError(
                     "torch.load was replaced by other code after ckptguard.install()",
                     hint="call ckptguard.uninstall() first, or patch in the other order",
                 )
         _open_window()
-        _window.installed = resolved
+        window.installed = resolved
 
 
 def uninstall() -> None:
     """Undo :func:`install` (no-op when it is not installed)."""
-    with _window.lock:
-        _window.installed = None
+    with window.lock:
+        window.installed = None
         _close_window_if_unused()
 
 

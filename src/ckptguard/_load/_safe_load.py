@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ckptguard._assess import report_for
-from ckptguard._convert import restore_types as restore
+from ckptguard._convert._restore import restore
 from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
