@@ -55,6 +55,84 @@ EXEMPT: dict[tuple[str, str], str] = {
             ("ckptguard._cli._run", "ckptguard._load._children"),
         )
     },
+    # the child-process guard: the start-up half runs in every child interpreter (it must stay
+    # light); the loading machinery loads only when the child imports torch
+    ("ckptguard._childhook", "ckptguard._load._children"): "child start-up: loaded with torch",
+    ("ckptguard._childhook", "ckptguard._load._patch"): "child start-up: loaded with torch",
+    **{
+        ("ckptguard._load._hook.sitecustomize", name): "runs at every child's start-up"
+        for name in (
+            "ckptguard._childhook",
+            "importlib.abc",
+            "importlib.machinery",
+            "importlib.util",
+        )
+    },
+    ("ckptguard._convert", "ckptguard._dcp._convert"): (
+        "a module-level import would re-enter _load._safe_load during import "
+        "(_safe_load -> _convert._restore runs _convert's __init__)"
+    ),
+    ("ckptguard._dcp._guard", "ckptguard._dcp._reader"): (
+        "keeps torch.distributed out of patched()'s import: loaded when a DCP reader is guarded"
+    ),
+    **{
+        (cli, name): "a command's machinery, imported when it runs"
+        for cli, name in (
+            ("ckptguard._cli._convert", "ckptguard._convert._restore"),
+            ("ckptguard._cli._inspect", "ckptguard._dcp._describe"),
+            ("ckptguard._cli._inspect", "ckptguard._inspect"),
+            ("ckptguard._cli._run", "TYPE_CHECKING = False"),
+            ("ckptguard._cli._run", "ckptguard._cli._output"),
+            ("ckptguard._cli._run", "ckptguard._policy"),
+            ("ckptguard._cli._run", "warnings"),
+        )
+    },
+    # URL scans (ckptguard scan URL): the scan path for remote objects, imported only when a URL
+    # is scanned; each backend (http.client, fsspec, Dask) loads when its protocol is met
+    **{
+        (mod, name): "the scan path for URLs: imported when a URL is scanned"
+        for mod, names in (
+            (
+                "ckptguard._remote",
+                (
+                    "TYPE_CHECKING = False",
+                    "ckptguard._remote._dask",
+                    "ckptguard._remote._scan",
+                    "ckptguard._results",
+                    "ckptguard._scan",
+                ),
+            ),
+            ("ckptguard._remote._dask", ("TYPE_CHECKING = False",)),
+            ("ckptguard._remote._fsspec", ("TYPE_CHECKING = False",)),
+            ("ckptguard._remote._http", ("TYPE_CHECKING = False", "concurrent.futures")),
+            ("ckptguard._remote._options", ("random",)),
+            ("ckptguard._remote._prefetch", ("TYPE_CHECKING = False",)),
+            (
+                "ckptguard._remote._scan",
+                (
+                    "TYPE_CHECKING = False",
+                    "ckptguard._assess",
+                    "ckptguard._formats._detect",
+                    "ckptguard._remote._fsspec",
+                    "ckptguard._remote._http",
+                    "ckptguard._remote._prefetch",
+                    "ckptguard._scan",
+                    "concurrent.futures",
+                ),
+            ),
+            (
+                "ckptguard._formats._source",
+                (
+                    "TYPE_CHECKING = False",
+                    "ckptguard._errors",
+                    "ckptguard._pickle",
+                    "sys",
+                    "tempfile",
+                ),
+            ),
+        )
+        for name in names
+    },
     # ckptguard inspect's describer and renderer move to _inspect/ (issue 13 seams, t-seams)
     ("ckptguard._inspect._describe", "ckptguard._scan"): "moves with the describer (seams)",
     ("ckptguard._cli._inspect", "ckptguard._cli._output"): "the renderer moves (seams)",

@@ -28,6 +28,8 @@ from libcst.metadata import (
 from ckptguard._code import _names
 from ckptguard._code import _rules as R
 from ckptguard._code._rules import Rule
+from ckptguard._policy import default_policy
+from ckptguard._verdict import Verdict
 
 FIX_NAME = "ckptguard"
 
@@ -594,8 +596,6 @@ def _vetted(qualified: str) -> bool:
     """Whether the shipped policy vets ``qualified`` (as any module/name split of it)."""
     if not qualified.startswith(("numpy.", "collections.", "torch.", "builtins.")):
         return False
-    from ckptguard._policy import default_policy  # noqa: PLC0415
-    from ckptguard._verdict import Verdict  # noqa: PLC0415
 
     policy = default_policy()
     parts = qualified.split(".")

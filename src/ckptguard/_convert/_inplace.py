@@ -14,15 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ckptguard._convert import convert_file
+from ckptguard._convert._pipeline import ConvertResult
 from ckptguard._convert._values import weights_only_globals
 from ckptguard._errors import CheckpointError, UnsafeCheckpointError, UsageError
 from ckptguard._formats import read_file
 from ckptguard._policy import Policy
 from ckptguard._scan import BACKUP_DIR, collect_targets
-
-TYPE_CHECKING = False
-if TYPE_CHECKING:
-    from ckptguard._convert._pipeline import ConvertResult
 
 _CONVERTIBLE = ("pytorch-zip", "pytorch-legacy", "pickle")
 

@@ -10,6 +10,7 @@ import mmap
 import os
 from typing import Any
 
+from ckptguard._convert._torchscript import state_dict_tree
 from ckptguard._errors import CorruptCheckpointError
 from ckptguard._formats._common import LEGACY_MAGIC_NUMBER as MAGIC_NUMBER
 from ckptguard._formats._common import corrupt
@@ -101,8 +102,6 @@ def _open_zip(path: str, mm: mmap.mmap) -> Source:
     if len(by_rel) != len(members):
         raise corrupt("zip members outside the archive directory", fmt="zip")
     if any(is_torchscript_name(r) for r in by_rel):  # as the scan and torch.load decide
-        from ckptguard._convert._torchscript import state_dict_tree  # noqa: PLC0415
-
         return Source(path, "torchscript", state_dict_tree(mm, by_rel, prefix), _records(by_rel))
     pkl = by_rel.get("data.pkl")
     if pkl is None:

@@ -6,6 +6,9 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from ckptguard._errors import CheckpointError
+from ckptguard._formats import read_buffer
+from ckptguard._pickle._analysis import OPAQUE
 from ckptguard._policy import Policy
 
 from ._scan import item_label, scan_dcp
@@ -53,9 +56,6 @@ def describe(path: str, policy: Policy) -> dict[str, Any]:
 
 
 def _structure(data: bytes) -> str:
-    from ckptguard._errors import CheckpointError  # noqa: PLC0415
-    from ckptguard._formats import read_buffer  # noqa: PLC0415
-    from ckptguard._pickle._analysis import OPAQUE  # noqa: PLC0415
 
     try:
         ex = read_buffer(data)

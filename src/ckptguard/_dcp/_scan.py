@@ -23,6 +23,7 @@ from ckptguard._errors import CheckpointError, DcpError, PickleError
 from ckptguard._formats import read_buffer
 from ckptguard._formats._common import error_finding
 from ckptguard._grammar import a_or_an
+from ckptguard._pickle._tree import build_tree
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord, FindingRecord, GlobalRecord
 from ckptguard._scan_rules import DCP_BYTES_FORMAT, DCP_METADATA, DCP_MISSING_METADATA, DCP_PATH
@@ -120,7 +121,6 @@ def scan_metadata(root: str, data: bytes, policy: Policy) -> tuple[FileRecord, L
         return _with(rec, (bad,)), None
     if rec.verdict is not FileVerdict.SAFE:
         return rec, None
-    from ckptguard._pickle._tree import build_tree  # noqa: PLC0415 (start-up time)
 
     try:
         tree = build_tree(data)

@@ -16,6 +16,7 @@ import os
 import re
 from typing import Any
 
+from ckptguard._convert import FORMAT_KEY, open_source
 from ckptguard._errors import CheckpointError
 from ckptguard._gc import gc_paused
 from ckptguard._policy import Policy
@@ -108,7 +109,6 @@ def _inspect_file(spath: str, policy: Policy) -> Inspection:
 
 
 def _pickled(ins: Inspection, spath: str, policy: Policy) -> Inspection:
-    from ckptguard._convert import FORMAT_KEY, open_source  # noqa: PLC0415
 
     src = open_source(spath)
     d = Describer(src.storage_sizes, policy=policy)

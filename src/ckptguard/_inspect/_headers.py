@@ -10,10 +10,12 @@ import mmap
 import re
 from typing import Any
 
+from ckptguard._errors import CheckpointError
 from ckptguard._formats._extracted import Member
 from ckptguard._formats._npy import NpyHeader, read_npy_header
 from ckptguard._formats._safetensors import parse_header
 from ckptguard._formats._zip import member_head, read_member, read_members
+from ckptguard._pickle._tree import build_tree
 
 from ._describer import MAX_CHILDREN, TEXT_SHOWN, Describer
 
@@ -120,7 +122,6 @@ def describe_npy(buf: mmap.mmap, name: str, describer: Describer) -> Described:
     node = npy_node(h)
     if not h.has_object:
         return Described(node, 1, h.nbytes)
-    from ckptguard._pickle._tree import build_tree  # noqa: PLC0415
 
     tree = build_tree(buf, start=h.data_offset, where=f"{name} (object array)")
     result = describer.run(tree.root)
@@ -166,8 +167,6 @@ def describe_torchscript(buf: mmap.mmap, describer: Describer) -> Described:
     pkl = by_rel.get("data.pkl")
     if pkl is None:
         return Described(out, 0, 0)
-    from ckptguard._errors import CheckpointError  # noqa: PLC0415
-    from ckptguard._pickle._tree import build_tree  # noqa: PLC0415
 
     try:
         tree = build_tree(read_member(buf, pkl), where=prefix + "data.pkl")

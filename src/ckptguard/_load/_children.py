@@ -29,15 +29,16 @@ imported in the child's interpreter, ``import torch`` fails in that child with t
 from __future__ import annotations
 
 import json
+import multiprocessing.util
 import os
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from ckptguard._errors import CheckpointError, UsageError
 from ckptguard._guardenv import ENV, VERSION
-
-if TYPE_CHECKING:
-    from ckptguard._policy import Policy
+from ckptguard._policy import Policy
+from ckptguard._policy._judge import Entry
 
 __all__ = ["ENV", "HOOK_DIR", "child_environment", "children_guarded", "guard_children",
            "parse_settings", "settings_json"]  # fmt: skip
@@ -64,9 +65,6 @@ def settings_json(policy: Policy, *, restore_types: bool = False) -> str:
 
 def parse_settings(raw: str) -> tuple[Policy, bool]:
     """(policy, restore_types) from ``$CKPTGUARD_GUARD``; :class:`UsageError` if unreadable."""
-    from ckptguard._errors import CheckpointError, UsageError  # noqa: PLC0415
-    from ckptguard._policy import Policy  # noqa: PLC0415
-    from ckptguard._policy._judge import Entry  # noqa: PLC0415
 
     try:
         doc = json.loads(raw)
@@ -114,7 +112,6 @@ def _hook_multiprocessing() -> None:
     global _multiprocessing_hooked  # noqa: PLW0603 - once per process
     if _multiprocessing_hooked:
         return
-    import multiprocessing.util  # noqa: PLC0415
 
     command_line: Callable[..., list[str]] = multiprocessing.spawn.get_command_line
     passfds: Callable[..., Any] = multiprocessing.util.spawnv_passfds
