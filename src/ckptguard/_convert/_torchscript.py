@@ -29,7 +29,13 @@ from ckptguard._pickle._tree import Call, Global, PersId, TDict, Tree, TTuple, b
 _CLASS = re.compile(r"class ([A-Za-z_][A-Za-z0-9_]*)\(([A-Za-z_][A-Za-z0-9_.]*)\):")
 _NAMES = re.compile(r"  (__parameters__|__buffers__) = \[((?:\"[^\"\\\n]*\", )*)\]")
 _ITEM = re.compile(r"\"([^\"\\\n]*)\", ")
-_SETSTATE = "  def __setstate__("
+_SETSTATE = "__setstate__"
+# Characters TorchScript's lexer and this line reader could read differently: str.splitlines
+# breaks lines at \r, \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029, where TorchScript sees one
+# line, and TorchScript counts any blank (a tab, \v, \f, \r) as one column of indentation, where
+# this reader sees no indentation. torch.jit.save writes none of them raw (its printer escapes
+# them in string literals), so a code file holding one is refused rather than misread.
+_UNSAFE_TEXT = re.compile("[\x00-\x09\x0b-\x1f\x7f\x85\u2028\u2029]")
 _MAX_DEPTH = 200  # nested submodules
 _MAX_ENTRIES = 1_000_000  # state-dict entries (shared submodules repeat theirs, as in torch)
 _REBUILD_V2 = Global("torch._utils", "_rebuild_tensor_v2")  # how torch.jit.save writes tensors
@@ -66,14 +72,24 @@ def declared_classes(code: dict[str, bytes]) -> dict[str, _Class]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _refuse(f"{rel} is not UTF-8 text") from None
+        bad = _UNSAFE_TEXT.search(text)
+        if bad is not None:
+            raise _refuse(
+                f"{rel} holds the control character {bad.group()!r}, which TorchScript and "
+                "ckptguard could split into lines or indent differently"
+            )
+        # Any mention of __setstate__ in a file makes each class it declares restore its own
+        # state: however the def is spelled (spacing, line breaks inside it), it is refused.
+        setstate = _SETSTATE in text
         current: _Class | None = None
-        for line in text.splitlines():
+        for line in text.split("\n"):
             m = _CLASS.fullmatch(line)
             if m is not None:
                 name = f"{module}.{m.group(1)}"
                 if name in classes:
                     raise _refuse(f"the class {name} is declared twice")
                 current = classes[name] = _Class(is_module=m.group(2) == "Module")
+                current.setstate = setstate
                 continue
             if line[:1] not in ("", " "):
                 current = None  # any other top-level statement ends the class body
@@ -81,14 +97,17 @@ def declared_classes(code: dict[str, bytes]) -> dict[str, _Class]:
             if current is None:
                 continue
             n = _NAMES.fullmatch(line)
+            if n is None and ("__parameters__" in line or "__buffers__" in line):
+                raise _refuse(
+                    f"a class of {rel} declares its parameters or buffers in a line ckptguard "
+                    f"does not read as torch.jit.save writes it: {line.strip()[:80]!r}"
+                )
             if n is not None:
                 names = set(_ITEM.findall(n.group(2)))
                 field = "parameters" if n.group(1) == "__parameters__" else "buffers"
                 if getattr(current, field) is not None:
                     raise _refuse(f"{n.group(1)} is declared twice in a class of {rel}")
                 setattr(current, field, names)
-            elif line.startswith(_SETSTATE):
-                current.setstate = True
     return classes
 
 
