@@ -118,8 +118,11 @@ def test_the_plain_module_still_converts(tmp_path: Path) -> None:
         lambda t: t.replace(
             "  __buffers__ = []\n", "  __buffers__ = []\n  __parameters__ = [] # x\n"
         ),
+        lambda t: t.replace(
+            "  __buffers__ = []\n", "  __buffers__ = []\n# c\n  __parameters__ = []\n"
+        ),
     ],
-    ids=["spaced", "annotated", "commented"],
+    ids=["spaced", "annotated", "commented", "after-a-column-0-comment"],
 )
 def test_a_parameter_list_not_read_as_written_is_refused(tmp_path: Path, edit: object) -> None:
     """A second ``__parameters__``/``__buffers__`` line that ckptguard does not read as

@@ -93,16 +93,16 @@ def declared_classes(code: dict[str, bytes]) -> dict[str, _Class]:
                 continue
             if line[:1] not in ("", " "):
                 current = None  # any other top-level statement ends the class body
-                continue
-            if current is None:
-                continue
             n = _NAMES.fullmatch(line)
-            if n is None and ("__parameters__" in line or "__buffers__" in line):
+            if ("__parameters__" in line or "__buffers__" in line) and (
+                n is None or current is None
+            ):
+                # e.g. after a comment at column 0, which TorchScript skips inside a class body
                 raise _refuse(
-                    f"a class of {rel} declares its parameters or buffers in a line ckptguard "
-                    f"does not read as torch.jit.save writes it: {line.strip()[:80]!r}"
+                    f"{rel} declares parameters or buffers in a line ckptguard does not read "
+                    f"as torch.jit.save writes it: {line.strip()[:80]!r}"
                 )
-            if n is not None:
+            if n is not None and current is not None:
                 names = set(_ITEM.findall(n.group(2)))
                 field = "parameters" if n.group(1) == "__parameters__" else "buffers"
                 if getattr(current, field) is not None:
