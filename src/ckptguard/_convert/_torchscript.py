@@ -11,7 +11,9 @@ buffers, then each submodule under ``name.``, parameters and buffers that are ``
 out, tensors detached (``requires_grad`` false).
 
 Anything else is refused: a module whose class restores its state with its own code
-(``__setstate__``: quantized and custom modules), a class the code does not declare, a
+(``__setstate__``: quantized and custom modules; any mention of it in a code file counts for
+every class of that file), a code file with a raw control or line-separator character (TorchScript's
+lexer and a line reader could split or indent it differently), a class the code does not declare, a
 parameter or buffer that is not a plain tensor rebuild, a module inside itself, more entries
 than a bound.
 """
