@@ -94,6 +94,8 @@ def _handler(state: RangeServer) -> type[BaseHTTPRequestHandler]:
             length = len(body)
             if how.mode == "wrong-total":
                 total += 1000
+            if how.mode == "huge-total":  # an object size no mapping can hold
+                total = 1 << 62
             if how.mode == "wrong-range":
                 first += 1
             if how.mode == "long-length":  # announces more than it sends, then closes

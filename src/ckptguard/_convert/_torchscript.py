@@ -11,7 +11,9 @@ buffers, then each submodule under ``name.``, parameters and buffers that are ``
 out, tensors detached (``requires_grad`` false).
 
 Anything else is refused: a module whose class restores its state with its own code
-(``__setstate__``: quantized and custom modules), a class the code does not declare, a
+(``__setstate__``: quantized and custom modules; any mention of it in a code file counts for
+every class of that file), a code file with a raw control or line-separator character (TorchScript's
+lexer and a line reader could split or indent it differently), a class the code does not declare, a
 parameter or buffer that is not a plain tensor rebuild, a module inside itself, more entries
 than a bound.
 """
@@ -29,7 +31,13 @@ from ckptguard._pickle._tree import Call, Global, PersId, TDict, Tree, TTuple, b
 _CLASS = re.compile(r"class ([A-Za-z_][A-Za-z0-9_]*)\(([A-Za-z_][A-Za-z0-9_.]*)\):")
 _NAMES = re.compile(r"  (__parameters__|__buffers__) = \[((?:\"[^\"\\\n]*\", )*)\]")
 _ITEM = re.compile(r"\"([^\"\\\n]*)\", ")
-_SETSTATE = "  def __setstate__("
+_SETSTATE = "__setstate__"
+# Characters TorchScript's lexer and this line reader could read differently: str.splitlines
+# breaks lines at \r, \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029, where TorchScript sees one
+# line, and TorchScript counts any blank (a tab, \v, \f, \r) as one column of indentation, where
+# this reader sees no indentation. torch.jit.save writes none of them raw (its printer escapes
+# them in string literals), so a code file holding one is refused rather than misread.
+_UNSAFE_TEXT = re.compile("[\x00-\x09\x0b-\x1f\x7f\x85\u2028\u2029]")
 _MAX_DEPTH = 200  # nested submodules
 _MAX_ENTRIES = 1_000_000  # state-dict entries (shared submodules repeat theirs, as in torch)
 _REBUILD_V2 = Global("torch._utils", "_rebuild_tensor_v2")  # how torch.jit.save writes tensors
@@ -66,29 +74,42 @@ def declared_classes(code: dict[str, bytes]) -> dict[str, _Class]:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             raise _refuse(f"{rel} is not UTF-8 text") from None
+        bad = _UNSAFE_TEXT.search(text)
+        if bad is not None:
+            raise _refuse(
+                f"{rel} holds the control character {bad.group()!r}, which TorchScript and "
+                "ckptguard could split into lines or indent differently"
+            )
+        # Any mention of __setstate__ in a file makes each class it declares restore its own
+        # state: however the def is spelled (spacing, line breaks inside it), it is refused.
+        setstate = _SETSTATE in text
         current: _Class | None = None
-        for line in text.splitlines():
+        for line in text.split("\n"):
             m = _CLASS.fullmatch(line)
             if m is not None:
                 name = f"{module}.{m.group(1)}"
                 if name in classes:
                     raise _refuse(f"the class {name} is declared twice")
                 current = classes[name] = _Class(is_module=m.group(2) == "Module")
+                current.setstate = setstate
                 continue
             if line[:1] not in ("", " "):
                 current = None  # any other top-level statement ends the class body
-                continue
-            if current is None:
-                continue
             n = _NAMES.fullmatch(line)
-            if n is not None:
+            if ("__parameters__" in line or "__buffers__" in line) and (
+                n is None or current is None
+            ):
+                # e.g. after a comment at column 0, which TorchScript skips inside a class body
+                raise _refuse(
+                    f"{rel} declares parameters or buffers in a line ckptguard does not read "
+                    f"as torch.jit.save writes it: {line.strip()[:80]!r}"
+                )
+            if n is not None and current is not None:
                 names = set(_ITEM.findall(n.group(2)))
                 field = "parameters" if n.group(1) == "__parameters__" else "buffers"
                 if getattr(current, field) is not None:
                     raise _refuse(f"{n.group(1)} is declared twice in a class of {rel}")
                 setattr(current, field, names)
-            elif line.startswith(_SETSTATE):
-                current.setstate = True
     return classes
 
 

@@ -14,7 +14,7 @@ from ckptguard._errors import CheckpointError, RemoteError, UsageError
 from ckptguard._formats import MODEL_EXTENSIONS
 from ckptguard._formats._source import SourceBuffer
 from ckptguard._results import FileRecord, FindingRecord, SkippedRecord
-from ckptguard._scan_rules import REMOTE_TRUNCATED, SCAN_ERROR
+from ckptguard._scan_rules import REMOTE_SIZE_MISMATCH, REMOTE_TRUNCATED, SCAN_ERROR
 from ckptguard._verdict import FileVerdict, Severity
 
 from ._options import RemoteOptions
@@ -122,7 +122,18 @@ def scan_object(target: Target, policy: Policy, opts: RemoteOptions) -> FileReco
         raise
     except CheckpointError as exc:
         return _error_record(url, exc)
-    buf = SourceBuffer(source)
+    try:
+        buf = SourceBuffer(source)
+    except (OSError, OverflowError, ValueError, MemoryError) as exc:
+        # a size no sparse copy can hold (an HTTP server may announce any Content-Range total)
+        source.close()
+        err = RemoteError(
+            f"the object claims {source.size} bytes, more than ckptguard can map to read it "
+            f"by ranges ({exc}): refused",
+            rule=REMOTE_SIZE_MISMATCH,
+            path=url,
+        )
+        return _error_record(url, err, source.size)
     head = getattr(source, "head", None)
     if head:
         buf.add(0, head)
