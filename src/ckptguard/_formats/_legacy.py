@@ -183,6 +183,13 @@ def _walk_storages(
             key = pid[2]
             size = storage_element_size(pid[1])
             if isinstance(key, str) and size is not None:
+                if key in elsize and (elsize[key], numel.get(key)) != (
+                    size,
+                    pid[4] if type(pid[4]) is int else None,
+                ):
+                    # torch.load keeps the first id's view of a storage, the scan would judge
+                    # the last: loaders read such a key differently
+                    return [_disagreeing(key, main.name)]
                 elsize[key] = size
                 if type(pid[4]) is int:
                     numel[key] = pid[4]
@@ -219,3 +226,13 @@ def _walk_storages(
             )
         ]
     return []
+
+
+def _disagreeing(key: str, where: str) -> FindingRecord:
+    return error_finding(
+        TORCH_STORAGE_SIZE,
+        f"storage {key!r} is named by persistent ids that disagree on its element type or "
+        "size: loaders keep the first and could read it otherwise than the scan (damaged or "
+        "crafted file)",
+        where,
+    )

@@ -240,7 +240,23 @@ def _check_storages(
 ) -> list[FindingRecord]:
     """Every persistent id must name an existing storage record large enough for it."""
     findings: list[FindingRecord] = []
+    seen: dict[object, tuple[object, object]] = {}
     for pid in stream.analysis.persistent_ids:
+        if isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage" and type(pid[2]) is str:
+            view = (repr(pid[1]), pid[4])
+            if seen.setdefault(pid[2], view) != view:
+                # torch.load keeps the first id's view of a storage (its loaded_storages cache);
+                # one key with two element types or sizes is read otherwise than it was judged
+                findings.append(
+                    error_finding(
+                        TORCH_STORAGE_SIZE,
+                        f"tensor storage {pid[2]!r} is named by persistent ids that disagree on "
+                        "its element type or size: loaders keep the first (damaged or crafted "
+                        "file)",
+                        stream.name,
+                    )
+                )
+                continue
         if not (isinstance(pid, tuple) and len(pid) >= 5 and pid[0] == "storage"):
             findings.append(
                 error_finding(
