@@ -287,26 +287,26 @@ class Policy(Record):
     def with_allowed(
         self, names: Iterable[str], *, reason: str = "allowed by the user", origin: str = ""
     ) -> Policy:
-        extra = tuple(parse_entry(n, reason) for n in names)
-        if not extra:
-            return self
-        label = f"{origin or reason}: {', '.join(e.pattern for e in extra)}"
-        return Policy(
-            self.profiles, self.allowed + extra, self.denied, self.source,
-            (*self.sources, label), self.ignored,
-        )  # fmt: skip
+        return self._with_entries(names, reason, origin, deny=False)
 
     def with_denied(
         self, names: Iterable[str], *, reason: str = "denied by the user", origin: str = ""
+    ) -> Policy:
+        return self._with_entries(names, reason, origin, deny=True)
+
+    def _with_entries(
+        self, names: Iterable[str], reason: str, origin: str, *, deny: bool
     ) -> Policy:
         extra = tuple(parse_entry(n, reason) for n in names)
         if not extra:
             return self
         label = f"{origin or reason}: {', '.join(e.pattern for e in extra)}"
+        allowed, denied = (
+            (self.allowed, self.denied + extra) if deny else (self.allowed + extra, self.denied)
+        )
         return Policy(
-            self.profiles, self.allowed, self.denied + extra, self.source,
-            (*self.sources, label), self.ignored,
-        )  # fmt: skip
+            self.profiles, allowed, denied, self.source, (*self.sources, label), self.ignored
+        )
 
     def with_ignored(self, notes: Iterable[str]) -> Policy:
         """The same policy, recording policy files that were found but not applied."""
