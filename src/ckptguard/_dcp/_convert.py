@@ -1,15 +1,16 @@
 """``ckptguard convert DCP_DIR OUT.pt``: a safe counterpart of ``dcp_to_torch_save``.
 
-The checkpoint is scanned as a unit and refused when dangerous or unreadable. Each tensor is
-assembled from its chunks (each chunk loaded with :func:`ckptguard.load`, copied into place)
-in a scratch file mapped as the tensor's storage, so memory holds one chunk at a time and
-the tensors live in the page cache, not the heap. Each bytes item goes through ckptguard's
-own converter (as the checkpoint it is) and is read back as weights-only data. The nested
-structure comes from the metadata's ``planner_data`` as with ``dcp_to_torch_save``. The
-result is written to a temporary file next to DST, read back with stock
-``torch.load(weights_only=True, mmap=True)`` and compared tensor by tensor (bit-identical),
-then renamed into place. ``--to safetensors`` converts that ``.pt`` with ckptguard's
-safetensors writer.
+The checkpoint is scanned as a unit and refused when dangerous or unreadable. The output is
+streamed one tensor at a time: a tensor stored as one chunk holding exactly its bytes (what
+``dcp.save`` writes) has its chunk archive scanned and its pickle loaded onto the meta device
+(no tensor byte read, everything checked against the metadata), then its storage record is
+copied from the shard by the kernel with the CRC its archive carries; any other tensor is
+assembled in memory from its chunks (peak memory: the largest such tensor). Each bytes item
+goes through ckptguard's own converter (as the checkpoint it is) and is read back as
+weights-only data. The nested structure comes from the metadata's ``planner_data`` as with
+``dcp_to_torch_save``. The result is written to a temporary file next to DST, verified
+(:func:`_verify`), then renamed into place. ``--to safetensors`` converts that ``.pt`` with
+ckptguard's safetensors writer.
 """
 
 from __future__ import annotations
@@ -196,8 +197,10 @@ def _direct(item: Item, shards: ShardReader, policy: Policy) -> tuple[int, int, 
             return None
         if os.pread(fd, m.size, st.offset + m.data_offset) != sys.byteorder.encode():
             return None
-    elif sys.byteorder != "little":  # pragma: no cover - torch's default for archives
-        return None
+    else:  # no byteorder record: read as torch's default load byte order (little unless set)
+        default = torch.serialization.get_default_load_endianness()
+        if sys.byteorder != "little" or default == torch.serialization.LoadEndianness.BIG:
+            return None
     m = data[0]
     if m.data_offset + n > st.length:  # pragma: no cover - the zip reader checked it
         raise CorruptCheckpointError(f"record {m.name} runs past its item", path=where)
