@@ -148,7 +148,7 @@ class ZipWriter:
             runs.append([it])
         return runs
 
-    def add_bytes(self, name: str, data: bytes) -> Written:
+    def add_bytes(self, name: str, data: bytes | memoryview) -> Written:
         crc = zlib.crc32(data)
         self._local(name, 0, crc, len(data), size=len(data))
         self.f.write(data)

@@ -1,34 +1,40 @@
 """``ckptguard convert DCP_DIR OUT.pt``: a safe counterpart of ``dcp_to_torch_save``.
 
-The checkpoint is scanned as a unit and refused when dangerous or unreadable. Each tensor is
-assembled from its chunks (each chunk loaded with :func:`ckptguard.load`, copied into place)
-in a scratch file mapped as the tensor's storage, so memory holds one chunk at a time and
-the tensors live in the page cache, not the heap. Each bytes item goes through ckptguard's
-own converter (as the checkpoint it is) and is read back as weights-only data. The nested
-structure comes from the metadata's ``planner_data`` as with ``dcp_to_torch_save``. The
-result is written to a temporary file next to DST, read back with stock
-``torch.load(weights_only=True, mmap=True)`` and compared tensor by tensor (bit-identical),
-then renamed into place. ``--to safetensors`` converts that ``.pt`` with ckptguard's
-safetensors writer.
+The checkpoint is scanned as a unit and refused when dangerous or unreadable. The output is
+streamed one tensor at a time: a tensor stored as one chunk holding exactly its bytes (what
+``dcp.save`` writes) has its chunk archive scanned and its pickle loaded onto the meta device
+(no tensor byte read, everything checked against the metadata), then its storage record is
+copied from the shard by the kernel with the CRC its archive carries; any other tensor is
+assembled in memory from its chunks (peak memory: the largest such tensor). Each bytes item
+goes through ckptguard's own converter (as the checkpoint it is) and is read back as
+weights-only data. The nested structure comes from the metadata's ``planner_data`` as with
+``dcp_to_torch_save``. The result is written to a temporary file next to DST, verified
+(:func:`_verify`), then renamed into place. ``--to safetensors`` converts that ``.pt`` with
+ckptguard's safetensors writer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import pickle
 import shutil
+import sys
 import tempfile
 from collections import OrderedDict
 from typing import Any
 
 from ckptguard._convert._pipeline import ConvertResult, convert_file, refuse_unsafe
+from ckptguard._convert._zipwrite import ZipWriter
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
-from ckptguard._grammar import a_or_an
-from ckptguard._load._safe_load import load
-from ckptguard._policy import Policy
+from ckptguard._load._safe_load import load_range, load_range_with
+from ckptguard._policy import Policy, default_policy
+from ckptguard._scan import scan_file
+from ckptguard._verdict import FileVerdict
 
 from ._layout import Item
-from ._reader import _unpickle_metadata, _Whole
+from ._reader import _unpickle_metadata
 from ._scan import scan_dcp
 from ._shards import ShardReader, check_shards
 
@@ -57,8 +63,8 @@ def convert_dcp(
         sd, lazies, types = _build(root, scanned.layout, metadata, policy, work)
         tmp_pt = os.path.join(work, "out.pt")
         with check_shards(root, scanned.layout) as shards:
-            sums = _write_pt(tmp_pt, sd, lazies, shards, policy)
-        _verify(tmp_pt, sums, root)
+            expect = _write_pt(tmp_pt, sd, lazies, shards, policy)
+        _verify(tmp_pt, expect, root)
         del sd, lazies
         if to == "safetensors":
             tmp_st = os.path.join(work, "out.safetensors")
@@ -121,19 +127,9 @@ def _assemble(item: Item, shards: ShardReader, policy: Policy) -> Any:
     full = None if single else torch.empty(size, dtype=dtype)
     for c in item.chunks:
         st = c.storage
-        where = os.path.join(shards.root, st.relative_path)
-        chunk = load(_Whole(shards.read(st), f"{item.fqn} chunk {c.offsets}"), policy=policy)
-        if not isinstance(chunk, torch.Tensor) or chunk.dtype != dtype:
-            raise CorruptCheckpointError(
-                f"chunk {c.offsets} of {item.fqn!r} is not {a_or_an(str(item.dtype))} tensor",
-                path=where,
-            )
-        if tuple(chunk.shape) != c.sizes or chunk.layout != torch.strided:
-            raise CorruptCheckpointError(
-                f"chunk {c.offsets} of {item.fqn!r} has shape {tuple(chunk.shape)}, the metadata "
-                f"says {c.sizes}",
-                path=where,
-            )
+        where = _where(shards, st, item)
+        chunk = load_range(shards.fds[st.relative_path], st.offset, st.length, where, policy)
+        _check_chunk(torch, chunk, item, c, where)
         if full is None:  # one chunk covering the tensor: it is the tensor
             return chunk.detach().contiguous().clone() if not _owns(chunk) else chunk.detach()
         view = full
@@ -142,6 +138,73 @@ def _assemble(item: Item, shards: ShardReader, policy: Policy) -> Any:
         view.copy_(chunk)
         del chunk
     return full
+
+
+def _where(shards: ShardReader, st: Any, item: Item) -> str:
+    return f"{os.path.join(shards.root, st.relative_path)}[{st.offset}:{st.length}] ({item.fqn})"
+
+
+def _check_chunk(torch: Any, chunk: Any, item: Item, c: Any, where: str) -> None:
+    offsets, sizes = c.offsets, c.sizes
+    if not isinstance(chunk, torch.Tensor) or chunk.dtype != getattr(torch, item.dtype or ""):
+        raise CorruptCheckpointError(
+            f"chunk {offsets} of {item.fqn!r} is not a {item.dtype} tensor", path=where
+        )
+    if tuple(chunk.shape) != sizes or chunk.layout != torch.strided:
+        raise CorruptCheckpointError(
+            f"chunk {offsets} of {item.fqn!r} has shape {tuple(chunk.shape)}, the metadata "
+            f"says {sizes}",
+            path=where,
+        )
+
+
+def _direct(item: Item, shards: ShardReader, policy: Policy) -> tuple[int, int, int, int] | None:
+    """Where the bytes of ``item`` lie, ready to copy as they are: ``(fd, offset, crc, n)``,
+    when it is one chunk whose ``torch.save`` archive holds exactly the tensor's bytes in one
+    stored record in this machine's byte order; else None (it is assembled in memory).
+
+    The chunk's archive is scanned and its pickle loaded by ckptguard's restricted loader
+    (onto the meta device: no tensor byte is read) by ranged reads of its checked range; the
+    record's offset, size and CRC are those its strict zip reader validated."""
+
+    import torch  # noqa: PLC0415
+
+    if len(item.chunks) != 1 or item.chunks[0].sizes != (item.size or ()):
+        return None
+    c = item.chunks[0]
+    st = c.storage
+    fd = shards.fds[st.relative_path]
+    where = _where(shards, st, item)
+    meta, ex = load_range_with(fd, st.offset, st.length, where, policy, map_location="meta")
+    _check_chunk(torch, meta, item, c, where)
+    prefix = ex.details.get("archive", "") + "/"
+    data = [m for m in ex.records if m.name.startswith(prefix + "data/")]
+    order = [m for m in ex.records if m.name == prefix + "byteorder"]
+    n = meta.numel() * meta.element_size()
+    if (
+        len(data) != 1
+        or data[0].method != 0
+        or data[0].size != n
+        or data[0].compressed_size != n
+        or not meta.is_contiguous()
+        or meta.storage_offset() != 0
+        or meta.untyped_storage().nbytes() != n
+    ):
+        return None
+    if order:  # the archive says its byte order: it must be this machine's
+        m = order[0]
+        if m.method != 0 or m.size > 16:
+            return None
+        if os.pread(fd, m.size, st.offset + m.data_offset) != sys.byteorder.encode():
+            return None
+    else:  # no byteorder record: read as torch's default load byte order (little unless set)
+        default = torch.serialization.get_default_load_endianness()
+        if sys.byteorder != "little" or default == torch.serialization.LoadEndianness.BIG:
+            return None
+    m = data[0]
+    if m.data_offset + n > st.length:  # pragma: no cover - the zip reader checked it
+        raise CorruptCheckpointError(f"record {m.name} runs past its item", path=where)
+    return fd, st.offset + m.data_offset, m.crc, n
 
 
 def _owns(t: Any) -> bool:
@@ -181,14 +244,12 @@ class _LazyStorage:
 
 def _write_pt(
     path: str, sd: Any, lazies: list[_Lazy], shards: ShardReader, policy: Policy
-) -> dict[str, int]:
+) -> list[_Sig]:
     """Write ``sd`` as torch.save does (zip, protocol 2, records data.pkl, .format_version,
-    .storage_alignment, byteorder, data/KEY), assembling each DCP tensor when its record is
-    written. Returns the CRC-32 of each storage record's bytes, by key."""
-    import io  # noqa: PLC0415
-    import pickle  # noqa: PLC0415
-    import sys  # noqa: PLC0415
-    import zlib  # noqa: PLC0415
+    .storage_alignment, byteorder, data/KEY, version), one tensor at a time: a tensor stored
+    as one chunk holding exactly its bytes is copied from the shard by the kernel
+    (``copy_file_range``) with the CRC-32 its chunk's archive carries; any other is assembled
+    in memory from its chunks. Returns what each storage record holds (see :func:`_verify`)."""
 
     import torch  # noqa: PLC0415
     from torch.serialization import location_tag  # noqa: PLC0415
@@ -230,24 +291,53 @@ def _write_pt(
     buf = io.BytesIO()
     Pickler(buf, protocol=2).dump(sd)
     data = buf.getvalue()
-    sums: dict[str, int] = {}
-    writer = torch._C.PyTorchFileWriter(path)
-    writer.write_record("data.pkl", data, len(data))
-    writer.write_record(".format_version", b"1", 1)
+    expect: list[_Sig] = []
     alignment = str(torch.serialization._get_storage_alignment()).encode()
-    writer.write_record(".storage_alignment", alignment, len(alignment))
-    order = sys.byteorder.encode()
-    writer.write_record("byteorder", order, len(order))
-    for key, rec in records.items():
-        storage = (
-            _assemble(rec.item, shards, policy).untyped_storage() if isinstance(rec, _Lazy) else rec
-        )
-        nbytes = storage.nbytes()
-        sums[key] = zlib.crc32(_bytes_view(torch, storage)) if nbytes else 0
-        writer.write_record(f"data/{key}", storage, nbytes)
-        del storage
-    writer.write_end_of_file()
-    return sums
+    small = {".format_version": b"1", ".storage_alignment": alignment,
+             "byteorder": sys.byteorder.encode()}  # fmt: skip
+    with open(path, "wb") as out:
+        zw = ZipWriter(out)
+        zw.add_bytes("archive/data.pkl", data)
+        for rel, content in small.items():
+            zw.add_bytes(f"archive/{rel}", content)
+        for key, rec in records.items():
+            name = f"archive/data/{key}"
+            if isinstance(rec, _Lazy):
+                direct = _direct(rec.item, shards, policy)
+                if direct is not None:  # the chunk's record, copied by the kernel
+                    fd, off, crc, n = direct
+                    zw.add_copy(name, fd, off, method=0, crc=crc, csize=n, size=n)
+                    expect.append(_sig_fd(fd, off, n))
+                    continue
+                storage = _assemble(rec.item, shards, policy).untyped_storage()
+            else:
+                storage = rec
+            view = _bytes_view(torch, storage) if storage.nbytes() else memoryview(b"")
+            zw.add_bytes(name, view)
+            expect.append(_sig(view))
+            del storage, view
+        zw.add_bytes("archive/version", b"3\n")
+        zw.close()
+    return expect
+
+
+# What each storage record holds, for the read-back check: its size, first and last 4 KiB.
+_Sig = tuple[int, bytes, bytes]
+_SAMPLE = 4096
+
+
+def _sig(view: memoryview) -> _Sig:
+    n = view.nbytes
+    return n, bytes(view[:_SAMPLE]), bytes(view[max(0, n - _SAMPLE) :])
+
+
+def _sig_fd(fd: int, offset: int, n: int) -> _Sig:
+    head = os.pread(fd, min(n, _SAMPLE), offset)
+    at = max(0, n - _SAMPLE)
+    tail = os.pread(fd, n - at, offset + at)
+    if len(head) != min(n, _SAMPLE) or len(tail) != n - at:
+        raise CorruptCheckpointError("a shard was truncated while converting", path=str(fd))
+    return n, head, tail
 
 
 def _bytes_view(torch: Any, storage: Any) -> memoryview:
@@ -284,20 +374,33 @@ def _convert_bytes(
     return value, {k.removeprefix(os.path.basename(src)): v for k, v in res.types.items()}
 
 
-def _verify(path: str, sums: dict[str, int], root: str) -> None:
-    """Stock ``torch.load(weights_only=True)`` reads the file back, and every storage it
-    loads holds exactly the bytes that were assembled (CRC-32 of each record)."""
-    import zlib  # noqa: PLC0415
-
+def _verify(path: str, expect: list[_Sig], root: str) -> None:
+    """The written file is a strict, safe zip archive for ckptguard's scanner; stock
+    ``torch.load(weights_only=True, mmap=True)`` reads it back; and its storages are exactly
+    the records written: every size, and the first and last 4 KiB of each, equal to the
+    source's bytes. Not re-read: the middle of the records the kernel copied (as the non-DCP
+    convert does); their CRC-32 is the one the chunk's archive carried, validated by ckptguard's
+    zip reader against its local header."""
     import torch  # noqa: PLC0415
 
-    seen: dict[str, int] = {}
+    def fail(what: str) -> CorruptCheckpointError:
+        return CorruptCheckpointError(
+            f"the written file did not verify ({what}); nothing was written to DST",
+            path=root,
+            hint="report this as a ckptguard bug; the source is unchanged",
+        )
+
+    report = scan_file(path, default_policy())
+    if report.verdict is not FileVerdict.SAFE:
+        raise fail(f"its scan says {report.verdict.value}")
+    seen: dict[int, _Sig] = {}
     back = torch.load(path, weights_only=True, mmap=True)
 
     def walk(o: Any) -> None:
         if isinstance(o, torch.Tensor):
             st = o.untyped_storage()
-            seen[str(st.data_ptr())] = zlib.crc32(_bytes_view(torch, st)) if st.nbytes() else 0
+            if st.nbytes():
+                seen[st.data_ptr()] = _sig(_bytes_view(torch, st))
         elif isinstance(o, dict):
             for v in o.values():
                 walk(v)
@@ -306,9 +409,5 @@ def _verify(path: str, sums: dict[str, int], root: str) -> None:
                 walk(v)
 
     walk(back)
-    if sorted(v for v in seen.values() if v) != sorted(v for v in sums.values() if v):
-        raise CorruptCheckpointError(
-            "the written file does not read back with the assembled tensor bytes",
-            path=root,
-            hint="nothing was written to DST; report this as a ckptguard bug",
-        )
+    if sorted(seen.values()) != sorted(e for e in expect if e[0]):
+        raise fail("its storages do not read back with the source's tensor bytes")

@@ -9,7 +9,7 @@ from typing import Any
 
 from torch.distributed.checkpoint.filesystem import FileSystemReader
 
-from ckptguard._errors import UsageError
+from ckptguard._errors import CheckpointError, UsageError
 from ckptguard._gc import gc_paused
 from ckptguard._load import patched
 from ckptguard._policy import Policy, resolve_policy
@@ -81,11 +81,22 @@ def load(
             hint="pass checkpoint_id=DIR (and allow=/policy=) instead of storage_reader",
         )
     storage_reader.check()  # refuse here: dcp.load turns a reader's error into a warning
+    from torch.distributed.checkpoint.api import CheckpointException  # noqa: PLC0415
+
     with gc_paused():
-        dcp_load(
-            state_dict,
-            storage_reader=storage_reader,
-            planner=planner,
-            process_group=process_group,
-            no_dist=no_dist,
-        )
+        try:
+            dcp_load(
+                state_dict,
+                storage_reader=storage_reader,
+                planner=planner,
+                process_group=process_group,
+                no_dist=no_dist,
+            )
+        except CheckpointException as exc:
+            # a refusal while reading (e.g. a tensor chunk's pickle, which the scan does not
+            # read): raise ckptguard's own error, not torch's BaseException wrapper
+            for failure in getattr(exc, "failures", {}).values():
+                err = failure[0] if isinstance(failure, tuple) else failure
+                if isinstance(err, CheckpointError):
+                    raise err from None
+            raise

@@ -33,7 +33,7 @@ from ckptguard._formats import read_buffer
 from ckptguard._grammar import a_or_an
 from ckptguard._load._engine import build_unpickler
 from ckptguard._load._refusal import refusal
-from ckptguard._load._safe_load import _approved, load
+from ckptguard._load._safe_load import _approved, load_range
 from ckptguard._policy import Policy
 from ckptguard._results import FileRecord
 from ckptguard._verdict import FileVerdict
@@ -206,17 +206,21 @@ def read_data(
                     "not hold",
                     path=scanned.root,
                 )
-            data = shards.read(st)
             label = f"{os.path.join(scanned.root, st.relative_path)}[{st.offset}:{st.length}]"
             if req.type == LoadItemType.BYTE_IO:
+                data = shards.read(st)
                 # the planner unpickles it with torch.load(..., weights_only=False): route
                 # that through ckptguard.load with this reader's policy
                 with routed(policy=policy), warnings.catch_warnings():
                     warnings.simplefilter("ignore", LoadWarning)
                     planner.load_bytes(req, _Named(data, f"{label} ({idx.fqn})"))
                 continue
-            tensor = load(_Whole(data, f"{label} ({idx.fqn})"), map_location="cpu", policy=policy)
-            del data
+            # scanned and loaded by ranged reads of the checked range: the chunk's storage
+            # record is read straight into its storage (no in-memory copy of the item)
+            tensor = load_range(
+                shards.fds[st.relative_path], st.offset, st.length, f"{label} ({idx.fqn})",
+                policy, map_location="cpu",
+            )  # fmt: skip
             tensor = narrow_tensor_by_index(tensor, req.storage_offsets, req.lengths)
             target = planner.resolve_tensor(req).detach()
             if target.size() != tensor.size():

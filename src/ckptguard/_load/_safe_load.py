@@ -29,6 +29,8 @@ from ckptguard._convert._restore import restore
 from ckptguard._convert._safetensors import read_checkpoint_bytes
 from ckptguard._errors import CheckpointError, CorruptCheckpointError, LoadWarning, UsageError
 from ckptguard._formats import Extracted, read_buffer, read_fd
+from ckptguard._formats._detect import read_source
+from ckptguard._formats._source import SourceBuffer
 from ckptguard._gc import gc_paused
 from ckptguard._grammar import a_or_an
 from ckptguard._load._container import (
@@ -339,3 +341,56 @@ def _load_safetensors(scanned: _Scanned, map_location: Any) -> Any:
     data = scanned.source.data
     assert data is not None  # an invariant of _scan_fd / _scan_bytes
     return read_checkpoint_bytes(data, map_location, name=scanned.name)
+
+
+# A zip item at least this large inside a container is scanned and loaded through ranged reads
+# of the container (its storage records read straight into their storages); smaller ones and
+# other formats are read into memory and loaded from there.
+_RANGED = 1 << 20
+
+
+class _RangeBytes:
+    """A :class:`~ckptguard._formats._source.ByteSource` over ``source`` (a byte range of an
+    open file): exact reads inside the range only."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+        self.size = source.size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return self.source.read(offset, length)
+
+    def read_many(self, ranges: list[tuple[int, int]]) -> list[bytes]:
+        return [self.source.read(o, n) for o, n in ranges]
+
+
+def load_range(
+    fd: int, offset: int, length: int, name: str, policy: Policy, *, map_location: Any = None
+) -> Any:
+    """:func:`load` of the ``length`` bytes at ``offset`` of the open regular file ``fd`` (an
+    item inside a container, e.g. a DCP shard range the caller bounds-checked): the scan and the
+    load read the very same range, and nothing outside it."""
+    return load_range_with(fd, offset, length, name, policy, map_location=map_location)[0]
+
+
+def load_range_with(
+    fd: int, offset: int, length: int, name: str, policy: Policy, *, map_location: Any = None
+) -> tuple[Any, Extracted]:
+    """:func:`load_range`, and what its scan extracted (the zip records, validated)."""
+
+    resolved, expected = with_torch_registry(policy)
+    source = Source(name, length, fd=fd, base=offset)
+    with gc_paused():
+        if length < _RANGED or source.read(0, 4) != b"PK\x03\x04":
+            data = source.read(0, length)
+            extracted = _read(lambda: read_buffer(data, name=name), name)
+            report = report_for(name, extracted, resolved, length)
+            scanned = _Scanned(name, Source(name, length, data=data), None, extracted, report)
+            obj = _load_scanned(scanned, name, map_location, False, {}, expected=expected)
+            return obj, extracted
+        with SourceBuffer(_RangeBytes(source)) as buf:
+            extracted = _read(lambda: read_source(buf), name)
+            report = report_for(name, extracted, resolved, length)
+            scanned = _Scanned(name, source, None, extracted, report)
+            obj = _load_scanned(scanned, name, map_location, False, {}, expected=expected)
+            return obj, extracted

@@ -24,11 +24,16 @@ _WINDOW = 4 << 20
 class Source:
     """Reads at absolute offsets; a short read is a :class:`CorruptCheckpointError`."""
 
-    def __init__(self, name: str, size: int, data: bytes | None = None, fd: int = -1) -> None:
+    def __init__(
+        self, name: str, size: int, data: bytes | None = None, fd: int = -1, base: int = 0
+    ) -> None:
         self.name = name
         self.size = size
         self.data = data  # the whole file, when it was read into memory
         self.fd = fd  # else an open descriptor (owned by the caller)
+        # With a descriptor: the bytes are ``[base, base + size)`` of that file (an item inside
+        # a container, e.g. a DCP shard); nothing outside that range is ever read.
+        self.base = base
         self._window = b""
         self._window_start = 0
 
@@ -42,8 +47,10 @@ class Source:
     def read(self, offset: int, n: int) -> bytes:
         if self.data is not None:
             out = self.data[offset : offset + n]
+        elif offset < 0 or n < 0 or offset + n > self.size:
+            raise self._short(offset, n)
         else:
-            out = _pread_all(self.fd, offset, n)
+            out = _pread_all(self.fd, self.base + offset, n)
         if len(out) != n:
             raise self._short(offset, n)
         return out
@@ -56,9 +63,11 @@ class Source:
                 raise self._short(offset, n)
             view[:] = memoryview(self.data)[offset : offset + n]
             return
-        done = 0
+        if offset < 0 or offset + n > self.size:
+            raise self._short(offset, n)
+        done, at = 0, self.base + offset
         while done < n:
-            got = os.preadv(self.fd, [view[done:]], offset + done)
+            got = os.preadv(self.fd, [view[done:]], at + done)
             if got <= 0:
                 raise self._short(offset, n)
             done += got
