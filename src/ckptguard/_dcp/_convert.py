@@ -148,7 +148,7 @@ def _check_chunk(torch: Any, chunk: Any, item: Item, c: Any, where: str) -> None
     offsets, sizes = c.offsets, c.sizes
     if not isinstance(chunk, torch.Tensor) or chunk.dtype != getattr(torch, item.dtype or ""):
         raise CorruptCheckpointError(
-            f"chunk {offsets} of {item.fqn!r} is not a {item.dtype} tensor", path=where
+            f"chunk {offsets} of {item.fqn!r} is not {a_or_an(str(item.dtype))} tensor", path=where
         )
     if tuple(chunk.shape) != sizes or chunk.layout != torch.strided:
         raise CorruptCheckpointError(
