@@ -28,6 +28,7 @@ from typing import Any
 from ckptguard._convert._pipeline import ConvertResult, convert_file, refuse_unsafe
 from ckptguard._convert._zipwrite import ZipWriter
 from ckptguard._errors import ConvertError, CorruptCheckpointError, UsageError
+from ckptguard._grammar import a_or_an
 from ckptguard._load._safe_load import load_range, load_range_with
 from ckptguard._policy import Policy, default_policy
 from ckptguard._scan import scan_file
