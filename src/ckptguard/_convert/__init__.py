@@ -11,7 +11,15 @@ from typing import Any
 
 from ckptguard._convert import _pipeline
 from ckptguard._convert._pipeline import ConvertResult, check_target
-from ckptguard._convert._plain import MAX_KEY_VALUES, Converter, KeySeg, Path, Paths, bounded_repr
+from ckptguard._convert._plain import (
+    MAX_KEY_VALUES,
+    NUMPY_NAMES,
+    Converter,
+    KeySeg,
+    Path,
+    Paths,
+    bounded_repr,
+)
 from ckptguard._convert._restore import restore
 from ckptguard._convert._safetensors import read_checkpoint
 from ckptguard._convert._source import Source, open_source
@@ -25,6 +33,7 @@ from ckptguard._scan import _dcp_target
 __all__ = [
     "FORMAT_KEY",
     "MAX_KEY_VALUES",
+    "NUMPY_NAMES",
     "ConvertResult",
     "Converter",
     "KeySeg",

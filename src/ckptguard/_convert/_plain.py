@@ -62,22 +62,8 @@ _NUMPY_DTYPES = {
     "c8": ("complex64", "ff"),
     "c16": ("complex128", "dd"),
 }
-_NUMPY_NAMES = {
-    "b1": "bool",
-    "i1": "int8",
-    "i2": "int16",
-    "i4": "int32",
-    "i8": "int64",
-    "u1": "uint8",
-    "u2": "uint16",
-    "u4": "uint32",
-    "u8": "uint64",
-    "f2": "float16",
-    "f4": "float32",
-    "f8": "float64",
-    "c8": "complex64",
-    "c16": "complex128",
-}
+# numpy dtype code -> numpy's name of that dtype (the same as torch's for every code above)
+NUMPY_NAMES = {code: name for code, (name, _fmt) in _NUMPY_DTYPES.items()}
 _NUMPY_CHARS = {
     "?": "b1",
     "b": "i1",
@@ -613,7 +599,7 @@ class Converter:
             code = self.dtype_code(node)
             if code is None or not self.record(path, func, "value", strict):
                 return self.refuse(path, "a numpy dtype that has no plain name")
-            return _NUMPY_NAMES[code]
+            return NUMPY_NAMES[code]
         if strict:
             return self.refuse(path, f"an object of type {qn} inside a torch object")
         cls = func
@@ -903,7 +889,7 @@ class Converter:
             return self.refuse(path, "a numpy scalar whose data does not match its dtype")
         vals = struct.unpack(fmt, raw)
         value: Any = complex(vals[0], vals[1]) if len(vals) == 2 else vals[0]
-        if not self.record(path, Global("numpy", _NUMPY_NAMES[code]), "value", strict):
+        if not self.record(path, Global("numpy", NUMPY_NAMES[code]), "value", strict):
             return self.refuse(path, "a numpy scalar inside a torch object")
         return value
 

@@ -10,6 +10,7 @@ import mmap
 import re
 from typing import Any
 
+from ckptguard._convert import NUMPY_NAMES
 from ckptguard._errors import CheckpointError
 from ckptguard._formats._extracted import Member
 from ckptguard._formats._npy import NpyHeader, read_npy_header
@@ -39,24 +40,8 @@ _ST_DTYPE = {
     "F8_E4M3": "float8_e4m3fn",
     "F8_E8M0": "float8_e8m0fnu",
 }
-_NPY_NAMES = {
-    "b1": "bool",
-    "i1": "int8",
-    "i2": "int16",
-    "i4": "int32",
-    "i8": "int64",
-    "u1": "uint8",
-    "u2": "uint16",
-    "u4": "uint32",
-    "u8": "uint64",
-    "f2": "float16",
-    "f4": "float32",
-    "f8": "float64",
-    "f16": "float128",
-    "c8": "complex64",
-    "c16": "complex128",
-    "c32": "complex256",
-}
+# numpy's dtype names, plus the two plain dtypes convert has no torch dtype for
+_NPY_NAMES = {**NUMPY_NAMES, "f16": "float128", "c32": "complex256"}
 _NPY_PLAIN = re.compile(r"([<|=]?)(b1|[iu][1248]|f(?:2|4|8|16)|c(?:8|16|32))")
 _NPY_HEAD = 12 + (64 << 10)  # a .npy preamble and the largest header read_npy accepts
 
